@@ -1,0 +1,51 @@
+// swift-tools-version: 6.1
+// CareRelay: a ZeroMQ message broker for integrated health and social care.
+// Module arrows point one way: ZeroMQ <- Protocol/Client; Model <- Protocol, Policy, Store <- Broker.
+import PackageDescription
+
+let package = Package(
+    name: "CareRelay",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "carerelay-broker", targets: ["carerelay-broker"]),
+        .executable(name: "carerelay", targets: ["carerelay"]),
+        .library(name: "CareRelayClient", targets: ["CareRelayClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .target(name: "CareRelayModel"),
+        .target(name: "CareRelayProtocol", dependencies: ["CareRelayModel"]),
+        .target(name: "CareRelayPolicy", dependencies: [
+            "CareRelayModel",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "CareRelayStore", dependencies: ["CareRelayModel"]),
+        .target(name: "CareRelayBroker", dependencies: [
+            "ZeroMQ", "CareRelayModel", "CareRelayProtocol", "CareRelayPolicy", "CareRelayStore",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "CareRelayClient", dependencies: ["ZeroMQ", "CareRelayModel", "CareRelayProtocol"]),
+        .executableTarget(name: "carerelay-broker", dependencies: [
+            "CareRelayBroker",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "carerelay", dependencies: ["CareRelayClient", "ZeroMQ"]),
+
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "CareRelayModelTests", dependencies: ["CareRelayModel"]),
+        .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol"]),
+        .testTarget(name: "CareRelayPolicyTests", dependencies: ["CareRelayPolicy"]),
+        .testTarget(name: "CareRelayStoreTests", dependencies: ["CareRelayStore"]),
+        .testTarget(name: "CareRelayBrokerTests", dependencies: ["CareRelayBroker", "CareRelayClient"]),
+    ]
+)

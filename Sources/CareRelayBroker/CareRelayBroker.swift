@@ -1,0 +1,1 @@
+// CareRelayBroker: see README for what this module holds.

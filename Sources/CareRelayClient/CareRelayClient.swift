@@ -1,0 +1,1 @@
+// CareRelayClient: see README for what this module holds.

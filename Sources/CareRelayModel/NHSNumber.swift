@@ -1,0 +1,69 @@
+/// A validated NHS number: ten digits whose last digit is the modulus 11 check digit.
+///
+/// Spaces and hyphens are accepted on input ("943 476 5919") because that is how people
+/// write them; the stored form is the ten digits alone.
+public struct NHSNumber: Hashable, Sendable, Codable, CustomStringConvertible {
+    public let digits: String
+
+    public enum ValidationError: Error, Equatable, Sendable, CustomStringConvertible {
+        case wrongLength(Int)
+        case nonDigit(Character)
+        case checkDigitMismatch(expected: Int?, found: Int)
+
+        public var description: String {
+            switch self {
+            case .wrongLength(let n):
+                return "an NHS number has 10 digits, this one has \(n)"
+            case .nonDigit(let c):
+                return "an NHS number contains only digits, found '\(c)'"
+            case .checkDigitMismatch(nil, _):
+                return "this number can never be a valid NHS number (its check digit would be 10)"
+            case .checkDigitMismatch(let expected?, let found):
+                return "the check digit is \(found) but should be \(expected): the number was probably mistyped"
+            }
+        }
+    }
+
+    public init(validating text: String) throws(ValidationError) {
+        var values: [Int] = []
+        values.reserveCapacity(10)
+        for character in text where character != " " && character != "-" {
+            guard let value = character.wholeNumberValue, character.isASCII else {
+                throw .nonDigit(character)
+            }
+            values.append(value)
+        }
+        guard values.count == 10 else { throw .wrongLength(values.count) }
+        let weighted = zip(values.prefix(9), (2...10).reversed()).reduce(0) { $0 + $1.0 * $1.1 }
+        let remainder = 11 - weighted % 11
+        let expected: Int? = remainder == 11 ? 0 : (remainder == 10 ? nil : remainder)
+        guard let expected, expected == values[9] else {
+            throw .checkDigitMismatch(expected: expected, found: values[9])
+        }
+        digits = values.map(String.init).joined()
+    }
+
+    /// The conventional 3-3-4 grouping used on letters and screens.
+    public var formatted: String {
+        let d = Array(digits)
+        return "\(String(d[0..<3])) \(String(d[3..<6])) \(String(d[6..<10]))"
+    }
+
+    public var description: String { formatted }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        do {
+            try self.init(validating: text)
+        } catch {
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "invalid NHS number: \(error.description)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(digits)
+    }
+}

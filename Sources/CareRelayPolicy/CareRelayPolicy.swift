@@ -1,0 +1,1 @@
+// CareRelayPolicy: see README for what this module holds.

@@ -1,0 +1,1 @@
+// CareRelayProtocol: see README for what this module holds.

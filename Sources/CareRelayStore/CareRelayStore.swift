@@ -1,0 +1,1 @@
+// CareRelayStore: see README for what this module holds.

@@ -1,0 +1,2 @@
+import ZeroMQ
+print("carerelay (CareRelay 0.1.0) on libzmq \(ZMQLibrary.versionString)")
