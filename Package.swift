@@ -14,13 +14,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CZeroMQ",
-            pkgConfig: "libzmq",
-            providers: [.apt(["libzmq3-dev"])]
-        ),
+        // libzmq's headers live in /usr/include; naming pkgConfig here would pull in
+        // libzmq.pc's Kerberos include flags, which SwiftPM refuses with a warning.
+        .systemLibrary(name: "CZeroMQ"),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "CareRelayModel"),
         .target(name: "CareRelayProtocol", dependencies: ["CareRelayModel"]),
@@ -28,7 +28,11 @@ let package = Package(
             "CareRelayModel",
             .product(name: "Yams", package: "Yams"),
         ]),
-        .target(name: "CareRelayStore", dependencies: ["CareRelayModel"]),
+        .target(name: "CareRelayStore", dependencies: [
+            "CareRelayModel",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "CareRelayBroker", dependencies: [
             "ZeroMQ", "CareRelayModel", "CareRelayProtocol", "CareRelayPolicy", "CareRelayStore",
             .product(name: "Yams", package: "Yams"),

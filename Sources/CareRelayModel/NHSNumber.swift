@@ -43,6 +43,10 @@ public struct NHSNumber: Hashable, Sendable, Codable, CustomStringConvertible {
         digits = values.map(String.init).joined()
     }
 
+    /// Starts the description of every decoding failure caused by a bad NHS number, so that
+    /// a protocol layer can answer with its specific error code.
+    public static let invalidMarker = "invalid NHS number"
+
     /// The conventional 3-3-4 grouping used on letters and screens.
     public var formatted: String {
         let d = Array(digits)
@@ -58,7 +62,7 @@ public struct NHSNumber: Hashable, Sendable, Codable, CustomStringConvertible {
             try self.init(validating: text)
         } catch {
             throw DecodingError.dataCorruptedError(
-                in: container, debugDescription: "invalid NHS number: \(error.description)")
+                in: container, debugDescription: "\(NHSNumber.invalidMarker): \(error.description)")
         }
     }
 

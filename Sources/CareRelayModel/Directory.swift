@@ -1,0 +1,125 @@
+/// Who is who: organisations, localities, teams and people with their roles, team memberships
+/// and CURVE public keys. Loaded by the broker from the directory file; the broker takes every
+/// identity and role from here, keyed by the public key a client authenticated with.
+public struct Directory: Sendable, Equatable, Codable {
+    public struct Organisation: Sendable, Equatable, Codable {
+        public var id: OrganisationID
+        public var name: String
+    }
+
+    public struct Locality: Sendable, Equatable, Codable {
+        public var id: LocalityID
+        public var name: String
+    }
+
+    public struct Team: Sendable, Equatable, Codable {
+        public enum Kind: String, Sendable, Codable { case service, mdt }
+        public var id: TeamID
+        public var name: String
+        public var kind: Kind
+        public var locality: LocalityID
+        public var organisation: OrganisationID?
+        /// The person who allocates intake work and receives escalations.
+        public var coordinator: PersonID?
+        /// When the team answers, e.g. "mon-fri 08:00-18:00". Outside these hours an urgent
+        /// carer check-in is answered with the fallback contacts.
+        public var hours: String?
+        /// Who to contact out of hours, in order (co-ordinator, district nurses, 999).
+        public var fallback: [String]?
+    }
+
+    public struct Person: Sendable, Equatable, Codable {
+        public var id: PersonID
+        public var name: String
+        public var roles: [Role]
+        public var organisation: OrganisationID?
+        public var teams: [TeamID]
+        /// CURVE public key, Z85 text (40 characters).
+        public var key: String
+        /// For a gateway (the carer bridge): the people it may act for.
+        public var actsFor: [PersonID]?
+    }
+
+    public var organisations: [Organisation]
+    public var localities: [Locality]
+    public var teams: [Team]
+    public var people: [Person]
+
+    public init(organisations: [Organisation], localities: [Locality], teams: [Team], people: [Person]) {
+        self.organisations = organisations
+        self.localities = localities
+        self.teams = teams
+        self.people = people
+    }
+
+    public enum ValidationError: Error, Equatable, Sendable, CustomStringConvertible {
+        case duplicate(String)
+        case unknownReference(String)
+        case malformed(String)
+
+        public var description: String {
+            switch self {
+            case .duplicate(let what): "directory: \(what) appears twice"
+            case .unknownReference(let what): "directory: \(what) is not defined"
+            case .malformed(let what): "directory: \(what)"
+            }
+        }
+    }
+
+    /// Checks that every reference resolves and every id and key is unique.
+    public func validate() throws(ValidationError) {
+        var seen = Set<String>()
+        func unique(_ kind: String, _ id: String) throws(ValidationError) {
+            guard PersonID.isWellFormed(id) else { throw .malformed("\(kind) id '\(id)' must be 1-64 of a-z, 0-9, '.', '-', '_'") }
+            guard seen.insert("\(kind):\(id)").inserted else { throw .duplicate("\(kind) '\(id)'") }
+        }
+        for o in organisations { try unique("organisation", o.id.rawValue) }
+        for l in localities { try unique("locality", l.id.rawValue) }
+        for t in teams { try unique("team", t.id.rawValue) }
+        var keys = Set<String>()
+        for p in people {
+            try unique("person", p.id.rawValue)
+            guard p.key.utf8.count == 40 else { throw .malformed("person '\(p.id)': key must be 40 characters of Z85") }
+            guard keys.insert(p.key).inserted else { throw .duplicate("the key of person '\(p.id)'") }
+            guard !p.roles.isEmpty else { throw .malformed("person '\(p.id)' has no roles") }
+        }
+        let localityIDs = Set(localities.map(\.id)), teamIDs = Set(teams.map(\.id))
+        let personIDs = Set(people.map(\.id)), organisationIDs = Set(organisations.map(\.id))
+        for t in teams {
+            guard localityIDs.contains(t.locality) else { throw .unknownReference("locality '\(t.locality)' of team '\(t.id)'") }
+            if let c = t.coordinator, !personIDs.contains(c) { throw .unknownReference("co-ordinator '\(c)' of team '\(t.id)'") }
+            if let o = t.organisation, !organisationIDs.contains(o) { throw .unknownReference("organisation '\(o)' of team '\(t.id)'") }
+        }
+        for p in people {
+            for t in p.teams where !teamIDs.contains(t) { throw .unknownReference("team '\(t)' of person '\(p.id)'") }
+            if let o = p.organisation, !organisationIDs.contains(o) { throw .unknownReference("organisation '\(o)' of person '\(p.id)'") }
+            for a in p.actsFor ?? [] where !personIDs.contains(a) { throw .unknownReference("person '\(a)' that '\(p.id)' acts for") }
+        }
+    }
+}
+
+/// The directory with lookups built once, so routing never scans lists.
+public struct DirectoryIndex: Sendable {
+    public let directory: Directory
+    public let peopleByID: [PersonID: Directory.Person]
+    public let peopleByKey: [String: Directory.Person]
+    public let teamsByID: [TeamID: Directory.Team]
+    public let membersByTeam: [TeamID: [PersonID]]
+
+    public init(_ directory: Directory) throws(Directory.ValidationError) {
+        try directory.validate()
+        self.directory = directory
+        peopleByID = Dictionary(uniqueKeysWithValues: directory.people.map { ($0.id, $0) })
+        peopleByKey = Dictionary(uniqueKeysWithValues: directory.people.map { ($0.key, $0) })
+        teamsByID = Dictionary(uniqueKeysWithValues: directory.teams.map { ($0.id, $0) })
+        var members: [TeamID: [PersonID]] = [:]
+        for person in directory.people {
+            for team in person.teams { members[team, default: []].append(person.id) }
+        }
+        membersByTeam = members
+    }
+
+    public func person(_ id: PersonID) -> Directory.Person? { peopleByID[id] }
+    public func team(_ id: TeamID) -> Directory.Team? { teamsByID[id] }
+    public func members(of team: TeamID) -> [PersonID] { membersByTeam[team] ?? [] }
+}

@@ -1,1 +1,0 @@
-// CareRelayProtocol: see README for what this module holds.

@@ -1,0 +1,251 @@
+import CareRelayModel
+
+// The header of each command: a small JSON object in frame 2. Field names and meanings are
+// specified in Protocols/CRP.md, section "Commands". Optional `req` fields let a client match
+// an answer to its request; the broker echoes them unchanged.
+
+// MARK: Client to broker
+
+public struct Hello: Codable, Sendable, Equatable, StrictlyDecodable {
+    /// Whether this connection takes deliveries. Command-line calls that only send or query
+    /// say false, so they never take a message meant for the person's open inbox.
+    public var receive: Bool
+    /// How many deliveries may be unconfirmed at once on this connection.
+    public var credit: Int
+    /// Free text naming the client software, for logs.
+    public var client: String?
+    public var req: String?
+
+    public init(receive: Bool, credit: Int = 64, client: String? = nil, req: String? = nil) {
+        self.receive = receive
+        self.credit = credit
+        self.client = client
+        self.req = req
+    }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case receive, credit, client, req }
+    public typealias FieldKeys = CodingKeys
+}
+
+public struct SendHeader: Codable, Sendable, Equatable, StrictlyDecodable {
+    /// Client-chosen idempotency key: a resend with the same key returns the first answer.
+    public var key: String
+    public var kind: MessageKind
+    public var to: [Address]
+    public var patient: NHSNumber?
+    public var priority: Priority?
+    /// Sensitivity labels of the message as a whole (sections may carry their own).
+    public var labels: [DataCategory]?
+    /// The broker message id this message is about (a referral event names its referral).
+    public var correlation: String?
+    /// A professional's stated reason to override consent ("break glass"). Audited.
+    public var breakGlass: String?
+    public var req: String?
+
+    public init(
+        key: String, kind: MessageKind, to: [Address], patient: NHSNumber? = nil,
+        priority: Priority? = nil, labels: [DataCategory]? = nil, correlation: String? = nil,
+        breakGlass: String? = nil, req: String? = nil
+    ) {
+        self.key = key
+        self.kind = kind
+        self.to = to
+        self.patient = patient
+        self.priority = priority
+        self.labels = labels
+        self.correlation = correlation
+        self.breakGlass = breakGlass
+        self.req = req
+    }
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case key, kind, to, patient, priority, labels, correlation, breakGlass, req
+    }
+    public typealias FieldKeys = CodingKeys
+}
+
+public struct Confirm: Codable, Sendable, Equatable, StrictlyDecodable {
+    public var ids: [String]
+    public init(ids: [String]) { self.ids = ids }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case ids }
+    public typealias FieldKeys = CodingKeys
+}
+
+public struct Credit: Codable, Sendable, Equatable, StrictlyDecodable {
+    public var credit: Int
+    public init(credit: Int) { self.credit = credit }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case credit }
+    public typealias FieldKeys = CodingKeys
+}
+
+public struct SubscriptionRequest: Codable, Sendable, Equatable, StrictlyDecodable {
+    public var topic: String
+    public var req: String?
+    public init(topic: String, req: String? = nil) {
+        self.topic = topic
+        self.req = req
+    }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case topic, req }
+    public typealias FieldKeys = CodingKeys
+}
+
+public struct Query: Codable, Sendable, Equatable, StrictlyDecodable {
+    public var query: String
+    public var params: [String: String]?
+    public var req: String?
+    public init(query: String, params: [String: String]? = nil, req: String? = nil) {
+        self.query = query
+        self.params = params
+        self.req = req
+    }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case query, params, req }
+    public typealias FieldKeys = CodingKeys
+}
+
+public struct Empty: Codable, Sendable, Equatable, StrictlyDecodable {
+    public var req: String?
+    public init(req: String? = nil) { self.req = req }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case req }
+    public typealias FieldKeys = CodingKeys
+}
+
+// MARK: Broker to client
+
+public struct Welcome: Codable, Sendable, Equatable {
+    public var version: Int
+    public var person: PersonID
+    public var name: String
+    public var roles: [Role]
+    public var teams: [TeamID]
+    /// How often the client must show it is alive (any command, or PING), in milliseconds.
+    public var heartbeat: Int
+    /// The largest body the broker accepts, in bytes.
+    public var maxBody: Int
+    public var broker: String
+    public var req: String?
+
+    public init(
+        version: Int, person: PersonID, name: String, roles: [Role], teams: [TeamID],
+        heartbeat: Int, maxBody: Int, broker: String, req: String?
+    ) {
+        self.version = version
+        self.person = person
+        self.name = name
+        self.roles = roles
+        self.teams = teams
+        self.heartbeat = heartbeat
+        self.maxBody = maxBody
+        self.broker = broker
+        self.req = req
+    }
+}
+
+/// What happened for one recipient of an accepted message. The reason never discloses the
+/// patient's consent directives: it says only what the sender is entitled to know.
+public struct RecipientOutcome: Codable, Sendable, Equatable {
+    public enum Decision: String, Codable, Sendable { case deliver, redacted, withheld }
+    public var person: PersonID
+    public var decision: Decision
+    public var reason: String?
+    public init(person: PersonID, decision: Decision, reason: String? = nil) {
+        self.person = person
+        self.decision = decision
+        self.reason = reason
+    }
+}
+
+public struct Accepted: Codable, Sendable, Equatable {
+    public var key: String
+    public var id: String
+    /// True when this answers a resend: nothing new was stored.
+    public var duplicate: Bool
+    public var recipients: [RecipientOutcome]
+    public var req: String?
+    public init(key: String, id: String, duplicate: Bool, recipients: [RecipientOutcome], req: String?) {
+        self.key = key
+        self.id = id
+        self.duplicate = duplicate
+        self.recipients = recipients
+        self.req = req
+    }
+}
+
+public struct Rejected: Codable, Sendable, Equatable {
+    public var code: Int
+    public var error: String
+    public var reason: String
+    /// The command that was refused, when it could be read.
+    public var command: String?
+    public var key: String?
+    public var req: String?
+    public init(_ failure: ProtocolError, command: String?, key: String? = nil, req: String? = nil) {
+        code = failure.code.rawValue
+        error = failure.code.name
+        reason = failure.reason
+        self.command = command
+        self.key = key
+        self.req = req
+    }
+    public var failure: ProtocolError? {
+        ErrorCode(rawValue: code).map { ProtocolError($0, reason) }
+    }
+}
+
+public struct DeliverHeader: Codable, Sendable, Equatable {
+    public var id: String
+    public var kind: MessageKind
+    public var from: PersonID
+    public var fromName: String
+    public var to: [Address]
+    public var patient: NHSNumber?
+    public var priority: Priority?
+    public var labels: [DataCategory]?
+    public var correlation: String?
+    /// ISO 8601 time the broker accepted the message.
+    public var sentAt: String
+    /// Parts removed for this recipient by the consent policy.
+    public var redacted: [String]?
+    /// True when the sender broke glass to reach this recipient.
+    public var override: Bool?
+    /// The subscription topic that brought this copy, if any.
+    public var topic: String?
+    /// 1 on first delivery; higher when redelivered after no confirmation.
+    public var attempt: Int
+
+    public init(
+        id: String, kind: MessageKind, from: PersonID, fromName: String, to: [Address],
+        patient: NHSNumber?, priority: Priority?, labels: [DataCategory]?, correlation: String?,
+        sentAt: String, redacted: [String]?, override: Bool?, topic: String?, attempt: Int
+    ) {
+        self.id = id
+        self.kind = kind
+        self.from = from
+        self.fromName = fromName
+        self.to = to
+        self.patient = patient
+        self.priority = priority
+        self.labels = labels
+        self.correlation = correlation
+        self.sentAt = sentAt
+        self.redacted = redacted
+        self.override = override
+        self.topic = topic
+        self.attempt = attempt
+    }
+}
+
+public struct Subscribed: Codable, Sendable, Equatable {
+    public var topic: String
+    public var req: String?
+    public init(topic: String, req: String?) {
+        self.topic = topic
+        self.req = req
+    }
+}
+
+public struct ResultHeader: Codable, Sendable, Equatable {
+    public var query: String
+    public var req: String?
+    public init(query: String, req: String?) {
+        self.query = query
+        self.req = req
+    }
+}

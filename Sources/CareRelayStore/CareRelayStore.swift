@@ -1,1 +1,0 @@
-// CareRelayStore: see README for what this module holds.

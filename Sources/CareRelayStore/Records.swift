@@ -1,0 +1,190 @@
+import CareRelayModel
+import Foundation
+
+/// A message the broker has validated and routed, ready to be stored in one group commit.
+public struct NewMessage: Sendable {
+    public var id: String
+    public var key: String
+    public var kind: MessageKind
+    public var sender: PersonID
+    /// The routing envelope as JSON (addresses, patient, priority, labels, correlation,
+    /// break-glass reason): what a delivery header is rebuilt from.
+    public var envelope: [UInt8]
+    public var patient: NHSNumber?
+    public var correlation: String?
+    public var body: [UInt8]
+    public var bodyHash: [UInt8]
+    public var acceptedAt: Date
+    public var deliveries: [PlannedDelivery]
+    public var referral: ReferralRecord?
+    public var audit: [AuditEntry]
+
+    public init(
+        id: String, key: String, kind: MessageKind, sender: PersonID, envelope: [UInt8],
+        patient: NHSNumber?, correlation: String?, body: [UInt8], bodyHash: [UInt8],
+        acceptedAt: Date, deliveries: [PlannedDelivery], referral: ReferralRecord?, audit: [AuditEntry]
+    ) {
+        self.id = id
+        self.key = key
+        self.kind = kind
+        self.sender = sender
+        self.envelope = envelope
+        self.patient = patient
+        self.correlation = correlation
+        self.body = body
+        self.bodyHash = bodyHash
+        self.acceptedAt = acceptedAt
+        self.deliveries = deliveries
+        self.referral = referral
+        self.audit = audit
+    }
+}
+
+/// The routing-time decision for one recipient.
+public struct PlannedDelivery: Sendable, Equatable {
+    public enum Decision: String, Sendable, Codable { case deliver, redacted, withheld }
+    public var recipient: PersonID
+    public var decision: Decision
+    public var rule: String
+    public var reason: String?
+    public var topic: String?
+
+    public init(recipient: PersonID, decision: Decision, rule: String, reason: String? = nil, topic: String? = nil) {
+        self.recipient = recipient
+        self.decision = decision
+        self.rule = rule
+        self.reason = reason
+        self.topic = topic
+    }
+}
+
+/// The outcome of storing one message of a batch.
+public enum StoreOutcome: Sendable, Equatable {
+    case stored(seq: Int64)
+    /// The sender used this idempotency key before, with the same content.
+    case duplicate(id: String, deliveries: [PlannedDelivery])
+    /// The sender used this idempotency key before for a different message.
+    case conflict(id: String)
+}
+
+/// A message waiting in one recipient's mailbox.
+public struct MailItem: Sendable {
+    public var seq: Int64
+    public var id: String
+    public var kind: MessageKind
+    public var sender: PersonID
+    public var envelope: [UInt8]
+    public var patient: NHSNumber?
+    public var body: [UInt8]
+    public var acceptedAt: Date
+    public var recipient: PersonID
+    public var topic: String?
+}
+
+public struct ReferralRecord: Sendable, Equatable, Codable {
+    public enum Status: String, Sendable, Codable {
+        case sent, accepted, declined, allocated, completed, withdrawn
+    }
+    public var messageID: String
+    public var referrer: PersonID
+    public var team: TeamID?
+    public var patient: NHSNumber?
+    public var status: Status
+    public var takenBy: PersonID?
+    public var takenAt: Date?
+    public var allocatedTo: PersonID?
+    public var deadline: Date?
+    public var escalatedAt: Date?
+    public var updatedAt: Date
+
+    public init(
+        messageID: String, referrer: PersonID, team: TeamID?, patient: NHSNumber?, status: Status,
+        takenBy: PersonID? = nil, takenAt: Date? = nil, allocatedTo: PersonID? = nil,
+        deadline: Date?, escalatedAt: Date? = nil, updatedAt: Date
+    ) {
+        self.messageID = messageID
+        self.referrer = referrer
+        self.team = team
+        self.patient = patient
+        self.status = status
+        self.takenBy = takenBy
+        self.takenAt = takenAt
+        self.allocatedTo = allocatedTo
+        self.deadline = deadline
+        self.escalatedAt = escalatedAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// One line of the audit trail. The store chains each line to the one before with SHA-256.
+public struct AuditEntry: Sendable, Equatable, Codable {
+    public enum Action: String, Sendable, Codable {
+        case accept, deliver, redact, withhold, override, reject, confirm, escalate, consent, careTeam = "care-team"
+    }
+    public var at: Date
+    public var actor: String
+    public var action: Action
+    public var patient: String?
+    public var message: String?
+    public var recipient: String?
+    public var decision: String?
+    public var rule: String?
+    public var detail: String?
+
+    public init(
+        at: Date, actor: String, action: Action, patient: String? = nil, message: String? = nil,
+        recipient: String? = nil, decision: String? = nil, rule: String? = nil, detail: String? = nil
+    ) {
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.patient = patient
+        self.message = message
+        self.recipient = recipient
+        self.decision = decision
+        self.rule = rule
+        self.detail = detail
+    }
+}
+
+public struct AuditRow: Sendable, Equatable, Codable {
+    public var seq: Int64
+    public var entry: AuditEntry
+    public var hash: String
+}
+
+public enum AuditVerification: Sendable, Equatable {
+    case intact(rows: Int)
+    /// The first row whose stored hash does not match its content and predecessor.
+    case broken(atRow: Int64, reason: String)
+}
+
+/// Tracking of one message: who has it, and for a referral where it stands.
+public struct Tracking: Sendable, Codable, Equatable {
+    public struct Recipient: Sendable, Codable, Equatable {
+        public var person: PersonID
+        public var decision: String
+        public var state: String
+        public var deliveredAt: Date?
+        public var confirmedAt: Date?
+    }
+    public var id: String
+    public var kind: MessageKind
+    public var sender: PersonID
+    public var acceptedAt: Date
+    public var recipients: [Recipient]
+    public var referral: ReferralRecord?
+    public var events: [String]
+}
+
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+    case unavailable(String)
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let why): "the message store is unavailable: \(why)"
+        case .notFound(let what): "not found: \(what)"
+        }
+    }
+}

@@ -1,0 +1,580 @@
+import CareRelayModel
+import Crypto
+import Foundation
+import GRDB
+
+/// The embedded store: SQLite through GRDB, in WAL mode with full sync, so a transaction that
+/// has committed survives a crash or power loss. The broker owns one instance on its loop
+/// thread; every write that must be durable before an acknowledgement goes through one
+/// transaction per batch ("group commit").
+public final class SQLiteStore: @unchecked Sendable {
+    private let db: DatabaseQueue
+    /// Hash of the newest audit row; the next row chains to it.
+    private var auditHead: [UInt8]
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(5)
+        config.prepareDatabase { db in
+            // FULL: the WAL is synced at every commit, so "accepted" means on disk.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        db = try DatabaseQueue(path: path, configuration: config)
+        try Self.migrator.migrate(db)
+        auditHead = try db.read { db in
+            try Data.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").map { [UInt8]($0) }
+        } ?? Self.genesis
+    }
+
+    static let genesis = [UInt8](repeating: 0, count: 32)
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE message (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL,
+                    sender TEXT NOT NULL,
+                    idempotency_key TEXT NOT NULL,
+                    body_hash BLOB NOT NULL,
+                    envelope BLOB NOT NULL,
+                    patient TEXT,
+                    correlation TEXT,
+                    body BLOB NOT NULL,
+                    accepted_at REAL NOT NULL,
+                    UNIQUE (sender, idempotency_key)
+                );
+                CREATE INDEX message_patient ON message(patient);
+                CREATE INDEX message_correlation ON message(correlation);
+                CREATE TABLE delivery (
+                    message_seq INTEGER NOT NULL REFERENCES message(seq),
+                    recipient TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    decision TEXT NOT NULL,
+                    rule TEXT NOT NULL,
+                    reason TEXT,
+                    topic TEXT,
+                    delivered_at REAL,
+                    confirmed_at REAL,
+                    PRIMARY KEY (message_seq, recipient)
+                ) WITHOUT ROWID;
+                CREATE INDEX delivery_mailbox ON delivery(recipient, state, message_seq);
+                CREATE TABLE referral (
+                    message_id TEXT PRIMARY KEY,
+                    record TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    deadline REAL,
+                    escalated INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX referral_deadline ON referral(escalated, status, deadline);
+                CREATE TABLE care_team (
+                    patient TEXT NOT NULL,
+                    member TEXT NOT NULL,
+                    added_by TEXT NOT NULL,
+                    added_at REAL NOT NULL,
+                    PRIMARY KEY (patient, member)
+                ) WITHOUT ROWID;
+                CREATE TABLE consent_directive (
+                    id TEXT PRIMARY KEY,
+                    patient TEXT NOT NULL,
+                    directive BLOB NOT NULL,
+                    recorded_by TEXT NOT NULL,
+                    recorded_at REAL NOT NULL,
+                    withdrawn_at REAL
+                );
+                CREATE INDEX consent_patient ON consent_directive(patient);
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY,
+                    at_ms INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    patient TEXT,
+                    message TEXT,
+                    recipient TEXT,
+                    decision TEXT,
+                    rule TEXT,
+                    detail TEXT,
+                    hash BLOB NOT NULL
+                );
+                CREATE INDEX audit_patient ON audit(patient);
+                CREATE INDEX audit_message ON audit(message);
+                CREATE INDEX audit_recipient ON audit(recipient);
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Accepting messages
+
+    /// Stores a batch of messages, their planned deliveries, referral records and audit lines
+    /// in one synced transaction. Returns one outcome per message, in order.
+    public func accept(_ batch: [NewMessage]) throws -> [StoreOutcome] {
+        var head = auditHead
+        let outcomes = try db.write { db -> [StoreOutcome] in
+            var outcomes: [StoreOutcome] = []
+            outcomes.reserveCapacity(batch.count)
+            for message in batch {
+                if let earlier = try Row.fetchOne(db, sql: """
+                    SELECT seq, id, body_hash FROM message WHERE sender = ? AND idempotency_key = ?
+                    """, arguments: [message.sender.rawValue, message.key])
+                {
+                    let id: String = earlier["id"]
+                    let hash: Data = earlier["body_hash"]
+                    if [UInt8](hash) == message.bodyHash {
+                        outcomes.append(.duplicate(id: id, deliveries: try Self.deliveries(db, seq: earlier["seq"])))
+                    } else {
+                        outcomes.append(.conflict(id: id))
+                    }
+                    continue
+                }
+                try db.execute(sql: """
+                    INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [
+                        message.id, message.kind.rawValue, message.sender.rawValue, message.key,
+                        Data(message.bodyHash), Data(message.envelope), message.patient?.digits,
+                        message.correlation, Data(message.body), message.acceptedAt.timeIntervalSince1970,
+                    ])
+                let seq = db.lastInsertedRowID
+                for delivery in message.deliveries {
+                    try db.execute(sql: """
+                        INSERT OR IGNORE INTO delivery (message_seq, recipient, state, decision, rule, reason, topic)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [
+                            seq, delivery.recipient.rawValue,
+                            delivery.decision == .withheld ? "withheld" : "pending",
+                            delivery.decision.rawValue, delivery.rule, delivery.reason, delivery.topic,
+                        ])
+                }
+                if let referral = message.referral {
+                    try Self.save(referral, db)
+                }
+                for entry in message.audit {
+                    head = try Self.append(entry, after: head, db)
+                }
+                outcomes.append(.stored(seq: seq))
+            }
+            return outcomes
+        }
+        auditHead = head
+        return outcomes
+    }
+
+    private static func deliveries(_ db: Database, seq: Int64) throws -> [PlannedDelivery] {
+        try Row.fetchAll(db, sql: """
+            SELECT recipient, decision, rule, reason, topic FROM delivery WHERE message_seq = ? ORDER BY recipient
+            """, arguments: [seq]).map { row in
+            PlannedDelivery(
+                recipient: PersonID(row["recipient"]),
+                decision: PlannedDelivery.Decision(rawValue: row["decision"]) ?? .deliver,
+                rule: row["rule"], reason: row["reason"], topic: row["topic"])
+        }
+    }
+
+    // MARK: Mailboxes
+
+    /// Undelivered messages for one recipient, oldest first, skipping those already in flight.
+    public func mailbox(for recipient: PersonID, excluding inFlight: Set<Int64>, limit: Int) throws -> [MailItem] {
+        guard limit > 0 else { return [] }
+        return try db.read { db in
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT m.seq, m.id, m.kind, m.sender, m.envelope, m.patient, m.body, m.accepted_at, d.topic
+                FROM delivery d JOIN message m ON m.seq = d.message_seq
+                WHERE d.recipient = ? AND d.state = 'pending'
+                ORDER BY d.message_seq
+                """, arguments: [recipient.rawValue])
+            var items: [MailItem] = []
+            while let row = try rows.next(), items.count < limit {
+                let seq: Int64 = row["seq"]
+                if inFlight.contains(seq) { continue }
+                let kindText: String = row["kind"]
+                guard let kind = MessageKind(rawValue: kindText) else { continue }
+                let patient: String? = row["patient"]
+                items.append(MailItem(
+                    seq: seq, id: row["id"], kind: kind, sender: PersonID(row["sender"]),
+                    envelope: [UInt8](row["envelope"] as Data), patient: patient.flatMap { try? NHSNumber(validating: $0) },
+                    body: [UInt8](row["body"] as Data),
+                    acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]),
+                    recipient: recipient, topic: row["topic"]))
+            }
+            return items
+        }
+    }
+
+    /// People with anything waiting, so the broker can wake their sessions after a restart.
+    public func recipientsWithPendingMail() throws -> [PersonID] {
+        try db.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT recipient FROM delivery WHERE state = 'pending'").map(PersonID.init)
+        }
+    }
+
+    /// Records that deliveries went out (with their audit lines), and withholds those the
+    /// delivery-time consent check stopped.
+    public func recordDeliveries(sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry], at now: Date) throws {
+        guard !sent.isEmpty || !withheld.isEmpty || !audit.isEmpty else { return }
+        var head = auditHead
+        try db.write { db in
+            for item in sent {
+                try db.execute(sql: """
+                    UPDATE delivery SET delivered_at = COALESCE(delivered_at, ?) WHERE message_seq = ? AND recipient = ?
+                    """, arguments: [now.timeIntervalSince1970, item.seq, item.recipient.rawValue])
+            }
+            for item in withheld {
+                try db.execute(sql: """
+                    UPDATE delivery SET state = 'withheld', decision = 'withheld', rule = ?, reason = ?
+                    WHERE message_seq = ? AND recipient = ? AND state = 'pending'
+                    """, arguments: [item.rule, item.reason, item.seq, item.recipient.rawValue])
+            }
+            for entry in audit {
+                head = try Self.append(entry, after: head, db)
+            }
+        }
+        auditHead = head
+    }
+
+    /// Marks deliveries confirmed by their recipient. Returns the sequence numbers confirmed;
+    /// ids the recipient does not have pending are ignored (a repeated confirm is harmless).
+    public func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64] {
+        guard !ids.isEmpty else { return [] }
+        return try db.write { db in
+            var confirmed: [Int64] = []
+            for id in ids {
+                guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM message WHERE id = ?", arguments: [id]) else { continue }
+                try db.execute(sql: """
+                    UPDATE delivery SET state = 'confirmed', confirmed_at = ?, delivered_at = COALESCE(delivered_at, ?)
+                    WHERE message_seq = ? AND recipient = ? AND state = 'pending'
+                    """, arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, seq, recipient.rawValue])
+                if db.changesCount > 0 { confirmed.append(seq) }
+            }
+            return confirmed
+        }
+    }
+
+    // MARK: Messages and referrals
+
+    public struct StoredMessage: Sendable {
+        public var seq: Int64
+        public var id: String
+        public var kind: MessageKind
+        public var sender: PersonID
+        public var envelope: [UInt8]
+        public var patient: NHSNumber?
+        public var body: [UInt8]
+        public var acceptedAt: Date
+    }
+
+    public func message(id: String) throws -> StoredMessage? {
+        try db.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id]),
+                let kind = MessageKind(rawValue: row["kind"])
+            else { return nil }
+            let patient: String? = row["patient"]
+            return StoredMessage(
+                seq: row["seq"], id: row["id"], kind: kind, sender: PersonID(row["sender"]),
+                envelope: [UInt8](row["envelope"] as Data),
+                patient: patient.flatMap { try? NHSNumber(validating: $0) },
+                body: [UInt8](row["body"] as Data), acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]))
+        }
+    }
+
+    public func referral(id: String) throws -> ReferralRecord? {
+        try db.read { db in try Self.referral(id: id, db) }
+    }
+
+    private static func referral(id: String, _ db: Database) throws -> ReferralRecord? {
+        guard let json = try Data.fetchOne(db, sql: "SELECT record FROM referral WHERE message_id = ?", arguments: [id]) else {
+            return nil
+        }
+        return try JSONDecoder().decode(ReferralRecord.self, from: json)
+    }
+
+    private static func save(_ referral: ReferralRecord, _ db: Database) throws {
+        let json = try JSONEncoder().encode(referral)
+        try db.execute(sql: """
+            INSERT INTO referral (message_id, record, status, deadline, escalated) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT(message_id) DO UPDATE SET record = excluded.record, status = excluded.status,
+                deadline = excluded.deadline, escalated = excluded.escalated
+            """, arguments: [
+                referral.messageID, json, referral.status.rawValue,
+                referral.deadline?.timeIntervalSince1970, referral.escalatedAt == nil ? 0 : 1,
+            ])
+    }
+
+    /// Saves a referral's new state with its audit lines, in one transaction.
+    public func update(_ referral: ReferralRecord, audit: [AuditEntry]) throws {
+        var head = auditHead
+        try db.write { db in
+            try Self.save(referral, db)
+            for entry in audit { head = try Self.append(entry, after: head, db) }
+        }
+        auditHead = head
+    }
+
+    /// Referrals still waiting to be taken whose response target has passed.
+    public func overdueReferrals(at now: Date) throws -> [ReferralRecord] {
+        try db.read { db in
+            try Data.fetchAll(db, sql: """
+                SELECT record FROM referral WHERE escalated = 0 AND status = 'sent' AND deadline <= ?
+                """, arguments: [now.timeIntervalSince1970]).map { try JSONDecoder().decode(ReferralRecord.self, from: $0) }
+        }
+    }
+
+    /// The earliest deadline of a referral still waiting, so the broker knows when to wake.
+    public func nextReferralDeadline() throws -> Date? {
+        try db.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(deadline) FROM referral WHERE escalated = 0 AND status = 'sent'")
+                .map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
+    public func tracking(id: String) throws -> Tracking? {
+        try db.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT seq, kind, sender, accepted_at FROM message WHERE id = ?", arguments: [id]),
+                let kind = MessageKind(rawValue: row["kind"])
+            else { return nil }
+            let seq: Int64 = row["seq"]
+            let recipients = try Row.fetchAll(db, sql: """
+                SELECT recipient, decision, state, delivered_at, confirmed_at FROM delivery WHERE message_seq = ? ORDER BY recipient
+                """, arguments: [seq]).map { r in
+                Tracking.Recipient(
+                    person: PersonID(r["recipient"]), decision: r["decision"], state: r["state"],
+                    deliveredAt: (r["delivered_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    confirmedAt: (r["confirmed_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            }
+            let events = try String.fetchAll(db, sql: "SELECT id FROM message WHERE correlation = ? ORDER BY seq", arguments: [id])
+            return Tracking(
+                id: id, kind: kind, sender: PersonID(row["sender"]),
+                acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), recipients: recipients,
+                referral: try Self.referral(id: id, db), events: events)
+        }
+    }
+
+    /// Messages a person sent or received, newest first.
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [(id: String, kind: MessageKind, sender: PersonID, acceptedAt: Date, state: String?)] {
+        try db.read { db in
+            var sql = """
+                SELECT m.id, m.kind, m.sender, m.accepted_at, d.state FROM message m
+                LEFT JOIN delivery d ON d.message_seq = m.seq AND d.recipient = ?
+                WHERE (m.sender = ? OR d.recipient IS NOT NULL)
+                """
+            var arguments: StatementArguments = [person.rawValue, person.rawValue]
+            if let kind {
+                sql += " AND m.kind = ?"
+                arguments += [kind.rawValue]
+            }
+            sql += " ORDER BY m.seq DESC LIMIT ?"
+            arguments += [limit]
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap { row in
+                guard let kind = MessageKind(rawValue: row["kind"]) else { return nil }
+                return (row["id"], kind, PersonID(row["sender"]), Date(timeIntervalSince1970: row["accepted_at"]), row["state"])
+            }
+        }
+    }
+
+    // MARK: Care teams
+
+    /// Members of a patient's care team: "team:ID" and "person:ID" entries.
+    public func careTeam(of patient: NHSNumber) throws -> [String] {
+        try db.read { db in
+            try String.fetchAll(db, sql: "SELECT member FROM care_team WHERE patient = ? ORDER BY member", arguments: [patient.digits])
+        }
+    }
+
+    public func allCareTeams() throws -> [(patient: String, member: String)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT patient, member FROM care_team").map { ($0["patient"], $0["member"]) }
+        }
+    }
+
+    public func link(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
+        var head = auditHead
+        try db.write { db in
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
+                """, arguments: [patient.digits, member, actor.rawValue, now.timeIntervalSince1970])
+            head = try Self.append(AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "link \(member)"), after: head, db)
+        }
+        auditHead = head
+    }
+
+    public func unlink(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
+        var head = auditHead
+        try db.write { db in
+            try db.execute(sql: "DELETE FROM care_team WHERE patient = ? AND member = ?", arguments: [patient.digits, member])
+            head = try Self.append(AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)"), after: head, db)
+        }
+        auditHead = head
+    }
+
+    // MARK: Consent directives
+
+    public struct StoredDirective: Sendable {
+        public var id: String
+        public var patient: String
+        public var directive: [UInt8]
+        public var recordedBy: PersonID
+        public var recordedAt: Date
+        public var withdrawnAt: Date?
+    }
+
+    public func saveDirective(id: String, patient: NHSNumber, directive: [UInt8], by actor: PersonID, at now: Date, audit: AuditEntry) throws {
+        var head = auditHead
+        try db.write { db in
+            try db.execute(sql: """
+                INSERT INTO consent_directive (id, patient, directive, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [id, patient.digits, Data(directive), actor.rawValue, now.timeIntervalSince1970])
+            head = try Self.append(audit, after: head, db)
+        }
+        auditHead = head
+    }
+
+    public func withdrawDirective(id: String, at now: Date, audit: AuditEntry) throws -> Bool {
+        var head = auditHead
+        let changed = try db.write { db -> Bool in
+            try db.execute(sql: "UPDATE consent_directive SET withdrawn_at = ? WHERE id = ? AND withdrawn_at IS NULL",
+                           arguments: [now.timeIntervalSince1970, id])
+            guard db.changesCount > 0 else { return false }
+            head = try Self.append(audit, after: head, db)
+            return true
+        }
+        auditHead = head
+        return changed
+    }
+
+    public func directives(patient: NHSNumber? = nil) throws -> [StoredDirective] {
+        try db.read { db in
+            let sql = "SELECT * FROM consent_directive" + (patient == nil ? "" : " WHERE patient = ?") + " ORDER BY recorded_at"
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(patient.map { [$0.digits] } ?? [])).map { row in
+                StoredDirective(
+                    id: row["id"], patient: row["patient"], directive: [UInt8](row["directive"] as Data),
+                    recordedBy: PersonID(row["recorded_by"]), recordedAt: Date(timeIntervalSince1970: row["recorded_at"]),
+                    withdrawnAt: (row["withdrawn_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            }
+        }
+    }
+
+    // MARK: Audit trail
+
+    public func appendAudit(_ entries: [AuditEntry]) throws {
+        guard !entries.isEmpty else { return }
+        var head = auditHead
+        try db.write { db in
+            for entry in entries { head = try Self.append(entry, after: head, db) }
+        }
+        auditHead = head
+    }
+
+    private static func append(_ entry: AuditEntry, after previous: [UInt8], _ db: Database) throws -> [UInt8] {
+        let atMillis = Int64((entry.at.timeIntervalSince1970 * 1000).rounded())
+        try db.execute(sql: """
+            INSERT INTO audit (at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, zeroblob(32))
+            """, arguments: [atMillis, entry.actor, entry.action.rawValue, entry.patient, entry.message,
+                             entry.recipient, entry.decision, entry.rule, entry.detail])
+        let seq = db.lastInsertedRowID
+        let hash = chainHash(previous: previous, seq: seq, atMillis: atMillis, entry: entry)
+        try db.execute(sql: "UPDATE audit SET hash = ? WHERE seq = ?", arguments: [Data(hash), seq])
+        return hash
+    }
+
+    /// SHA-256 over the previous row's hash and every field of this row, each field length-
+    /// prefixed so that moving text between fields changes the hash.
+    static func chainHash(previous: [UInt8], seq: Int64, atMillis: Int64, entry: AuditEntry) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(data: previous)
+        let fields: [String?] = [
+            String(seq), String(atMillis), entry.actor, entry.action.rawValue, entry.patient, entry.message,
+            entry.recipient, entry.decision, entry.rule, entry.detail,
+        ]
+        for field in fields {
+            let bytes = field.map { Array($0.utf8) }
+            var length = UInt32(bytes?.count ?? 0xFFFF_FFFF).bigEndian
+            withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
+            if let bytes { hasher.update(data: bytes) }
+        }
+        return Array(hasher.finalize())
+    }
+
+    public struct AuditFilter: Sendable {
+        public var patient: String?
+        public var person: String?
+        public var message: String?
+        public var limit: Int
+        public init(patient: String? = nil, person: String? = nil, message: String? = nil, limit: Int = 200) {
+            self.patient = patient
+            self.person = person
+            self.message = message
+            self.limit = limit
+        }
+    }
+
+    public func audit(_ filter: AuditFilter) throws -> [AuditRow] {
+        try db.read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let patient = filter.patient { clauses.append("patient = ?"); arguments += [patient] }
+            if let person = filter.person { clauses.append("(actor = ? OR recipient = ?)"); arguments += [person, person] }
+            if let message = filter.message { clauses.append("message = ?"); arguments += [message] }
+            let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+            arguments += [filter.limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM audit\(whereClause) ORDER BY seq LIMIT ?", arguments: arguments)
+                .map(Self.auditRow)
+        }
+    }
+
+    private static func auditRow(_ row: Row) -> AuditRow {
+        let atMillis: Int64 = row["at_ms"]
+        let entry = AuditEntry(
+            at: Date(timeIntervalSince1970: Double(atMillis) / 1000), actor: row["actor"],
+            action: AuditEntry.Action(rawValue: row["action"]) ?? .accept, patient: row["patient"],
+            message: row["message"], recipient: row["recipient"], decision: row["decision"],
+            rule: row["rule"], detail: row["detail"])
+        let hash: Data = row["hash"]
+        return AuditRow(seq: row["seq"], entry: entry, hash: hash.map { String(format: "%02x", $0) }.joined())
+    }
+
+    /// Recomputes the whole chain. An edited row breaks its own hash; a deleted row breaks the
+    /// next row's link; a truncated tail shows as a head that no longer matches.
+    public func verifyAudit() throws -> AuditVerification {
+        try db.read { db in
+            var previous = Self.genesis
+            var count = 0
+            var expectedSeq: Int64 = 1
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
+            while let row = try rows.next() {
+                let seq: Int64 = row["seq"]
+                let action: String = row["action"]
+                guard let parsedAction = AuditEntry.Action(rawValue: action) else {
+                    return .broken(atRow: seq, reason: "unknown action '\(action)'")
+                }
+                if seq != expectedSeq {
+                    return .broken(atRow: expectedSeq, reason: "row \(expectedSeq) is missing")
+                }
+                let atMillis: Int64 = row["at_ms"]
+                let entry = AuditEntry(
+                    at: Date(timeIntervalSince1970: Double(atMillis) / 1000), actor: row["actor"], action: parsedAction,
+                    patient: row["patient"], message: row["message"], recipient: row["recipient"],
+                    decision: row["decision"], rule: row["rule"], detail: row["detail"])
+                let stored = [UInt8](row["hash"] as Data)
+                let computed = Self.chainHash(previous: previous, seq: seq, atMillis: atMillis, entry: entry)
+                guard stored == computed else {
+                    return .broken(atRow: seq, reason: "row \(seq) does not match its hash: it was changed, or a row before it was removed")
+                }
+                previous = stored
+                count += 1
+                expectedSeq += 1
+            }
+            return .intact(rows: count)
+        }
+    }
+
+    /// For tests and operators: run raw SQL against the store (used to prove tampering shows).
+    public func unsafeExecute(_ sql: String) throws {
+        try db.write { db in try db.execute(sql: sql) }
+    }
+}
