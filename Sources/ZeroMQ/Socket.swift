@@ -79,6 +79,14 @@ public final class Socket {
         return handle
     }
 
+    /// Calls `body` with the libzmq socket handle, for features this wrapper does not cover.
+    /// The handle must not escape `body`, be closed, or be used from another thread.
+    public func withUnsafeHandle<Result>(
+        _ body: (UnsafeMutableRawPointer) throws(ZMQError) -> Result
+    ) throws(ZMQError) -> Result {
+        try body(try liveHandle())
+    }
+
     // MARK: Endpoints
 
     public func bind(_ endpoint: String) throws(ZMQError) {
