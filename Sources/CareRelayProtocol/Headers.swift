@@ -39,13 +39,17 @@ public struct SendHeader: Codable, Sendable, Equatable, StrictlyDecodable {
     public var correlation: String?
     /// A professional's stated reason to override consent ("break glass"). Audited.
     public var breakGlass: String?
+    /// Only for a gateway (the carer bridge): the carer it is sending for. The broker checks
+    /// that the gateway's directory entry lists that carer.
+    public var onBehalfOf: PersonID?
     public var req: String?
 
     public init(
         key: String, kind: MessageKind, to: [Address], patient: NHSNumber? = nil,
         priority: Priority? = nil, labels: [DataCategory]? = nil, correlation: String? = nil,
-        breakGlass: String? = nil, req: String? = nil
+        breakGlass: String? = nil, onBehalfOf: PersonID? = nil, req: String? = nil
     ) {
+        self.onBehalfOf = onBehalfOf
         self.key = key
         self.kind = kind
         self.to = to
@@ -57,15 +61,20 @@ public struct SendHeader: Codable, Sendable, Equatable, StrictlyDecodable {
         self.req = req
     }
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case key, kind, to, patient, priority, labels, correlation, breakGlass, req
+        case key, kind, to, patient, priority, labels, correlation, breakGlass, onBehalfOf, req
     }
     public typealias FieldKeys = CodingKeys
 }
 
 public struct Confirm: Codable, Sendable, Equatable, StrictlyDecodable {
     public var ids: [String]
-    public init(ids: [String]) { self.ids = ids }
-    public enum CodingKeys: String, CodingKey, CaseIterable { case ids }
+    /// For a gateway: the carer whose deliveries these are.
+    public var recipient: PersonID?
+    public init(ids: [String], recipient: PersonID? = nil) {
+        self.ids = ids
+        self.recipient = recipient
+    }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case ids, recipient }
     public typealias FieldKeys = CodingKeys
 }
 
@@ -191,6 +200,8 @@ public struct Rejected: Codable, Sendable, Equatable {
 
 public struct DeliverHeader: Codable, Sendable, Equatable {
     public var id: String
+    /// Whom this copy is for: the connected person, or a carer a gateway acts for.
+    public var recipient: PersonID
     public var kind: MessageKind
     public var from: PersonID
     public var fromName: String
@@ -211,11 +222,12 @@ public struct DeliverHeader: Codable, Sendable, Equatable {
     public var attempt: Int
 
     public init(
-        id: String, kind: MessageKind, from: PersonID, fromName: String, to: [Address],
+        id: String, recipient: PersonID, kind: MessageKind, from: PersonID, fromName: String, to: [Address],
         patient: NHSNumber?, priority: Priority?, labels: [DataCategory]?, correlation: String?,
         sentAt: String, redacted: [String]?, override: Bool?, topic: String?, attempt: Int
     ) {
         self.id = id
+        self.recipient = recipient
         self.kind = kind
         self.from = from
         self.fromName = fromName

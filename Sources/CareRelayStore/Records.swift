@@ -17,13 +17,18 @@ public struct NewMessage: Sendable {
     public var acceptedAt: Date
     public var deliveries: [PlannedDelivery]
     public var referral: ReferralRecord?
+    /// Care team members ("team:ID" or "person:ID") to add for the patient, e.g. the team
+    /// that accepted a referral now has a legitimate relationship.
+    public var careTeamLinks: [String]
     public var audit: [AuditEntry]
 
     public init(
         id: String, key: String, kind: MessageKind, sender: PersonID, envelope: [UInt8],
         patient: NHSNumber?, correlation: String?, body: [UInt8], bodyHash: [UInt8],
-        acceptedAt: Date, deliveries: [PlannedDelivery], referral: ReferralRecord?, audit: [AuditEntry]
+        acceptedAt: Date, deliveries: [PlannedDelivery], referral: ReferralRecord?,
+        careTeamLinks: [String] = [], audit: [AuditEntry]
     ) {
+        self.careTeamLinks = careTeamLinks
         self.id = id
         self.key = key
         self.kind = kind

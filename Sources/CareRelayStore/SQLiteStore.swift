@@ -154,6 +154,13 @@ public final class SQLiteStore: @unchecked Sendable {
                 if let referral = message.referral {
                     try Self.save(referral, db)
                 }
+                if let patient = message.patient {
+                    for member in message.careTeamLinks {
+                        try db.execute(sql: """
+                            INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
+                            """, arguments: [patient.digits, member, message.sender.rawValue, message.acceptedAt.timeIntervalSince1970])
+                    }
+                }
                 for entry in message.audit {
                     head = try Self.append(entry, after: head, db)
                 }

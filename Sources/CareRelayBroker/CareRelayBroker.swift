@@ -1,1 +1,0 @@
-// CareRelayBroker: see README for what this module holds.

@@ -1,0 +1,52 @@
+import CareRelayModel
+import Foundation
+
+/// Everything the broker needs to start. Defaults are the embedded, single-machine setup.
+public struct BrokerConfiguration: Sendable {
+    /// Where the ROUTER socket binds, e.g. "tcp://127.0.0.1:5570" or "tcp://127.0.0.1:*".
+    public var endpoint: String
+    /// The SQLite file holding messages, deliveries, care teams, consent and audit.
+    public var storePath: String
+    /// The broker's CURVE keypair (Z85). Clients must know the public key.
+    public var publicKey: String
+    public var secretKey: String
+    /// The largest message body accepted; larger ones are refused with message-too-large.
+    public var maxBodyBytes: Int
+    /// A client must send something (or PING) at least this often; silent sessions expire
+    /// after three intervals and their unconfirmed deliveries go back to the mailbox.
+    public var heartbeatMilliseconds: Int
+    /// Response targets for referrals, by priority. Past the target an untaken referral is
+    /// escalated to the team's co-ordinator and the referrer is told.
+    public var responseTargets: [Priority: TimeInterval]
+    /// Most commands read from the socket before one group commit.
+    public var batchLimit: Int
+    /// The consent policy (YAML text); nil uses the documented defaults.
+    public var consentPolicyYAML: String?
+    /// Source of time, so tests can move the clock instead of waiting.
+    public var clock: @Sendable () -> Date
+
+    public init(
+        endpoint: String = "tcp://127.0.0.1:5570", storePath: String, publicKey: String, secretKey: String,
+        maxBodyBytes: Int = 1 << 20, heartbeatMilliseconds: Int = 5_000,
+        responseTargets: [Priority: TimeInterval] = BrokerConfiguration.defaultResponseTargets,
+        batchLimit: Int = 512, consentPolicyYAML: String? = nil,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.endpoint = endpoint
+        self.storePath = storePath
+        self.publicKey = publicKey
+        self.secretKey = secretKey
+        self.maxBodyBytes = maxBodyBytes
+        self.heartbeatMilliseconds = heartbeatMilliseconds
+        self.responseTargets = responseTargets
+        self.batchLimit = batchLimit
+        self.consentPolicyYAML = consentPolicyYAML
+        self.clock = clock
+    }
+
+    /// From the services in the seeds: Torbay answers within 1 hour, Gwent within 4, Midhurst
+    /// and Oxleas the same day (taken as 8 working hours), Sandwell within 3 days.
+    public static let defaultResponseTargets: [Priority: TimeInterval] = [
+        .emergency: 3_600, .urgent: 4 * 3_600, .sameDay: 8 * 3_600, .routine: 3 * 86_400,
+    ]
+}

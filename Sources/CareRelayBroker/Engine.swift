@@ -1,0 +1,309 @@
+import CareRelayModel
+import CareRelayProtocol
+import CareRelayStore
+import Crypto
+import Foundation
+import Logging
+import ZeroMQ
+
+/// The broker's loop. It owns the ROUTER socket and the store and runs on one thread; nothing
+/// here is shared, so the hot path takes no locks. Commands read in one pass are handled as a
+/// batch: all SENDs of the batch are stored in one synced transaction ("group commit") and
+/// only then acknowledged, so "accepted" always means "on disk".
+final class Engine {
+    let configuration: BrokerConfiguration
+    let router: Socket
+    let control: Socket
+    let store: SQLiteStore
+    var directory: DirectoryIndex
+    let codec: CRPCodec
+    var logger: Logger
+    let startedAt: Date
+    var consent: ConsentGate
+    var subscriptionRules = SubscriptionRules.default
+
+    var sessions = SessionTable()
+    /// Gateways (the carer bridge) that act for each carer.
+    var gatewaysFor: [PersonID: [PersonID]] = [:]
+    /// People whose mailbox may have something new to send.
+    var dirty = Set<PersonID>()
+    var nextDeadline: Date?
+    var lastSweep = Date.distantPast
+    var stopping = false
+
+    // Commands collected while draining the socket, handled together.
+    struct PendingSend {
+        let routingID: [UInt8]
+        let person: Directory.Person
+        let header: SendHeader
+        let body: [UInt8]
+    }
+    var pendingSends: [PendingSend] = []
+    var pendingConfirms: [(routingID: [UInt8], recipient: PersonID, ids: [String])] = []
+
+    init(configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex,
+         store: SQLiteStore, consent: ConsentGate, controlEndpoint: String, logger: Logger) throws {
+        self.configuration = configuration
+        self.directory = directory
+        self.store = store
+        self.consent = consent
+        self.logger = logger
+        codec = CRPCodec(maxBodyBytes: configuration.maxBodyBytes)
+        startedAt = configuration.clock()
+
+        router = try context.makeSocket(.router)
+        try router.setCurveServer(true)
+        try router.setCurveSecretKey(configuration.secretKey)
+        try router.setZAPDomain("carerelay")
+        // Fail loudly instead of dropping a reply to a peer that has gone.
+        try router.setRouterMandatory(true)
+        // Credit keeps deliveries far below this; it only bounds replies to a peer that
+        // sends without reading.
+        try router.setSendHighWaterMark(100_000)
+        try router.setReceiveHighWaterMark(100_000)
+        // A peer cannot make the broker allocate more than one body plus headers.
+        try router.setMaxMessageSize(Int64(configuration.maxBodyBytes) * 2 + 64 * 1024)
+        try router.setHeartbeatInterval(Int32(configuration.heartbeatMilliseconds))
+        try router.setHeartbeatTimeout(Int32(configuration.heartbeatMilliseconds * 3))
+        try router.setHeartbeatTTL(Int32(configuration.heartbeatMilliseconds * 3))
+        try router.bind(configuration.endpoint)
+
+        control = try context.makeSocket(.pair)
+        try control.bind(controlEndpoint)
+        rebuildGatewayIndex()
+        nextDeadline = try store.nextReferralDeadline()
+        // After a restart every unconfirmed delivery is due again.
+        for person in try store.recipientsWithPendingMail() { dirty.insert(person) }
+    }
+
+    var boundEndpoint: String { (try? router.lastEndpoint) ?? configuration.endpoint }
+
+    func rebuildGatewayIndex() {
+        var index: [PersonID: [PersonID]] = [:]
+        for person in directory.directory.people where person.roles.contains(.gateway) {
+            for carer in person.actsFor ?? [] { index[carer, default: []].append(person.id) }
+        }
+        gatewaysFor = index
+    }
+
+    // MARK: Loop
+
+    func run() {
+        logger.info("broker serving", metadata: ["endpoint": "\(boundEndpoint)"])
+        while !stopping {
+            let events: [PollEvents]
+            do {
+                events = try poll([PollItem(router), PollItem(control)], timeoutMilliseconds: timerDelay())
+            } catch {
+                if error.isInterrupted { continue }
+                logger.error("poll failed; stopping", metadata: ["error": "\(error)"])
+                break
+            }
+            if events.count == 2, events[1].contains(.readable) { handleControl() }
+            if events.count == 2, events[0].contains(.readable) { drain() }
+            runTimers()
+            pumpDirty()
+        }
+        logger.info("broker stopped")
+    }
+
+    private func timerDelay() -> Int {
+        if !dirty.isEmpty { return 0 }
+        var delay = 1_000
+        if let deadline = nextDeadline {
+            delay = min(delay, max(0, Int(deadline.timeIntervalSince(configuration.clock()) * 1000) + 1))
+        }
+        return delay
+    }
+
+    private func handleControl() {
+        while let message = try? control.receive(dontWait: true) {
+            switch message.frames.first.flatMap({ String(decoding: $0, as: UTF8.self) }) {
+            case "STOP": stopping = true
+            case "WAKE": break  // a reload or a clock change: timers and pumps run below
+            default: break
+            }
+        }
+    }
+
+    /// Reads everything waiting (up to the batch limit), then commits the batch.
+    private func drain() {
+        var read = 0
+        while read < configuration.batchLimit {
+            let message: Multipart?
+            do {
+                message = try router.receive(dontWait: true)
+            } catch {
+                logger.warning("receive failed", metadata: ["error": "\(error)"])
+                break
+            }
+            guard let message else { break }
+            read += 1
+            handle(message)
+        }
+        commitSends()
+        commitConfirms()
+    }
+
+    // MARK: Commands
+
+    private func handle(_ message: Multipart) {
+        guard let routingID = message.frames.first, message.frames.count >= 2 else { return }
+        let frames = message.frames.dropFirst()
+        let now = configuration.clock()
+        let command: ClientCommand
+        do {
+            command = try codec.decodeClientCommand(frames)
+        } catch {
+            let name = frames.dropFirst().first.map { printableCommand($0) }
+            reply(routingID, .rejected(Rejected(error, command: name, req: nil)))
+            logger.notice("refused a malformed command", metadata: ["code": "\(error.code.name)", "reason": "\(error.reason)"])
+            return
+        }
+        // Identity comes from the ZAP handler's User-Id on this connection, never the client.
+        guard let userID = message.userID, let person = directory.person(PersonID(userID)) else {
+            reply(routingID, .rejected(Rejected(ProtocolError(.notPermitted, "this connection has no directory identity"), command: command.name, req: command.req)))
+            return
+        }
+        if case .hello(let hello) = command {
+            welcome(routingID, person: person, hello: hello, now: now)
+            return
+        }
+        guard var session = sessions[routingID] else {
+            reply(routingID, .rejected(Rejected(ProtocolError(.helloRequired, "say HELLO first: the broker has no session for this connection (it may have expired)"), command: command.name, req: command.req)))
+            return
+        }
+        guard session.person == person.id else {
+            // A routing id reused by another identity: refuse rather than mix two people up.
+            reply(routingID, .rejected(Rejected(ProtocolError(.notPermitted, "this connection belongs to another identity"), command: command.name, req: command.req)))
+            return
+        }
+        session.lastHeard = now
+        sessions[routingID] = session
+
+        switch command {
+        case .hello: break
+        case .send(let header, let body):
+            pendingSends.append(PendingSend(routingID: routingID, person: person, header: header, body: body))
+        case .confirm(let confirm):
+            let recipient = confirm.recipient ?? person.id
+            guard recipient == person.id || (person.actsFor ?? []).contains(recipient) else {
+                reply(routingID, .rejected(Rejected(ProtocolError(.notPermitted, "you may confirm only your own deliveries or those of people you act for"), command: command.name)))
+                return
+            }
+            pendingConfirms.append((routingID, recipient, confirm.ids))
+        case .credit(let credit):
+            session.credit = max(0, min(credit.credit, 10_000))
+            sessions[routingID] = session
+            markDirty(forSessionOf: person)
+        case .subscribe(let request):
+            subscribe(routingID, person: person, request: request)
+        case .unsubscribe(let request):
+            sessions[routingID]?.subscriptions.removeAll { $0.description == request.topic }
+            reply(routingID, .unsubscribed(Subscribed(topic: request.topic, req: request.req)))
+        case .query(let query):
+            answer(routingID, person: person, query: query)
+        case .ping(let empty):
+            reply(routingID, .pong(Empty(req: empty.req)))
+        case .bye:
+            sessions[routingID] = nil
+            markDirty(forSessionOf: person)
+        }
+    }
+
+    private func printableCommand(_ frame: [UInt8]) -> String? {
+        guard frame.count <= 16, frame.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else { return nil }
+        return String(decoding: frame, as: UTF8.self)
+    }
+
+    private func welcome(_ routingID: [UInt8], person: Directory.Person, hello: Hello, now: Date) {
+        // A second HELLO on one connection starts afresh; anything in flight returns to the mailbox.
+        sessions[routingID] = nil
+        sessions[routingID] = Session(
+            routingID: routingID, person: person.id, receives: hello.receive,
+            credit: max(0, min(hello.credit, 10_000)), lastHeard: now)
+        reply(routingID, .welcome(Welcome(
+            version: Int(CRP.version), person: person.id, name: person.name, roles: person.roles,
+            teams: person.teams, heartbeat: configuration.heartbeatMilliseconds,
+            maxBody: configuration.maxBodyBytes, broker: "CareRelay \(CareRelayBroker.version)", req: hello.req)))
+        markDirty(forSessionOf: person)
+        logger.info("session opened", metadata: ["person": "\(person.id)", "receive": "\(hello.receive)"])
+    }
+
+    /// Marks the person and, for a gateway, everyone it acts for.
+    func markDirty(forSessionOf person: Directory.Person) {
+        dirty.insert(person.id)
+        for carer in person.actsFor ?? [] { dirty.insert(carer) }
+    }
+
+    func reply(_ routingID: [UInt8], _ command: BrokerCommand) {
+        send(routingID, codec.encode(command))
+    }
+
+    /// Sends to one connection. Returns false when the peer has gone, after ending its session.
+    @discardableResult
+    func send(_ routingID: [UInt8], _ frames: [[UInt8]]) -> Bool {
+        do {
+            if try router.send([routingID] + frames, dontWait: true) { return true }
+            logger.warning("peer is not reading; a reply was dropped", metadata: ["peer": "\(routingID.hexPrefix)"])
+            return false
+        } catch {
+            if error.isHostUnreachable, let session = sessions[routingID] {
+                sessions[routingID] = nil
+                dirty.insert(session.person)
+                logger.info("peer gone; session ended", metadata: ["person": "\(session.person)"])
+            }
+            return false
+        }
+    }
+
+    // MARK: Subscriptions
+
+    private func subscribe(_ routingID: [UInt8], person: Directory.Person, request: SubscriptionRequest) {
+        guard let pattern = TopicPattern(request.topic) else {
+            reply(routingID, .rejected(Rejected(ProtocolError(.invalidHeader, "topic: '\(request.topic)' is not a topic pattern; write kind/locality/team with * or a final #"), command: "SUBSCRIBE", req: request.req)))
+            return
+        }
+        let allowed = subscriptionRules.patterns(for: person, in: directory)
+        guard allowed.contains(where: { pattern.isCovered(by: $0) }) else {
+            let offer = allowed.isEmpty ? "your roles may not subscribe to any topic" : "you may subscribe within \(allowed.map(\.description).joined(separator: ", "))"
+            reply(routingID, .rejected(Rejected(ProtocolError(.subscriptionDenied, "topic '\(pattern)' is beyond your rights: \(offer)"), command: "SUBSCRIBE", req: request.req)))
+            logger.notice("subscription denied", metadata: ["person": "\(person.id)", "topic": "\(pattern)"])
+            return
+        }
+        if sessions[routingID]?.subscriptions.contains(pattern) == false {
+            sessions[routingID]?.subscriptions.append(pattern)
+        }
+        reply(routingID, .subscribed(Subscribed(topic: pattern.description, req: request.req)))
+    }
+
+    // MARK: Timers
+
+    private func runTimers() {
+        let now = configuration.clock()
+        if now.timeIntervalSince(lastSweep) >= 1 {
+            lastSweep = now
+            expireSilentSessions(now: now)
+        }
+        if let deadline = nextDeadline, deadline <= now {
+            escalateOverdueReferrals(now: now)
+        }
+    }
+
+    private func expireSilentSessions(now: Date) {
+        let limit = Double(configuration.heartbeatMilliseconds * 3) / 1000
+        for session in sessions.all where now.timeIntervalSince(session.lastHeard) > limit {
+            sessions[session.routingID] = nil
+            dirty.insert(session.person)
+            logger.info("session expired", metadata: ["person": "\(session.person)"])
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    var hexPrefix: String { prefix(8).map { String(format: "%02x", $0) }.joined() }
+}
+
+public enum CareRelayBroker {
+    public static let version = "0.1.0"
+}
