@@ -52,6 +52,7 @@ public final class ZAPHandler: @unchecked Sendable {
 
     private struct Running {
         var control: Socket
+        var controlEndpoint: String
         var finished: DispatchSemaphore
     }
 
@@ -97,10 +98,11 @@ public final class ZAPHandler: @unchecked Sendable {
 
         if let error = startResult.error {
             finished.wait()
+            try? control.unbind(controlEndpoint)
             control.close()
             throw error
         }
-        running = Running(control: control, finished: finished)
+        running = Running(control: control, controlEndpoint: controlEndpoint, finished: finished)
     }
 
     /// Stops the handler thread and waits for it to close its sockets. Safe to call repeatedly.
@@ -113,6 +115,7 @@ public final class ZAPHandler: @unchecked Sendable {
         // blocking send would hang; it has then also signalled `finished`, so no wake-up is needed.
         _ = try? running.control.send([[]], dontWait: true)
         running.finished.wait()
+        try? running.control.unbind(running.controlEndpoint)
         running.control.close()
     }
 
@@ -143,6 +146,9 @@ public final class ZAPHandler: @unchecked Sendable {
         }
         ready.signal()
         defer {
+            // zmq_close releases an inproc name later, on libzmq's reaper thread; unbinding
+            // releases it now, so a new handler can start as soon as `stop()` returns.
+            try? zap.unbind(endpoint)
             zap.close()
             control.close()
         }

@@ -129,6 +129,32 @@ import ZeroMQ
         #expect(try receiver.receive(dontWait: true) == nil)
     }
 
+    @Test func subscribersOnlyReceiveMatchingPrefixes() throws {
+        let context = try ZMQContext()
+        let endpoint = uniqueInproc("pubsub")
+        let publisher = try context.makeSocket(.xpub)
+        try publisher.setReceiveTimeout(10_000)
+        try publisher.bind(endpoint)
+        let subscriber = try context.makeSocket(.sub)
+        try subscriber.setReceiveTimeout(10_000)
+        try subscriber.connect(endpoint)
+        try subscriber.subscribe("care.")
+
+        // XPUB surfaces the subscription, which proves it reached the publisher before we publish.
+        let subscription = try #require(try publisher.receive())
+        #expect(subscription.frames == [[1] + Array("care.".utf8)])
+
+        try publisher.send(["social.visit"])
+        try publisher.send(["care.plan", "v2"])
+        #expect(try subscriber.receive()?.frames == [Array("care.plan".utf8), Array("v2".utf8)])
+
+        try subscriber.unsubscribe("care.")
+        #expect(try publisher.receive()?.frames == [[0] + Array("care.".utf8)])
+        try publisher.send(["care.plan", "v3"])
+        try subscriber.setReceiveTimeout(200)
+        #expect(try subscriber.receive() == nil)
+    }
+
     @Test func socketLifecycleAndOptions() throws {
         let context = try ZMQContext()
         let socket = try context.makeSocket(.dealer)

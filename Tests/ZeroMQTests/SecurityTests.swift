@@ -185,3 +185,23 @@ private struct CurveFixture {
         #expect(userIDs.dropFirst().allSatisfy { $0 == "clinician-42" })
     }
 }
+
+@Suite struct ZAPHandlerLifecycleTests {
+    @Test func onlyOneHandlerPerContextAndStopNeverHangs() throws {
+        let context = try ZMQContext()
+        let first = ZAPHandler(context: context) { _ in .allow(userID: "") }
+        try first.start()
+        try first.start()  // already running: no second thread, no error
+
+        let second = ZAPHandler(context: context) { _ in .allow(userID: "") }
+        #expect(throws: ZMQError(code: EADDRINUSE)) { try second.start() }
+
+        first.stop()
+        first.stop()
+        // The endpoint is free again once the first handler has really finished.
+        try second.start()
+        // Shutting the context down ends the handler thread by itself; stop must still return.
+        context.shutdown()
+        second.stop()
+    }
+}
