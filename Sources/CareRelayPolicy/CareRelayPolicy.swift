@@ -1,1 +1,0 @@
-// CareRelayPolicy: see README for what this module holds.
