@@ -1,0 +1,120 @@
+import CareRelayModel
+import CareRelayPolicy
+import CareRelayProtocol
+import CareRelayStore
+import Foundation
+
+/// Puts the consent engine to work for the broker: it turns directory entries, care teams and
+/// message bodies into the engine's inputs, and keeps the registry of directives in memory so
+/// a decision never touches the disk.
+struct ConsentGate {
+    var engine: ConsentEngine
+    var registry: ConsentRegistry
+
+    init(policy: ConsentPolicy, store: SQLiteStore) throws {
+        engine = ConsentEngine(policy: policy)
+        registry = ConsentRegistry()
+        let decoder = JSONDecoder()
+        for stored in try store.directives() where stored.withdrawnAt == nil {
+            if let body = try? decoder.decode(ConsentBody.self, from: Data(stored.directive)) {
+                registry.apply(body)
+            }
+        }
+    }
+
+    /// What one message is, for the engine: its labelled parts and where it comes from.
+    struct Subject {
+        var kind: MessageKind
+        var parts: [MessagePart]
+        var originatingTeam: TeamID?
+        var locality: LocalityID?
+        var breakGlass: BreakGlassRequest?
+    }
+
+    func decide(_ subject: Subject, for recipient: ConsentRecipient, now: Date) -> ConsentDecision {
+        let request = ConsentRequest(
+            now: now, kind: subject.kind, purpose: subject.kind == .mdtAgenda ? .mdtDiscussion : .directCare,
+            originatingTeam: subject.originatingTeam, locality: subject.locality, parts: subject.parts,
+            breakGlass: subject.breakGlass)
+        return engine.decide(request, for: recipient, directives: registry)
+    }
+}
+
+extension Engine {
+    /// The recipient as the directory knows them, with their relationships to each patient
+    /// the message is about (from the care teams in the store and the referral's addressees).
+    func consentRecipient(_ person: Directory.Person, patients: Set<NHSNumber>, addressedTeams: Set<TeamID>, addressedPeople: Set<PersonID>, isReferral: Bool) throws -> ConsentRecipient {
+        var relationships: [NHSNumber: Set<PatientRelationship>] = [:]
+        let teams = Set(person.teams)
+        for patient in patients {
+            var set = Set<PatientRelationship>()
+            for member in try careTeam(of: patient) {
+                switch member {
+                case .person(let id) where id == person.id:
+                    set.insert(person.roles.contains(.carer) ? .registeredCarer : .careTeam)
+                case .team(let id) where teams.contains(id):
+                    set.insert(.careTeam)
+                default: break
+                }
+            }
+            if isReferral && (!addressedTeams.isDisjoint(with: teams) || addressedPeople.contains(person.id)) {
+                set.insert(.referralTeam)
+            }
+            if !set.isEmpty { relationships[patient] = set }
+        }
+        return ConsentRecipient(
+            person: person.id, roles: Set(person.roles), teams: teams, organisation: person.organisation,
+            nhsNumber: nil, relationships: relationships)
+    }
+
+    enum CareTeamMember: Hashable {
+        case person(PersonID)
+        case team(TeamID)
+
+        init?(_ text: String) {
+            if text.hasPrefix("person:") { self = .person(PersonID(String(text.dropFirst(7)))) }
+            else if text.hasPrefix("team:") { self = .team(TeamID(String(text.dropFirst(5)))) }
+            else { return nil }
+        }
+
+        var text: String {
+            switch self {
+            case .person(let id): "person:\(id)"
+            case .team(let id): "team:\(id)"
+            }
+        }
+    }
+
+    func careTeam(of patient: NHSNumber) throws -> [CareTeamMember] {
+        try store.careTeam(of: patient).compactMap(CareTeamMember.init)
+    }
+
+    /// The labelled parts of a message: one per care plan section or agenda item, otherwise
+    /// the whole message labelled with the header's categories.
+    func consentSubject(kind: MessageKind, header: Envelope, body: MessageBody?, sender: Directory.Person) -> ConsentGate.Subject {
+        var parts: [MessagePart] = []
+        switch body {
+        case .carePlanShare(let plan):
+            for section in plan.sections {
+                parts.append(MessagePart(id: section.id, patient: plan.patient, categories: Set(section.labels ?? [])))
+            }
+        case .mdtAgenda(let agenda):
+            for item in agenda.items {
+                if case .item(let entry) = item {
+                    parts.append(MessagePart(id: entry.id, patient: entry.patient, categories: Set(entry.labels ?? []), isMDTItem: true))
+                }
+            }
+        default:
+            if let patient = header.patient {
+                parts.append(MessagePart(id: "message", patient: patient, categories: Set(header.labels ?? [])))
+            }
+        }
+        let originatingTeam = sender.teams.first
+        let breakGlass = header.breakGlass.map {
+            BreakGlassRequest(requestedBy: sender.id, requesterRoles: Set(sender.roles), reason: $0)
+        }
+        return ConsentGate.Subject(
+            kind: kind, parts: parts, originatingTeam: originatingTeam,
+            locality: originatingTeam.flatMap { directory.team($0)?.locality }, breakGlass: breakGlass)
+    }
+}
