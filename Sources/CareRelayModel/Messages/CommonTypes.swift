@@ -52,8 +52,8 @@ public struct Timestamp: Hashable, Sendable, Codable, Comparable, CustomStringCo
     static func problem(_ text: String) -> String? {
         let shape = "\"\(text.prefix(40))\" is not a date and time like 2025-03-12T09:30:00Z (ISO 8601 with seconds and a Z or +hh:mm offset)"
         let b = Array(text.utf8)
-        guard b.count >= 20, let dateProblem = CalendarDate.parse(b[0..<10]) else { return shape }
-        if case .failure(let reason) = dateProblem { return reason.isEmpty ? shape : reason }
+        guard b.count >= 20, let dateCheck = CalendarDate.parse(b[0..<10]) else { return shape }
+        if case .failure(let reason) = dateCheck { return reason.isEmpty ? shape : reason }
         guard b[10] == UInt8(ascii: "T"),
             let hour = Digits.value(b[11..<13]), hour <= 23, b[13] == UInt8(ascii: ":"),
             let minute = Digits.value(b[14..<16]), minute <= 59, b[16] == UInt8(ascii: ":"),
