@@ -85,6 +85,9 @@ extension Engine {
         }
     }
 
+    /// Agenda items have no ids of their own; their position names them.
+    static func agendaPartID(_ index: Int) -> String { "item-\(index + 1)" }
+
     func careTeam(of patient: NHSNumber) throws -> [CareTeamMember] {
         try store.careTeam(of: patient).compactMap(CareTeamMember.init)
     }
@@ -96,12 +99,14 @@ extension Engine {
         switch body {
         case .carePlanShare(let plan):
             for section in plan.sections {
-                parts.append(MessagePart(id: section.id, patient: plan.patient, categories: Set(section.labels ?? [])))
+                parts.append(MessagePart(id: section.id, patient: plan.patient, categories: Set(section.labels)))
             }
         case .mdtAgenda(let agenda):
-            for item in agenda.items {
-                if case .item(let entry) = item {
-                    parts.append(MessagePart(id: entry.id, patient: entry.patient, categories: Set(entry.labels ?? []), isMDTItem: true))
+            for (index, entry) in agenda.items.enumerated() {
+                if case .item(let item) = entry {
+                    parts.append(MessagePart(
+                        id: Self.agendaPartID(index), patient: item.patient,
+                        categories: Set(item.sensitivity ?? []), isMDTItem: true))
                 }
             }
         default:

@@ -1,0 +1,387 @@
+import CareRelayModel
+import CareRelayPolicy
+import CareRelayProtocol
+import CareRelayStore
+import Crypto
+import Foundation
+
+/// A SEND that passed every check, with its recipients decided, waiting for the group commit.
+struct RoutedSend {
+    let pending: Engine.PendingSend
+    var message: NewMessage
+    var outcomes: [RecipientOutcome]
+    /// Co-ordinators to tell about a break-glass override, once the message is stored.
+    var overrideNotices: [(coordinator: PersonID, patient: NHSNumber)]
+}
+
+extension Engine {
+    /// Which roles may send which kinds. Identity and roles come from the directory.
+    static func maySend(_ kind: MessageKind, roles: [Role]) -> Bool {
+        roles.contains { role in
+            switch kind {
+            case .referral:
+                role.isRegisteredProfessional || role == .voluntarySectorBroker || role == .carer
+            case .referralEvent:
+                role.isRegisteredProfessional || role == .voluntarySectorBroker
+            case .mdtAgenda:
+                role == .mdtCoordinator || role == .careCoordinator
+            case .carePlanShare:
+                role.isRegisteredProfessional
+            case .carerCheckIn:
+                role == .carer
+            case .consent:
+                role.isRegisteredProfessional
+            }
+        }
+    }
+
+    /// Validates, authorises and routes the batch, stores it in one transaction, then answers.
+    func commitSends() {
+        guard !pendingSends.isEmpty else { return }
+        let batch = pendingSends
+        pendingSends.removeAll(keepingCapacity: true)
+        let now = configuration.clock()
+        var routed: [RoutedSend] = []
+        var referralOverlay: [String: ReferralRecord] = [:]
+        for pending in batch {
+            do {
+                routed.append(try route(pending, now: now, referrals: &referralOverlay))
+            } catch {
+                reply(pending.routingID, .rejected(Rejected(error, command: "SEND", key: pending.header.key, req: pending.header.req)))
+                logger.notice("send refused", metadata: [
+                    "person": "\(pending.person.id)", "code": "\(error.code.name)", "key": "\(pending.header.key)",
+                ])
+            }
+        }
+        guard !routed.isEmpty else { return }
+        let outcomes: [StoreOutcome]
+        do {
+            outcomes = try store.accept(routed.map(\.message))
+        } catch {
+            // Nothing of this batch is acknowledged: the senders retry with the same keys.
+            logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
+            for item in routed {
+                reply(item.pending.routingID, .rejected(Rejected(
+                    ProtocolError(.storeUnavailable, "the broker could not store the message; nothing was accepted. Retry with the same key"),
+                    command: "SEND", key: item.pending.header.key, req: item.pending.header.req)))
+            }
+            return
+        }
+        for (item, outcome) in zip(routed, outcomes) {
+            let header = item.pending.header
+            switch outcome {
+            case .stored:
+                reply(item.pending.routingID, .accepted(Accepted(
+                    key: header.key, id: item.message.id, duplicate: false, recipients: item.outcomes, req: header.req)))
+                for delivery in item.message.deliveries where delivery.decision != .withheld {
+                    dirty.insert(delivery.recipient)
+                }
+                afterStored(item, now: now)
+            case .duplicate(let id, let deliveries):
+                reply(item.pending.routingID, .accepted(Accepted(
+                    key: header.key, id: id, duplicate: true,
+                    recipients: deliveries.map { Self.outcome(for: $0) }, req: header.req)))
+            case .conflict(let id):
+                reply(item.pending.routingID, .rejected(Rejected(
+                    ProtocolError(.idempotencyConflict, "key '\(header.key)' was already used for message \(id) with different content; choose a new key for a new message"),
+                    command: "SEND", key: header.key, req: header.req)))
+            }
+        }
+    }
+
+    static func outcome(for delivery: PlannedDelivery) -> RecipientOutcome {
+        let decision: RecipientOutcome.Decision = switch delivery.decision {
+        case .deliver: .deliver
+        case .redacted: .redacted
+        case .withheld: .withheld
+        }
+        return RecipientOutcome(person: delivery.recipient, decision: decision, reason: delivery.reason)
+    }
+
+    /// Everything that follows from a message being stored: registry and deadline updates,
+    /// notices of overrides.
+    private func afterStored(_ item: RoutedSend, now: Date) {
+        if case .consent = item.message.kind, let body = try? JSONDecoder().decode(ConsentBody.self, from: Data(item.message.body)) {
+            consent.registry.apply(body)
+            // A withdrawal stops queued messages too: their delivery-time check now withholds.
+            for person in sessions.all.map(\.person) { dirty.insert(person) }
+        }
+        if let deadline = item.message.referral?.deadline, item.message.referral?.status == .sent {
+            nextDeadline = min(nextDeadline ?? deadline, deadline)
+        }
+        for notice in item.overrideNotices {
+            notifyOverride(coordinator: notice.coordinator, patient: notice.patient, messageID: item.message.id,
+                           by: item.pending.person, now: now)
+        }
+    }
+
+    // MARK: Routing one message
+
+    private func route(_ pending: PendingSend, now: Date, referrals: inout [String: ReferralRecord]) throws(ProtocolError) -> RoutedSend {
+        let header = pending.header
+        // The actor is the authenticated person, or a carer a gateway is entitled to act for.
+        var actor = pending.person
+        if let carer = header.onBehalfOf {
+            guard pending.person.roles.contains(.gateway), (pending.person.actsFor ?? []).contains(carer),
+                  let carerEntry = directory.person(carer)
+            else {
+                throw ProtocolError(.notPermitted, "onBehalfOf: only a gateway may act for someone, and only for the people its directory entry lists")
+            }
+            actor = carerEntry
+        }
+        guard Self.maySend(header.kind, roles: actor.roles) else {
+            throw ProtocolError(.notPermitted, "your roles (\(actor.roles.map(\.rawValue).joined(separator: ", "))) may not send \(header.kind.rawValue) messages")
+        }
+        let body = try validateBody(kind: header.kind, bytes: pending.body)
+        let patient = try checkPatient(header: header, body: body)
+        if header.breakGlass != nil, !actor.roles.contains(where: \.isRegisteredProfessional) {
+            throw ProtocolError(.notPermitted, "breakGlass: only a registered professional may override consent")
+        }
+
+        var referral: ReferralRecord?
+        var careTeamLinks: [String] = []
+        var recipients: [(PersonID, topic: String?)]
+        switch body {
+        case .referralEvent(let event):
+            let result = try applyReferralEvent(event, header: header, actor: actor, now: now, overlay: &referrals)
+            referral = result.record
+            recipients = result.recipients.map { ($0, nil) }
+            careTeamLinks = result.careTeamLinks
+        default:
+            recipients = try resolve(header.to, sender: actor.id).map { ($0, nil) }
+        }
+        if header.kind == .referral {
+            let team = header.to.lazy.compactMap { address -> TeamID? in
+                switch address {
+                case .team(let id), .role(let id, _): id
+                default: nil
+                }
+            }.first
+            let target = configuration.responseTargets[header.priority ?? .routine] ?? 3 * 86_400
+            referral = ReferralRecord(
+                messageID: "", referrer: actor.id, team: team, patient: patient, status: .sent,
+                deadline: now.addingTimeInterval(target), updatedAt: now)
+            // The referrer has a legitimate relationship with the patient they refer.
+            if actor.roles.contains(where: \.isRegisteredProfessional) { careTeamLinks.append("person:\(actor.id)") }
+        }
+
+        // Topic subscribers get a copy, with their own consent decision.
+        let topic = self.topic(for: header, sender: actor)
+        let listed = Set(recipients.map(\.0))
+        var subscribers = Set<PersonID>()
+        for session in sessions.all where !session.subscriptions.isEmpty && session.person != actor.id {
+            if !listed.contains(session.person), session.subscriptions.contains(where: { $0.matches(topic) }) {
+                subscribers.insert(session.person)
+            }
+        }
+        recipients += subscribers.sorted().map { ($0, topic.joined(separator: "/")) }
+
+        let id = MessageID.make(at: now)
+        referral?.messageID = referral?.messageID.isEmpty == false ? referral!.messageID : id
+        if header.kind == .referral, let record = referral { referrals[id] = record }
+
+        let envelope = Envelope(header, fromName: actor.name)
+        let subject = consentSubject(kind: header.kind, header: envelope, body: body, sender: actor)
+        let patients = Set(subject.parts.map(\.patient))
+        let addressedTeams = Set(header.to.compactMap { address -> TeamID? in
+            switch address {
+            case .team(let id), .role(let id, _): id
+            default: nil
+            }
+        })
+        let addressedPeople = Set(header.to.compactMap { address -> PersonID? in
+            if case .person(let id) = address { return id } else { return nil }
+        })
+
+        var deliveries: [PlannedDelivery] = []
+        var outcomes: [RecipientOutcome] = []
+        var audit: [AuditEntry] = [AuditEntry(
+            at: now, actor: pending.person.id.rawValue, action: .accept, patient: patient?.digits, message: id,
+            detail: header.onBehalfOf.map { "\(header.kind.rawValue) on behalf of \($0)" } ?? header.kind.rawValue)]
+        var overrideNotices: [(PersonID, NHSNumber)] = []
+        for (recipientID, viaTopic) in recipients {
+            guard let recipient = directory.person(recipientID) else { continue }
+            let decision: PlannedDelivery
+            if header.kind == .consent || subject.parts.isEmpty {
+                // Consent records and messages about no patient carry no patient data to decide on.
+                decision = PlannedDelivery(recipient: recipientID, decision: .deliver, rule: "no-patient-data", topic: viaTopic)
+            } else {
+                let who: ConsentRecipient
+                do {
+                    who = try consentRecipient(recipient, patients: patients, addressedTeams: addressedTeams,
+                                               addressedPeople: addressedPeople, isReferral: header.kind == .referral || header.kind == .referralEvent)
+                } catch {
+                    throw ProtocolError(.storeUnavailable, "the broker could not read care teams; nothing was accepted. Retry with the same key")
+                }
+                let verdict = consent.decide(subject, for: who, now: now)
+                if verdict.ruleID == consent.engine.policy.breakGlass.refusedRuleID {
+                    throw ProtocolError(.notPermitted, "breakGlass: \(verdict.reason)")
+                }
+                decision = PlannedDelivery(
+                    recipient: recipientID, decision: Self.plannedDecision(verdict.outcome), rule: verdict.ruleID,
+                    reason: verdict.outcome == .deliver ? nil : verdict.reason, topic: viaTopic)
+                if verdict.override {
+                    audit.append(AuditEntry(at: now, actor: actor.id.rawValue, action: .override, patient: patient?.digits,
+                                            message: id, recipient: recipientID.rawValue, decision: "deliver",
+                                            rule: verdict.ruleID, detail: verdict.breakGlassReason))
+                    for p in patients {
+                        for coordinator in coordinators(of: p) where coordinator != actor.id {
+                            overrideNotices.append((coordinator, p))
+                        }
+                    }
+                }
+            }
+            deliveries.append(decision)
+            outcomes.append(Self.outcome(for: decision))
+            audit.append(AuditEntry(
+                at: now, actor: actor.id.rawValue, action: Self.auditAction(decision.decision), patient: patient?.digits,
+                message: id, recipient: recipientID.rawValue, decision: "route:\(decision.decision.rawValue)", rule: decision.rule,
+                detail: viaTopic.map { "topic \($0)" }))
+        }
+        var uniqueNotices: [(coordinator: PersonID, patient: NHSNumber)] = []
+        for notice in overrideNotices where !uniqueNotices.contains(where: { $0.coordinator == notice.0 && $0.patient == notice.1 }) {
+            uniqueNotices.append((notice.0, notice.1))
+        }
+
+        let message = NewMessage(
+            id: id, key: header.key, kind: header.kind, sender: actor.id, envelope: envelope.encoded(),
+            patient: patient, correlation: header.correlation, body: pending.body,
+            bodyHash: Array(SHA256.hash(data: envelope.encoded() + pending.body)), acceptedAt: now,
+            deliveries: deliveries, referral: referral, careTeamLinks: careTeamLinks, audit: audit)
+        return RoutedSend(pending: pending, message: message, outcomes: outcomes, overrideNotices: uniqueNotices)
+    }
+
+    static func plannedDecision(_ outcome: ConsentOutcome) -> PlannedDelivery.Decision {
+        switch outcome {
+        case .deliver: .deliver
+        case .deliverRedacted: .redacted
+        case .withhold: .withheld
+        }
+    }
+
+    static func auditAction(_ decision: PlannedDelivery.Decision) -> AuditEntry.Action {
+        switch decision {
+        case .deliver: .deliver
+        case .redacted: .redact
+        case .withheld: .withhold
+        }
+    }
+
+    /// The care co-ordinators of the teams in a patient's care team.
+    func coordinators(of patient: NHSNumber) -> [PersonID] {
+        var result: [PersonID] = []
+        for member in (try? careTeam(of: patient)) ?? [] {
+            if case .team(let id) = member, let coordinator = directory.team(id)?.coordinator, !result.contains(coordinator) {
+                result.append(coordinator)
+            }
+        }
+        return result
+    }
+
+    func validateBody(kind: MessageKind, bytes: [UInt8]) throws(ProtocolError) -> MessageBody? {
+        if kind == .consent {
+            do {
+                let body = try JSONDecoder().decode(Strict<ConsentEnvelopeCheck>.self, from: Data(bytes))
+                _ = body
+                _ = try JSONDecoder().decode(ConsentBody.self, from: Data(bytes))
+                return nil
+            } catch let error as DecodingError {
+                let text = describe(error)
+                throw ProtocolError(text.contains(NHSNumber.invalidMarker) ? .invalidNHSNumber : .schemaViolation, "body: \(text)")
+            } catch {
+                throw ProtocolError(.invalidBody, "body is not valid JSON: \(error)")
+            }
+        }
+        do {
+            return try MessageBody.decode(kind: kind, json: bytes)
+        } catch {
+            if (try? JSONSerialization.jsonObject(with: Data(bytes))) == nil {
+                throw ProtocolError(.invalidBody, "the body is not valid JSON")
+            }
+            let code: ErrorCode = error.reason.contains("check digit") || error.reason.contains("NHS number") ? .invalidNHSNumber : .schemaViolation
+            throw ProtocolError(code, "body \(error.path): \(error.reason)")
+        }
+    }
+
+    /// The patient named in the header must agree with the body, so routing and consent
+    /// decisions are made on the patient the content is really about.
+    private func checkPatient(header: SendHeader, body: MessageBody?) throws(ProtocolError) -> NHSNumber? {
+        let fromBody: NHSNumber? = switch body {
+        case .referral(let r): r.subject
+        case .carePlanShare(let p): p.patient
+        case .carerCheckIn(let c): c.patient
+        default: nil
+        }
+        switch header.kind {
+        case .referral, .carePlanShare, .carerCheckIn:
+            guard let patient = header.patient else {
+                throw ProtocolError(.invalidHeader, "patient: a \(header.kind.rawValue) must name the patient's NHS number in the header")
+            }
+            if let fromBody, fromBody != patient {
+                throw ProtocolError(.schemaViolation, "the header names patient \(patient.digits) but the body is about another patient")
+            }
+            return patient
+        case .consent, .referralEvent, .mdtAgenda:
+            return header.patient
+        }
+    }
+
+    /// Turns addresses into people. Every address must name something in the directory.
+    func resolve(_ addresses: [Address], sender: PersonID) throws(ProtocolError) -> [PersonID] {
+        var result: [PersonID] = []
+        var seen = Set<PersonID>()
+        func add(_ id: PersonID) {
+            if id != sender, seen.insert(id).inserted { result.append(id) }
+        }
+        for address in addresses {
+            switch address {
+            case .person(let id):
+                guard directory.person(id) != nil else { throw ProtocolError(.unknownAddress, "\(address): no such person in the directory") }
+                add(id)
+            case .team(let id), .mdt(let id):
+                guard directory.team(id) != nil else { throw ProtocolError(.unknownAddress, "\(address): no such team in the directory") }
+                directory.members(of: id).forEach(add)
+            case .role(let team, let role):
+                guard directory.team(team) != nil else { throw ProtocolError(.unknownAddress, "\(address): no such team in the directory") }
+                let holders = directory.members(of: team).filter { directory.person($0)?.roles.contains(role) == true }
+                guard !holders.isEmpty else { throw ProtocolError(.unknownAddress, "\(address): nobody in that team holds that role") }
+                holders.forEach(add)
+            case .careTeam(let patient):
+                let members: [CareTeamMember]
+                do { members = try careTeam(of: patient) } catch {
+                    throw ProtocolError(.storeUnavailable, "the broker could not read the care team; nothing was accepted")
+                }
+                guard !members.isEmpty else {
+                    throw ProtocolError(.unknownAddress, "\(address): this patient has no care team yet; address a team or person, or link a care team first")
+                }
+                for member in members {
+                    switch member {
+                    case .person(let id): add(id)
+                    case .team(let id): directory.members(of: id).forEach(add)
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    /// "kind/locality/team": the first team the message is addressed to, else the sender's.
+    func topic(for header: SendHeader, sender: Directory.Person) -> [String] {
+        let team = header.to.lazy.compactMap { address -> TeamID? in
+            switch address {
+            case .team(let id), .role(let id, _), .mdt(let id): id
+            default: nil
+            }
+        }.first ?? sender.teams.first
+        let locality = team.flatMap { directory.team($0)?.locality.rawValue } ?? "none"
+        return [header.kind.rawValue, locality, team?.rawValue ?? "none"]
+    }
+}
+
+/// Only used to reject unknown top-level fields in a consent body before the full decode.
+struct ConsentEnvelopeCheck: StrictlyDecodable {
+    enum FieldKeys: String, CodingKey, CaseIterable {
+        case action, id, status, scope, patient, dateTime, performer, policyRule, provision, withdraws, reason
+    }
+    init(from decoder: any Decoder) throws {}
+}
