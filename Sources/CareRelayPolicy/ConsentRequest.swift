@@ -92,8 +92,7 @@ public struct ConsentRequest: Hashable, Sendable {
     public var originatingTeam: TeamID?
     /// Where the message is handled; policy rules may be scoped to localities.
     public var locality: LocalityID?
-    /// The labelled parts. An empty list is decided as one `general` part with id "message"
-    /// about no patient the recipient can see, that is, withheld (see `ConsentEngine`).
+    /// The labelled parts. A message with no parts is withheld (by the policy's last rule).
     public var parts: [MessagePart]
     /// Patients whose permission to be discussed at this MDT is recorded with the meeting
     /// (in addition to `mdt-discussion` permits among their directives).

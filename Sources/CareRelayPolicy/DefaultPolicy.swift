@@ -51,5 +51,6 @@ break-glass:
   requester-roles: registered-professionals
   recipient-roles: registered-professionals
   reason-min-length: 10
+
 """#
 }
