@@ -27,9 +27,13 @@ final class Engine {
     var gatewaysFor: [PersonID: [PersonID]] = [:]
     /// People whose mailbox may have something new to send.
     var dirty = Set<PersonID>()
+    /// How often each unconfirmed delivery has gone out, for the DELIVER header.
+    var attempts: [DeliveryKey: Int] = [:]
     var nextDeadline: Date?
     var lastSweep = Date.distantPast
     var stopping = false
+    /// Where a reloaded directory comes from (shared with the ZAP handler).
+    var directorySource: BrokerServer.DirectoryBox?
 
     // Commands collected while draining the socket, handled together.
     struct PendingSend {
@@ -68,7 +72,7 @@ final class Engine {
         try router.setHeartbeatTTL(Int32(configuration.heartbeatMilliseconds * 3))
         try router.bind(configuration.endpoint)
 
-        control = try context.makeSocket(.pair)
+        control = try context.makeSocket(.dealer)
         try control.bind(controlEndpoint)
         rebuildGatewayIndex()
         nextDeadline = try store.nextReferralDeadline()
@@ -120,7 +124,13 @@ final class Engine {
         while let message = try? control.receive(dontWait: true) {
             switch message.frames.first.flatMap({ String(decoding: $0, as: UTF8.self) }) {
             case "STOP": stopping = true
-            case "WAKE": break  // a reload or a clock change: timers and pumps run below
+            case "WAKE":
+                // A reload: take the new directory; timers and pumps run below.
+                if let source = directorySource {
+                    directory = source.current
+                    rebuildGatewayIndex()
+                    logger.info("directory reloaded", metadata: ["people": "\(directory.directory.people.count)"])
+                }
             default: break
             }
         }
@@ -155,7 +165,7 @@ final class Engine {
         do {
             command = try codec.decodeClientCommand(frames)
         } catch {
-            let name = frames.dropFirst().first.map { printableCommand($0) }
+            let name = frames.dropFirst().first.flatMap { printableCommand($0) }
             reply(routingID, .rejected(Rejected(error, command: name, req: nil)))
             logger.notice("refused a malformed command", metadata: ["code": "\(error.code.name)", "reason": "\(error.reason)"])
             return

@@ -31,6 +31,8 @@ extension Engine {
                 role == .carer
             case .consent:
                 role.isRegisteredProfessional
+            case .notice:
+                false
             }
         }
     }
@@ -177,8 +179,11 @@ extension Engine {
         recipients += subscribers.sorted().map { ($0, topic.joined(separator: "/")) }
 
         let id = MessageID.make(at: now)
-        referral?.messageID = referral?.messageID.isEmpty == false ? referral!.messageID : id
-        if header.kind == .referral, let record = referral { referrals[id] = record }
+        if header.kind == .referral, var record = referral {
+            record.messageID = id
+            referral = record
+            referrals[id] = record
+        }
 
         let envelope = Envelope(header, fromName: actor.name)
         let subject = consentSubject(kind: header.kind, header: envelope, body: body, sender: actor)
@@ -321,7 +326,7 @@ extension Engine {
                 throw ProtocolError(.schemaViolation, "the header names patient \(patient.digits) but the body is about another patient")
             }
             return patient
-        case .consent, .referralEvent, .mdtAgenda:
+        case .consent, .referralEvent, .mdtAgenda, .notice:
             return header.patient
         }
     }

@@ -1,6 +1,12 @@
 import CareRelayModel
 import Foundation
 
+/// One delivery: a message to one recipient.
+struct DeliveryKey: Hashable {
+    let seq: Int64
+    let recipient: PersonID
+}
+
 /// One client connection that has said HELLO. Keyed by the ROUTER's routing id, which
 /// libzmq assigns per connection; the person comes from the ZAP handler, never the client.
 struct Session {
@@ -8,8 +14,8 @@ struct Session {
     let person: PersonID
     let receives: Bool
     var credit: Int
-    /// Deliveries sent on this connection and not yet confirmed, by message sequence.
-    var inFlight: [Int64: String] = [:]
+    /// Deliveries sent on this connection and not yet confirmed, with their message ids.
+    var inFlight: [DeliveryKey: String] = [:]
     var lastHeard: Date
     var subscriptions: [TopicPattern] = []
 
@@ -36,11 +42,13 @@ struct SessionTable {
 
     func sessions(of person: PersonID) -> [[UInt8]] { byPerson[person] ?? [] }
 
-    /// Every message sequence in flight to this person on any connection, so a message is
+    /// Every message in flight to this person on the given connections, so a message is
     /// never on the wire twice for the same person.
-    func inFlight(for person: PersonID) -> Set<Int64> {
+    func inFlight(for person: PersonID, via connections: [[UInt8]]) -> Set<Int64> {
         var result = Set<Int64>()
-        for id in sessions(of: person) { result.formUnion(byRoutingID[id]?.inFlight.keys ?? [:].keys) }
+        for id in connections {
+            for key in byRoutingID[id]?.inFlight.keys ?? [:].keys where key.recipient == person { result.insert(key.seq) }
+        }
         return result
     }
 

@@ -5,11 +5,19 @@ public struct Directory: Sendable, Equatable, Codable {
     public struct Organisation: Sendable, Equatable, Codable {
         public var id: OrganisationID
         public var name: String
+        public init(id: OrganisationID, name: String) {
+            self.id = id
+            self.name = name
+        }
     }
 
     public struct Locality: Sendable, Equatable, Codable {
         public var id: LocalityID
         public var name: String
+        public init(id: LocalityID, name: String) {
+            self.id = id
+            self.name = name
+        }
     }
 
     public struct Team: Sendable, Equatable, Codable {
@@ -26,6 +34,18 @@ public struct Directory: Sendable, Equatable, Codable {
         public var hours: String?
         /// Who to contact out of hours, in order (co-ordinator, district nurses, 999).
         public var fallback: [String]?
+
+        public init(id: TeamID, name: String, kind: Kind = .service, locality: LocalityID, organisation: OrganisationID? = nil,
+                    coordinator: PersonID? = nil, hours: String? = nil, fallback: [String]? = nil) {
+            self.id = id
+            self.name = name
+            self.kind = kind
+            self.locality = locality
+            self.organisation = organisation
+            self.coordinator = coordinator
+            self.hours = hours
+            self.fallback = fallback
+        }
     }
 
     public struct Person: Sendable, Equatable, Codable {
@@ -38,6 +58,17 @@ public struct Directory: Sendable, Equatable, Codable {
         public var key: String
         /// For a gateway (the carer bridge): the people it may act for.
         public var actsFor: [PersonID]?
+
+        public init(id: PersonID, name: String, roles: [Role], organisation: OrganisationID? = nil,
+                    teams: [TeamID], key: String, actsFor: [PersonID]? = nil) {
+            self.id = id
+            self.name = name
+            self.roles = roles
+            self.organisation = organisation
+            self.teams = teams
+            self.key = key
+            self.actsFor = actsFor
+        }
     }
 
     public var organisations: [Organisation]

@@ -64,6 +64,8 @@ public enum MessageKind: String, Hashable, Sendable, Codable, CaseIterable {
     case carePlanShare = "careplan.share"
     case carerCheckIn = "carer.checkin"
     case consent
+    /// Sent only by the broker: e.g. telling a care co-ordinator of an emergency override.
+    case notice = "broker.notice"
 }
 
 /// Referral priority. Each maps to a response target taken from the seeds' services

@@ -4,13 +4,6 @@ public protocol StrictlyDecodable: Decodable {
     associatedtype FieldKeys: CodingKey & CaseIterable
 }
 
-struct AnyCodingKey: CodingKey {
-    var stringValue: String
-    var intValue: Int?
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { self.stringValue = String(intValue); self.intValue = intValue }
-}
-
 extension Decoder {
     /// Throws `DecodingError.dataCorrupted` naming the first field not in `keys`.
     public func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
@@ -18,7 +11,7 @@ extension Decoder {
         let allowed = Set(Keys.allCases.map(\.stringValue))
         if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !allowed.contains($0) }) {
             throw DecodingError.dataCorrupted(.init(
-                codingPath: codingPath + [AnyCodingKey(stringValue: unknown)],
+                codingPath: codingPath + [AnyCodingKey(unknown)],
                 debugDescription: "unknown field '\(unknown)'"))
         }
     }

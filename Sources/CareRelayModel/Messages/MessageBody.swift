@@ -15,9 +15,9 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda: return .mdtAgenda(try MDTAgenda.decode(json: json))
         case .carePlanShare: return .carePlanShare(try CarePlanShare.decode(json: json))
         case .carerCheckIn: return .carerCheckIn(try CarerCheckIn.decode(json: json))
-        case .consent:
+        case .consent, .notice:
             throw MessageValidationError(
-                path: "(body)", reason: "consent bodies are not handled by MessageBody.decode yet (consent directives have their own decoder)")
+                path: "(body)", reason: "\(kind.rawValue) bodies have their own decoder (ConsentBody, or the broker's notice)")
         }
     }
 

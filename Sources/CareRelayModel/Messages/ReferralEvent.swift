@@ -7,6 +7,8 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
     /// The event names as they appear in the `event` field.
     public enum EventType: String, Hashable, Sendable, Codable, CaseIterable {
         case accepted, declined, allocated, completed, withdrawn
+        /// Issued only by the broker, when a referral passes its response target untaken.
+        case escalated
     }
 
     /// Why a service declined, coded so that capacity problems can be counted.
@@ -49,6 +51,7 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
         case allocated(to: Allocation)
         case completed(outcome: String?)
         case withdrawn(reason: String?)
+        case escalated(reason: String)
 
         public var type: EventType {
             switch self {
@@ -57,6 +60,7 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
             case .allocated: .allocated
             case .completed: .completed
             case .withdrawn: .withdrawn
+            case .escalated: .escalated
             }
         }
     }
@@ -98,6 +102,7 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
         case .allocated: [.allocatedTo]
         case .completed: [.outcome]
         case .withdrawn: [.reason]
+        case .escalated: [.reason]
         }
         for key in [CodingKeys.reason, .reasonCode, .allocatedTo, .outcome]
         where c.contains(key) && !allowed.contains(key) {
@@ -115,6 +120,8 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
             change = .completed(outcome: try c.textIfPresent(.outcome))
         case .withdrawn:
             change = .withdrawn(reason: try c.textIfPresent(.reason))
+        case .escalated:
+            change = .escalated(reason: try c.text(.reason))
         }
     }
 
@@ -137,6 +144,8 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
             try c.encodeIfPresent(outcome, forKey: .outcome)
         case .withdrawn(let reason):
             try c.encodeIfPresent(reason, forKey: .reason)
+        case .escalated(let reason):
+            try c.encode(reason, forKey: .reason)
         }
     }
 }

@@ -1,0 +1,170 @@
+import CareRelayModel
+import CareRelayPolicy
+import CareRelayStore
+import Foundation
+import Logging
+import ZeroMQ
+
+/// A running broker: its ZAP handler and its loop thread. Start it, read `endpoint` (useful
+/// with an ephemeral port), and stop it; everything else happens on the loop thread.
+public final class BrokerServer: @unchecked Sendable {
+    public let endpoint: String
+    private let context: ZMQContext
+    private let zap: ZAPHandler
+    private let controlEndpoint: String
+    private let lock = NSLock()
+    private var stopped = false
+    private let directoryBox: DirectoryBox
+
+    /// Holds the directory the ZAP handler reads; replaced whole on reload.
+    final class DirectoryBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var index: DirectoryIndex
+        init(_ index: DirectoryIndex) { self.index = index }
+        var current: DirectoryIndex {
+            lock.lock(); defer { lock.unlock() }
+            return index
+        }
+        func replace(_ index: DirectoryIndex) {
+            lock.lock(); defer { lock.unlock() }
+            self.index = index
+        }
+    }
+
+    public enum StartError: Error, CustomStringConvertible {
+        case store(String)
+        case policy(String)
+        case socket(String)
+        public var description: String {
+            switch self {
+            case .store(let why): "cannot open the store: \(why)"
+            case .policy(let why): "cannot load the consent policy: \(why)"
+            case .socket(let why): "cannot start the broker socket: \(why)"
+            }
+        }
+    }
+
+    /// Opens the store, starts ZAP authentication and the loop thread, and returns once the
+    /// broker is bound and serving.
+    public static func start(configuration: BrokerConfiguration, directory: DirectoryIndex, logger: Logger = Logger(label: "carerelay.broker")) throws -> BrokerServer {
+        let store: SQLiteStore
+        do { store = try SQLiteStore(path: configuration.storePath) } catch { throw StartError.store("\(error)") }
+        let policy: ConsentPolicy
+        do {
+            policy = try configuration.consentPolicyYAML.map { try ConsentPolicy(yaml: $0, source: "consent policy") } ?? .default
+        } catch { throw StartError.policy("\(error)") }
+        let gate: ConsentGate
+        do { gate = try ConsentGate(policy: policy, store: store) } catch { throw StartError.store("\(error)") }
+
+        let context: ZMQContext
+        do { context = try ZMQContext() } catch { throw StartError.socket("\(error)") }
+        let box = DirectoryBox(directory)
+        let zapLogger = logger
+        // Identity is decided here, from the key the client proved it holds.
+        let zap = ZAPHandler(context: context) { request in
+            guard request.mechanism == "CURVE", let key = request.clientPublicKey,
+                  let person = box.current.peopleByKey[key]
+            else {
+                zapLogger.notice("connection refused: key not in the directory", metadata: ["address": "\(request.address)", "key": "\(request.clientPublicKey ?? "none")"])
+                return .deny(status: "400", reason: "key not in the directory")
+            }
+            return .allow(userID: person.id.rawValue)
+        }
+        do { try zap.start() } catch { throw StartError.socket("ZAP handler: \(error)") }
+
+        let controlEndpoint = "inproc://carerelay.broker.control"
+        let ready = DispatchSemaphore(value: 0)
+        let startResult = StartResultBox()
+        let finished = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            do {
+                let engine = try Engine(
+                    configuration: configuration, context: context, directory: directory, store: store,
+                    consent: gate, controlEndpoint: controlEndpoint, logger: logger)
+                engine.directorySource = box
+                startResult.set(.success(engine.boundEndpoint))
+                ready.signal()
+                engine.run()
+                engine.router.close()
+                engine.control.close()
+            } catch {
+                startResult.set(.failure(StartError.socket("\(error)")))
+                ready.signal()
+            }
+            finished.signal()
+        }
+        thread.name = "carerelay-broker"
+        thread.start()
+        ready.wait()
+        switch startResult.value {
+        case .success(let endpoint)?:
+            return BrokerServer(endpoint: endpoint, context: context, zap: zap, controlEndpoint: controlEndpoint,
+                                finished: finished, directoryBox: box)
+        case .failure(let error)?:
+            zap.stop()
+            finished.wait()
+            throw error
+        case nil:
+            zap.stop()
+            throw StartError.socket("the broker thread ended without starting")
+        }
+    }
+
+    private init(endpoint: String, context: ZMQContext, zap: ZAPHandler, controlEndpoint: String,
+                 finished: DispatchSemaphore, directoryBox: DirectoryBox) {
+        self.endpoint = endpoint
+        self.context = context
+        self.zap = zap
+        self.controlEndpoint = controlEndpoint
+        self.finishedSignal = finished
+        self.directoryBox = directoryBox
+    }
+
+    private let finishedSignal: DispatchSemaphore
+
+    /// Replaces the directory (SIGHUP). New connections authenticate against it at once; the
+    /// loop picks it up before its next command.
+    public func reload(directory: DirectoryIndex) {
+        directoryBox.replace(directory)
+        signalLoop("WAKE")
+    }
+
+    /// Stops the loop after the batch in hand is committed, closes sockets, ends ZAP.
+    public func stop() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopped else { return }
+        stopped = true
+        signalLoop("STOP")
+        finishedSignal.wait()
+        zap.stop()
+        context.shutdown()
+    }
+
+    /// Blocks until the broker stops.
+    public func wait() {
+        finishedSignal.wait()
+        finishedSignal.signal()
+    }
+
+    private func signalLoop(_ word: String) {
+        // The loop binds a DEALER, which takes any number of short-lived signallers.
+        guard let socket = try? context.makeSocket(.dealer) else { return }
+        defer { socket.close() }
+        guard (try? socket.connect(controlEndpoint)) != nil else { return }
+        _ = try? socket.send([Array(word.utf8)])
+    }
+}
+
+private final class StartResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<String, any Error>?
+    func set(_ value: Result<String, any Error>) {
+        lock.lock(); defer { lock.unlock() }
+        result = value
+    }
+    var value: Result<String, any Error>? {
+        lock.lock(); defer { lock.unlock() }
+        return result
+    }
+}

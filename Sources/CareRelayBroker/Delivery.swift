@@ -1,0 +1,180 @@
+import CareRelayModel
+import CareRelayPolicy
+import CareRelayProtocol
+import CareRelayStore
+import Foundation
+
+extension Engine {
+    /// Sends what is waiting to everyone marked dirty, within each connection's credit.
+    func pumpDirty() {
+        guard !dirty.isEmpty else { return }
+        let people = dirty
+        dirty.removeAll(keepingCapacity: true)
+        let now = configuration.clock()
+        var sent: [(seq: Int64, recipient: PersonID)] = []
+        var withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)] = []
+        var audit: [AuditEntry] = []
+        for person in people {
+            pump(person, now: now, sent: &sent, withheld: &withheld, audit: &audit)
+        }
+        do {
+            try store.recordDeliveries(sent: sent, withheld: withheld, audit: audit, at: now)
+        } catch {
+            // The deliveries went out and stay pending until confirmed, so nothing is lost;
+            // only their audit lines are missing, which the operator must know.
+            logger.error("could not record deliveries in the audit trail", metadata: ["error": "\(error)", "count": "\(sent.count)"])
+        }
+    }
+
+    /// The connections that may carry a person's deliveries: their own, and those of any
+    /// gateway (the carer bridge) acting for them.
+    private func connections(for person: PersonID) -> [[UInt8]] {
+        var result = sessions.sessions(of: person)
+        for gateway in gatewaysFor[person] ?? [] { result += sessions.sessions(of: gateway) }
+        return result
+    }
+
+    private func pump(
+        _ person: PersonID, now: Date, sent: inout [(seq: Int64, recipient: PersonID)],
+        withheld: inout [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: inout [AuditEntry]
+    ) {
+        guard let recipient = directory.person(person) else { return }
+        for routingID in connections(for: person) {
+            guard let session = sessions[routingID], session.spareCredit > 0 else { continue }
+            let inFlight = sessions.inFlight(for: person, via: connections(for: person))
+            let items: [MailItem]
+            do {
+                items = try store.mailbox(for: person, excluding: inFlight, limit: session.spareCredit)
+            } catch {
+                logger.error("could not read a mailbox", metadata: ["person": "\(person)", "error": "\(error)"])
+                return
+            }
+            for item in items {
+                guard sessions[routingID] != nil else { return }
+                switch prepareDelivery(item, to: recipient, now: now) {
+                case .withhold(let rule, let reason):
+                    withheld.append((item.seq, person, rule, reason))
+                    audit.append(AuditEntry(at: now, actor: "carerelay", action: .withhold, patient: item.patient?.digits,
+                                            message: item.id, recipient: person.rawValue, decision: "deliver:withheld", rule: rule,
+                                            detail: "consent checked again before delivery"))
+                case .send(let header, let body, let rule, let action):
+                    guard send(routingID, codec.encode(.deliver(header, body: body))) else { return }
+                    sessions[routingID]?.inFlight[DeliveryKey(seq: item.seq, recipient: person)] = item.id
+                    sent.append((item.seq, person))
+                    audit.append(AuditEntry(at: now, actor: "carerelay", action: action, patient: item.patient?.digits,
+                                            message: item.id, recipient: person.rawValue, decision: "deliver:\(action.rawValue)", rule: rule,
+                                            detail: header.attempt > 1 ? "attempt \(header.attempt)" : nil))
+                }
+            }
+        }
+    }
+
+    enum PreparedDelivery {
+        case send(DeliverHeader, [UInt8], rule: String, action: AuditEntry.Action)
+        case withhold(rule: String, reason: String)
+    }
+
+    /// Checks consent again, as it stands now, and redacts the body for this recipient.
+    private func prepareDelivery(_ item: MailItem, to recipient: Directory.Person, now: Date) -> PreparedDelivery {
+        guard let envelope = Envelope.decode(item.envelope) else {
+            return .withhold(rule: "broker-integrity", reason: "the stored envelope could not be read")
+        }
+        var body = item.body
+        var rule = "no-patient-data"
+        var action = AuditEntry.Action.deliver
+        var redacted: [String]?
+        var override: Bool?
+        let decoded = item.kind == .consent ? nil : try? MessageBody.decode(kind: item.kind, json: item.body)
+        if item.kind != .consent, let sender = directory.person(item.sender) ?? systemSender(item.sender) {
+            let subject = consentSubject(kind: item.kind, header: envelope, body: decoded, sender: sender)
+            if !subject.parts.isEmpty {
+                let addressedTeams = Set(envelope.to.compactMap { a -> TeamID? in
+                    switch a { case .team(let id), .role(let id, _): id; default: nil }
+                })
+                let addressedPeople = Set(envelope.to.compactMap { a -> PersonID? in
+                    if case .person(let id) = a { id } else { nil }
+                })
+                guard let who = try? consentRecipient(recipient, patients: Set(subject.parts.map(\.patient)),
+                                                      addressedTeams: addressedTeams, addressedPeople: addressedPeople,
+                                                      isReferral: item.kind == .referral || item.kind == .referralEvent)
+                else {
+                    return .withhold(rule: "broker-integrity", reason: "care team could not be read")
+                }
+                let verdict = consent.decide(subject, for: who, now: now)
+                rule = verdict.ruleID
+                override = verdict.override ? true : nil
+                if verdict.override { action = .override }
+                switch verdict.outcome {
+                case .withhold:
+                    return .withhold(rule: verdict.ruleID, reason: verdict.reason)
+                case .deliver:
+                    break
+                case .deliverRedacted(let removing):
+                    redacted = removing
+                    action = .redact
+                    body = redact(decoded, removing: Set(removing)) ?? body
+                }
+            }
+        }
+        let attempt = 1 + (attempts[DeliveryKey(seq: item.seq, recipient: recipient.id)] ?? 0)
+        attempts[DeliveryKey(seq: item.seq, recipient: recipient.id)] = attempt
+        let header = DeliverHeader(
+            id: item.id, recipient: recipient.id, kind: item.kind, from: item.sender, fromName: envelope.fromName,
+            to: envelope.to, patient: envelope.patient, priority: envelope.priority, labels: envelope.labels,
+            correlation: envelope.correlation, sentAt: ISO8601DateFormatter.careRelay.string(from: item.acceptedAt),
+            redacted: redacted, override: override, topic: item.topic, attempt: attempt)
+        return .send(header, body, rule: rule, action: action)
+    }
+
+    /// The broker itself sends escalation and override notices; it is not in the directory.
+    func systemSender(_ id: PersonID) -> Directory.Person? {
+        guard id == Engine.brokerIdentity else { return nil }
+        return Directory.Person(id: id, name: "CareRelay", roles: [.administrator], organisation: nil, teams: [], key: "", actsFor: nil)
+    }
+
+    static let brokerIdentity = PersonID("carerelay")
+
+    /// Removes what this recipient may not see: care plan sections are dropped, agenda items
+    /// become "item withheld" placeholders with no patient details.
+    private func redact(_ body: MessageBody?, removing: Set<String>) -> [UInt8]? {
+        switch body {
+        case .carePlanShare(let plan):
+            return plan.removingSections { removing.contains($0.id) }.encode()
+        case .mdtAgenda(var agenda):
+            // Items are named by position (see agendaPartID), so redact by position.
+            agenda.items = agenda.items.enumerated().map { index, entry in
+                entry.item != nil && removing.contains(Self.agendaPartID(index)) ? .withheld(MDTAgenda.WithheldItem()) : entry
+            }
+            return agenda.encode()
+        default:
+            // A single-part message is delivered whole or withheld, never half.
+            return nil
+        }
+    }
+
+    // MARK: Confirmations
+
+    func commitConfirms() {
+        guard !pendingConfirms.isEmpty else { return }
+        let batch = pendingConfirms
+        pendingConfirms.removeAll(keepingCapacity: true)
+        let now = configuration.clock()
+        for confirm in batch {
+            do {
+                _ = try store.confirm(recipient: confirm.recipient, ids: confirm.ids, at: now)
+            } catch {
+                logger.error("could not record confirmations; they will be redelivered", metadata: ["error": "\(error)"])
+                continue
+            }
+            let ids = Set(confirm.ids)
+            if var session = sessions[confirm.routingID] {
+                for (key, id) in session.inFlight where key.recipient == confirm.recipient && ids.contains(id) {
+                    session.inFlight[key] = nil
+                    attempts[key] = nil
+                }
+                sessions[confirm.routingID] = session
+            }
+            dirty.insert(confirm.recipient)
+        }
+    }
+}

@@ -1,0 +1,198 @@
+import CareRelayModel
+import CareRelayProtocol
+import CareRelayStore
+import Crypto
+import Foundation
+
+extension Engine {
+    struct ReferralChange {
+        var record: ReferralRecord
+        var recipients: [PersonID]
+        var careTeamLinks: [String]
+    }
+
+    /// Checks and applies a lifecycle event: who may do what, and in which order. A referral
+    /// is taken once: a second "accepted" is refused, naming who took it.
+    func applyReferralEvent(
+        _ event: ReferralEvent, header: SendHeader, actor: Directory.Person, now: Date,
+        overlay: inout [String: ReferralRecord]
+    ) throws(ProtocolError) -> ReferralChange {
+        guard event.by == actor.id else {
+            throw ProtocolError(.notPermitted, "by: an event is recorded as its sender (\(actor.id)), not as '\(event.by)'")
+        }
+        if let correlation = header.correlation, correlation != event.referral {
+            throw ProtocolError(.invalidHeader, "correlation: names \(correlation) but the event is about referral \(event.referral)")
+        }
+        var record: ReferralRecord
+        do {
+            guard let found = try overlay[event.referral] ?? store.referral(id: event.referral) else {
+                throw ProtocolError(.unknownMessage, "referral \(event.referral) is not known to this broker")
+            }
+            record = found
+        } catch let error as ProtocolError {
+            throw error
+        } catch {
+            throw ProtocolError(.storeUnavailable, "the broker could not read the referral; nothing was accepted")
+        }
+
+        let teamMembers = record.team.map { directory.members(of: $0) } ?? []
+        let isHandler: Bool
+        if record.team != nil {
+            isHandler = teamMembers.contains(actor.id)
+        } else {
+            isHandler = ((try? store.tracking(id: record.messageID))?.recipients.contains { $0.person == actor.id }) ?? false
+        }
+
+        func transition(from allowed: Set<ReferralRecord.Status>, to next: ReferralRecord.Status) throws(ProtocolError) {
+            guard allowed.contains(record.status) else {
+                var why = "referral \(record.messageID) is \(record.status.rawValue)"
+                if let taker = record.takenBy, record.status != .sent { why += " (taken by \(taker))" }
+                throw ProtocolError(.invalidTransition, "\(why); it cannot become \(next.rawValue)")
+            }
+            record.status = next
+        }
+
+        var links: [String] = []
+        switch event.change {
+        case .withdrawn:
+            guard actor.id == record.referrer else {
+                throw ProtocolError(.notPermitted, "only the referrer may withdraw a referral")
+            }
+            try transition(from: [.sent, .accepted, .allocated], to: .withdrawn)
+        case .escalated:
+            throw ProtocolError(.notPermitted, "only the broker escalates a referral")
+        case .accepted, .declined, .allocated, .completed:
+            guard isHandler else {
+                throw ProtocolError(.notPermitted, "only members of the team the referral was sent to may \(event.change.type.rawValue) it")
+            }
+            switch event.change {
+            case .accepted:
+                try transition(from: [.sent], to: .accepted)
+                record.takenBy = actor.id
+                record.takenAt = now
+                links.append(record.team.map { "team:\($0)" } ?? "person:\(actor.id)")
+            case .declined:
+                try transition(from: [.sent], to: .declined)
+            case .allocated(let allocation):
+                guard record.team == nil || teamMembers.contains(allocation.person) else {
+                    throw ProtocolError(.notPermitted, "allocatedTo: \(allocation.person) is not a member of team \(record.team.map(\.rawValue) ?? "")")
+                }
+                try transition(from: [.sent, .accepted, .allocated], to: .allocated)
+                if record.takenBy == nil {
+                    record.takenBy = actor.id
+                    record.takenAt = now
+                }
+                record.allocatedTo = allocation.person
+                links.append(record.team.map { "team:\($0)" } ?? "person:\(actor.id)")
+                links.append("person:\(allocation.person)")
+            default:
+                try transition(from: [.accepted, .allocated], to: .completed)
+            }
+        }
+        record.updatedAt = now
+        overlay[record.messageID] = record
+
+        var recipients: [PersonID] = []
+        for person in [record.referrer] + teamMembers + [record.allocatedTo].compactMap({ $0 })
+        where person != actor.id && !recipients.contains(person) {
+            recipients.append(person)
+        }
+        return ReferralChange(record: record, recipients: recipients, careTeamLinks: links)
+    }
+
+    /// Referrals past their response target and still untaken go to the team's co-ordinator,
+    /// and the referrer learns that they have.
+    func escalateOverdueReferrals(now: Date) {
+        let overdue: [ReferralRecord]
+        do {
+            overdue = try store.overdueReferrals(at: now)
+        } catch {
+            logger.error("could not read overdue referrals", metadata: ["error": "\(error)"])
+            nextDeadline = now.addingTimeInterval(5)
+            return
+        }
+        var batch: [NewMessage] = []
+        var records: [ReferralRecord] = []
+        for var record in overdue {
+            record.escalatedAt = now
+            records.append(record)
+            let coordinator = record.team.flatMap { directory.team($0)?.coordinator }
+            var recipients = [record.referrer]
+            if let coordinator, coordinator != record.referrer { recipients.append(coordinator) }
+            let team = record.team.map { " by team \($0)" } ?? ""
+            let event = ReferralEvent(
+                referral: record.messageID,
+                change: .escalated(reason: "not accepted\(team) within its response target; escalated to \(coordinator.map(\.rawValue) ?? "the referrer")"),
+                at: Timestamp(now), by: Engine.brokerIdentity)
+            let envelope = Envelope(
+                SendHeader(key: "escalate-\(record.messageID)", kind: .referralEvent, to: recipients.map(Address.person),
+                           patient: record.patient, priority: .urgent, correlation: record.messageID),
+                fromName: "CareRelay")
+            let id = MessageID.make(at: now)
+            let body = event.encode()
+            batch.append(NewMessage(
+                id: id, key: "escalate-\(record.messageID)", kind: .referralEvent, sender: Engine.brokerIdentity,
+                envelope: envelope.encoded(), patient: record.patient, correlation: record.messageID, body: body,
+                bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
+                deliveries: recipients.map { PlannedDelivery(recipient: $0, decision: .deliver, rule: "referral-escalation") },
+                referral: record, careTeamLinks: [],
+                audit: [AuditEntry(at: now, actor: Engine.brokerIdentity.rawValue, action: .escalate, patient: record.patient?.digits,
+                                   message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")]))
+            recipients.forEach { dirty.insert($0) }
+        }
+        do {
+            if !batch.isEmpty { _ = try store.accept(batch) }
+            nextDeadline = try store.nextReferralDeadline()
+        } catch {
+            logger.error("could not record escalations; will retry", metadata: ["error": "\(error)"])
+            nextDeadline = now.addingTimeInterval(5)
+            return
+        }
+        for record in records {
+            logger.notice("referral escalated", metadata: ["referral": "\(record.messageID)", "team": "\(record.team.map(\.rawValue) ?? "-")"])
+        }
+    }
+
+    /// Tells a patient's care co-ordinator that someone broke glass to reach their patient's
+    /// information.
+    func notifyOverride(coordinator: PersonID, patient: NHSNumber, messageID: String, by person: Directory.Person, now: Date) {
+        let body = BrokerNotice(
+            notice: "emergency-override", message: messageID, by: person.id, patient: patient,
+            text: "\(person.name) used an emergency override to reach information about patient \(patient.formatted). The reason is in the audit trail."
+        ).encoded()
+        let envelope = Envelope(
+            SendHeader(key: "override-\(messageID)-\(coordinator)", kind: .notice, to: [.person(coordinator)],
+                       patient: patient, priority: .urgent, correlation: messageID),
+            fromName: "CareRelay")
+        let message = NewMessage(
+            id: MessageID.make(at: now), key: "override-\(messageID)-\(coordinator)", kind: .notice,
+            sender: Engine.brokerIdentity, envelope: envelope.encoded(), patient: patient, correlation: messageID,
+            body: body, bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
+            deliveries: [PlannedDelivery(recipient: coordinator, decision: .deliver, rule: "R9-break-glass")],
+            referral: nil,
+            audit: [AuditEntry(at: now, actor: Engine.brokerIdentity.rawValue, action: .override, patient: patient.digits,
+                               message: messageID, recipient: coordinator.rawValue, decision: "notify-coordinator", rule: "R9-break-glass")])
+        do {
+            _ = try store.accept([message])
+            dirty.insert(coordinator)
+        } catch {
+            logger.error("could not store the override notice", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// The body of a `broker.notice`: something the broker itself tells a person.
+/// Schema: Protocols/messages/broker.notice.schema.json.
+public struct BrokerNotice: Codable, Sendable, Equatable {
+    public var notice: String
+    public var message: String
+    public var by: PersonID
+    public var patient: NHSNumber
+    public var text: String
+
+    func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).map { [UInt8]($0) } ?? Array("{}".utf8)
+    }
+}
