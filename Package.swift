@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
@@ -40,16 +41,24 @@ let package = Package(
         ]),
         .target(name: "CareRelayClient", dependencies: ["ZeroMQ", "CareRelayModel", "CareRelayProtocol"]),
         .executableTarget(name: "carerelay-broker", dependencies: [
-            "CareRelayBroker",
+            "CareRelayBroker", "ZeroMQ",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "carerelay", dependencies: ["CareRelayClient", "ZeroMQ"]),
+        .executableTarget(name: "carerelay", dependencies: [
+            "CareRelayClient", "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
 
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "CareRelayModelTests", dependencies: ["CareRelayModel"]),
         .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol"]),
         .testTarget(name: "CareRelayPolicyTests", dependencies: ["CareRelayPolicy"]),
         .testTarget(name: "CareRelayStoreTests", dependencies: ["CareRelayStore"]),
-        .testTarget(name: "CareRelayBrokerTests", dependencies: ["CareRelayBroker", "CareRelayClient"]),
+        .testTarget(name: "CareRelayBrokerTests", dependencies: [
+            "CareRelayBroker", "CareRelayClient",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

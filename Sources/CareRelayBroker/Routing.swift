@@ -135,7 +135,7 @@ extension Engine {
             throw ProtocolError(.notPermitted, "your roles (\(actor.roles.map(\.rawValue).joined(separator: ", "))) may not send \(header.kind.rawValue) messages")
         }
         let body = try validateBody(kind: header.kind, bytes: pending.body)
-        let patient = try checkPatient(header: header, body: body)
+        var patient = try checkPatient(header: header, body: body)
         if header.breakGlass != nil, !actor.roles.contains(where: \.isRegisteredProfessional) {
             throw ProtocolError(.notPermitted, "breakGlass: only a registered professional may override consent")
         }
@@ -149,6 +149,7 @@ extension Engine {
             referral = result.record
             recipients = result.recipients.map { ($0, nil) }
             careTeamLinks = result.careTeamLinks
+            patient = patient ?? result.record.patient
         default:
             recipients = try resolve(header.to, sender: actor.id).map { ($0, nil) }
         }

@@ -1,1 +1,278 @@
-// CareRelayClient: see README for what this module holds.
+import CareRelayModel
+import CareRelayProtocol
+import Foundation
+import ZeroMQ
+
+/// How to reach a broker and who we are.
+public struct ClientConfiguration: Sendable {
+    public var endpoint: String
+    public var brokerPublicKey: String
+    public var keys: CurveKeyPair
+    /// Whether this connection takes deliveries (an inbox or watch window) or only sends and asks.
+    public var receive: Bool
+    /// How many deliveries may be unconfirmed at once.
+    public var credit: Int
+    /// How long to wait for an answer before reconnecting and asking again.
+    public var replyTimeout: Duration
+    /// How many times to ask before giving up.
+    public var attempts: Int
+    public var clientName: String
+
+    public init(
+        endpoint: String, brokerPublicKey: String, keys: CurveKeyPair, receive: Bool = false, credit: Int = 64,
+        replyTimeout: Duration = .seconds(5), attempts: Int = 3, clientName: String = "carerelay-client"
+    ) {
+        self.endpoint = endpoint
+        self.brokerPublicKey = brokerPublicKey
+        self.keys = keys
+        self.receive = receive
+        self.credit = credit
+        self.replyTimeout = replyTimeout
+        self.attempts = attempts
+        self.clientName = clientName
+    }
+}
+
+public enum ClientError: Error, CustomStringConvertible, Equatable {
+    /// The broker refused, with its code and reason.
+    case rejected(ProtocolError)
+    /// No answer after every attempt: the broker is down, unreachable, or does not accept our key.
+    case noAnswer(endpoint: String, attempts: Int)
+    case transport(String)
+    case unexpectedAnswer(String)
+
+    public var description: String {
+        switch self {
+        case .rejected(let failure): "refused by the broker (\(failure.code)): \(failure.reason)"
+        case .noAnswer(let endpoint, let attempts):
+            "no answer from \(endpoint) after \(attempts) attempts: the broker may be down, or it does not know your key (check the endpoint, the broker's public key, and that your public key is in the directory)"
+        case .transport(let why): "connection problem: \(why)"
+        case .unexpectedAnswer(let what): "unexpected answer from the broker: \(what)"
+        }
+    }
+}
+
+/// A message delivered to us.
+public struct Delivery: Sendable, Equatable {
+    public var header: DeliverHeader
+    public var body: [UInt8]
+}
+
+/// A connection to a CareRelay broker. Not thread-safe (ZeroMQ sockets are not): use it from
+/// one thread. Requests are synchronous; deliveries that arrive meanwhile are kept for
+/// `nextDelivery`. Deliveries are handed to the application once each: a redelivery of a
+/// message already handed over is confirmed again and dropped.
+public final class CareRelayClient {
+    public let configuration: ClientConfiguration
+    private let context: ZMQContext
+    private var socket: Socket?
+    private let codec = CRPCodec(maxBodyBytes: 64 << 20)
+    private var pendingDeliveries: [Delivery] = []
+    /// Ids (with recipient) already handed to the application.
+    private var seen = Set<String>()
+    private var requestCounter = 0
+    private var lastSent = ContinuousClock.now
+    public private(set) var welcome: Welcome?
+
+    public init(configuration: ClientConfiguration) throws(ClientError) {
+        self.configuration = configuration
+        do { context = try ZMQContext() } catch { throw .transport("\(error)") }
+        try connect()
+    }
+
+    deinit {
+        if let socket {
+            // A polite goodbye lets the broker return anything in flight at once.
+            _ = try? socket.send(codec.encode(.bye(Empty())), dontWait: true)
+            socket.close()
+        }
+    }
+
+    // MARK: Connection
+
+    private func connect() throws(ClientError) {
+        socket?.close()
+        do {
+            let socket = try context.makeSocket(.dealer)
+            try socket.setCurveServerKey(configuration.brokerPublicKey)
+            try socket.setCurvePublicKey(configuration.keys.publicKey)
+            try socket.setCurveSecretKey(configuration.keys.secretKey)
+            try socket.setHeartbeatInterval(2_000)
+            try socket.setHeartbeatTimeout(6_000)
+            // Queue nothing for a connection that is not up, so a request is never sent twice
+            // through a stale pipe.
+            try socket.setImmediate(true)
+            try socket.connect(configuration.endpoint)
+            self.socket = socket
+        } catch {
+            throw .transport("cannot connect to \(configuration.endpoint): \(error)")
+        }
+        welcome = nil
+        let answer = try exchange(.hello(Hello(receive: configuration.receive, credit: configuration.credit, client: configuration.clientName, req: nextReq())), reconnect: false)
+        guard case .welcome(let welcome) = answer else { throw .unexpectedAnswer("expected WELCOME, got \(answer.name)") }
+        self.welcome = welcome
+    }
+
+    private func nextReq() -> String {
+        requestCounter += 1
+        return "r\(requestCounter)"
+    }
+
+    // MARK: Requests
+
+    /// Sends a message and waits until the broker has stored it. On a timeout it reconnects
+    /// and sends again with the same idempotency key, so a referral is never created twice.
+    public func send(_ header: SendHeader, body: [UInt8]) throws(ClientError) -> Accepted {
+        var header = header
+        header.req = nextReq()
+        let answer = try exchange(.send(header, body: body), reconnect: true)
+        guard case .accepted(let accepted) = answer else { throw .unexpectedAnswer("expected ACCEPTED, got \(answer.name)") }
+        return accepted
+    }
+
+    public func query(_ name: String, _ params: [String: String] = [:]) throws(ClientError) -> [UInt8] {
+        let answer = try exchange(.query(Query(query: name, params: params.isEmpty ? nil : params, req: nextReq())), reconnect: true)
+        guard case .result(_, let body) = answer else { throw .unexpectedAnswer("expected RESULT, got \(answer.name)") }
+        return body
+    }
+
+    public func query<T: Decodable>(_ name: String, _ params: [String: String] = [:], as type: T.Type) throws(ClientError) -> T {
+        let body = try query(name, params)
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        do { return try decoder.decode(T.self, from: Data(body)) } catch {
+            throw .unexpectedAnswer("result of \(name) could not be read: \(error)")
+        }
+    }
+
+    public func subscribe(_ topic: String) throws(ClientError) {
+        let answer = try exchange(.subscribe(SubscriptionRequest(topic: topic, req: nextReq())), reconnect: true)
+        guard case .subscribed = answer else { throw .unexpectedAnswer("expected SUBSCRIBED, got \(answer.name)") }
+    }
+
+    public func ping() throws(ClientError) {
+        _ = try exchange(.ping(Empty(req: nextReq())), reconnect: true)
+    }
+
+    /// Confirms deliveries, so the broker will not send them again.
+    public func confirm(_ ids: [String], recipient: PersonID? = nil) throws(ClientError) {
+        guard let socket, !ids.isEmpty else { return }
+        do {
+            _ = try socket.send(codec.encode(.confirm(Confirm(ids: ids, recipient: recipient))))
+            lastSent = .now
+        } catch { throw .transport("\(error)") }
+    }
+
+    /// The next delivery not seen before, waiting up to `timeout`. Returns nil on timeout.
+    /// The caller confirms it (`confirm`) once it has handled it.
+    public func nextDelivery(timeout: Duration) throws(ClientError) -> Delivery? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            while !pendingDeliveries.isEmpty {
+                let delivery = pendingDeliveries.removeFirst()
+                let key = "\(delivery.header.recipient)/\(delivery.header.id)"
+                if seen.insert(key).inserted { return delivery }
+                // Already handed over: the broker did not see our confirmation; confirm again.
+                try confirm([delivery.header.id], recipient: delivery.header.recipient)
+            }
+            let remaining = deadline - .now
+            guard remaining > .zero else { return nil }
+            try keepAlive()
+            guard let command = try receive(within: min(remaining, heartbeatSlice)) else { continue }
+            if case .rejected(let rejected) = command, let failure = rejected.failure, failure.code == .helloRequired {
+                // Our session expired (or the broker restarted): start a new one.
+                try connect()
+            }
+        }
+    }
+
+    private var heartbeatSlice: Duration {
+        .milliseconds(max(100, (welcome?.heartbeat ?? 5_000) / 2))
+    }
+
+    /// Sends a PING when we have been quiet for half a heartbeat, so the broker keeps our session.
+    private func keepAlive() throws(ClientError) {
+        guard ContinuousClock.now - lastSent > heartbeatSlice, let socket else { return }
+        do {
+            _ = try socket.send(codec.encode(.ping(Empty())), dontWait: true)
+            lastSent = .now
+        } catch { throw .transport("\(error)") }
+    }
+
+    // MARK: Plumbing
+
+    /// Sends a command and waits for the answer carrying the same `req` tag.
+    private func exchange(_ command: ClientCommand, reconnect: Bool) throws(ClientError) -> BrokerCommand {
+        let req = command.req
+        for attempt in 1...max(1, configuration.attempts) {
+            if attempt > 1 && reconnect { try connect() }
+            guard let socket else { throw .transport("not connected") }
+            do {
+                guard try socket.send(codec.encode(command), dontWait: true) else {
+                    // The connection is not up yet (immediate mode): wait for it below.
+                    if try waitWritable(socket), try socket.send(codec.encode(command), dontWait: true) {
+                        lastSent = .now
+                    } else {
+                        continue
+                    }
+                    return try awaitAnswer(req: req, command: command)
+                }
+                lastSent = .now
+            } catch let error as ClientError {
+                throw error
+            } catch {
+                throw .transport("\(error)")
+            }
+            do {
+                return try awaitAnswer(req: req, command: command)
+            } catch .noAnswer {
+                continue
+            }
+        }
+        throw .noAnswer(endpoint: configuration.endpoint, attempts: configuration.attempts)
+    }
+
+    private func waitWritable(_ socket: Socket) throws -> Bool {
+        let events = try poll([PollItem(socket, events: .writable)], timeoutMilliseconds: Int(configuration.replyTimeout.components.seconds * 1000))
+        return events.first?.contains(.writable) == true
+    }
+
+    private func awaitAnswer(req: String?, command: ClientCommand) throws(ClientError) -> BrokerCommand {
+        let deadline = ContinuousClock.now + configuration.replyTimeout
+        while true {
+            let remaining = deadline - .now
+            guard remaining > .zero else { throw .noAnswer(endpoint: configuration.endpoint, attempts: configuration.attempts) }
+            guard let answer = try receive(within: remaining) else { continue }
+            switch answer {
+            case .rejected(let r) where r.req == req || (req == nil && r.command == command.name):
+                throw .rejected(r.failure ?? ProtocolError(.malformedMessage, r.reason))
+            case .welcome(let w) where w.req == req: return answer
+            case .accepted(let a) where a.req == req: return answer
+            case .result(let h, _) where h.req == req: return answer
+            case .subscribed(let s) where s.req == req: return answer
+            case .unsubscribed(let s) where s.req == req: return answer
+            case .pong(let p) where p.req == req: return answer
+            default: continue
+            }
+        }
+    }
+
+    /// Receives one command, keeping deliveries aside. Returns nil on timeout.
+    private func receive(within timeout: Duration) throws(ClientError) -> BrokerCommand? {
+        guard let socket else { throw .transport("not connected") }
+        let millis = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        do {
+            let events = try poll([PollItem(socket)], timeoutMilliseconds: max(0, millis))
+            guard events.first?.contains(.readable) == true, let message = try socket.receive(dontWait: true) else { return nil }
+            let command = try codec.decodeBrokerCommand(message.frames[...])
+            if case .deliver(let header, let body) = command {
+                pendingDeliveries.append(Delivery(header: header, body: body))
+            }
+            return command
+        } catch let error as ProtocolError {
+            throw .unexpectedAnswer(error.description)
+        } catch {
+            throw .transport("\(error)")
+        }
+    }
+}

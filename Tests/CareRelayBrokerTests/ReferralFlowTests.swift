@@ -1,0 +1,160 @@
+import CareRelayBroker
+import CareRelayClient
+import CareRelayModel
+import CareRelayProtocol
+import CareRelayStore
+import Foundation
+import Testing
+
+@Suite struct ReferralFlowTests {
+    @Test func referralToIntakeReachesAMemberAndTheReferrerLearnsWhoTookIt() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan")
+        let social = try system.client("sw.okafor")
+
+        let accepted = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, priority: .sameDay,
+                                   body: try Bodies.referral())
+        #expect(!accepted.duplicate)
+        #expect(Set(accepted.recipients.map(\.person)) == ["sw.okafor", "sw.lee", "coord.patel"])
+        #expect(accepted.recipients.allSatisfy { $0.decision == .deliver })
+
+        let delivered = try social.expectDelivery()
+        #expect(delivered.header.id == accepted.id)
+        #expect(delivered.header.kind == .referral)
+        #expect(delivered.header.from == "gp.khan")
+        #expect(delivered.header.patient == ellis)
+
+        let event = try social.send(.referralEvent, to: [], correlation: accepted.id,
+                                    body: try Bodies.event("accepted", referral: accepted.id, by: "sw.okafor"))
+        #expect(event.recipients.map(\.person).contains("gp.khan"))
+
+        let news = try gp.expectDelivery()
+        #expect(news.header.kind == .referralEvent)
+        #expect(news.header.from == "sw.okafor")
+        let body = try jsonObject(news.body)
+        #expect(body["event"] as? String == "accepted")
+        #expect(body["referral"] as? String == accepted.id)
+
+        let tracking = try gp.query("track", ["id": accepted.id], as: Tracking.self)
+        #expect(tracking.referral?.status == .accepted)
+        #expect(tracking.referral?.takenBy == "sw.okafor")
+        #expect(tracking.events.count == 1)
+        #expect(tracking.recipients.first { $0.person == "sw.okafor" }?.state == "confirmed")
+
+        // Accepting made the intake team part of Mrs Ellis's care team.
+        let careTeam = try gp.query("careteam", ["patient": ellis.digits], as: [String].self)
+        #expect(careTeam.contains("team:west.social-care"))
+        #expect(careTeam.contains("person:gp.khan"))
+    }
+
+    @Test func aSecondAcceptanceIsRefusedNamingWhoTookIt() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan", receive: false)
+        let okafor = try system.client("sw.okafor", receive: false)
+        let lee = try system.client("sw.lee", receive: false)
+        let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())
+        try okafor.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: referral.id, by: "sw.okafor"))
+        #expect {
+            try lee.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))
+        } throws: { error in
+            guard case ClientError.rejected(let failure) = error else { return false }
+            return failure.code == .invalidTransition && failure.reason.contains("sw.okafor")
+        }
+    }
+
+    @Test func anOfflineRecipientGetsTheReferralWhenTheyConnect() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan", receive: false)
+        let first = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, body: try Bodies.referral(reason: "first"))
+        let second = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, body: try Bodies.referral(reason: "second"))
+
+        let lee = try system.client("sw.lee")
+        let a = try lee.expectDelivery()
+        let b = try lee.expectDelivery()
+        #expect([a.header.id, b.header.id] == [first.id, second.id], "mailbox order is the order accepted")
+    }
+
+    @Test func aResendWithTheSameKeyReturnsTheOriginalAndStoresNothingNew() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan", receive: false)
+        let body = try Bodies.referral()
+        let first = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, key: "ref-2026-001", body: body)
+        let again = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, key: "ref-2026-001", body: body)
+        #expect(again.id == first.id)
+        #expect(again.duplicate)
+        #expect(!first.duplicate)
+        #expect(Set(again.recipients.map(\.person)) == Set(first.recipients.map(\.person)))
+
+        let inbox = try gp.query("inbox", as: [InboxLine].self)
+        #expect(inbox.filter { $0.kind == .referral }.count == 1)
+
+        // The same key for different content is a mistake the sender must hear about.
+        #expect {
+            try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, key: "ref-2026-001",
+                        body: try Bodies.referral(reason: "something else entirely"))
+        } throws: { error in
+            guard case ClientError.rejected(let failure) = error else { return false }
+            return failure.code == .idempotencyConflict && failure.reason.contains(first.id)
+        }
+
+        // The recipient sees it once.
+        let lee = try system.client("sw.lee")
+        _ = try lee.expectDelivery()
+        #expect(try lee.nextDelivery(timeout: .milliseconds(300)) == nil)
+    }
+
+    @Test func anUntakenReferralEscalatesToTheCoordinatorAndTheReferrerIsTold() throws {
+        let system = try CareSystem(responseTargets: [.emergency: 3_600, .urgent: 14_400, .sameDay: 28_800, .routine: 259_200])
+        try system.start()
+        let gp = try system.client("gp.khan")
+        let coordinator = try system.client("coord.patel")
+        let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, priority: .emergency,
+                                   body: try Bodies.referral())
+        let copy = try coordinator.expectDelivery()
+        #expect(copy.header.id == referral.id)
+
+        system.clock.advance(by: 3_601)
+        let escalation = try coordinator.expectDelivery()
+        #expect(escalation.header.kind == .referralEvent)
+        #expect(escalation.header.from == "carerelay")
+        #expect(try jsonObject(escalation.body)["event"] as? String == "escalated")
+        let told = try gp.expectDelivery()
+        #expect(told.header.correlation == referral.id)
+
+        let tracking = try gp.query("track", ["id": referral.id], as: Tracking.self)
+        #expect(tracking.referral?.escalatedAt != nil)
+    }
+
+    @Test func onlyTheTeamMayAcceptAndOnlyTheReferrerMayWithdraw() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan", receive: false)
+        let nurse = try system.client("nurse.ali", receive: false)
+        let social = try system.client("sw.okafor", receive: false)
+        let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())
+        #expect(throws: ClientError.rejected(ProtocolError(.notPermitted, "only members of the team the referral was sent to may accepted it"))) {
+            try nurse.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: referral.id, by: "nurse.ali"))
+        }
+        #expect {
+            try social.send(.referralEvent, to: [], body: try Bodies.event("withdrawn", referral: referral.id, by: "sw.okafor"))
+        } throws: { ($0 as? ClientError).map { if case .rejected(let f) = $0 { f.code == .notPermitted } else { false } } ?? false }
+        // The event is recorded as its sender: claiming to be someone else is refused.
+        #expect {
+            try social.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))
+        } throws: { ($0 as? ClientError).map { if case .rejected(let f) = $0 { f.code == .notPermitted } else { false } } ?? false }
+        try gp.send(.referralEvent, to: [], body: try Bodies.event("withdrawn", referral: referral.id, by: "gp.khan"))
+        let tracking = try gp.query("track", ["id": referral.id], as: Tracking.self)
+        #expect(tracking.referral?.status == .withdrawn)
+    }
+}
+
+struct InboxLine: Decodable {
+    var id: String
+    var kind: MessageKind
+    var from: PersonID
+    var state: String?
+}
