@@ -14,9 +14,8 @@ struct ConsentGate {
     init(policy: ConsentPolicy, store: SQLiteStore) throws {
         engine = ConsentEngine(policy: policy)
         registry = ConsentRegistry()
-        let decoder = JSONDecoder()
-        for stored in try store.directives() where stored.withdrawnAt == nil {
-            if let body = try? decoder.decode(ConsentBody.self, from: Data(stored.directive)) {
+        for record in try store.consentRecords() {
+            if case .consent(let body)? = try? MessageBody.decode(kind: .consent, json: record.body) {
                 registry.apply(body)
             }
         }

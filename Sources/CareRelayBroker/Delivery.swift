@@ -84,7 +84,7 @@ extension Engine {
         var action = AuditEntry.Action.deliver
         var redacted: [String]?
         var override: Bool?
-        let decoded = item.kind == .consent ? nil : try? MessageBody.decode(kind: item.kind, json: item.body)
+        let decoded = try? MessageBody.decode(kind: item.kind, json: item.body)
         if item.kind != .consent, let sender = directory.person(item.sender) ?? systemSender(item.sender) {
             let subject = consentSubject(kind: item.kind, header: envelope, body: decoded, sender: sender)
             if !subject.parts.isEmpty {

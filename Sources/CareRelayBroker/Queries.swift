@@ -128,10 +128,10 @@ extension Engine {
             }
             try require(isProfessional && (inTeam || person.roles.contains(.careCoordinator)),
                         "only registered professionals in the patient's care team may read their consent record")
-            struct Line: Encodable { var id: String, recordedBy: PersonID, recordedAt: Date, withdrawnAt: Date?, directive: String }
-            return try json(try store.directives(patient: patient).map {
-                Line(id: $0.id, recordedBy: $0.recordedBy, recordedAt: $0.recordedAt, withdrawnAt: $0.withdrawnAt,
-                     directive: String(decoding: $0.directive, as: UTF8.self))
+            struct Line: Encodable { var message: String, recordedBy: PersonID, acceptedAt: Date, record: String }
+            // The history of consent messages; the registry in force is what they add up to.
+            return try json(try store.consentRecords(patient: patient).map {
+                Line(message: $0.id, recordedBy: $0.sender, acceptedAt: $0.acceptedAt, record: String(decoding: $0.body, as: UTF8.self))
             })
 
         case "audit":

@@ -157,9 +157,9 @@ extension Engine {
     /// information.
     func notifyOverride(coordinator: PersonID, patient: NHSNumber, messageID: String, by person: Directory.Person, now: Date) {
         let body = BrokerNotice(
-            notice: "emergency-override", message: messageID, by: person.id, patient: patient,
+            notice: .emergencyOverride, message: messageID, by: person.id, patient: patient,
             text: "\(person.name) used an emergency override to reach information about patient \(patient.formatted). The reason is in the audit trail."
-        ).encoded()
+        ).encode()
         let envelope = Envelope(
             SendHeader(key: "override-\(messageID)-\(coordinator)", kind: .notice, to: [.person(coordinator)],
                        patient: patient, priority: .urgent, correlation: messageID),
@@ -181,18 +181,3 @@ extension Engine {
     }
 }
 
-/// The body of a `broker.notice`: something the broker itself tells a person.
-/// Schema: Protocols/messages/broker.notice.schema.json.
-public struct BrokerNotice: Codable, Sendable, Equatable {
-    public var notice: String
-    public var message: String
-    public var by: PersonID
-    public var patient: NHSNumber
-    public var text: String
-
-    func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)).map { [UInt8]($0) } ?? Array("{}".utf8)
-    }
-}

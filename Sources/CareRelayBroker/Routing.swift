@@ -103,7 +103,7 @@ extension Engine {
     /// Everything that follows from a message being stored: registry and deadline updates,
     /// notices of overrides.
     private func afterStored(_ item: RoutedSend, now: Date) {
-        if case .consent = item.message.kind, let body = try? JSONDecoder().decode(ConsentBody.self, from: Data(item.message.body)) {
+        if case .consent = item.message.kind, case .consent(let body)? = try? MessageBody.decode(kind: .consent, json: item.message.body) {
             consent.registry.apply(body)
             // A withdrawal stops queued messages too: their delivery-time check now withholds.
             for person in sessions.all.map(\.person) { dirty.insert(person) }
@@ -284,20 +284,7 @@ extension Engine {
         return result
     }
 
-    func validateBody(kind: MessageKind, bytes: [UInt8]) throws(ProtocolError) -> MessageBody? {
-        if kind == .consent {
-            do {
-                let body = try JSONDecoder().decode(Strict<ConsentEnvelopeCheck>.self, from: Data(bytes))
-                _ = body
-                _ = try JSONDecoder().decode(ConsentBody.self, from: Data(bytes))
-                return nil
-            } catch let error as DecodingError {
-                let text = describe(error)
-                throw ProtocolError(text.contains(NHSNumber.invalidMarker) ? .invalidNHSNumber : .schemaViolation, "body: \(text)")
-            } catch {
-                throw ProtocolError(.invalidBody, "body is not valid JSON: \(error)")
-            }
-        }
+    func validateBody(kind: MessageKind, bytes: [UInt8]) throws(ProtocolError) -> MessageBody {
         do {
             return try MessageBody.decode(kind: kind, json: bytes)
         } catch {
@@ -311,11 +298,12 @@ extension Engine {
 
     /// The patient named in the header must agree with the body, so routing and consent
     /// decisions are made on the patient the content is really about.
-    private func checkPatient(header: SendHeader, body: MessageBody?) throws(ProtocolError) -> NHSNumber? {
+    private func checkPatient(header: SendHeader, body: MessageBody) throws(ProtocolError) -> NHSNumber? {
         let fromBody: NHSNumber? = switch body {
         case .referral(let r): r.subject
         case .carePlanShare(let p): p.patient
         case .carerCheckIn(let c): c.patient
+        case .consent(let c): c.patient
         default: nil
         }
         switch header.kind {
@@ -327,7 +315,12 @@ extension Engine {
                 throw ProtocolError(.schemaViolation, "the header names patient \(patient.digits) but the body is about another patient")
             }
             return patient
-        case .consent, .referralEvent, .mdtAgenda, .notice:
+        case .consent:
+            if let patient = header.patient, patient != fromBody {
+                throw ProtocolError(.schemaViolation, "the header names patient \(patient.digits) but the consent record is about another patient")
+            }
+            return fromBody
+        case .referralEvent, .mdtAgenda, .notice:
             return header.patient
         }
     }
@@ -384,10 +377,3 @@ extension Engine {
     }
 }
 
-/// Only used to reject unknown top-level fields in a consent body before the full decode.
-struct ConsentEnvelopeCheck: StrictlyDecodable {
-    enum FieldKeys: String, CodingKey, CaseIterable {
-        case action, id, status, scope, patient, dateTime, performer, policyRule, provision, withdraws, reason
-    }
-    init(from decoder: any Decoder) throws {}
-}

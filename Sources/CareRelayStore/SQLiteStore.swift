@@ -79,15 +79,6 @@ public final class SQLiteStore: @unchecked Sendable {
                     added_at REAL NOT NULL,
                     PRIMARY KEY (patient, member)
                 ) WITHOUT ROWID;
-                CREATE TABLE consent_directive (
-                    id TEXT PRIMARY KEY,
-                    patient TEXT NOT NULL,
-                    directive BLOB NOT NULL,
-                    recorded_by TEXT NOT NULL,
-                    recorded_at REAL NOT NULL,
-                    withdrawn_at REAL
-                );
-                CREATE INDEX consent_patient ON consent_directive(patient);
                 CREATE TABLE audit (
                     seq INTEGER PRIMARY KEY,
                     at_ms INTEGER NOT NULL,
@@ -418,49 +409,16 @@ public final class SQLiteStore: @unchecked Sendable {
         auditHead = head
     }
 
-    // MARK: Consent directives
+    // MARK: Consent records
 
-    public struct StoredDirective: Sendable {
-        public var id: String
-        public var patient: String
-        public var directive: [UInt8]
-        public var recordedBy: PersonID
-        public var recordedAt: Date
-        public var withdrawnAt: Date?
-    }
-
-    public func saveDirective(id: String, patient: NHSNumber, directive: [UInt8], by actor: PersonID, at now: Date, audit: AuditEntry) throws {
-        var head = auditHead
-        try db.write { db in
-            try db.execute(sql: """
-                INSERT INTO consent_directive (id, patient, directive, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [id, patient.digits, Data(directive), actor.rawValue, now.timeIntervalSince1970])
-            head = try Self.append(audit, after: head, db)
-        }
-        auditHead = head
-    }
-
-    public func withdrawDirective(id: String, at now: Date, audit: AuditEntry) throws -> Bool {
-        var head = auditHead
-        let changed = try db.write { db -> Bool in
-            try db.execute(sql: "UPDATE consent_directive SET withdrawn_at = ? WHERE id = ? AND withdrawn_at IS NULL",
-                           arguments: [now.timeIntervalSince1970, id])
-            guard db.changesCount > 0 else { return false }
-            head = try Self.append(audit, after: head, db)
-            return true
-        }
-        auditHead = head
-        return changed
-    }
-
-    public func directives(patient: NHSNumber? = nil) throws -> [StoredDirective] {
+    /// Consent messages in the order they were accepted: the consent registry is rebuilt from
+    /// them at start-up, so a directive is durable in the same transaction as its message.
+    public func consentRecords(patient: NHSNumber? = nil) throws -> [(id: String, sender: PersonID, acceptedAt: Date, body: [UInt8])] {
         try db.read { db in
-            let sql = "SELECT * FROM consent_directive" + (patient == nil ? "" : " WHERE patient = ?") + " ORDER BY recorded_at"
+            let sql = "SELECT id, sender, accepted_at, body FROM message WHERE kind = 'consent'"
+                + (patient == nil ? "" : " AND patient = ?") + " ORDER BY seq"
             return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(patient.map { [$0.digits] } ?? [])).map { row in
-                StoredDirective(
-                    id: row["id"], patient: row["patient"], directive: [UInt8](row["directive"] as Data),
-                    recordedBy: PersonID(row["recorded_by"]), recordedAt: Date(timeIntervalSince1970: row["recorded_at"]),
-                    withdrawnAt: (row["withdrawn_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+                (row["id"], PersonID(row["sender"]), Date(timeIntervalSince1970: row["accepted_at"]), [UInt8](row["body"] as Data))
             }
         }
     }

@@ -52,10 +52,10 @@ import Testing
         #expect(error(kind: .carerCheckIn, "\"hello\"")?.path == "(body)")
     }
 
-    @Test func consentIsNotHandledHere() {
+    @Test func consentBodiesDecodeThroughTheSameEntryPoint() {
         let err = error(kind: .consent, "{}")
-        #expect(err?.path == "(body)")
-        #expect(err?.reason.contains("consent") == true)
+        #expect(err?.path == "action")
+        #expect(err?.reason.contains("missing") == true)
     }
 
     @Test func wrongTypeIsExplained() {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A decoded, validated message body: one case per kind this module handles.
 public enum MessageBody: Hashable, Sendable {
     case referral(ReferralBody)
@@ -5,6 +7,8 @@ public enum MessageBody: Hashable, Sendable {
     case mdtAgenda(MDTAgenda)
     case carePlanShare(CarePlanShare)
     case carerCheckIn(CarerCheckIn)
+    case consent(ConsentBody)
+    case notice(BrokerNotice)
 
     /// Decodes `json` as the body of a message of `kind`, refusing anything the kind's schema
     /// refuses (unknown fields, missing fields, bad values) with the path and the reason.
@@ -15,9 +19,13 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda: return .mdtAgenda(try MDTAgenda.decode(json: json))
         case .carePlanShare: return .carePlanShare(try CarePlanShare.decode(json: json))
         case .carerCheckIn: return .carerCheckIn(try CarerCheckIn.decode(json: json))
-        case .consent, .notice:
-            throw MessageValidationError(
-                path: "(body)", reason: "\(kind.rawValue) bodies have their own decoder (ConsentBody, or the broker's notice)")
+        case .consent:
+            do {
+                return .consent(try JSONDecoder().decode(ConsentBody.self, from: Data(json)))
+            } catch {
+                throw MessageValidationError.from(error)
+            }
+        case .notice: return .notice(try BrokerNotice.decode(json: json))
         }
     }
 
@@ -28,6 +36,8 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda: .mdtAgenda
         case .carePlanShare: .carePlanShare
         case .carerCheckIn: .carerCheckIn
+        case .consent: .consent
+        case .notice: .notice
         }
     }
 
@@ -39,6 +49,8 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda(let body): body.encode()
         case .carePlanShare(let body): body.encode()
         case .carerCheckIn(let body): body.encode()
+        case .consent(let body): BodyCoding.encode(body)
+        case .notice(let body): body.encode()
         }
     }
 
@@ -51,6 +63,8 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda(let body): body.patients
         case .carePlanShare(let body): [body.patient]
         case .carerCheckIn(let body): [body.patient]
+        case .consent(let body): [body.patient]
+        case .notice(let body): [body.patient]
         }
     }
 
@@ -60,7 +74,7 @@ public enum MessageBody: Hashable, Sendable {
         switch self {
         case .carePlanShare(let body): body.labels
         case .mdtAgenda(let body): Set(body.items.compactMap(\.item).flatMap { $0.sensitivity ?? [] })
-        case .referral, .referralEvent, .carerCheckIn: []
+        case .referral, .referralEvent, .carerCheckIn, .consent, .notice: []
         }
     }
 }
