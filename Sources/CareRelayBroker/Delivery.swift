@@ -51,7 +51,9 @@ extension Engine {
             }
             for item in items {
                 guard sessions[routingID] != nil else { return }
-                switch prepareDelivery(item, to: recipient, now: now) {
+                let key = DeliveryKey(seq: item.seq, recipient: person)
+                let attempt = 1 + (attempts[key] ?? 0)
+                switch prepareDelivery(item, to: recipient, now: now, attempt: attempt) {
                 case .withhold(let rule, let reason):
                     withheld.append((item.seq, person, rule, reason))
                     audit.append(AuditEntry(at: now, actor: "carerelay", action: .withhold, patient: item.patient?.digits,
@@ -59,7 +61,8 @@ extension Engine {
                                             detail: "consent checked again before delivery"))
                 case .send(let header, let body, let rule, let action):
                     guard send(routingID, codec.encode(.deliver(header, body: body))) else { return }
-                    sessions[routingID]?.inFlight[DeliveryKey(seq: item.seq, recipient: person)] = item.id
+                    attempts[key] = attempt
+                    sessions[routingID]?.inFlight[key] = item.id
                     sent.append((item.seq, person))
                     audit.append(AuditEntry(at: now, actor: "carerelay", action: action, patient: item.patient?.digits,
                                             message: item.id, recipient: person.rawValue, decision: "deliver:\(action.rawValue)", rule: rule,
@@ -75,7 +78,7 @@ extension Engine {
     }
 
     /// Checks consent again, as it stands now, and redacts the body for this recipient.
-    private func prepareDelivery(_ item: MailItem, to recipient: Directory.Person, now: Date) -> PreparedDelivery {
+    func prepareDelivery(_ item: MailItem, to recipient: Directory.Person, now: Date, attempt: Int) -> PreparedDelivery {
         guard let envelope = Envelope.decode(item.envelope) else {
             return .withhold(rule: "broker-integrity", reason: "the stored envelope could not be read")
         }
@@ -116,8 +119,6 @@ extension Engine {
                 }
             }
         }
-        let attempt = 1 + (attempts[DeliveryKey(seq: item.seq, recipient: recipient.id)] ?? 0)
-        attempts[DeliveryKey(seq: item.seq, recipient: recipient.id)] = attempt
         let header = DeliverHeader(
             id: item.id, recipient: recipient.id, kind: item.kind, from: item.sender, fromName: envelope.fromName,
             to: envelope.to, patient: envelope.patient, priority: envelope.priority, labels: envelope.labels,

@@ -150,6 +150,34 @@ extension Engine {
             case .broken(let row, let reason): return try json(Verification(intact: false, rows: nil, brokenAtRow: row, reason: reason))
             }
 
+        case "message":
+            // A message as one person receives it, consent applied as it stands now. The sender
+            // and governance roles may ask how another recipient sees it ("as"), which is how an
+            // MDT co-ordinator checks what each attendee will read.
+            guard let id = params["id"] else { throw ProtocolError(.invalidHeader, "params.id: name the message id") }
+            guard let stored = try store.message(id: id), let tracking = try store.tracking(id: id) else {
+                throw ProtocolError(.unknownMessage, "message \(id) is not known to this broker")
+            }
+            let viewerID = params["as"].map(PersonID.init) ?? person.id
+            let isSender = stored.sender == person.id
+            let actsFor = (person.actsFor ?? []).contains(viewerID)
+            try require(viewerID == person.id || isSender || isGovernance || actsFor,
+                        "only the sender may see how another recipient receives message \(id)")
+            guard let viewer = directory.person(viewerID) else { throw ProtocolError(.unknownAddress, "person:\(viewerID): no such person") }
+            let isRecipient = tracking.recipients.contains { $0.person == viewerID }
+            try require(isRecipient || viewerID == stored.sender, "\(viewerID) is not a recipient of message \(id)")
+            if viewerID == stored.sender {
+                return try json(MessageView(header: nil, body: String(decoding: stored.body, as: UTF8.self), withheld: nil))
+            }
+            let item = MailItem(seq: stored.seq, id: stored.id, kind: stored.kind, sender: stored.sender, envelope: stored.envelope,
+                                patient: stored.patient, body: stored.body, acceptedAt: stored.acceptedAt, recipient: viewerID, topic: nil)
+            switch prepareDelivery(item, to: viewer, now: now, attempt: 0) {
+            case .send(let header, let body, _, _):
+                return try json(MessageView(header: header, body: String(decoding: body, as: UTF8.self), withheld: nil))
+            case .withhold(_, let reason):
+                return try json(MessageView(header: nil, body: nil, withheld: reason))
+            }
+
         case "directory":
             struct Entry: Encodable { var id: PersonID, name: String, roles: [Role], teams: [TeamID] }
             struct Team: Encodable { var id: TeamID, name: String, kind: String, locality: LocalityID, coordinator: PersonID?, hours: String?, fallback: [String]? }
@@ -161,7 +189,15 @@ extension Engine {
                 }))
 
         default:
-            throw ProtocolError(.invalidHeader, "query: unknown query '\(name)'; queries are status, inbox, track, careteam, careteam.link, careteam.unlink, consent, audit, audit.verify, directory")
+            throw ProtocolError(.invalidHeader, "query: unknown query '\(name)'; queries are status, inbox, track, message, careteam, careteam.link, careteam.unlink, consent, audit, audit.verify, directory")
         }
     }
+}
+
+/// A message as one recipient sees it: the DELIVER header and the (possibly redacted) body as
+/// JSON text, or the plain-English reason it is withheld from them.
+struct MessageView: Encodable {
+    var header: DeliverHeader?
+    var body: String?
+    var withheld: String?
 }

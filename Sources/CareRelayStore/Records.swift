@@ -84,6 +84,20 @@ public struct MailItem: Sendable {
     public var acceptedAt: Date
     public var recipient: PersonID
     public var topic: String?
+
+    public init(seq: Int64, id: String, kind: MessageKind, sender: PersonID, envelope: [UInt8], patient: NHSNumber?,
+                body: [UInt8], acceptedAt: Date, recipient: PersonID, topic: String?) {
+        self.seq = seq
+        self.id = id
+        self.kind = kind
+        self.sender = sender
+        self.envelope = envelope
+        self.patient = patient
+        self.body = body
+        self.acceptedAt = acceptedAt
+        self.recipient = recipient
+        self.topic = topic
+    }
 }
 
 public struct ReferralRecord: Sendable, Equatable, Codable {
