@@ -227,6 +227,9 @@ public final class CareRelayClient {
                 return try awaitAnswer(req: req, command: command)
             } catch .noAnswer {
                 continue
+            } catch .rejected(let failure) where failure.code == .helloRequired && reconnect {
+                // The broker restarted or our session expired: say HELLO again and resend.
+                continue
             }
         }
         throw .noAnswer(endpoint: configuration.endpoint, attempts: configuration.attempts)
