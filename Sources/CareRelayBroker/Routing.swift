@@ -208,6 +208,7 @@ extension Engine {
         for (recipientID, viaTopic) in recipients {
             guard let recipient = directory.person(recipientID) else { continue }
             let decision: PlannedDelivery
+            var partRules: String?
             if header.kind == .consent || subject.parts.isEmpty {
                 // Consent records and messages about no patient carry no patient data to decide on.
                 decision = PlannedDelivery(recipient: recipientID, decision: .deliver, rule: "no-patient-data", topic: viaTopic)
@@ -222,6 +223,10 @@ extension Engine {
                 let verdict = consent.decide(subject, for: who, now: now)
                 if verdict.ruleID == consent.engine.policy.breakGlass.refusedRuleID {
                     throw ProtocolError(.notPermitted, "breakGlass: \(verdict.reason)")
+                }
+                // Which rule decided each part, for the audit (never shown to the sender).
+                if Set(verdict.parts.map(\.ruleID)).count > 1 {
+                    partRules = "parts: " + verdict.parts.map { "\($0.partID)=\($0.ruleID)" }.joined(separator: ", ")
                 }
                 decision = PlannedDelivery(
                     recipient: recipientID, decision: Self.plannedDecision(verdict.outcome), rule: verdict.ruleID,
@@ -242,7 +247,7 @@ extension Engine {
             audit.append(AuditEntry(
                 at: now, actor: actor.id.rawValue, action: Self.auditAction(decision.decision), patient: patient?.digits,
                 message: id, recipient: recipientID.rawValue, decision: "route:\(decision.decision.rawValue)", rule: decision.rule,
-                detail: viaTopic.map { "topic \($0)" }))
+                detail: [viaTopic.map { "topic \($0)" }, partRules].compactMap { $0 }.joined(separator: "; ").nilIfEmpty))
         }
         var uniqueNotices: [(coordinator: PersonID, patient: NHSNumber)] = []
         for notice in overrideNotices where !uniqueNotices.contains(where: { $0.coordinator == notice.0 && $0.patient == notice.1 }) {
@@ -377,3 +382,7 @@ extension Engine {
     }
 }
 
+
+extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
+}

@@ -1,0 +1,215 @@
+import CareRelayBroker
+import CareRelayClient
+import CareRelayModel
+import CareRelayProtocol
+import CareRelayStore
+import Foundation
+import Testing
+
+/// Consent wired into routing and delivery, end to end through a real broker.
+@Suite struct ConsentRoutingTests {
+    /// Mrs Ellis's care team: the social care intake team, a community nurse and her carer.
+    func careTeam(_ system: CareSystem) throws {
+        let nurse = try system.client("nurse.ali", receive: false)
+        for member in ["person:nurse.ali", "team:west.social-care", "person:carer.ellis"] {
+            _ = try nurse.query("careteam.link", ["patient": ellis.digits, "member": member])
+        }
+    }
+
+    struct AuditLine: Decodable {
+        struct Entry: Decodable { var action: String; var recipient: String?; var rule: String?; var decision: String?; var detail: String? }
+        var seq: Int
+        var entry: Entry
+    }
+
+    @Test func oneCarePlanArrivesWholeForOneRedactedForAnotherAndWithheldForAThird() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali")
+        // The patient agreed explicitly that her nurse may see her mental health information.
+        try nurse.send(.consent, to: [], body: try Bodies.consent(
+            id: "cd-ellis-1", actor: ["role": "person", "reference": "nurse.ali"], categories: ["mental-health"]))
+
+        // Her community psychiatric nurse (outside the care team's teams) shares the plan.
+        let cpn = try system.client("cpn.brown", receive: false)
+        let accepted = try cpn.send(.carePlanShare, to: [.careTeam(ellis)], patient: ellis, body: try Bodies.carePlan())
+        let outcome = Dictionary(uniqueKeysWithValues: accepted.recipients.map { ($0.person, $0) })
+        #expect(outcome["nurse.ali"]?.decision == .deliver)
+        #expect(outcome["sw.okafor"]?.decision == .redacted)
+        #expect(outcome["carer.ellis"]?.decision == .withheld)
+        // The sender hears why, without the patient's directives being disclosed.
+        let reason = try #require(outcome["carer.ellis"]?.reason)
+        #expect(reason.contains("explicit consent"))
+        #expect(!reason.contains("cd-ellis"))
+
+        let whole = try nurse.expectDelivery()
+        #expect(whole.header.redacted == nil)
+        let wholeSections = try #require(try jsonObject(whole.body)["sections"] as? [[String: Any]])
+        #expect(wholeSections.count == 4)
+        #expect(wholeSections.contains { $0["id"] as? String == "mood" })
+
+        let social = try system.client("sw.okafor")
+        let redacted = try social.expectDelivery()
+        #expect(redacted.header.redacted == ["mood"])
+        let redactedSections = try #require(try jsonObject(redacted.body)["sections"] as? [[String: Any]])
+        #expect(!redactedSections.contains { $0["id"] as? String == "mood" })
+        #expect(redactedSections.count == wholeSections.count - 1)
+        #expect(!String(decoding: redacted.body, as: UTF8.self).contains("PHQ-9"))
+
+        let carer = try system.client("carer.ellis")
+        #expect(try carer.nextDelivery(timeout: .milliseconds(500)) == nil)
+
+        // The audit names all three decisions and the rule that made each.
+        let coordinator = try system.client("coord.patel", receive: false)
+        let audit = try coordinator.query("audit", ["message": accepted.id], as: [AuditLine].self)
+        func line(_ person: String, _ action: String) -> AuditLine.Entry? {
+            audit.first { $0.entry.recipient == person && $0.entry.action == action }?.entry
+        }
+        func rule(_ person: String, _ action: String) -> String? { line(person, action)?.rule }
+        // Whole for the nurse: general sections on implied consent, the mental health section
+        // on her explicit consent; the audit names the rule for each part.
+        #expect(rule("nurse.ali", "deliver") == "R6-implied-consent")
+        #expect(line("nurse.ali", "deliver")?.detail?.contains("mood=R5-explicit-consent") == true)
+        #expect(rule("sw.okafor", "redact") == "R4-sensitive-explicit")
+        #expect(rule("carer.ellis", "withhold") == "R7-explicit-only")
+        #expect(audit.contains { $0.entry.action == "accept" })
+    }
+
+    @Test func withdrawingConsentStopsAMessageAlreadyQueued() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali", receive: false)
+        try nurse.send(.consent, to: [], body: try Bodies.consent(
+            id: "cd-carer", actor: ["role": "relationship", "reference": "carer"], categories: ["general", "social-care", "medication"]))
+        let gp = try system.client("gp.khan", receive: false)
+        let plan = try gp.send(.carePlanShare, to: [.person("carer.ellis")], patient: ellis, body: try Bodies.carePlan())
+        #expect(plan.recipients.first?.decision == .redacted, "the carer may see some sections, not mental health")
+
+        // Before the carer connects, the patient withdraws that consent.
+        let formatter = ISO8601DateFormatter()
+        try nurse.send(.consent, to: [], body: try Bodies.json([
+            "action": "withdraw", "patient": ellis.digits, "dateTime": formatter.string(from: Date()),
+            "performer": ["person": "nurse.ali", "role": "community-nurse"], "withdraws": "cd-carer",
+            "reason": "Mrs Ellis asked that her daughter-in-law no longer receives updates",
+        ]))
+        let carer = try system.client("carer.ellis")
+        #expect(try carer.nextDelivery(timeout: .milliseconds(800)) == nil)
+
+        let tracking = try gp.query("track", ["id": plan.id], as: Tracking.self)
+        #expect(tracking.recipients.first?.state == "withheld")
+        let coordinator = try system.client("coord.patel", receive: false)
+        let audit = try coordinator.query("audit", ["message": plan.id], as: [AuditLine].self)
+        #expect(audit.contains { $0.entry.action == "withhold" && $0.entry.decision == "deliver:withheld" })
+    }
+
+    @Test func anMDTItemWithoutPermissionReachesAttendeesAsItemWithheld() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali")
+        // Mrs Ellis said yes to being discussed; Mr Robson was not asked.
+        try nurse.send(.consent, to: [], body: try Bodies.consent(
+            id: "cd-mdt", actor: ["role": "team", "reference": "west.mdt"], purposes: ["mdt-discussion"]))
+        _ = try nurse.query("careteam.link", ["patient": robson.digits, "member": "team:west.mdt"])
+        let chair = try system.client("mdt.jones", receive: false)
+        let agenda = try chair.send(.mdtAgenda, to: [.mdt("west.mdt")], body: try Bodies.agenda(items: [ellis, robson]))
+        #expect(agenda.recipients.allSatisfy { $0.decision == .redacted })
+
+        let copy = try nurse.expectDelivery()
+        #expect(copy.header.redacted == ["item-2"])
+        let items = try #require(try jsonObject(copy.body)["items"] as? [[String: Any]])
+        #expect(items.count == 2)
+        #expect(items[0]["patient"] as? String == ellis.digits)
+        #expect(items[1]["withheld"] as? Bool == true)
+        #expect(items[1]["notice"] as? String == "item withheld: no consent recorded")
+        #expect(items[1]["patient"] == nil)
+        #expect(!String(decoding: copy.body, as: UTF8.self).contains(robson.digits))
+    }
+
+    @Test func breakingGlassDeliversAuditsAndTellsTheCoordinator() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let outsider = try system.client("gp.east", receive: false)
+        // Without a relationship, the out-of-area GP's plan to the social worker is withheld...
+        _ = try outsider.query("careteam", ["patient": ellis.digits])
+        let denied = try outsider.send(.carePlanShare, to: [.person("gp.khan")], patient: robson, body: try Bodies.carePlan(patient: robson))
+        #expect(denied.recipients.first?.decision == .withheld)
+        // ...until they break glass with a reason.
+        let override = try outsider.send(.carePlanShare, to: [.person("gp.khan")], patient: robson,
+                                         breakGlass: "Patient unconscious in A&E, need medication list now",
+                                         body: try Bodies.carePlan(patient: robson))
+        #expect(override.recipients.first?.decision == .deliver)
+        let gp = try system.client("gp.khan")
+        let delivered = try gp.expectDelivery()
+        #expect(delivered.header.override == true)
+
+        // A reason too short to mean anything is refused outright.
+        #expect {
+            try outsider.send(.carePlanShare, to: [.person("gp.khan")], patient: robson, breakGlass: "urgent",
+                              body: try Bodies.carePlan(patient: robson))
+        } throws: { error in
+            guard case ClientError.rejected(let failure) = error else { return false }
+            return failure.code == .notPermitted
+        }
+
+        let coordinator = try system.client("coord.patel", receive: false)
+        let audit = try coordinator.query("audit", ["message": override.id], as: [AuditLine].self)
+        #expect(audit.contains { $0.entry.action == "override" && $0.entry.rule == "R9-break-glass" })
+    }
+
+    @Test func theCoordinatorIsToldOfAnOverrideOnTheirPatient() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let outsider = try system.client("gp.east", receive: false)
+        let coordinator = try system.client("coord.patel")
+        let override = try outsider.send(.carePlanShare, to: [.person("gp.khan")], patient: ellis,
+                                         breakGlass: "Found collapsed at home, ambulance crew asking for her plan",
+                                         body: try Bodies.carePlan())
+        let notice = try coordinator.expectDelivery()
+        #expect(notice.header.kind == .notice)
+        let body = try jsonObject(notice.body)
+        #expect(body["notice"] as? String == "emergency-override")
+        #expect(body["message"] as? String == override.id)
+        #expect(body["by"] as? String == "gp.east")
+    }
+
+    @Test func editingOrDeletingAnAuditRowIsDetectedAndNamed() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let gp = try system.client("gp.khan", receive: false)
+        for index in 0..<3 {
+            try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(reason: "number \(index)"))
+        }
+        let coordinator = try system.client("coord.patel", receive: false)
+        struct Verification: Decodable { var intact: Bool; var rows: Int?; var brokenAtRow: Int?; var reason: String? }
+        let before = try coordinator.query("audit.verify", as: Verification.self)
+        #expect(before.intact)
+        let rows = try #require(before.rows)
+        #expect(rows > 10)
+
+        // Someone with access to the database file edits a decision...
+        let tamper = try SQLiteStore(path: system.storePath)
+        try tamper.unsafeExecute("UPDATE audit SET recipient = 'vsb.green' WHERE seq = 7")
+        let edited = try coordinator.query("audit.verify", as: Verification.self)
+        #expect(!edited.intact)
+        #expect(edited.brokenAtRow == 7)
+
+        // ...or deletes a row to hide a disclosure.
+        let fresh = try CareSystem()
+        try fresh.start()
+        let gp2 = try fresh.client("gp.khan", receive: false)
+        for index in 0..<3 {
+            try gp2.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(reason: "number \(index)"))
+        }
+        try SQLiteStore(path: fresh.storePath).unsafeExecute("DELETE FROM audit WHERE seq = 4")
+        let deleted = try fresh.client("coord.patel", receive: false).query("audit.verify", as: Verification.self)
+        #expect(!deleted.intact)
+        #expect(deleted.brokenAtRow == 4)
+        #expect(deleted.reason?.contains("missing") == true)
+    }
+}
