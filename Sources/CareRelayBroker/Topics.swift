@@ -4,43 +4,37 @@ import CareRelayModel
 /// or "#" as the last segment for anything below. Every message is published under exactly
 /// one topic, e.g. "referral/west/west.social-care".
 public struct TopicPattern: Hashable, Sendable, CustomStringConvertible {
+    /// Every topic has this many segments: kind, locality, team.
+    public static let depth = 3
+    /// Always `depth` segments, each a name or "*": a trailing "#" is expanded to "*"s.
     public let segments: [String]
 
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard !parts.isEmpty, parts.count <= 3, text.utf8.count <= 200 else { return nil }
+        guard !parts.isEmpty, parts.count <= Self.depth, text.utf8.count <= 200 else { return nil }
+        var segments: [String] = []
         for (index, part) in parts.enumerated() {
-            if part == "#" { guard index == parts.count - 1 else { return nil }; continue }
-            if part == "*" { continue }
-            guard TeamID.isWellFormed(part) else { return nil }
+            if part == "#" {
+                guard index == parts.count - 1 else { return nil }
+                segments += Array(repeating: "*", count: Self.depth - index)
+                break
+            }
+            guard part == "*" || TeamID.isWellFormed(part) else { return nil }
+            segments.append(part)
         }
-        segments = parts
+        guard segments.count == Self.depth else { return nil }
+        self.segments = segments
     }
 
     public var description: String { segments.joined(separator: "/") }
 
     public func matches(_ topic: [String]) -> Bool {
-        for (index, segment) in segments.enumerated() {
-            if segment == "#" { return true }
-            guard index < topic.count else { return false }
-            if segment != "*" && segment != topic[index] { return false }
-        }
-        return segments.count == topic.count
+        topic.count == Self.depth && zip(segments, topic).allSatisfy { $0 == "*" || $0 == $1 }
     }
 
     /// Whether every topic this pattern can match is also matched by `other`.
     public func isCovered(by other: TopicPattern) -> Bool {
-        for index in 0..<max(segments.count, other.segments.count) {
-            guard index < other.segments.count else { return false }
-            let allowed = other.segments[index]
-            if allowed == "#" { return true }
-            guard index < segments.count else { return false }
-            let wanted = segments[index]
-            if wanted == "#" { return false }
-            if allowed == "*" { continue }
-            if wanted != allowed { return false }
-        }
-        return true
+        zip(segments, other.segments).allSatisfy { wanted, allowed in allowed == "*" || wanted == allowed }
     }
 }
 
