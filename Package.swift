@@ -51,6 +51,12 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
 
+        .executableTarget(name: "carerelay-bench", dependencies: [
+            "CareRelayBroker", "CareRelayClient", "CareRelayPolicy", "ZeroMQ",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "CareRelayModelTests", dependencies: ["CareRelayModel"]),
         .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol"]),

@@ -88,7 +88,10 @@ extension Engine {
     static func agendaPartID(_ index: Int) -> String { "item-\(index + 1)" }
 
     func careTeam(of patient: NHSNumber) throws -> [CareTeamMember] {
-        try store.careTeam(of: patient).compactMap(CareTeamMember.init)
+        if let cached = careTeams[patient] { return cached }
+        let members = try store.careTeam(of: patient).compactMap(CareTeamMember.init)
+        careTeams[patient] = members
+        return members
     }
 
     /// The labelled parts of a message: one per care plan section or agenda item, otherwise

@@ -44,13 +44,14 @@ extension Engine {
             let inFlight = sessions.inFlight(for: person, via: connections(for: person))
             let items: [MailItem]
             do {
-                items = try store.mailbox(for: person, excluding: inFlight, limit: session.spareCredit)
+                items = try store.mailbox(for: person, after: deliveryCursor[person] ?? 0, excluding: inFlight, limit: session.spareCredit)
             } catch {
                 logger.error("could not read a mailbox", metadata: ["person": "\(person)", "error": "\(error)"])
                 return
             }
             for item in items {
                 guard sessions[routingID] != nil else { return }
+                deliveryCursor[person] = max(deliveryCursor[person] ?? 0, item.seq)
                 let key = DeliveryKey(seq: item.seq, recipient: person)
                 let attempt = 1 + (attempts[key] ?? 0)
                 switch prepareDelivery(item, to: recipient, now: now, attempt: attempt) {
@@ -87,7 +88,9 @@ extension Engine {
         var action = AuditEntry.Action.deliver
         var redacted: [String]?
         var override: Bool?
-        let decoded = try? MessageBody.decode(kind: item.kind, json: item.body)
+        // Only plans and agendas have parts decided one by one; other kinds are decided whole
+        // from the envelope, so their bodies need not be parsed again.
+        let decoded = item.kind == .carePlanShare || item.kind == .mdtAgenda ? try? MessageBody.decode(kind: item.kind, json: item.body) : nil
         if item.kind != .consent, let sender = directory.person(item.sender) ?? systemSender(item.sender) {
             let subject = consentSubject(kind: item.kind, header: envelope, body: decoded, sender: sender)
             if !subject.parts.isEmpty {
@@ -155,18 +158,21 @@ extension Engine {
 
     // MARK: Confirmations
 
-    func commitConfirms() {
-        guard !pendingConfirms.isEmpty else { return }
-        let batch = pendingConfirms
-        pendingConfirms.removeAll(keepingCapacity: true)
-        let now = configuration.clock()
+    /// Confirmations read without any SEND in the same pass: recorded on their own, unsynced.
+    func recordConfirmations(_ batch: [(routingID: [UInt8], recipient: PersonID, ids: [String])], now: Date) {
+        guard !batch.isEmpty else { return }
+        do {
+            for confirm in batch { _ = try store.confirm(recipient: confirm.recipient, ids: confirm.ids, at: now) }
+        } catch {
+            logger.error("could not record confirmations; they will be redelivered", metadata: ["error": "\(error)"])
+            return
+        }
+        applyConfirmations(batch)
+    }
+
+    /// Frees the credit the confirmed deliveries held.
+    func applyConfirmations(_ batch: [(routingID: [UInt8], recipient: PersonID, ids: [String])]) {
         for confirm in batch {
-            do {
-                _ = try store.confirm(recipient: confirm.recipient, ids: confirm.ids, at: now)
-            } catch {
-                logger.error("could not record confirmations; they will be redelivered", metadata: ["error": "\(error)"])
-                continue
-            }
             let ids = Set(confirm.ids)
             if var session = sessions[confirm.routingID] {
                 for (key, id) in session.inFlight where key.recipient == confirm.recipient && ids.contains(id) {

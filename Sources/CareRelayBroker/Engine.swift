@@ -29,6 +29,12 @@ final class Engine {
     var dirty = Set<PersonID>()
     /// How often each unconfirmed delivery has gone out, for the DELIVER header.
     var attempts: [DeliveryKey: Int] = [:]
+    /// Per person, the highest message sequence handed to a live connection: the mailbox is
+    /// read from there on, not from the start. Cleared when a connection ends, so what it
+    /// held unconfirmed is found again.
+    var deliveryCursor: [PersonID: Int64] = [:]
+    /// Patients' care teams, read from the store once and dropped when they change.
+    var careTeams: [NHSNumber: [CareTeamMember]] = [:]
     var nextDeadline: Date?
     var lastSweep = Date.distantPast
     var stopping = false
@@ -151,8 +157,7 @@ final class Engine {
             read += 1
             handle(message)
         }
-        commitSends()
-        commitConfirms()
+        commitBatch()
     }
 
     // MARK: Commands
@@ -216,8 +221,7 @@ final class Engine {
         case .ping(let empty):
             reply(routingID, .pong(Empty(req: empty.req)))
         case .bye:
-            sessions[routingID] = nil
-            markDirty(forSessionOf: person)
+            endSession(routingID)
         }
     }
 
@@ -228,7 +232,7 @@ final class Engine {
 
     private func welcome(_ routingID: [UInt8], person: Directory.Person, hello: Hello, now: Date) {
         // A second HELLO on one connection starts afresh; anything in flight returns to the mailbox.
-        sessions[routingID] = nil
+        endSession(routingID)
         sessions[routingID] = Session(
             routingID: routingID, person: person.id, receives: hello.receive,
             credit: max(0, min(hello.credit, 10_000)), lastHeard: now)
@@ -238,6 +242,19 @@ final class Engine {
             maxBody: configuration.maxBodyBytes, broker: "CareRelay \(CareRelayBroker.version)", req: hello.req)))
         markDirty(forSessionOf: person)
         logger.info("session opened", metadata: ["person": "\(person.id)", "receive": "\(hello.receive)"])
+    }
+
+    /// Ends a connection's session. What it held unconfirmed goes back to the mailbox: the
+    /// delivery cursor of everyone it received for is reset so the mailbox is read again.
+    func endSession(_ routingID: [UInt8]) {
+        guard let session = sessions[routingID] else { return }
+        sessions[routingID] = nil
+        var people: Set<PersonID> = [session.person]
+        for key in session.inFlight.keys { people.insert(key.recipient) }
+        for person in people {
+            deliveryCursor[person] = nil
+            dirty.insert(person)
+        }
     }
 
     /// Marks the person and, for a gateway, everyone it acts for.
@@ -259,8 +276,7 @@ final class Engine {
             return false
         } catch {
             if error.isHostUnreachable, let session = sessions[routingID] {
-                sessions[routingID] = nil
-                dirty.insert(session.person)
+                endSession(routingID)
                 logger.info("peer gone; session ended", metadata: ["person": "\(session.person)"])
             }
             return false
@@ -303,8 +319,7 @@ final class Engine {
     private func expireSilentSessions(now: Date) {
         let limit = Double(configuration.heartbeatMilliseconds * 3) / 1000
         for session in sessions.all where now.timeIntervalSince(session.lastHeard) > limit {
-            sessions[session.routingID] = nil
-            dirty.insert(session.person)
+            endSession(session.routingID)
             logger.info("session expired", metadata: ["person": "\(session.person)"])
         }
     }

@@ -115,6 +115,7 @@ extension Engine {
             } else {
                 try store.unlink(patient: patient, member: member.text, by: person.id, at: now)
             }
+            careTeams[patient] = nil
             for session in sessions.all { dirty.insert(session.person) }
             return try json(try store.careTeam(of: patient))
 

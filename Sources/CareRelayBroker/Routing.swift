@@ -37,9 +37,11 @@ extension Engine {
         }
     }
 
-    /// Validates, authorises and routes the batch, stores it in one transaction, then answers.
-    func commitSends() {
-        guard !pendingSends.isEmpty else { return }
+    /// Validates, authorises and routes the batch, stores it with the batch's confirmations
+    /// in one synced transaction, then answers.
+    func commitBatch() {
+        let confirmations = pendingConfirms
+        pendingConfirms.removeAll(keepingCapacity: true)
         let batch = pendingSends
         pendingSends.removeAll(keepingCapacity: true)
         let now = configuration.clock()
@@ -55,10 +57,16 @@ extension Engine {
                 ])
             }
         }
-        guard !routed.isEmpty else { return }
+        guard !routed.isEmpty else {
+            recordConfirmations(confirmations, now: now)
+            return
+        }
         let outcomes: [StoreOutcome]
         do {
-            outcomes = try store.accept(routed.map(\.message))
+            outcomes = try store.accept(
+                routed.map(\.message),
+                confirming: confirmations.map { SQLiteStore.Confirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
+            applyConfirmations(confirmations)
         } catch {
             // Nothing of this batch is acknowledged: the senders retry with the same keys.
             logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
@@ -107,6 +115,9 @@ extension Engine {
             consent.registry.apply(body)
             // A withdrawal stops queued messages too: their delivery-time check now withholds.
             for person in sessions.all.map(\.person) { dirty.insert(person) }
+        }
+        if let patient = item.message.patient, !item.message.careTeamLinks.isEmpty {
+            careTeams[patient] = nil
         }
         if let deadline = item.message.referral?.deadline, item.message.referral?.status == .sent {
             nextDeadline = min(nextDeadline ?? deadline, deadline)

@@ -86,7 +86,7 @@ public struct CRPCodec: Sendable {
     // MARK: Client commands
 
     public func decodeClientCommand(_ frames: ArraySlice<[UInt8]>) throws(ProtocolError) -> ClientCommand {
-        let (name, header, body) = try split(frames)
+        let (name, header, body) = try split(frames, maxHeaderBytes: CRP.maxHeaderBytes)
         switch name {
         case "HELLO": return .hello(try decodeHeader(Hello.self, header, noBody: body))
         case "SEND":
@@ -141,7 +141,8 @@ public struct CRPCodec: Sendable {
 
     /// Decodes what a broker sent. Clients use this; the broker never reads its own output.
     public func decodeBrokerCommand(_ frames: ArraySlice<[UInt8]>) throws(ProtocolError) -> BrokerCommand {
-        let (name, header, body) = try split(frames)
+        // The broker's own headers grow with the recipients of a message (ACCEPTED lists each).
+        let (name, header, body) = try split(frames, maxHeaderBytes: .max)
         let decoder = JSONDecoder()
         func decode<T: Decodable>(_ type: T.Type) throws(ProtocolError) -> T {
             do {
@@ -165,7 +166,7 @@ public struct CRPCodec: Sendable {
 
     // MARK: Frames
 
-    private func split(_ frames: ArraySlice<[UInt8]>) throws(ProtocolError) -> (String, [UInt8], [UInt8]?) {
+    private func split(_ frames: ArraySlice<[UInt8]>, maxHeaderBytes: Int) throws(ProtocolError) -> (String, [UInt8], [UInt8]?) {
         guard frames.count >= 3, frames.count <= 4, let signature = frames.first else {
             throw ProtocolError(.malformedMessage,
                 "a CRP message has 3 or 4 frames (signature, command, header[, body]); this one has \(frames.count)")
@@ -183,8 +184,8 @@ public struct CRPCodec: Sendable {
             throw ProtocolError(.unknownCommand, "frame 1 must hold a command name in ASCII capitals")
         }
         let header = frames[frames.startIndex + 2]
-        guard header.count <= CRP.maxHeaderBytes else {
-            throw ProtocolError(.invalidHeader, "the header frame is \(header.count) bytes; at most \(CRP.maxHeaderBytes) are allowed")
+        guard header.count <= maxHeaderBytes else {
+            throw ProtocolError(.invalidHeader, "the header frame is \(header.count) bytes; at most \(maxHeaderBytes) are allowed")
         }
         let body = frames.count == 4 ? frames[frames.startIndex + 3] : nil
         return (name, header, body)

@@ -1,0 +1,156 @@
+import ArgumentParser
+import CareRelayBroker
+import CareRelayClient
+import CareRelayModel
+import CareRelayPolicy
+import CareRelayProtocol
+import Dispatch
+import Foundation
+import Logging
+import ZeroMQ
+
+/// Measures CareRelay beside a raw libzmq baseline taken in the same run, and prints one
+/// table. Figures are for comparison on one machine, never pass/fail thresholds.
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "carerelay-bench",
+        abstract: "Benchmarks CareRelay against a raw libzmq hop measured in the same run.",
+        discussion: """
+            Example:
+              carerelay-bench              # the full run (a few minutes)
+              carerelay-bench --smoke      # seconds: checks the benchmark itself works
+            """)
+
+    @Flag(help: "A seconds-long run with small counts, to check that the benchmark works.")
+    var smoke = false
+
+    @Option(help: "Message body size in bytes for the message-rate figures.")
+    var bodyBytes = 1024
+
+    func run() throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .error
+            return handler
+        }
+        let scale = smoke ? 1 : 20
+        var table = Table()
+        print("CareRelay benchmark: \(ProcessInfo.processInfo.processorCount) cores, libzmq \(ZMQLibrary.versionString), body \(bodyBytes) B\(smoke ? ", SMOKE MODE (figures not meaningful)" : "")")
+
+        let rawPlain = try RawHop.run(messages: 10_000 * scale, bodyBytes: bodyBytes, curve: false)
+        let rawCurve = try RawHop.run(messages: 10_000 * scale, bodyBytes: bodyBytes, curve: true)
+        table.add("baseline: raw libzmq hop DEALER→ROUTER→DEALER", rawPlain.rate, unit: "msg/s")
+        table.add("baseline: the same hop with CURVE", rawCurve.rate, unit: "msg/s")
+
+        let durable = try DurablePath.saturate(messages: 1_000 * scale, bodyBytes: bodyBytes)
+        table.add("durable referral path at saturation (send, sync, accept, deliver, confirm)", durable.rate, unit: "msg/s",
+                  ratio: durable.rate / rawCurve.rate, ratioOf: "CURVE hop")
+        for rate in [1_000, 10_000] {
+            let paced = try DurablePath.paced(rate: rate, seconds: smoke ? 1 : 10, bodyBytes: bodyBytes)
+            table.add("durable path at \(rate) msg/s offered: achieved", paced.achieved, unit: "msg/s")
+            table.add("  send→deliver p50 / p99 / p99.9", nil, unit: paced.latencyText)
+        }
+
+        for recipients in [10, 100, 1_000] {
+            let fanout = try FanOut.run(recipients: recipients, agendas: smoke ? 3 : 20)
+            table.add("MDT agenda to \(recipients) attendees: route, consent, store (ACCEPTED)", fanout.millisecondsPerAgenda, unit: "ms/agenda",
+                      extra: String(format: "%.1f µs per recipient decision+delivery row", fanout.millisecondsPerAgenda * 1000 / Double(recipients)))
+        }
+
+        let sizes = smoke ? [1_000, 10_000, 100_000] : [1_000, 100_000, 1_000_000]
+        let baseline = ConsentCost.run(patients: sizes[0], decisions: 200_000)
+        for size in sizes {
+            let cost = size == sizes[0] ? baseline : ConsentCost.run(patients: size, decisions: 200_000)
+            table.add("consent decision, \(size) patients in the registry", cost, unit: "ns/decision",
+                      ratio: cost / baseline, ratioOf: "\(sizes[0]) patients")
+        }
+        table.print()
+    }
+}
+
+struct Table {
+    var rows: [(String, String, String, String)] = []
+    mutating func add(_ name: String, _ value: Double?, unit: String, ratio: Double? = nil, ratioOf: String? = nil, extra: String? = nil) {
+        let number = value.map { $0 >= 100 ? String(format: "%.0f", $0) : String(format: "%.2f", $0) } ?? ""
+        let ratioText = ratio.map { String(format: "%.2f× %@", $0, ratioOf ?? "") } ?? (extra ?? "")
+        rows.append((name, number, unit, ratioText))
+    }
+    func print() {
+        let widths = (rows.map(\.0.count).max() ?? 0, rows.map(\.1.count).max() ?? 0, rows.map(\.2.count).max() ?? 0)
+        Swift.print("| measure | value | unit | ratio |")
+        Swift.print("|---|---:|---|---|")
+        for row in rows {
+            Swift.print("| \(row.0.padding(toLength: widths.0, withPad: " ", startingAt: 0)) | \(row.1) | \(row.2) | \(row.3) |")
+        }
+    }
+}
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+/// A raw libzmq hop with the project's wrapper: DEALER → ROUTER (forwards) → DEALER.
+enum RawHop {
+    struct Result { var rate: Double }
+
+    static func run(messages: Int, bodyBytes: Int, curve: Bool) throws -> Result {
+        let context = try ZMQContext()
+        let serverKeys = try CurveKeyPair.generate()
+        var zap: ZAPHandler?
+        if curve {
+            zap = ZAPHandler(context: context) { request in .allow(userID: request.clientPublicKey ?? "") }
+            try zap?.start()
+        }
+        defer { zap?.stop() }
+        let router = try context.makeSocket(.router)
+        try router.setSendHighWaterMark(0)
+        try router.setReceiveHighWaterMark(0)
+        if curve {
+            try router.setCurveServer(true)
+            try router.setCurveSecretKey(serverKeys.secretKey)
+        }
+        try router.bind("tcp://127.0.0.1:*")
+        let endpoint = try router.lastEndpoint
+        func dealer(_ id: String) throws -> Socket {
+            let socket = try context.makeSocket(.dealer)
+            try socket.setRoutingID(id)
+            try socket.setSendHighWaterMark(0)
+            try socket.setReceiveHighWaterMark(0)
+            if curve {
+                let keys = try CurveKeyPair.generate()
+                try socket.setCurveServerKey(serverKeys.publicKey)
+                try socket.setCurvePublicKey(keys.publicKey)
+                try socket.setCurveSecretKey(keys.secretKey)
+            }
+            try socket.connect(endpoint)
+            return socket
+        }
+        let sender = try dealer("sender")
+        let receiver = try dealer("receiver")
+        // The receiver announces itself so the router knows its routing id.
+        _ = try receiver.send([Array("ready".utf8)])
+        guard let hello = try router.receive(), hello.frames.first == Array("receiver".utf8) else {
+            throw ValidationError("the raw hop did not connect")
+        }
+        let body = [UInt8](repeating: 0x61, count: bodyBytes)
+        let routerHandoff = Handoff(router), senderHandoff = Handoff(sender)
+        let forwarder = Thread {
+            let router = routerHandoff.value
+            for _ in 0..<messages {
+                guard let message = try? router.receive(), message.frames.count == 2 else { return }
+                _ = try? router.send([Array("receiver".utf8), message.frames[1]])
+            }
+        }
+        let start = ContinuousClock.now
+        forwarder.start()
+        let feeder = Thread {
+            for _ in 0..<messages { _ = try? senderHandoff.value.send([body]) }
+        }
+        feeder.start()
+        for _ in 0..<messages { _ = try receiver.receive() }
+        let elapsed = seconds(since: start)
+        return Result(rate: Double(messages) / elapsed)
+    }
+}

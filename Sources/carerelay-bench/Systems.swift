@@ -1,0 +1,128 @@
+import CareRelayBroker
+import CareRelayModel
+import CareRelayPolicy
+import CareRelayProtocol
+import Foundation
+import Logging
+import ZeroMQ
+
+/// Hands a value to another thread. ZeroMQ sockets may move between threads when the move
+/// is ordered by a memory barrier (starting the thread is one); they are never shared.
+final class Handoff<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// NHS numbers with valid check digits, generated in order from a 9-digit start.
+func nhsNumbers(count: Int, from start: Int = 100_000_000) -> [NHSNumber] {
+    var result: [NHSNumber] = []
+    result.reserveCapacity(count)
+    var base = start
+    while result.count < count {
+        let digits = String(base)
+        let weighted = digits.enumerated().reduce(0) { $0 + ($1.element.wholeNumberValue ?? 0) * (10 - $1.offset) }
+        let check = (11 - weighted % 11) % 11
+        if check != 10, let number = try? NHSNumber(validating: digits + String(check)) { result.append(number) }
+        base += 1
+    }
+    return result
+}
+
+/// A broker in this process with a generated directory: a GP, a social worker and an MDT.
+final class BenchSystem {
+    let folder: URL
+    let server: BrokerServer
+    let brokerKeys: CurveKeyPair
+    let keys: [PersonID: CurveKeyPair]
+    let patient = nhsNumbers(count: 1)[0]
+
+    init(mdtMembers: Int = 0) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("carerelay-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        brokerKeys = try CurveKeyPair.generate()
+        var people: [Directory.Person] = []
+        var keys: [PersonID: CurveKeyPair] = [:]
+        func person(_ id: PersonID, _ roles: [Role], _ teams: [TeamID]) throws {
+            let pair = try CurveKeyPair.generate()
+            keys[id] = pair
+            people.append(Directory.Person(id: id, name: id.rawValue, roles: roles, teams: teams, key: pair.publicKey))
+        }
+        try person("gp.bench", [.gp], ["bench.gp"])
+        try person("sw.bench", [.socialWorker], ["bench.social-care"])
+        try person("chair.bench", [.mdtCoordinator], ["bench.mdt"])
+        for index in 0..<mdtMembers { try person(PersonID("member.\(index)"), [.communityNurse], ["bench.mdt"]) }
+        let directory = Directory(
+            organisations: [], localities: [.init(id: "bench", name: "Bench")],
+            teams: [.init(id: "bench.gp", name: "GP", locality: "bench"),
+                    .init(id: "bench.social-care", name: "Social care", locality: "bench"),
+                    .init(id: "bench.mdt", name: "MDT", kind: .mdt, locality: "bench", coordinator: "chair.bench")],
+            people: people)
+        self.keys = keys
+        var logger = Logger(label: "carerelay.bench")
+        logger.logLevel = .error
+        server = try BrokerServer.start(
+            configuration: BrokerConfiguration(
+                endpoint: "tcp://127.0.0.1:*", storePath: folder.appendingPathComponent("store.sqlite").path,
+                publicKey: brokerKeys.publicKey, secretKey: brokerKeys.secretKey, maxBodyBytes: 1 << 20,
+                heartbeatMilliseconds: 60_000, batchLimit: 1_024),
+            directory: try DirectoryIndex(directory), logger: logger)
+    }
+
+    deinit {
+        server.stop()
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    /// A raw CRP connection that has said HELLO.
+    func connection(_ person: PersonID, receive: Bool, credit: Int = 1_000) throws -> Socket {
+        let context = try ZMQContext()
+        let socket = try context.makeSocket(.dealer)
+        guard let pair = keys[person] else { throw CocoaError(.featureUnsupported) }
+        try socket.setCurveServerKey(brokerKeys.publicKey)
+        try socket.setCurvePublicKey(pair.publicKey)
+        try socket.setCurveSecretKey(pair.secretKey)
+        try socket.setSendHighWaterMark(0)
+        try socket.setReceiveHighWaterMark(0)
+        try socket.setReceiveTimeout(10_000)
+        try socket.connect(server.endpoint)
+        let codec = CRPCodec()
+        _ = try socket.send(codec.encode(.hello(Hello(receive: receive, credit: credit))))
+        guard let reply = try socket.receive(), case .welcome = try codec.decodeBrokerCommand(reply.frames[...]) else {
+            throw CocoaError(.fileReadUnknown)
+        }
+        return socket
+    }
+
+    /// A valid referral body padded to about `bytes` bytes.
+    func referralBody(bytes: Int) -> [UInt8] {
+        let base = """
+            {"authoredOn":"2026-11-23T10:00:00Z","category":"social-care","intent":"order","patientAgreed":true,\
+            "performer":{"person":"sw.bench"},"priority":"routine","reasonText":"%@",\
+            "requester":{"person":"gp.bench","role":"gp"},"serviceRequested":"Assessment","status":"active","subject":"\(patient.digits)"}
+            """
+        let padding = String(repeating: "x", count: max(1, bytes - base.utf8.count))
+        return Array(base.replacingOccurrences(of: "%@", with: padding).utf8)
+    }
+
+    /// Mrs Bench's care team includes the MDT, and she agreed to be discussed there.
+    func prepareAgendaPatient() throws -> [UInt8] {
+        let codec = CRPCodec()
+        let nurse = try connection("gp.bench", receive: false)
+        _ = try nurse.send(codec.encode(.query(Query(query: "careteam.link", params: ["patient": patient.digits, "member": "team:bench.mdt"]))))
+        _ = try nurse.receive()
+        let formatter = ISO8601DateFormatter()
+        let consent = """
+            {"action":"grant","id":"cd-bench","status":"active","scope":"patient-privacy","patient":"\(patient.digits)",\
+            "dateTime":"\(formatter.string(from: Date()))","performer":{"person":"gp.bench","role":"gp"},"policyRule":"explicit",\
+            "provision":{"type":"permit","period":{"start":"\(formatter.string(from: Date().addingTimeInterval(-3600)))"},\
+            "actor":[{"role":"team","reference":"bench.mdt"}],"purpose":["mdt-discussion"]}}
+            """
+        _ = try nurse.send(codec.encode(.send(SendHeader(key: "consent-bench", kind: .consent, to: []), body: Array(consent.utf8))))
+        _ = try nurse.receive()
+        return Array("""
+            {"meeting":"bench-mdt","team":"bench.mdt","title":"Wednesday MDT","start":"2026-11-25T13:00:00Z","location":"Room 2",\
+            "version":1,"attendees":[{"person":"chair.bench","role":"mdt-coordinator"}],\
+            "items":[{"patient":"\(patient.digits)","reason":"Falls","interventions":[{"action":"OT visit","by":"chair.bench","result":"rails fitted"}],"owner":"chair.bench"}]}
+            """.utf8)
+    }
+}
