@@ -75,7 +75,9 @@ public final class BrokerServer: @unchecked Sendable {
         let controlEndpoint = "inproc://carerelay.broker.control"
         let ready = DispatchSemaphore(value: 0)
         let startResult = StartResultBox()
-        let finished = DispatchSemaphore(value: 0)
+        // A group, not a semaphore: stop() and wait() may both wait for the loop to end.
+        let finished = DispatchGroup()
+        finished.enter()
         let thread = Thread {
             do {
                 let engine = try Engine(
@@ -91,7 +93,7 @@ public final class BrokerServer: @unchecked Sendable {
                 startResult.set(.failure(StartError.socket("\(error)")))
                 ready.signal()
             }
-            finished.signal()
+            finished.leave()
         }
         thread.name = "carerelay-broker"
         thread.start()
@@ -111,7 +113,7 @@ public final class BrokerServer: @unchecked Sendable {
     }
 
     private init(endpoint: String, context: ZMQContext, zap: ZAPHandler, controlEndpoint: String,
-                 finished: DispatchSemaphore, directoryBox: DirectoryBox) {
+                 finished: DispatchGroup, directoryBox: DirectoryBox) {
         self.endpoint = endpoint
         self.context = context
         self.zap = zap
@@ -120,7 +122,7 @@ public final class BrokerServer: @unchecked Sendable {
         self.directoryBox = directoryBox
     }
 
-    private let finishedSignal: DispatchSemaphore
+    private let finishedSignal: DispatchGroup
 
     /// Replaces the directory (SIGHUP). New connections authenticate against it at once; the
     /// loop picks it up before its next command.
@@ -144,7 +146,6 @@ public final class BrokerServer: @unchecked Sendable {
     /// Blocks until the broker stops.
     public func wait() {
         finishedSignal.wait()
-        finishedSignal.signal()
     }
 
     private func signalLoop(_ word: String) {

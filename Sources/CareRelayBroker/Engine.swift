@@ -129,7 +129,9 @@ final class Engine {
     private func handleControl() {
         while let message = try? control.receive(dontWait: true) {
             switch message.frames.first.flatMap({ String(decoding: $0, as: UTF8.self) }) {
-            case "STOP": stopping = true
+            case "STOP":
+                stopping = true
+                refuseWaitingCommands()
             case "WAKE":
                 // A reload: take the new directory; timers and pumps run below.
                 if let source = directorySource {
@@ -139,6 +141,18 @@ final class Engine {
                 }
             default: break
             }
+        }
+    }
+
+    /// At shutdown, whatever is still waiting is answered "shutting down" rather than left
+    /// unanswered: those senders retry with the same keys elsewhere or later.
+    private func refuseWaitingCommands() {
+        drain()  // what was already read into this batch is stored and answered first
+        while let message = try? router.receive(dontWait: true), let routingID = message.frames.first {
+            let frames = message.frames.dropFirst()
+            let tags = frames.count >= 3 ? Self.tags(in: frames[frames.startIndex + 2]) : (req: nil, key: nil)
+            reply(routingID, .rejected(Rejected(ProtocolError(.shuttingDown, "the broker is shutting down; nothing was accepted. Retry in a moment"),
+                                                command: frames.dropFirst().first.flatMap { printableCommand($0) }, key: tags.key, req: tags.req)))
         }
     }
 
@@ -171,7 +185,10 @@ final class Engine {
             command = try codec.decodeClientCommand(frames)
         } catch {
             let name = frames.dropFirst().first.flatMap { printableCommand($0) }
-            reply(routingID, .rejected(Rejected(error, command: name, req: nil)))
+            // Echo the request's tags when the header can be read at all, so the client can
+            // match the refusal to its request instead of waiting for an answer.
+            let tags = frames.count >= 3 ? Self.tags(in: frames[frames.startIndex + 2]) : (req: nil, key: nil)
+            reply(routingID, .rejected(Rejected(error, command: name, key: tags.key, req: tags.req)))
             logger.notice("refused a malformed command", metadata: ["code": "\(error.code.name)", "reason": "\(error.reason)"])
             return
         }
@@ -202,7 +219,7 @@ final class Engine {
             pendingSends.append(PendingSend(routingID: routingID, person: person, header: header, body: body))
         case .confirm(let confirm):
             let recipient = confirm.recipient ?? person.id
-            guard recipient == person.id || (person.actsFor ?? []).contains(recipient) else {
+            guard recipient == person.id || person.actsAsGateway(for: recipient) else {
                 reply(routingID, .rejected(Rejected(ProtocolError(.notPermitted, "you may confirm only your own deliveries or those of people you act for"), command: command.name)))
                 return
             }
@@ -214,8 +231,12 @@ final class Engine {
         case .subscribe(let request):
             subscribe(routingID, person: person, request: request)
         case .unsubscribe(let request):
-            sessions[routingID]?.subscriptions.removeAll { $0.description == request.topic }
-            reply(routingID, .unsubscribed(Subscribed(topic: request.topic, req: request.req)))
+            guard let pattern = TopicPattern(request.topic) else {
+                reply(routingID, .rejected(Rejected(ProtocolError(.invalidHeader, "topic: '\(request.topic)' is not a topic pattern"), command: "UNSUBSCRIBE", req: request.req)))
+                return
+            }
+            sessions[routingID]?.subscriptions.removeAll { $0 == pattern }
+            reply(routingID, .unsubscribed(Subscribed(topic: pattern.description, req: request.req)))
         case .query(let query):
             answer(routingID, person: person, query: query)
         case .ping(let empty):
@@ -223,6 +244,17 @@ final class Engine {
         case .bye:
             endSession(routingID)
         }
+    }
+
+    /// The `req` and `key` fields of a header that failed stricter decoding, if present.
+    static func tags(in header: [UInt8]) -> (req: String?, key: String?) {
+        guard header.count <= CRP.maxHeaderBytes,
+              let object = try? JSONSerialization.jsonObject(with: Data(header)) as? [String: Any]
+        else { return (nil, nil) }
+        func tag(_ name: String) -> String? {
+            (object[name] as? String).map { String($0.prefix(128)) }
+        }
+        return (tag("req"), tag("key"))
     }
 
     private func printableCommand(_ frame: [UInt8]) -> String? {
@@ -260,7 +292,9 @@ final class Engine {
     /// Marks the person and, for a gateway, everyone it acts for.
     func markDirty(forSessionOf person: Directory.Person) {
         dirty.insert(person.id)
-        for carer in person.actsFor ?? [] { dirty.insert(carer) }
+        if person.roles.contains(.gateway) {
+            for carer in person.actsFor ?? [] { dirty.insert(carer) }
+        }
     }
 
     func reply(_ routingID: [UInt8], _ command: BrokerCommand) {
@@ -322,6 +356,13 @@ final class Engine {
             endSession(session.routingID)
             logger.info("session expired", metadata: ["person": "\(session.person)"])
         }
+    }
+}
+
+extension Directory.Person {
+    /// Only a gateway acts for others, and only for those its directory entry lists.
+    func actsAsGateway(for other: PersonID) -> Bool {
+        roles.contains(.gateway) && (actsFor ?? []).contains(other)
     }
 }
 

@@ -57,7 +57,7 @@ extension Engine {
         case "inbox":
             var subject = person.id
             if let other = params["for"].map(PersonID.init) {
-                try require((person.actsFor ?? []).contains(other), "params.for: you may read only your own inbox or that of someone you act for")
+                try require(person.actsAsGateway(for: other), "params.for: you may read only your own inbox or that of someone you act for")
                 subject = other
             }
             let kind = try params["kind"].map { text -> MessageKind in
@@ -161,7 +161,7 @@ extension Engine {
             }
             let viewerID = params["as"].map(PersonID.init) ?? person.id
             let isSender = stored.sender == person.id
-            let actsFor = (person.actsFor ?? []).contains(viewerID)
+            let actsFor = person.actsAsGateway(for: viewerID)
             try require(viewerID == person.id || isSender || isGovernance || actsFor,
                         "only the sender may see how another recipient receives message \(id)")
             guard let viewer = directory.person(viewerID) else { throw ProtocolError(.unknownAddress, "person:\(viewerID): no such person") }

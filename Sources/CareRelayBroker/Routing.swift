@@ -5,6 +5,15 @@ import CareRelayStore
 import Crypto
 import Foundation
 
+/// What became of one SEND of a batch before the commit.
+enum RouteResult {
+    case routed(RoutedSend)
+    /// A resend of something already stored: answered with the first answer, nothing stored.
+    case duplicate(id: String, deliveries: [PlannedDelivery])
+    /// A resend of a SEND earlier in this same batch.
+    case repeatOf(index: Int)
+}
+
 /// A SEND that passed every check, with its recipients decided, waiting for the group commit.
 struct RoutedSend {
     let pending: Engine.PendingSend
@@ -45,11 +54,16 @@ extension Engine {
         let batch = pendingSends
         pendingSends.removeAll(keepingCapacity: true)
         let now = configuration.clock()
-        var routed: [RoutedSend] = []
+        var results: [(pending: PendingSend, result: RouteResult)] = []
         var referralOverlay: [String: ReferralRecord] = [:]
+        var keysInBatch: [String: Int] = [:]
         for pending in batch {
             do {
-                routed.append(try route(pending, now: now, referrals: &referralOverlay))
+                let result = try route(pending, now: now, referrals: &referralOverlay, keysInBatch: keysInBatch)
+                if case .routed(let item) = result {
+                    keysInBatch["\(item.message.sender)\u{0}\(item.message.key)"] = results.count
+                }
+                results.append((pending, result))
             } catch {
                 reply(pending.routingID, .rejected(Rejected(error, command: "SEND", key: pending.header.key, req: pending.header.req)))
                 logger.notice("send refused", metadata: [
@@ -57,46 +71,83 @@ extension Engine {
                 ])
             }
         }
-        guard !routed.isEmpty else {
+        let routed = results.compactMap { entry -> RoutedSend? in
+            if case .routed(let item) = entry.result { return item } else { return nil }
+        }
+        var outcomes: [StoreOutcome] = []
+        if routed.isEmpty {
             recordConfirmations(confirmations, now: now)
-            return
-        }
-        let outcomes: [StoreOutcome]
-        do {
-            outcomes = try store.accept(
-                routed.map(\.message),
-                confirming: confirmations.map { SQLiteStore.Confirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
-            applyConfirmations(confirmations)
-        } catch {
-            // Nothing of this batch is acknowledged: the senders retry with the same keys.
-            logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
-            for item in routed {
-                reply(item.pending.routingID, .rejected(Rejected(
-                    ProtocolError(.storeUnavailable, "the broker could not store the message; nothing was accepted. Retry with the same key"),
-                    command: "SEND", key: item.pending.header.key, req: item.pending.header.req)))
-            }
-            return
-        }
-        for (item, outcome) in zip(routed, outcomes) {
-            let header = item.pending.header
-            switch outcome {
-            case .stored:
-                reply(item.pending.routingID, .accepted(Accepted(
-                    key: header.key, id: item.message.id, duplicate: false, recipients: item.outcomes, req: header.req)))
-                for delivery in item.message.deliveries where delivery.decision != .withheld {
-                    dirty.insert(delivery.recipient)
+        } else {
+            do {
+                outcomes = try store.accept(
+                    routed.map(\.message),
+                    confirming: confirmations.map { SQLiteStore.Confirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
+                applyConfirmations(confirmations)
+            } catch {
+                // Nothing of this batch is acknowledged: the senders retry with the same keys.
+                logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
+                for item in results {
+                    reply(item.pending.routingID, .rejected(Rejected(
+                        ProtocolError(.storeUnavailable, "the broker could not store the message; nothing was accepted. Retry with the same key"),
+                        command: "SEND", key: item.pending.header.key, req: item.pending.header.req)))
                 }
-                afterStored(item, now: now)
-            case .duplicate(let id, let deliveries):
-                reply(item.pending.routingID, .accepted(Accepted(
-                    key: header.key, id: id, duplicate: true,
-                    recipients: deliveries.map { Self.outcome(for: $0) }, req: header.req)))
-            case .conflict(let id):
-                reply(item.pending.routingID, .rejected(Rejected(
-                    ProtocolError(.idempotencyConflict, "key '\(header.key)' was already used for message \(id) with different content; choose a new key for a new message"),
-                    command: "SEND", key: header.key, req: header.req)))
+                return
             }
         }
+        var stored = routed.makeIterator()
+        var storedOutcomes = outcomes.makeIterator()
+        var answers: [Int: Accepted] = [:]
+        for (index, entry) in results.enumerated() {
+            let header = entry.pending.header
+            var answer: Accepted
+            switch entry.result {
+            case .routed:
+                guard let item = stored.next(), let outcome = storedOutcomes.next() else { continue }
+                switch outcome {
+                case .stored:
+                    answer = Accepted(key: header.key, id: item.message.id, duplicate: false, recipients: item.outcomes, req: header.req)
+                    for delivery in item.message.deliveries where delivery.decision != .withheld {
+                        dirty.insert(delivery.recipient)
+                    }
+                    afterStored(item, now: now)
+                case .duplicate(let id, let deliveries):
+                    answer = Accepted(key: header.key, id: id, duplicate: true, recipients: deliveries.map { Self.outcome(for: $0) }, req: header.req)
+                case .conflict(let id):
+                    reply(entry.pending.routingID, .rejected(Rejected(Self.conflict(key: header.key, id: id), command: "SEND", key: header.key, req: header.req)))
+                    continue
+                }
+            case .duplicate(let id, let deliveries):
+                answer = Accepted(key: header.key, id: id, duplicate: true, recipients: deliveries.map { Self.outcome(for: $0) }, req: header.req)
+            case .repeatOf(let first):
+                guard var earlier = answers[first] else { continue }
+                earlier.duplicate = true
+                earlier.req = header.req
+                answer = earlier
+            }
+            answers[index] = answer
+            reply(entry.pending.routingID, .accepted(answer))
+        }
+    }
+
+    static func conflict(key: String, id: String) -> ProtocolError {
+        ProtocolError(.idempotencyConflict, "key '\(key)' was already used for message \(id) with different content; choose a new key for a new message")
+    }
+
+    /// What makes two SENDs "the same message": everything the sender chose, not what the
+    /// broker derived (names, recipients), so a resend matches even after a directory change.
+    static func fingerprint(_ header: SendHeader, body: [UInt8]) -> [UInt8] {
+        var hasher = SHA256()
+        let fields: [String] = [
+            header.kind.rawValue, header.to.map(\.description).joined(separator: ","), header.patient?.digits ?? "",
+            header.priority?.rawValue ?? "", (header.labels ?? []).map(\.rawValue).joined(separator: ","),
+            header.correlation ?? "", header.breakGlass ?? "", header.onBehalfOf?.rawValue ?? "",
+        ]
+        for field in fields {
+            hasher.update(data: Array(field.utf8))
+            hasher.update(data: [0])
+        }
+        hasher.update(data: body)
+        return Array(hasher.finalize())
     }
 
     static func outcome(for delivery: PlannedDelivery) -> RecipientOutcome {
@@ -130,23 +181,50 @@ extension Engine {
 
     // MARK: Routing one message
 
-    private func route(_ pending: PendingSend, now: Date, referrals: inout [String: ReferralRecord]) throws(ProtocolError) -> RoutedSend {
+    private func route(_ pending: PendingSend, now: Date, referrals: inout [String: ReferralRecord], keysInBatch: [String: Int]) throws(ProtocolError) -> RouteResult {
         let header = pending.header
         // The actor is the authenticated person, or a carer a gateway is entitled to act for.
         var actor = pending.person
         if let carer = header.onBehalfOf {
-            guard pending.person.roles.contains(.gateway), (pending.person.actsFor ?? []).contains(carer),
+            guard pending.person.actsAsGateway(for: carer),
                   let carerEntry = directory.person(carer)
             else {
                 throw ProtocolError(.notPermitted, "onBehalfOf: only a gateway may act for someone, and only for the people its directory entry lists")
             }
             actor = carerEntry
         }
+        // A resend is answered before anything else is checked or applied again: what was
+        // accepted once stays accepted, whatever changed since.
+        let fingerprint = Self.fingerprint(header, body: pending.body)
+        if let first = keysInBatch["\(actor.id)\u{0}\(header.key)"] { return .repeatOf(index: first) }
+        let earlier: (id: String, fingerprint: [UInt8], deliveries: [PlannedDelivery])?
+        do { earlier = try store.earlierSend(sender: actor.id, key: header.key) } catch {
+            throw ProtocolError(.storeUnavailable, "the broker could not read its store; nothing was accepted. Retry with the same key")
+        }
+        if let earlier {
+            guard earlier.fingerprint == fingerprint else { throw Self.conflict(key: header.key, id: earlier.id) }
+            return .duplicate(id: earlier.id, deliveries: earlier.deliveries)
+        }
         guard Self.maySend(header.kind, roles: actor.roles) else {
             throw ProtocolError(.notPermitted, "your roles (\(actor.roles.map(\.rawValue).joined(separator: ", "))) may not send \(header.kind.rawValue) messages")
         }
         let body = try validateBody(kind: header.kind, bytes: pending.body)
         var patient = try checkPatient(header: header, body: body)
+        var priority = header.priority
+        if case .referral(let referral) = body {
+            // The body must agree with who sent it and with the envelope's priority, which sets
+            // the response target.
+            guard referral.requester.person == actor.id else {
+                throw ProtocolError(.notPermitted, "body requester.person: a referral is made by its sender (\(actor.id)), not '\(referral.requester.person)'")
+            }
+            guard actor.roles.contains(referral.requester.role) else {
+                throw ProtocolError(.notPermitted, "body requester.role: you do not hold the role '\(referral.requester.role.rawValue)'")
+            }
+            if let stated = header.priority, stated != referral.priority {
+                throw ProtocolError(.schemaViolation, "the header says priority \(stated.rawValue) but the body says \(referral.priority.rawValue)")
+            }
+            priority = referral.priority
+        }
         if header.breakGlass != nil, !actor.roles.contains(where: \.isRegisteredProfessional) {
             throw ProtocolError(.notPermitted, "breakGlass: only a registered professional may override consent")
         }
@@ -171,7 +249,7 @@ extension Engine {
                 default: nil
                 }
             }.first
-            let target = configuration.responseTargets[header.priority ?? .routine] ?? 3 * 86_400
+            let target = configuration.responseTargets[priority ?? .routine] ?? 3 * 86_400
             referral = ReferralRecord(
                 messageID: "", referrer: actor.id, team: team, patient: patient, status: .sent,
                 deadline: now.addingTimeInterval(target), updatedAt: now)
@@ -268,9 +346,9 @@ extension Engine {
         let message = NewMessage(
             id: id, key: header.key, kind: header.kind, sender: actor.id, envelope: envelope.encoded(),
             patient: patient, correlation: header.correlation, body: pending.body,
-            bodyHash: Array(SHA256.hash(data: envelope.encoded() + pending.body)), acceptedAt: now,
+            bodyHash: fingerprint, acceptedAt: now,
             deliveries: deliveries, referral: referral, careTeamLinks: careTeamLinks, audit: audit)
-        return RoutedSend(pending: pending, message: message, outcomes: outcomes, overrideNotices: uniqueNotices)
+        return .routed(RoutedSend(pending: pending, message: message, outcomes: outcomes, overrideNotices: uniqueNotices))
     }
 
     static func plannedDecision(_ outcome: ConsentOutcome) -> PlannedDelivery.Decision {
@@ -353,8 +431,16 @@ extension Engine {
             case .person(let id):
                 guard directory.person(id) != nil else { throw ProtocolError(.unknownAddress, "\(address): no such person in the directory") }
                 add(id)
-            case .team(let id), .mdt(let id):
+            case .team(let id):
                 guard directory.team(id) != nil else { throw ProtocolError(.unknownAddress, "\(address): no such team in the directory") }
+                guard directory.members(of: id).contains(where: { $0 != sender }) else {
+                    throw ProtocolError(.unknownAddress, "\(address): the team has no other members to receive this")
+                }
+                directory.members(of: id).forEach(add)
+            case .mdt(let id):
+                guard let team = directory.team(id), team.kind == .mdt else {
+                    throw ProtocolError(.unknownAddress, "\(address): no such MDT in the directory (an mdt: address names a team of kind mdt)")
+                }
                 directory.members(of: id).forEach(add)
             case .role(let team, let role):
                 guard directory.team(team) != nil else { throw ProtocolError(.unknownAddress, "\(address): no such team in the directory") }

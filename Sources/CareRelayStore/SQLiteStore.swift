@@ -198,6 +198,16 @@ public final class SQLiteStore: @unchecked Sendable {
         return outcomes
     }
 
+    /// What a sender already sent under an idempotency key: its id, content fingerprint and
+    /// the recipients' outcomes, so a resend is answered exactly as the first send was.
+    public func earlierSend(sender: PersonID, key: String) throws -> (id: String, fingerprint: [UInt8], deliveries: [PlannedDelivery])? {
+        try db.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT seq, id, body_hash FROM message WHERE sender = ? AND idempotency_key = ?",
+                                             arguments: [sender.rawValue, key]) else { return nil }
+            return (row["id"], [UInt8](row["body_hash"] as Data), try Self.deliveries(db, seq: row["seq"]))
+        }
+    }
+
     private static func deliveries(_ db: Database, seq: Int64) throws -> [PlannedDelivery] {
         try Row.fetchAll(db, sql: """
             SELECT recipient, decision, rule, reason, topic FROM delivery WHERE message_seq = ? ORDER BY recipient

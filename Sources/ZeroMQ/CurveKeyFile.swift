@@ -45,7 +45,8 @@ extension CurveKeyPair {
 
     /// Writes the pair with owner-only permissions (0600), creating the folder (0700).
     public func save(path: String, comment: String) throws(KeyFileError) {
-        let folder = (path as NSString).deletingLastPathComponent
+        // URL, not NSString: NSString's deletingLastPathComponent traps on one-character paths here.
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let text = "# \(comment)\n# Keep this file private: it proves who you are to CareRelay.\npublic: \(publicKey)\nsecret: \(secretKey)\n"
         do {
             if !folder.isEmpty {

@@ -61,7 +61,7 @@ struct BrokerCommand: ParsableCommand {
         let keys = try loadOrCreateKeys(logger: logger)
         let index = try DirectoryFile.load(path: directory)
         let policyText = try policy.map { try String(contentsOfFile: $0, encoding: .utf8) }
-        for folder in [store, keyFile].map({ ($0 as NSString).deletingLastPathComponent }) where !folder.isEmpty {
+        for folder in [store, keyFile].map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path }) {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
         let configuration = BrokerConfiguration(

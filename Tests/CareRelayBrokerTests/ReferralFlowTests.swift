@@ -113,7 +113,7 @@ import Testing
         let gp = try system.client("gp.khan")
         let coordinator = try system.client("coord.patel")
         let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, priority: .emergency,
-                                   body: try Bodies.referral())
+                                   body: try Bodies.referral(priority: .emergency))
         let copy = try coordinator.expectDelivery()
         #expect(copy.header.id == referral.id)
 

@@ -135,8 +135,9 @@ enum Bodies {
         [UInt8](try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
     }
 
-    static func referral(patient: NHSNumber = ellis, from person: PersonID = "gp.khan", role: Role = .gp, team: TeamID = "west.social-care", reason: String? = nil) throws -> [UInt8] {
+    static func referral(patient: NHSNumber = ellis, from person: PersonID = "gp.khan", role: Role = .gp, team: TeamID = "west.social-care", reason: String? = nil, priority: Priority? = nil) throws -> [UInt8] {
         var body = try example("referral", "valid-gp-to-social-care-intake.json")
+        if let priority { body["priority"] = priority.rawValue }
         body["subject"] = patient.digits
         body["requester"] = ["person": person.rawValue, "role": role.rawValue]
         body["performer"] = ["team": team.rawValue]
