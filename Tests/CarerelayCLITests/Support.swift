@@ -181,7 +181,14 @@ final class Running: @unchecked Sendable {
     private var errClosed = false
     private var exited = false
 
+    /// Tests run in parallel: a pipe created while another test spawns a process would leak
+    /// its write end into that process, and its reader would not see end-of-file until that
+    /// unrelated process exits. Creating the pipes and spawning under one lock prevents it.
+    private static let spawnLock = NSLock()
+
     init(executable: URL, arguments: [String], environment: [String: String], directory: URL) throws {
+        Self.spawnLock.lock()
+        defer { Self.spawnLock.unlock() }
         process.executableURL = executable
         process.arguments = arguments
         process.environment = environment
@@ -190,16 +197,6 @@ final class Running: @unchecked Sendable {
         process.standardOutput = outPipe
         process.standardError = errPipe
         process.standardInput = FileHandle.nullDevice
-        outPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil }
-            self?.append(data, toOut: true)
-        }
-        errPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil }
-            self?.append(data, toOut: false)
-        }
         process.terminationHandler = { [weak self] _ in
             guard let self else { return }
             self.condition.lock()
@@ -208,7 +205,27 @@ final class Running: @unchecked Sendable {
             self.condition.unlock()
         }
         try process.run()
+        // One blocking reader thread per stream (not readabilityHandler, whose handlers share
+        // a queue: one blocked read would stall every other test's output).
+        for (pipe, isOut) in [(outPipe, true), (errPipe, false)] {
+            let fd = pipe.fileHandleForReading.fileDescriptor
+            let thread = Thread { [self] in
+                var buffer = [UInt8](repeating: 0, count: 16_384)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    self.append(Data(buffer[0..<n]), toOut: isOut)
+                }
+                self.append(Data(), toOut: isOut)
+            }
+            thread.start()
+        }
+        readers = [outPipe, errPipe]
     }
+
+    /// Kept so the read ends stay open while the reader threads use them.
+    private var readers: [Pipe] = []
 
     private func append(_ data: Data, toOut: Bool) {
         condition.lock()
@@ -251,10 +268,11 @@ final class Running: @unchecked Sendable {
         condition.lock()
         while !(exited && outClosed && errClosed) {
             if !condition.wait(until: deadline) {
+                let (exited, outClosed, errClosed) = (self.exited, self.outClosed, self.errClosed)
                 condition.unlock()
                 process.terminate()
                 let partial = CLIResult(status: -1, stdout: stdout, stderr: stderr)
-                Issue.record("carerelay \(process.arguments ?? []) did not finish within \(timeout)s\n\(partial)")
+                Issue.record("carerelay \(process.arguments ?? []) did not finish within \(timeout)s (exited \(exited), stdout closed \(outClosed), stderr closed \(errClosed))\n\(partial)")
                 throw CancellationError()
             }
         }

@@ -14,9 +14,10 @@ struct ReferralCommand: ParsableCommand {
         abstract: "Send referrals, take them (accept, decline, allocate, complete) and track who has them.",
         discussion: """
             Example, a GP referring to the social care intake and following it up:
-              carerelay referral send --to team:west.social-care --patient "943 476 5919" \\
-                  --priority same-day --category social-care --service "Package of care at home" \\
-                  --reason "Two falls in three weeks; main carer admitted to hospital" --patient-agreed
+              carerelay referral send --to team:west.social-care \\
+                  --patient "943 476 5919" --priority same-day \\
+                  --category social-care --service "Package of care at home" \\
+                  --reason "Two falls; main carer in hospital" --patient-agreed
               carerelay referral track mm7qk3x1c-4f2a9
             """,
         subcommands: [Send.self, Inbox.self, List.self, Show.self, Accept.self, Decline.self, Allocate.self,
@@ -37,8 +38,9 @@ struct ReferralCommand: ParsableCommand {
                 Exit 66: the referral was accepted but some recipients will not receive it.
 
                 Examples:
-                  carerelay referral send --to team:west.social-care --patient "943 476 5919" \\
-                      --priority same-day --category social-care --service "Package of care at home" \\
+                  carerelay referral send --to team:west.social-care \\
+                      --patient "943 476 5919" --priority same-day \\
+                      --category social-care --service "Package of care at home" \\
                       --reason "Two falls in three weeks" --patient-agreed
                   carerelay referral send --to person:nurse.ali --file referral.yaml
                 """)

@@ -12,15 +12,14 @@ struct Carerelay: ParsableCommand {
             administrator, then `carerelay config init` with the broker's endpoint and public key. \
             docs/cli.md walks through a first referral.
 
-            CONFIGURATION
-              Each setting comes from the first of: a flag, an environment variable, the \
-            configuration file (~/.config/carerelay/config.yaml), the default.
-              --endpoint    CARERELAY_ENDPOINT     endpoint:
-              --broker-key  CARERELAY_BROKER_KEY   brokerKey:
-              --identity    CARERELAY_IDENTITY     identity:
-              --reply-timeout CARERELAY_TIMEOUT    timeout:   (seconds per answer; default 5)
-              CARERELAY_ATTEMPTS: how many times to ask before giving up (default 2)
-              --config      CARERELAY_CONFIG
+            CONFIGURATION (first found wins: flag, environment, config file, default)
+              flag             environment           config.yaml key
+              --endpoint       CARERELAY_ENDPOINT    endpoint
+              --broker-key     CARERELAY_BROKER_KEY  brokerKey
+              --identity       CARERELAY_IDENTITY    identity
+              --reply-timeout  CARERELAY_TIMEOUT     timeout (s, default 5)
+              --config         CARERELAY_CONFIG      -
+              CARERELAY_ATTEMPTS: tries before giving up (default 2)
 
             \(Exit.help)
             """,

@@ -28,17 +28,17 @@ enum Exit {
         EXIT CODES
           0   success
           1   audit verify: the audit trail is not intact
-          64  usage error: bad option, invalid NHS number or address, invalid body file.
-              Nothing was sent to the broker.
-          65  the broker refused the request; its error code (e.g. not-permitted,
-              invalid-transition) and reason are printed
-          66  accepted, but some recipients will receive nothing (withheld by consent);
-              or the message you asked to see is withheld from you
-          69  no answer from the broker: it is down or unreachable, or it does not know
-              your key (ask the directory administrator to add your public key)
+          64  usage error: bad option, invalid NHS number or address,
+              invalid body file; nothing was sent to the broker
+          65  the broker refused the request; its error code
+              (e.g. not-permitted, invalid-transition) and reason are printed
+          66  accepted, but some recipients receive nothing (withheld by
+              consent); or the message you asked to see is withheld from you
+          69  no answer from the broker: it is down or unreachable, or it does
+              not know your key (ask the administrator to add your public key)
           70  the broker answered something this client does not understand
           74  a local file could not be read or written
-          78  configuration missing or wrong (endpoint, broker key, identity key)
+          78  configuration missing or wrong (endpoint, broker key, identity)
         """
 }
 
