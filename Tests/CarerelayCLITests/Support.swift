@@ -157,10 +157,24 @@ struct CLI {
         return try Running(executable: executable, arguments: arguments, environment: env, directory: workingDirectory)
     }
 
-    /// Runs to completion (at most `timeout` seconds, then the test fails).
+    /// Runs to completion (at most `timeout` seconds, then the test fails). With
+    /// CARERELAY_CLI_TRANSCRIPT set, each command and its output is appended to that file
+    /// (how docs/cli.md's sample output was made).
     @discardableResult
     func run(_ arguments: [String], timeout: Double = 90) throws -> CLIResult {
-        try start(arguments).finish(timeout: timeout)
+        let result = try start(arguments).finish(timeout: timeout)
+        if let path = ProcessInfo.processInfo.environment["CARERELAY_CLI_TRANSCRIPT"], !path.isEmpty {
+            let quoted = arguments.map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " ")
+            let entry = "$ carerelay \(quoted)   # exit \(result.status)\n\(result.stdout)\(result.stderr)\n"
+            if let handle = FileHandle(forWritingAtPath: path) {
+                handle.seekToEndOfFile()
+                handle.write(Data(entry.utf8))
+                handle.closeFile()
+            } else {
+                FileManager.default.createFile(atPath: path, contents: Data(entry.utf8))
+            }
+        }
+        return result
     }
 
     func with(_ extra: [String: String]) -> CLI {
