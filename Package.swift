@@ -66,5 +66,6 @@ let package = Package(
             "CareRelayBroker", "CareRelayClient",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "CarerelayCLITests", dependencies: ["CareRelayBroker", "CareRelayClient", .product(name: "Logging", package: "swift-log")]),
     ]
 )

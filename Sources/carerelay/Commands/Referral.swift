@@ -1,0 +1,435 @@
+import ArgumentParser
+import CareRelayClient
+import CareRelayModel
+import CareRelayProtocol
+import Foundation
+
+extension Priority: ExpressibleByArgument {}
+extension ReferralEvent.DeclineCode: ExpressibleByArgument {}
+extension ReferralBody.Category: ExpressibleByArgument {}
+
+struct ReferralCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "referral",
+        abstract: "Send referrals, take them (accept, decline, allocate, complete) and track who has them.",
+        discussion: """
+            Example, a GP referring to the social care intake and following it up:
+              carerelay referral send --to team:west.social-care \\
+                  --patient "943 476 5919" --priority same-day \\
+                  --category social-care --service "Package of care at home" \\
+                  --reason "Two falls; main carer in hospital" --patient-agreed
+              carerelay referral track mm7qk3x1c-4f2a9
+            """,
+        subcommands: [Send.self, Inbox.self, List.self, Show.self, Accept.self, Decline.self, Allocate.self,
+                      Complete.self, Withdraw.self, Track.self])
+
+    // MARK: send
+
+    struct Send: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Refer a patient to a person, a team's single point of access, or a role in a team.",
+            discussion: """
+                The NHS number is checked here first: a mistyped number stops with exit 64 and \
+                nothing is sent. Fields come from the options, or from a body file (--file, JSON \
+                or YAML, see Protocols/examples/referral) with options overriding it. Requester \
+                and performer are filled in from who you are and --to. Use --key to make a \
+                resend after a failure safe: the broker stores a key once.
+
+                Exit 66: the referral was accepted but some recipients will not receive it.
+
+                Examples:
+                  carerelay referral send --to team:west.social-care \\
+                      --patient "943 476 5919" --priority same-day \\
+                      --category social-care --service "Package of care at home" \\
+                      --reason "Two falls in three weeks" --patient-agreed
+                  carerelay referral send --to person:nurse.ali --file referral.yaml
+                """)
+        @OptionGroup var globals: Globals
+        @Option(help: ArgumentHelp("Recipient: person:ID, team:ID or role:TEAM/ROLE. Repeat for more.", valueName: "address"))
+        var to: [String] = []
+        @Option(help: ArgumentHelp("The patient's NHS number (checked locally).", valueName: "nhs-number"))
+        var patient: String?
+        @Option(help: "emergency (1 h), urgent (4 h), same-day or routine (3 days). Default routine.")
+        var priority: Priority?
+        @Option(help: ArgumentHelp("Why, in words (reasonText).", valueName: "text"))
+        var reason: String?
+        @Option(help: ArgumentHelp("What is asked for (serviceRequested), at most 200 characters.", valueName: "text"))
+        var service: String?
+        @Option(help: ArgumentHelp("social-care, community-nursing, therapy, mental-health, care-coordination, voluntary-sector, assistive-technology or other.", valueName: "category"))
+        var category: ReferralBody.Category?
+        @Option(name: .customLong("supporting-info"), help: ArgumentHelp("Home situation, access, risks.", valueName: "text"))
+        var supportingInfo: String?
+        @Flag(inversion: .prefixedNo, help: "Whether the patient knows of and agrees to the referral (say which).")
+        var patientAgreed: Bool?
+        @Option(help: ArgumentHelp("A referral body (JSON, or YAML by extension); options override its fields.", valueName: "path"))
+        var file: String?
+        @Option(help: ArgumentHelp("Idempotency key: sending again with the same key never creates a second referral.", valueName: "key"))
+        var key: String?
+
+        func run() throws {
+            guard !to.isEmpty else {
+                throw Failure.usage("say whom to refer to with --to", hint: "e.g. --to team:west.social-care or --to person:nurse.ali")
+            }
+            let addresses = try to.map(Input.address)
+            var body: [String: Any] = try file.map(Input.object) ?? [:]
+            if let patient { body["subject"] = try Input.nhsNumber(patient).digits }
+            guard let subjectText = body["subject"] as? String else {
+                throw Failure.usage("say which patient with --patient NHS-NUMBER (or subject in --file)")
+            }
+            let subject = try Input.nhsNumber(subjectText, option: "subject")
+            if let reason { body["reasonText"] = reason }
+            if let service { body["serviceRequested"] = service }
+            if let category { body["category"] = category.rawValue }
+            if let supportingInfo { body["supportingInfo"] = supportingInfo }
+            if let patientAgreed { body["patientAgreed"] = patientAgreed }
+            if let priority { body["priority"] = priority.rawValue }
+            guard body["reasonText"] != nil else { throw Failure.usage("say why with --reason TEXT") }
+            guard body["serviceRequested"] != nil else { throw Failure.usage("say what is asked for with --service TEXT") }
+            guard body["patientAgreed"] != nil else {
+                throw Failure.usage("say whether the patient agrees: --patient-agreed or --no-patient-agreed")
+            }
+            body["status"] = body["status"] ?? "active"
+            body["intent"] = body["intent"] ?? "order"
+            body["priority"] = body["priority"] ?? Priority.routine.rawValue
+            body["category"] = body["category"] ?? ReferralBody.Category.other.rawValue
+            body["authoredOn"] = body["authoredOn"] ?? Timestamp(Date()).text
+            if body["performer"] == nil {
+                guard let first = addresses.first else { throw Failure.usage("say whom to refer to with --to") }
+                switch first {
+                case .person(let id): body["performer"] = ["person": id.rawValue]
+                case .team(let id): body["performer"] = ["team": id.rawValue]
+                case .role(let team, let role): body["performer"] = ["team": team.rawValue, "role": role.rawValue]
+                case .careTeam, .mdt:
+                    throw Failure.usage("a referral goes to a person, a team or a role (--to person:ID, team:ID or role:TEAM/ROLE)")
+                }
+            }
+
+            let client = try globals.connect()
+            if body["requester"] == nil, let welcome = client.welcome {
+                let role = welcome.roles.first { $0.isRegisteredProfessional } ?? welcome.roles.first
+                var requester: [String: Any] = ["person": welcome.person.rawValue]
+                if let role { requester["role"] = role.rawValue }
+                if let team = welcome.teams.first { requester["team"] = team.rawValue }
+                body["requester"] = requester
+            }
+            let bytes = try Input.jsonBytes(body)
+            guard case .referral(let referral) = try Input.validate(kind: .referral, bytes, source: file ?? "referral") else {
+                throw Failure(Exit.software, "the body did not read back as a referral")
+            }
+            let header = Sender.header(kind: .referral, to: addresses, patient: subject, priority: referral.priority, key: key)
+            let accepted = try Sender.send(client, header, body: bytes, what: "Referral sent", json: globals.json)
+            if !globals.json {
+                Console.out("Track it with: carerelay referral track \(accepted.id)")
+            }
+            try Sender.finish(accepted)
+        }
+    }
+
+    // MARK: inbox / list
+
+    struct Inbox: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Referrals sent to you (directly or to your teams), with where each stands.",
+            discussion: "Example:\n  carerelay referral inbox --limit 20")
+        @OptionGroup var globals: Globals
+        @Option(help: "How many to show (1-500).") var limit = 50
+
+        func run() throws {
+            try ReferralCommand.listing(globals, limit: limit, received: true, sent: false)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Referrals you sent or received, newest first.",
+            discussion: "Examples:\n  carerelay referral list\n  carerelay referral list --sent")
+        @OptionGroup var globals: Globals
+        @Option(help: "How many to show (1-500).") var limit = 50
+        @Flag(help: "Only referrals you sent.") var sent = false
+
+        func run() throws {
+            try ReferralCommand.listing(globals, limit: limit, received: !sent, sent: true)
+        }
+    }
+
+    struct Row: Codable {
+        var id: String
+        var direction: String
+        var from: String
+        var sentAt: Date
+        var patient: String?
+        var status: String?
+        var takenBy: String?
+        var allocatedTo: String?
+        var delivery: String?
+    }
+
+    static func listing(_ globals: Globals, limit: Int, received: Bool, sent: Bool) throws {
+        guard (1...500).contains(limit) else { throw Failure.usage("--limit must be between 1 and 500") }
+        let client = try globals.connect()
+        let me = client.welcome?.person.rawValue ?? ""
+        let lines = try brokerCall { () throws(ClientError) in
+            try client.query("inbox", ["kind": MessageKind.referral.rawValue, "limit": String(limit)], as: [InboxLine].self)
+        }
+        var rows: [Row] = []
+        for line in lines {
+            let mine = line.from == me
+            if mine && !sent { continue }
+            if !mine && !received { continue }
+            let track = try? client.query("track", ["id": line.id], as: TrackView.self)
+            rows.append(Row(id: line.id, direction: mine ? "sent" : "received", from: line.from, sentAt: line.acceptedAt,
+                            patient: track?.referral?.patient, status: track?.referral?.status,
+                            takenBy: track?.referral?.takenBy, allocatedTo: track?.referral?.allocatedTo, delivery: line.state))
+        }
+        if globals.json { Console.json(rows); return }
+        if rows.isEmpty {
+            Console.out(received && !sent ? "No referrals in your inbox." : "No referrals.")
+            return
+        }
+        Console.table(["ID", "DIR", "FROM", "SENT", "PATIENT", "STATUS", "TAKEN BY"], rows.map {
+            [$0.id, $0.direction, $0.from, Format.date($0.sentAt), Format.nhs($0.patient), $0.status ?? "-",
+             $0.allocatedTo.map { "\($0) (allocated)" } ?? $0.takenBy ?? "-"]
+        })
+    }
+
+    // MARK: show
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a referral as you received it (consent applied).",
+            discussion: "Exit 66 if it is withheld from you.\n\nExample:\n  carerelay referral show mm7qk3x1c-4f2a9")
+        @OptionGroup var globals: Globals
+        @Argument(help: "The referral's message id.") var id: String
+
+        func run() throws {
+            let client = try globals.connect()
+            let view = try brokerCall { () throws(ClientError) in try client.query("message", ["id": id], as: MessageView.self) }
+            if globals.json { Console.json(view); return }
+            if let reason = view.withheld {
+                throw Failure(Exit.withheld, "referral \(id) is withheld from you: \(reason)")
+            }
+            guard let bytes = view.bodyBytes else { throw Failure(Exit.software, "the broker sent no body") }
+            if let header = view.header {
+                Console.out("From:      \(header.fromName) (\(header.from)), sent \(header.sentAt)")
+                if let redacted = header.redacted, !redacted.isEmpty { Console.out("Redacted:  \(redacted.joined(separator: ", "))") }
+            }
+            guard case .referral(let r)? = try? MessageBody.decode(kind: .referral, json: bytes) else {
+                Console.rawJSON(bytes)
+                return
+            }
+            Console.out("Referral:  \(id)")
+            Console.out("Patient:   \(r.subject.formatted)\(r.patientAgreed ? " (agrees)" : " (has NOT agreed)")")
+            Console.out("Priority:  \(r.priority.rawValue)    Category: \(r.category.rawValue)")
+            Console.out("Service:   \(r.serviceRequested)")
+            Console.out("Requester: \(r.requester.person) (\(r.requester.role.rawValue))")
+            let performer = [r.performer.person.map { "person:\($0)" }, r.performer.team.map { "team:\($0)" }, r.performer.role.map(\.rawValue)]
+                .compactMap { $0 }.joined(separator: " ")
+            Console.out("To:        \(performer)")
+            Console.out("Written:   \(r.authoredOn)")
+            Console.out("Reason:    \(r.reasonText)")
+            if let info = r.supportingInfo { Console.out("Context:   \(info)") }
+        }
+    }
+
+    // MARK: lifecycle events
+
+    struct Accept: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a referral: you accept it, and the referrer learns it was you.",
+            discussion: """
+                Only members of the team it was sent to (or the named person) may accept; a \
+                referral someone else took is refused (exit 65, invalid-transition, naming who).
+
+                Example:
+                  carerelay referral accept mm7qk3x1c-4f2a9
+                """)
+        @OptionGroup var globals: Globals
+        @Argument(help: "The referral's message id.") var id: String
+        @Option(help: "Anything the referrer should know, e.g. \"first visit Thursday\".") var note: String?
+        func run() throws { try ReferralCommand.event(globals, id: id, event: "accepted", note: note, done: "Accepted referral") }
+    }
+
+    struct Decline: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decline a referral, with a reason the referrer reads.",
+            discussion: """
+                Example:
+                  carerelay referral decline mm7qk3x1c-4f2a9 --reason "No capacity this week" --code no-capacity
+                """)
+        @OptionGroup var globals: Globals
+        @Argument(help: "The referral's message id.") var id: String
+        @Option(help: "Why, in words (required).") var reason: String
+        @Option(help: "no-capacity, not-eligible, wrong-service, duplicate, insufficient-information, patient-declined or other.")
+        var code: ReferralEvent.DeclineCode?
+        @Option(help: "A note for the referrer.") var note: String?
+        func run() throws {
+            var extra: [String: Any] = ["reason": reason]
+            if let code { extra["reasonCode"] = code.rawValue }
+            try ReferralCommand.event(globals, id: id, event: "declined", extra: extra, note: note, done: "Declined referral")
+        }
+    }
+
+    struct Allocate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Allocate a referral to a named person (the co-ordinator's job at a single point of access).",
+            discussion: """
+                Example:
+                  carerelay referral allocate mm7qk3x1c-4f2a9 --to sw.lee
+                """)
+        @OptionGroup var globals: Globals
+        @Argument(help: "The referral's message id.") var id: String
+        @Option(help: ArgumentHelp("Who now holds it: ID or person:ID.", valueName: "person")) var to: String
+        @Option(help: "A note for the referrer.") var note: String?
+        func run() throws {
+            let person = try Input.person(to, option: "--to")
+            try ReferralCommand.event(globals, id: id, event: "allocated", extra: ["allocatedTo": ["person": person.rawValue]],
+                                      note: note, done: "Allocated referral to \(person)")
+        }
+    }
+
+    struct Complete: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Mark a referral completed, optionally with the outcome.",
+            discussion: """
+                Example:
+                  carerelay referral complete mm7qk3x1c-4f2a9 --outcome "Package of care started 14 March"
+                """)
+        @OptionGroup var globals: Globals
+        @Argument(help: "The referral's message id.") var id: String
+        @Option(help: "What came of it.") var outcome: String?
+        @Option(help: "A note for the referrer.") var note: String?
+        func run() throws {
+            try ReferralCommand.event(globals, id: id, event: "completed", extra: outcome.map { ["outcome": $0] } ?? [:],
+                                      note: note, done: "Completed referral")
+        }
+    }
+
+    struct Withdraw: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Withdraw a referral you sent.",
+            discussion: """
+                Only the referrer may withdraw.
+
+                Example:
+                  carerelay referral withdraw mm7qk3x1c-4f2a9 --reason "Admitted to hospital"
+                """)
+        @OptionGroup var globals: Globals
+        @Argument(help: "The referral's message id.") var id: String
+        @Option(help: "Why.") var reason: String?
+        @Option(help: "A note.") var note: String?
+        func run() throws {
+            try ReferralCommand.event(globals, id: id, event: "withdrawn", extra: reason.map { ["reason": $0] } ?? [:],
+                                      note: note, done: "Withdrew referral")
+        }
+    }
+
+    /// Sends a referral.event naming the referral, recorded as by the connected person.
+    static func event(_ globals: Globals, id: String, event: String, extra: [String: Any] = [:], note: String?, done: String) throws {
+        guard !id.isEmpty else { throw Failure.usage("name the referral's message id") }
+        let client = try globals.connect()
+        guard let me = client.welcome?.person else { throw Failure(Exit.software, "the broker did not say who you are") }
+        var body: [String: Any] = ["referral": id, "event": event, "at": Timestamp(Date()).text, "by": me.rawValue]
+        for (k, v) in extra { body[k] = v }
+        if let note { body["note"] = note }
+        let bytes = try Input.jsonBytes(body)
+        _ = try Input.validate(kind: .referralEvent, bytes, source: "referral \(event)")
+        let header = Sender.header(kind: .referralEvent, to: [], correlation: id, key: nil)
+        let accepted = try Sender.send(client, header, body: bytes, what: "\(done) \(id); event", json: globals.json)
+        try Sender.finish(accepted)
+    }
+
+    // MARK: track
+
+    struct Track: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Where a referral stands: sent, delivered to whom, taken by whom and when, deadline, escalation.",
+            discussion: """
+                The sender, the recipients and the receiving team may track a referral.
+
+                Example:
+                  carerelay referral track mm7qk3x1c-4f2a9
+                """)
+        @OptionGroup var globals: Globals
+        @Argument(help: "The referral's message id.") var id: String
+
+        struct Step: Codable {
+            var at: Date
+            var what: String
+        }
+
+        struct Report: Codable {
+            var tracking: TrackView
+            var timeline: [Step]
+        }
+
+        func run() throws {
+            let client = try globals.connect()
+            let track = try brokerCall { () throws(ClientError) in try client.query("track", ["id": id], as: TrackView.self) }
+            let directory = try? client.query("directory", as: DirectoryListing.self)
+            func who(_ person: String) -> String {
+                directory?.name(of: person).map { "\(person) (\($0))" } ?? person
+            }
+            var steps: [Step] = [Step(at: track.acceptedAt, what: "sent by \(who(track.sender))")]
+            for r in track.recipients {
+                if let at = r.deliveredAt { steps.append(Step(at: at, what: "delivered to \(r.person)")) }
+                if let at = r.confirmedAt { steps.append(Step(at: at, what: "received by \(r.person)")) }
+            }
+            var sawTaking = false
+            for eventID in track.events {
+                guard let view = try? client.query("message", ["id": eventID], as: MessageView.self),
+                      let bytes = view.bodyBytes,
+                      case .referralEvent(let event)? = try? MessageBody.decode(kind: .referralEvent, json: bytes)
+                else { continue }
+                let at = event.at.date ?? Format.isoDate(view.header?.sentAt) ?? track.acceptedAt
+                let text: String = switch event.change {
+                case .accepted: "accepted by \(who(event.by.rawValue))"
+                case .declined(let reason, let code): "declined by \(who(event.by.rawValue)): \(reason)\(code.map { " [\($0.rawValue)]" } ?? "")"
+                case .allocated(let to): "allocated to \(who(to.person.rawValue)) by \(event.by)"
+                case .completed(let outcome): "completed by \(who(event.by.rawValue))\(outcome.map { ": \($0)" } ?? "")"
+                case .withdrawn(let reason): "withdrawn by \(who(event.by.rawValue))\(reason.map { ": \($0)" } ?? "")"
+                case .escalated(let reason): "ESCALATED: \(reason)"
+                }
+                if case .accepted = event.change { sawTaking = true }
+                steps.append(Step(at: at, what: text + (event.note.map { " (\($0))" } ?? "")))
+            }
+            if let referral = track.referral {
+                if !sawTaking, let taker = referral.takenBy, let at = referral.takenAt {
+                    steps.append(Step(at: at, what: "\(referral.status == "declined" ? "declined" : "accepted") by \(who(taker))"))
+                }
+                if let at = referral.escalatedAt, !steps.contains(where: { $0.what.hasPrefix("ESCALATED") }) {
+                    steps.append(Step(at: at, what: "ESCALATED to the team's co-ordinator: not taken within its response target"))
+                }
+            }
+            steps.sort { $0.at < $1.at }
+            if globals.json { Console.json(Report(tracking: track, timeline: steps)); return }
+
+            Console.out("\(track.kind == MessageKind.referral.rawValue ? "Referral" : "Message") \(track.id)")
+            if let r = track.referral {
+                Console.out("  patient:      \(Format.nhs(r.patient))")
+                Console.out("  referrer:     \(who(r.referrer))")
+                if let team = r.team { Console.out("  team:         \(team)") }
+                Console.out("  status:       \(r.status)")
+                if let taker = r.takenBy { Console.out("  taken by:     \(who(taker)) at \(Format.date(r.takenAt))") }
+                if let allocated = r.allocatedTo { Console.out("  allocated to: \(who(allocated))") }
+                if let deadline = r.deadline {
+                    let state: String
+                    if r.status != "sent" {
+                        state = r.takenAt.map { $0 <= deadline ? "met" : "taken late" } ?? "closed"
+                    } else {
+                        state = deadline < Date() ? "OVERDUE by \(Format.duration(Date().timeIntervalSince(deadline)))"
+                            : "\(Format.duration(deadline.timeIntervalSince(Date()))) left"
+                    }
+                    Console.out("  respond by:   \(Format.date(deadline)) (\(state))")
+                }
+                if let escalated = r.escalatedAt { Console.out("  escalated:    \(Format.date(escalated))") }
+            }
+            Console.out("")
+            Console.out("TIMELINE")
+            for step in steps { Console.out("  \(Format.date(step.at))  \(step.what)") }
+            Console.out("")
+            Console.table(["RECIPIENT", "DECISION", "STATE", "DELIVERED", "RECEIVED"], track.recipients.map {
+                [$0.person, $0.decision, $0.state, Format.date($0.deliveredAt), Format.date($0.confirmedAt)]
+            })
+        }
+    }
+}

@@ -1,0 +1,225 @@
+import ArgumentParser
+import CareRelayClient
+import Foundation
+import ZeroMQ
+
+struct Carerelay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "carerelay",
+        abstract: "Send and follow referrals, MDT agendas, care plans and consent records through a CareRelay broker.",
+        discussion: """
+            Start with `carerelay keys generate`, give the public key it prints to your directory \
+            administrator, then `carerelay config init` with the broker's endpoint and public key. \
+            docs/cli.md walks through a first referral.
+
+            CONFIGURATION (first found wins: flag, environment, config file, default)
+              flag             environment           config.yaml key
+              --endpoint       CARERELAY_ENDPOINT    endpoint
+              --broker-key     CARERELAY_BROKER_KEY  brokerKey
+              --identity       CARERELAY_IDENTITY    identity
+              --reply-timeout  CARERELAY_TIMEOUT     timeout (s, default 5)
+              --config         CARERELAY_CONFIG      -
+              CARERELAY_ATTEMPTS: tries before giving up (default 2)
+
+            \(Exit.help)
+            """,
+        version: "carerelay \(CLIVersion.text) (libzmq \(ZMQLibrary.versionString))",
+        subcommands: [
+            Keys.self, ConfigCommand.self, Status.self, ReferralCommand.self, MDTCommand.self, CarePlanCommand.self,
+            ConsentCommand.self, CareTeamCommand.self, Watch.self, AuditCommand.self,
+        ])
+}
+
+// MARK: keys
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Create and show your identity key (your CURVE key pair).",
+        subcommands: [Generate.self, Show.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create your identity key file (readable only by you) and print the public key.",
+            discussion: """
+                The file goes to ~/.config/carerelay/identity.key unless --identity or \
+                CARERELAY_IDENTITY says otherwise. Give the printed public key to your directory \
+                administrator; the broker knows you by it. Never share the file itself.
+
+                Example:
+                  carerelay keys generate
+                """)
+        @OptionGroup var globals: Globals
+        @Flag(help: "Replace an existing key file (the old key stops working once the directory is updated).")
+        var force = false
+        @Option(help: "A comment stored in the file, e.g. your name.")
+        var comment: String?
+
+        func run() throws {
+            let settings = try globals.resolve()
+            let path = settings.identityPath
+            if FileManager.default.fileExists(atPath: path) && !force {
+                throw Failure.usage("an identity key already exists at \(path)",
+                                    hint: "carerelay keys show prints its public key. Use --force to replace it.")
+            }
+            let pair: CurveKeyPair
+            do { pair = try CurveKeyPair.generate() } catch {
+                throw Failure(Exit.software, "cannot generate a key: \(error) (is libzmq built with CURVE?)")
+            }
+            do {
+                try pair.save(path: path, comment: comment ?? "CareRelay identity key, created \(Format.date(Date()))")
+            } catch {
+                throw Failure(Exit.ioError, error.description)
+            }
+            if globals.json {
+                Console.json(["path": path, "publicKey": pair.publicKey])
+                return
+            }
+            Console.out("Wrote your identity key to \(path) (readable only by you).")
+            Console.out("Your public key, for the directory administrator:")
+            Console.out("  \(pair.publicKey)")
+            Console.out("Next: carerelay config init --endpoint tcp://HOST:PORT --broker-key PATH-TO-broker.key.pub")
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print your public key (never the secret one) and the broker's.",
+            discussion: "Example:\n  carerelay keys show")
+        @OptionGroup var globals: Globals
+
+        func run() throws {
+            let settings = try globals.resolve()
+            let keys = try settings.identityKeys()
+            let broker = try? settings.brokerPublicKey()
+            if globals.json {
+                Console.json(["identity": settings.identityPath, "publicKey": keys.publicKey, "brokerKey": broker ?? ""])
+                return
+            }
+            Console.out("identity file:   \(settings.identityPath)")
+            Console.out("your public key: \(keys.publicKey)")
+            Console.out("broker key:      \(broker ?? "(not configured)")")
+        }
+    }
+}
+
+// MARK: config
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Write or show the configuration file.",
+        subcommands: [Init.self, Show.self])
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the configuration file from --endpoint, --broker-key and --identity.",
+            discussion: """
+                Writes ~/.config/carerelay/config.yaml (or --config / CARERELAY_CONFIG).
+
+                Example:
+                  carerelay config init --endpoint tcp://carerelay.sunderland.nhs.uk:5555 \\
+                      --broker-key ~/Downloads/broker.key.pub
+                """)
+        @OptionGroup var globals: Globals
+        @Flag(help: "Replace an existing configuration file.")
+        var force = false
+
+        func run() throws {
+            let settings = try? globals.resolve()
+            let path = globals.configFile.path
+            guard let endpoint = globals.endpoint ?? settings?.endpoint else {
+                throw Failure.usage("config init needs --endpoint", hint: "Example: carerelay config init --endpoint tcp://HOST:5555 --broker-key broker.key.pub")
+            }
+            guard endpoint.contains("://") else {
+                throw Failure.usage("'\(endpoint)' is not a broker endpoint", hint: "Write it like tcp://carerelay.example.nhs.uk:5555.")
+            }
+            guard var brokerKey = globals.brokerKey ?? settings?.brokerKey else {
+                throw Failure.usage("config init needs --broker-key (the broker's public key, or the path of broker.key.pub)")
+            }
+            if !Settings.isZ85Key(brokerKey) {
+                // A path: store it absolute, so the file works from any folder.
+                let expanded = Globals.expand(brokerKey)
+                guard FileManager.default.fileExists(atPath: expanded) else {
+                    throw Failure.usage("--broker-key: \(brokerKey) is neither a 40-character key nor an existing file")
+                }
+                do { _ = try CurveKeyPair.load(path: expanded) } catch { throw Failure.usage("--broker-key: \(error.description)") }
+                brokerKey = URL(fileURLWithPath: expanded).standardizedFileURL.path
+            }
+            if FileManager.default.fileExists(atPath: path) && !force {
+                throw Failure.usage("\(path) already exists", hint: "Use --force to replace it, or edit it by hand.")
+            }
+            let identity = globals.identity.map { URL(fileURLWithPath: Globals.expand($0)).standardizedFileURL.path }
+            var text = "# CareRelay client configuration (carerelay config init)\nendpoint: \"\(endpoint)\"\nbrokerKey: \"\(brokerKey)\"\n"
+            if let identity { text += "identity: \"\(identity)\"\n" }
+            if let timeout = globals.timeout { text += "timeout: \(timeout)\n" }
+            do {
+                let folder = (path as NSString).deletingLastPathComponent
+                if !folder.isEmpty {
+                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                }
+                try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            } catch {
+                throw Failure(Exit.ioError, "cannot write \(path): \(error.localizedDescription)")
+            }
+            if globals.json {
+                Console.json(["path": path, "endpoint": endpoint, "brokerKey": brokerKey])
+            } else {
+                Console.out("Wrote \(path).")
+                Console.out("Next: carerelay status (checks that the broker knows your key)")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the settings in force and where each came from.",
+            discussion: "Example:\n  carerelay config show")
+        @OptionGroup var globals: Globals
+
+        func run() throws {
+            let s = try globals.resolve()
+            if globals.json {
+                Console.json(["config": s.configPath, "endpoint": s.endpoint ?? "", "brokerKey": s.brokerKey ?? "",
+                              "identity": s.identityPath, "timeout": "\(s.timeout)"])
+                return
+            }
+            func src(_ name: String) -> String { s.sources[name].map { "(\($0))" } ?? "" }
+            Console.out("config file: \(s.configPath)\(FileManager.default.fileExists(atPath: s.configPath) ? "" : " (absent)")")
+            Console.out("endpoint:    \(s.endpoint ?? "(not set)") \(src("endpoint"))")
+            Console.out("broker key:  \(s.brokerKey ?? "(not set)") \(src("brokerKey"))")
+            Console.out("identity:    \(s.identityPath) \(src("identity"))")
+            Console.out("timeout:     \(s.timeout) s")
+        }
+    }
+}
+
+// MARK: status
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the connection: who the broker says you are, and the broker's state.",
+        discussion: """
+            Exit 69 means no answer: the broker is down, or it does not know your key.
+
+            Example:
+              carerelay status
+            """)
+    @OptionGroup var globals: Globals
+
+    func run() throws {
+        let client = try globals.connect()
+        let status = try brokerCall { () throws(ClientError) in try client.query("status", as: StatusView.self) }
+        let welcome = client.welcome
+        if globals.json {
+            struct Out: Encodable { var person: String; var name: String; var roles: [String]; var teams: [String]; var status: StatusView }
+            Console.json(Out(person: welcome?.person.rawValue ?? status.person, name: welcome?.name ?? "",
+                             roles: welcome?.roles.map(\.rawValue) ?? [], teams: welcome?.teams.map(\.rawValue) ?? [], status: status))
+            return
+        }
+        Console.out("Connected to \(client.configuration.endpoint) (CareRelay broker \(status.broker), protocol \(status.protocolVersion)).")
+        if let welcome {
+            Console.out("You are \(welcome.name) (\(welcome.person)); roles: \(welcome.roles.map(\.rawValue).joined(separator: ", ")); teams: \(welcome.teams.map(\.rawValue).joined(separator: ", "))")
+        }
+        Console.out("Broker up \(Format.duration(TimeInterval(status.uptimeSeconds))), \(status.sessions) session(s) open.")
+        if !status.storePath.isEmpty { Console.out("Store: \(status.storePath)") }
+    }
+}

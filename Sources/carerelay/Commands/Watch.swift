@@ -1,0 +1,181 @@
+import ArgumentParser
+import CareRelayClient
+import CareRelayModel
+import CareRelayProtocol
+import Foundation
+
+/// Set by SIGINT; the watch loop checks it between short waits.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
+    func set() { lock.lock(); stopped = true; lock.unlock() }
+}
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print messages as they arrive and confirm each (the window a duty desk leaves open).",
+        discussion: """
+            Shows everything addressed to you (and your teams), plus --topic subscriptions \
+            ("kind/locality/team", * for one segment, # for the rest). Messages waiting in your \
+            mailbox arrive first. Stops on Ctrl-C, after --count messages or after --timeout \
+            seconds. With --json, one JSON object per line.
+
+            Examples:
+              carerelay watch
+              carerelay watch --topic "referral/west/#"
+              carerelay watch --count 1 --timeout 60
+            """)
+    @OptionGroup var globals: Globals
+    @Option(help: ArgumentHelp("Subscribe to a topic, e.g. referral/west/west.social-care; repeat.", valueName: "topic")) var topic: [String] = []
+    @Option(help: "Stop after this many messages.") var count: Int?
+    @Option(name: .customLong("timeout"), help: "Stop after this many seconds.") var seconds: Double?
+
+    struct Line: Codable {
+        var header: DeliverHeader
+        var summary: String
+        var body: String
+    }
+
+    func run() throws {
+        if let count, count < 1 { throw Failure.usage("--count must be at least 1") }
+        if let seconds, seconds <= 0 { throw Failure.usage("--timeout must be a positive number of seconds") }
+        let stop = StopFlag()
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { stop.set() }
+        source.resume()
+        defer { source.cancel() }
+
+        let client = try globals.connect(receive: true)
+        for t in topic {
+            try brokerCall { () throws(ClientError) in try client.subscribe(t) }
+        }
+        let me = client.welcome.map { "\($0.name) (\($0.person))" } ?? "you"
+        Console.err("Watching as \(me)\(topic.isEmpty ? "" : "; topics: \(topic.joined(separator: ", "))"). Ctrl-C to stop.")
+        let deadline = seconds.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
+        var received = 0
+        while !stop.isSet {
+            if let count, received >= count { break }
+            var slice = Duration.milliseconds(500)
+            if let deadline {
+                let remaining = deadline - .now
+                if remaining <= .zero { break }
+                slice = min(slice, remaining)
+            }
+            guard let delivery = try brokerCall({ () throws(ClientError) in try client.nextDelivery(timeout: slice) }) else { continue }
+            received += 1
+            let summary = Self.summary(delivery)
+            if globals.json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                let line = Line(header: delivery.header, summary: summary, body: String(decoding: delivery.body, as: UTF8.self))
+                if let data = try? encoder.encode(line) { Console.out(String(decoding: data, as: UTF8.self)) }
+            } else {
+                let h = delivery.header
+                var text = "\(h.sentAt)  \(h.kind.rawValue)  \(h.id)  from \(h.fromName) (\(h.from))"
+                if let patient = h.patient { text += "  patient \(patient.formatted)" }
+                if let priority = h.priority { text += "  \(priority.rawValue.uppercased())" }
+                Console.out(text)
+                Console.out("    \(summary)")
+                if let redacted = h.redacted, !redacted.isEmpty { Console.out("    (redacted for you: \(redacted.joined(separator: ", ")))") }
+                if h.override == true { Console.out("    (sent by breaking glass: consent overridden, audited)") }
+            }
+            try brokerCall { () throws(ClientError) in try client.confirm([delivery.header.id], recipient: delivery.header.recipient) }
+        }
+        // A last round trip so the broker has read every confirmation before we hang up.
+        try? client.ping()
+        if !globals.json { Console.err("Stopped after \(received) message(s).") }
+    }
+
+    static func summary(_ delivery: Delivery) -> String {
+        guard let body = try? MessageBody.decode(kind: delivery.header.kind, json: delivery.body) else {
+            return "(\(delivery.body.count) bytes)"
+        }
+        switch body {
+        case .referral(let r):
+            return "referral for \(r.serviceRequested) [\(r.category.rawValue)]: \(Format.oneLine(r.reasonText))"
+        case .referralEvent(let e):
+            let what: String = switch e.change {
+            case .accepted: "accepted by \(e.by)"
+            case .declined(let reason, _): "declined by \(e.by): \(reason)"
+            case .allocated(let to): "allocated to \(to.person) by \(e.by)"
+            case .completed(let outcome): "completed by \(e.by)\(outcome.map { ": \($0)" } ?? "")"
+            case .withdrawn(let reason): "withdrawn by \(e.by)\(reason.map { ": \($0)" } ?? "")"
+            case .escalated(let reason): "ESCALATED: \(reason)"
+            }
+            return "referral \(e.referral) \(what)"
+        case .mdtAgenda(let a):
+            let withheld = a.items.filter { $0.item == nil }.count
+            return "MDT agenda \(a.title), \(a.start), version \(a.version): \(a.items.count) item(s)\(withheld > 0 ? ", \(withheld) withheld" : "")"
+        case .carePlanShare(let p):
+            return "care plan \(p.plan) version \(p.version): \(Format.oneLine(p.changeSummary))"
+        case .carerCheckIn:
+            return "carer check-in (carerelay show it with --json for details)"
+        case .consent(let c):
+            return "consent \(c.action) for \(c.patient.formatted)"
+        case .notice:
+            return "broker notice: \(Format.oneLine(String(decoding: delivery.body, as: UTF8.self), max: 100))"
+        }
+    }
+}
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Read and verify the audit trail (administrators and care co-ordinators; others see their own actions).",
+        discussion: """
+            Examples:
+              carerelay audit query --patient 9434765919
+              carerelay audit query --person gp.khan --limit 20
+              carerelay audit verify
+            """,
+        subcommands: [QueryCommand.self, Verify.self])
+
+    struct QueryCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "query",
+            abstract: "Audit rows: every accept, deliver, redact, withhold and override, with the rule that decided.",
+            discussion: "Example:\n  carerelay audit query --patient 9434765919 --limit 50")
+        @OptionGroup var globals: Globals
+        @Option(help: "Only rows about this patient.") var patient: String?
+        @Option(help: "Only rows by or for this person.") var person: String?
+        @Option(help: "Only rows about this message id.") var message: String?
+        @Option(help: "At most this many rows (1-5000).") var limit = 200
+
+        func run() throws {
+            var params = ["limit": String(limit)]
+            if let patient { params["patient"] = try Input.nhsNumber(patient).digits }
+            if let person { params["person"] = try Input.person(person, option: "--person").rawValue }
+            if let message { params["message"] = message }
+            guard (1...5000).contains(limit) else { throw Failure.usage("--limit must be between 1 and 5000") }
+            let client = try globals.connect()
+            let rows = try brokerCall { () throws(ClientError) in try client.query("audit", params, as: [AuditRowView].self) }
+            if globals.json { Console.json(rows); return }
+            if rows.isEmpty { Console.out("No audit rows match."); return }
+            Console.table(["SEQ", "AT", "ACTOR", "ACTION", "PATIENT", "MESSAGE", "RECIPIENT", "DECISION", "RULE"], rows.map { r in
+                let e = r.entry
+                return ["\(r.seq)", Format.date(e.at), e.actor, e.action, e.patient ?? "-", e.message ?? "-", e.recipient ?? "-", e.decision ?? "-", e.rule ?? "-"]
+            })
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the audit trail's hash chain. Exit 1 if it is broken.",
+            discussion: "Example:\n  carerelay audit verify")
+        @OptionGroup var globals: Globals
+
+        func run() throws {
+            let client = try globals.connect()
+            let result = try brokerCall { () throws(ClientError) in try client.query("audit.verify", as: AuditVerification.self) }
+            if globals.json { Console.json(result) } else if result.intact {
+                Console.out("Audit trail intact: \(result.rows ?? 0) rows.")
+            }
+            if !result.intact {
+                throw Failure(Exit.auditBroken, "AUDIT TRAIL BROKEN at row \(result.brokenAtRow.map(String.init) ?? "?"): \(result.reason ?? "no reason given")",
+                              hint: "Rows from there on cannot be trusted. Tell your information governance lead; do not restart the broker on a copied store.")
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+
+/// Writes straight to the file descriptors (no buffering), so a test or a pipe sees each line
+/// as soon as it is written.
+enum Console {
+    static func out(_ text: String = "") {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static func err(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    static func json(_ value: some Encodable) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        if let data = try? encoder.encode(value) { out(String(decoding: data, as: UTF8.self)) }
+    }
+
+    /// Pretty-prints JSON bytes (as the broker sent them), or prints them as they are.
+    static func rawJSON(_ bytes: [UInt8]) {
+        out(prettyJSON(bytes))
+    }
+
+    static func prettyJSON(_ bytes: [UInt8]) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]),
+              let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+        else { return String(decoding: bytes, as: UTF8.self) }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A plain table: a header row and left-aligned columns.
+    static func table(_ headers: [String], _ rows: [[String]]) {
+        var widths = headers.map(\.count)
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, cell in
+                i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        out(line(headers))
+        for row in rows { out(line(row)) }
+    }
+}
+
+enum Format {
+    /// "2026-03-11 10:42 UTC": readable, unambiguous.
+    static func date(_ date: Date?) -> String {
+        guard let date else { return "-" }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_GB_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
+        return formatter.string(from: date)
+    }
+
+    static func isoDate(_ text: String?) -> Date? {
+        guard let text else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = text.contains(".") ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+
+    static func nhs(_ digits: String?) -> String {
+        guard let digits, digits.count == 10 else { return digits ?? "-" }
+        let d = Array(digits)
+        return "\(String(d[0..<3])) \(String(d[3..<6])) \(String(d[6..<10]))"
+    }
+
+    static func duration(_ seconds: TimeInterval) -> String {
+        let s = Int(abs(seconds))
+        if s < 3600 { return "\(s / 60) min" }
+        if s < 86_400 { return "\(s / 3600) h \((s % 3600) / 60) min" }
+        return "\(s / 86_400) d \((s % 86_400) / 3600) h"
+    }
+
+    static func oneLine(_ text: String, max: Int = 60) -> String {
+        let flat = text.replacingOccurrences(of: "\n", with: " ")
+        return flat.count > max ? String(flat.prefix(max - 1)) + "…" : flat
+    }
+}

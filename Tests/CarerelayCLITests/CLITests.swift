@@ -1,0 +1,440 @@
+import CareRelayModel
+import Foundation
+import Testing
+import ZeroMQ
+
+/// Each test runs the built `carerelay` executable as a separate process against a broker
+/// started in this process, and checks exit codes and what the user reads.
+@Suite struct CLITests {
+    // MARK: The first referral (docs/cli.md walks through exactly these commands)
+
+    @Test func firstReferralFromKeyGenerationToTracking() throws {
+        // Keys first: the GP and the social worker each make theirs; the directory
+        // administrator puts the public keys in the directory before the broker starts.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("carerelay-walk-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        func home(_ name: String) throws -> CLI {
+            let folder = scratch.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            return CLI(environment: ["HOME": folder.path], workingDirectory: folder)
+        }
+        let gp = try home("khan")
+        let social = try home("okafor")
+
+        let gpKeys = try gp.run(["keys", "generate"])
+        #expect(gpKeys.status == 0, "\(gpKeys)")
+        let gpKey = try #require(capture(#"\n  ([!-~]{40})\n"#, in: gpKeys.stdout), "no public key printed: \(gpKeys)")
+        let identity = scratch.appendingPathComponent("khan/.config/carerelay/identity.key").path
+        let mode = try FileManager.default.attributesOfItem(atPath: identity)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "the identity key must be readable only by its owner")
+        #expect(!gpKeys.stdout.contains("secret"), "the secret key is never printed")
+        // A second generate must not overwrite the key silently.
+        let again = try gp.run(["keys", "generate"])
+        #expect(again.status == 64, "\(again)")
+
+        let socialKeys = try social.run(["keys", "generate"])
+        #expect(socialKeys.status == 0, "\(socialKeys)")
+        let socialKey = try #require(capture(#"\n  ([!-~]{40})\n"#, in: socialKeys.stdout))
+
+        let system = try CareSystem(publicKeys: ["gp.khan": gpKey, "sw.okafor": socialKey])
+        try system.start()
+
+        for cli in [gp, social] {
+            let config = try cli.run(["config", "init", "--endpoint", system.endpoint, "--broker-key", system.brokerKeyPath])
+            #expect(config.status == 0, "\(config)")
+        }
+
+        let status = try gp.run(["status"])
+        #expect(status.status == 0, "\(status)")
+        #expect(status.stdout.contains("Dr Amina Khan (gp.khan)"))
+
+        let sent = try gp.run([
+            "referral", "send", "--to", "team:west.social-care", "--patient", "943 476 5919",
+            "--priority", "same-day", "--category", "social-care",
+            "--service", "Social care assessment for a package of care at home",
+            "--reason", "Two falls in three weeks; her husband, her main carer, was admitted to hospital yesterday",
+            "--patient-agreed",
+        ])
+        #expect(sent.status == 0, "\(sent)")
+        let id = try #require(sentID(sent), "no referral id printed: \(sent)")
+        #expect(sent.stdout.contains("sw.okafor"))
+
+        let inbox = try social.run(["referral", "inbox"])
+        #expect(inbox.status == 0, "\(inbox)")
+        #expect(inbox.stdout.contains(id))
+        #expect(inbox.stdout.contains("943 476 5919"))
+
+        let show = try social.run(["referral", "show", id])
+        #expect(show.status == 0, "\(show)")
+        #expect(show.stdout.contains("Two falls in three weeks"))
+
+        let accept = try social.run(["referral", "accept", id])
+        #expect(accept.status == 0, "\(accept)")
+        #expect(accept.stdout.contains("gp.khan"), "the referrer is told: \(accept)")
+
+        let track = try gp.run(["referral", "track", id])
+        #expect(track.status == 0, "\(track)")
+        #expect(track.stdout.contains("status:       accepted"), "\(track)")
+        #expect(track.stdout.contains("taken by:     sw.okafor (Grace Okafor)"), "\(track)")
+        #expect(track.stdout.contains("accepted by sw.okafor (Grace Okafor)"), "\(track)")
+        #expect(track.stdout.contains("sent by gp.khan (Dr Amina Khan)"), "\(track)")
+
+        let json = try gp.run(["referral", "track", id, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let referral = try #require((object["tracking"] as? [String: Any])?["referral"] as? [String: Any])
+        #expect(referral["takenBy"] as? String == "sw.okafor")
+    }
+
+    // MARK: Error paths
+
+    @Test func brokerDownExits69WithAClearMessage() throws {
+        let system = try CareSystem()
+        try system.start()
+        let endpoint = system.endpoint
+        system.stop()
+        let cli = try system.cli("gp.khan", extra: ["CARERELAY_ENDPOINT": endpoint, "CARERELAY_TIMEOUT": "1"])
+        let result = try cli.run(["status"])
+        #expect(result.status == 69, "\(result)")
+        #expect(result.stderr.contains("no answer from the broker at \(endpoint)"), "\(result)")
+        #expect(result.stderr.contains("Check that the broker is running"), "\(result)")
+    }
+
+    @Test func aKeyTheDirectoryDoesNotKnowExits69() throws {
+        let system = try CareSystem()
+        try system.start()
+        let stranger = try system.cli("gp.khan", extra: ["CARERELAY_TIMEOUT": "1"])
+        // A key nobody registered.
+        let path = stranger.workingDirectory.appendingPathComponent("stranger.key").path
+        try CurveKeyPair.generate().save(path: path, comment: "unknown")
+        let result = try stranger.run(["status", "--identity", path])
+        #expect(result.status == 69, "\(result)")
+        #expect(result.stderr.contains("your public key"), "\(result)")
+
+        // A broker key that is not the broker's: also no answer.
+        let wrongBroker = try CurveKeyPair.generate().publicKey
+        let second = try system.cli("gp.khan", extra: ["CARERELAY_TIMEOUT": "1", "CARERELAY_BROKER_KEY": wrongBroker]).run(["status"])
+        #expect(second.status == 69, "\(second)")
+    }
+
+    @Test func anInvalidNHSNumberStopsWith64BeforeContactingTheBroker() throws {
+        let system = try CareSystem()
+        // No broker at all: if the command tried to connect it would end 69, not 64.
+        let cli = try system.cli("gp.khan", extra: ["CARERELAY_ENDPOINT": "tcp://127.0.0.1:9", "CARERELAY_TIMEOUT": "1"])
+        let result = try cli.run([
+            "referral", "send", "--to", "team:west.social-care", "--patient", "943 476 5918",
+            "--service", "Assessment", "--reason", "Falls", "--patient-agreed",
+        ])
+        #expect(result.status == 64, "\(result)")
+        #expect(result.stderr.contains("not a valid NHS number"), "\(result)")
+        #expect(result.stderr.contains("check digit is 8 but should be 9"), "\(result)")
+        #expect(result.stderr.contains("Nothing was sent"), "\(result)")
+
+        let short = try cli.run(["careteam", "show", "--patient", "943476591"])
+        #expect(short.status == 64, "\(short)")
+        #expect(short.stderr.contains("10 digits"), "\(short)")
+    }
+
+    @Test func usageErrorsExit64AndHelpDocumentsExitCodes() throws {
+        let system = try CareSystem()
+        let cli = try system.cli("gp.khan", extra: ["CARERELAY_ENDPOINT": "tcp://127.0.0.1:9"])
+        let noTo = try cli.run(["referral", "send", "--patient", ellisNHS, "--service", "x", "--reason", "y", "--patient-agreed"])
+        #expect(noTo.status == 64, "\(noTo)")
+        #expect(noTo.stderr.contains("--to"), "\(noTo)")
+        let badAddress = try cli.run(["referral", "send", "--to", "west.social-care", "--patient", ellisNHS, "--service", "x", "--reason", "y", "--patient-agreed"])
+        #expect(badAddress.status == 64, "\(badAddress)")
+        #expect(badAddress.stderr.contains("scheme:value"), "\(badAddress)")
+        let unknownOption = try cli.run(["referral", "track", "m1-2", "--colour"])
+        #expect(unknownOption.status == 64, "\(unknownOption)")
+
+        let help = try cli.run(["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("EXIT CODES"))
+        #expect(help.stdout.contains("69"))
+        for command in [["referral", "send"], ["referral", "track"], ["mdt", "publish"], ["watch"], ["consent", "record"], ["audit", "verify"], ["keys", "generate"]] {
+            let page = try cli.run(command + ["--help"])
+            #expect(page.status == 0)
+            #expect(page.stdout.contains("carerelay \(command.joined(separator: " "))"), "no example in \(command) --help")
+        }
+    }
+
+    @Test func missingConfigurationExits78WithWhatToDo() throws {
+        let system = try CareSystem()
+        let cli = try system.cli("gp.khan").with(["CARERELAY_ENDPOINT": "", "CARERELAY_IDENTITY": "/nonexistent/identity.key"])
+        let result = try cli.run(["status"])
+        #expect(result.status == 78, "\(result)")
+        #expect(result.stderr.contains("config init") || result.stderr.contains("keys generate"), "\(result)")
+    }
+
+    @Test func forbiddenActionsExit65WithTheBrokersCode() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.cli("gp.khan")
+        let sent = try gp.run(["referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
+                               "--service", "Assessment", "--reason", "Falls at home", "--no-patient-agreed"])
+        #expect(sent.status == 0, "\(sent)")
+        let id = try #require(sentID(sent))
+
+        // A nurse outside the social care team may not accept it.
+        let nurse = try system.cli("nurse.ali").run(["referral", "accept", id])
+        #expect(nurse.status == 65, "\(nurse)")
+        #expect(nurse.stderr.contains("not-permitted"), "\(nurse)")
+
+        // Once Grace Okafor took it, Daniel Lee is told who did.
+        #expect(try system.cli("sw.okafor").run(["referral", "accept", id]).status == 0)
+        let late = try system.cli("sw.lee").run(["referral", "accept", id])
+        #expect(late.status == 65, "\(late)")
+        #expect(late.stderr.contains("invalid-transition"), "\(late)")
+        #expect(late.stderr.contains("sw.okafor"), "\(late)")
+
+        // Only the referrer may withdraw; the allocation and completion go through.
+        let withdraw = try system.cli("sw.okafor").run(["referral", "withdraw", id])
+        #expect(withdraw.status == 65, "\(withdraw)")
+        let allocate = try system.cli("sw.okafor").run(["referral", "allocate", id, "--to", "sw.lee"])
+        #expect(allocate.status == 0, "\(allocate)")
+        let track = try gp.run(["referral", "track", id])
+        #expect(track.stdout.contains("allocated to:"), "\(track)")
+        #expect(track.stdout.contains("allocated to sw.lee (Daniel Lee)"), "\(track)")
+
+        // A carer may not record consent.
+        let carer = try system.cli("carer.ellis").run(["consent", "record", "--patient", ellisNHS, "--actor", "everyone"])
+        #expect(carer.status == 65, "\(carer)")
+        #expect(carer.stderr.contains("not-permitted"), "\(carer)")
+    }
+
+    @Test func declineAndCompleteAndList() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.cli("gp.khan")
+        let first = try #require(sentID(try gp.run(["referral", "send", "--to", "person:nurse.ali", "--patient", ellisNHS,
+                                                    "--category", "community-nursing", "--service", "Wound care",
+                                                    "--reason", "Leg ulcer", "--patient-agreed", "--priority", "urgent"])))
+        let nurse = try system.cli("nurse.ali")
+        let decline = try nurse.run(["referral", "decline", first, "--reason", "No capacity this week", "--code", "no-capacity"])
+        #expect(decline.status == 0, "\(decline)")
+        let list = try gp.run(["referral", "list", "--sent"])
+        #expect(list.stdout.contains(first), "\(list)")
+        #expect(list.stdout.contains("declined"), "\(list)")
+        let track = try gp.run(["referral", "track", first])
+        #expect(track.stdout.contains("declined by nurse.ali (Yusuf Ali): No capacity this week"), "\(track)")
+
+        let second = try #require(sentID(try gp.run(["referral", "send", "--to", "person:nurse.ali", "--patient", ellisNHS,
+                                                     "--service", "Wound care", "--reason", "Leg ulcer", "--patient-agreed"])))
+        #expect(try nurse.run(["referral", "accept", second]).status == 0)
+        let complete = try nurse.run(["referral", "complete", second, "--outcome", "Healed"])
+        #expect(complete.status == 0, "\(complete)")
+        let json = try gp.run(["referral", "list", "--json"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.first { $0["id"] as? String == second }?["status"] as? String == "completed")
+    }
+
+    // MARK: Withheld deliveries
+
+    @Test func aCarePlanToACarerWithoutConsentIsAcceptedButExits66() throws {
+        let system = try CareSystem()
+        try system.start()
+        let nurse = try system.cli("nurse.ali")
+        #expect(try nurse.run(["careteam", "link", "--patient", ellisNHS, "--member", "team:west.nursing"]).status == 0)
+        let plan = try Fixtures.carePlan(version: 1, wellbeingText: "Two calls a day.", in: nurse.workingDirectory)
+        let result = try nurse.run(["careplan", "share", "--file", plan, "--to", "person:carer.ellis", "--to", "careteam:\(ellisNHS)"])
+        #expect(result.status == 66, "\(result)")
+        #expect(result.stdout.contains("WITHHELD"), "\(result)")
+        #expect(result.stderr.contains("withheld from carer.ellis"), "\(result)")
+    }
+
+    // MARK: Care plans
+
+    @Test func carePlanVersionsAndDiff() throws {
+        let system = try CareSystem()
+        try system.start()
+        let nurse = try system.cli("nurse.ali")
+        #expect(try nurse.run(["careteam", "link", "--patient", ellisNHS, "--member", "team:west.nursing"]).status == 0)
+        #expect(try nurse.run(["careteam", "link", "--patient", ellisNHS, "--member", "person:gp.khan"]).status == 0)
+        let v1 = try Fixtures.carePlan(version: 1, wellbeingText: "Two calls a day.", in: nurse.workingDirectory)
+        let v2 = try Fixtures.carePlan(version: 2, wellbeingText: "Three calls a day, with an evening visit.", in: nurse.workingDirectory)
+        let first = try nurse.run(["careplan", "share", "--file", v1, "--to", "person:gp.khan"])
+        #expect(first.status == 0, "\(first)")
+        #expect(try nurse.run(["careplan", "share", "--file", v2, "--to", "person:gp.khan"]).status == 0)
+
+        let versions = try nurse.run(["careplan", "versions", "--patient", ellisNHS])
+        #expect(versions.status == 0, "\(versions)")
+        #expect(versions.stdout.contains("cp.\(ellisNHS).home"))
+        #expect(versions.stdout.components(separatedBy: "cp.\(ellisNHS).home").count == 3, "two versions: \(versions)")
+
+        let diff = try nurse.run(["careplan", "diff", "--patient", ellisNHS])
+        #expect(diff.status == 0, "\(diff)")
+        #expect(diff.stdout.contains("version 1 -> 2"), "\(diff)")
+        #expect(diff.stdout.contains("CHANGED daily-living"), "\(diff)")
+        #expect(diff.stdout.contains("+ Three calls a day, with an evening visit."), "\(diff)")
+
+        // A plan that fails validation is refused locally.
+        let broken = nurse.workingDirectory.appendingPathComponent("broken.json")
+        try Data(#"{"plan": "x", "version": 0}"#.utf8).write(to: broken)
+        let refused = try nurse.run(["careplan", "share", "--file", broken.path, "--to", "person:gp.khan"])
+        #expect(refused.status == 64, "\(refused)")
+    }
+
+    // MARK: MDT, consent and care teams
+
+    @Test func mdtAgendaWithConsentAppliedPerAttendee() throws {
+        let system = try CareSystem()
+        try system.start()
+        let nurse = try system.cli("nurse.ali")
+        let mdt = try system.cli("mdt.jones")
+
+        // Mrs Ellis agreed to be discussed at the MDT; Mr Robson was not asked.
+        for patient in [ellisNHS, robsonNHS] {
+            let link = try nurse.run(["careteam", "link", "--patient", patient, "--member", "team:west.mdt"])
+            #expect(link.status == 0, "\(link)")
+        }
+        let team = try nurse.run(["careteam", "show", "--patient", ellisNHS])
+        #expect(team.stdout.contains("team:west.mdt"), "\(team)")
+        let consent = try nurse.run(["consent", "record", "--patient", ellisNHS, "--actor", "team:west.mdt",
+                                     "--purpose", "mdt-discussion", "--id", "cd-ellis-mdt"])
+        #expect(consent.status == 0, "\(consent)")
+        let history = try nurse.run(["consent", "show", "--patient", ellisNHS])
+        #expect(history.stdout.contains("cd-ellis-mdt"), "\(history)")
+        #expect(history.stdout.contains("mdt-discussion"), "\(history)")
+
+        let draft = mdt.workingDirectory.appendingPathComponent("wed.json").path
+        let start = Timestamp(Date().addingTimeInterval(2 * 86_400)).text
+        let create = try mdt.run(["mdt", "create", "--team", "west.mdt", "--start", start, "--location", "Pallion HC room 2",
+                                  "--meeting", "west.mdt.next", "--output", draft])
+        #expect(create.status == 0, "\(create)")
+        #expect(create.stdout.contains("nurse.ali"), "attendees come from the directory: \(create)")
+        let item1 = try mdt.run(["mdt", "add-item", "--file", draft, "--patient", "943 476 5919", "--reason", "Two falls; carer in hospital",
+                                 "--intervention", "Social care referral|gp.khan|Accepted by Grace Okafor", "--owner", "coord.patel"])
+        #expect(item1.status == 0, "\(item1)")
+        let item2 = try mdt.run(["mdt", "add-item", "--file", draft, "--patient", robsonNHS, "--reason", "Leg ulcer review",
+                                 "--owner", "nurse.ali", "--sensitivity", "medication"])
+        #expect(item2.status == 0, "\(item2)")
+        let badItem = try mdt.run(["mdt", "add-item", "--file", draft, "--patient", ellisNHS, "--reason", "x", "--owner", "coord.patel",
+                                   "--intervention", "only an action"])
+        #expect(badItem.status == 64, "\(badItem)")
+
+        let publish = try mdt.run(["mdt", "publish", "--file", draft])
+        #expect([0, 66].contains(publish.status), "\(publish)")
+        let id = try #require(sentID(publish), "\(publish)")
+        #expect(publish.stdout.contains("nurse.ali"), "\(publish)")
+        #expect(publish.stdout.contains("redacted"), "Mr Robson's item is withheld from attendees: \(publish)")
+
+        let asNurse = try mdt.run(["mdt", "show", id, "--as", "nurse.ali"])
+        #expect(asNurse.status == 0, "\(asNurse)")
+        #expect(asNurse.stdout.contains("943 476 5919"), "\(asNurse)")
+        #expect(asNurse.stdout.contains("[WITHHELD]"), "\(asNurse)")
+        #expect(!asNurse.stdout.contains("401 023 2137"), "\(asNurse)")
+
+        // Only the publisher (and governance roles) may look as someone else.
+        let nosy = try nurse.run(["mdt", "show", id, "--as", "coord.patel"])
+        #expect(nosy.status == 65, "\(nosy)")
+
+        let update = try mdt.run(["mdt", "update", "--file", draft])
+        #expect([0, 66].contains(update.status), "\(update)")
+        #expect(update.stdout.contains("version 2"), "\(update)")
+        let list = try nurse.run(["mdt", "list"])
+        #expect(list.status == 0, "\(list)")
+        #expect(list.stdout.contains("west.mdt.next"), "\(list)")
+
+        // Withdrawing the consent takes effect at once: the next look withholds that item too.
+        let withdraw = try nurse.run(["consent", "withdraw", "--patient", ellisNHS, "--directive", "cd-ellis-mdt", "--reason", "patient asked"])
+        #expect(withdraw.status == 0, "\(withdraw)")
+        let after = try mdt.run(["mdt", "show", id, "--as", "nurse.ali", "--json"])
+        #expect(!after.stdout.contains(ellisNHS), "\(after)")
+
+        let unlink = try nurse.run(["careteam", "unlink", "--patient", robsonNHS, "--member", "team:west.mdt"])
+        #expect(unlink.status == 0, "\(unlink)")
+        #expect(unlink.stdout.contains("401 023 2137 has no care team yet"), "\(unlink)")
+    }
+
+    // MARK: watch
+
+    @Test func watchPrintsAndConfirmsWhatArrives() throws {
+        let system = try CareSystem()
+        try system.start()
+        let watcher = try system.cli("sw.okafor").start(["watch", "--count", "1", "--timeout", "60", "--topic", "referral/west/west.social-care"])
+        #expect(watcher.waitFor { _, err in err.contains("Watching as Grace Okafor") }, "watch did not start: \(watcher.stderr)")
+
+        let sent = try system.cli("gp.khan").run(["referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
+                                                  "--service", "Assessment", "--reason", "Falls at home", "--patient-agreed"])
+        let id = try #require(sentID(sent), "\(sent)")
+        let result = try watcher.finish()
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains(id), "\(result)")
+        #expect(result.stdout.contains("from Dr Amina Khan (gp.khan)"), "\(result)")
+
+        // It was confirmed: the broker's tracking says so.
+        let track = try system.cli("gp.khan").run(["referral", "track", id, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(track.stdout.utf8)) as? [String: Any])
+        let recipients = try #require((object["tracking"] as? [String: Any])?["recipients"] as? [[String: Any]])
+        #expect(recipients.first { $0["person"] as? String == "sw.okafor" }?["state"] as? String == "confirmed", "\(track)")
+    }
+
+    @Test func watchStopsOnInterrupt() throws {
+        let system = try CareSystem()
+        try system.start()
+        let watcher = try system.cli("nurse.ali").start(["watch", "--json"])
+        #expect(watcher.waitFor { _, err in err.contains("Watching as") }, "watch did not start: \(watcher.stderr)")
+        watcher.interrupt()
+        let result = try watcher.finish(timeout: 30)
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.isEmpty, "\(result)")
+    }
+
+    @Test func watchingAForbiddenTopicExits65() throws {
+        let system = try CareSystem()
+        try system.start()
+        let result = try system.cli("vsb.green").run(["watch", "--topic", "careplan/west/#", "--timeout", "5"])
+        #expect(result.status == 65, "\(result)")
+        #expect(result.stderr.contains("subscription-denied") || result.stderr.contains("not-permitted"), "\(result)")
+    }
+
+    // MARK: audit, status, keys, config
+
+    @Test func auditQueryAndVerify() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.cli("gp.khan")
+        let id = try #require(sentID(try gp.run(["referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
+                                                 "--service", "Assessment", "--reason", "Falls", "--patient-agreed"])))
+        let coordinator = try system.cli("coord.patel")
+        let verify = try coordinator.run(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify)")
+        #expect(verify.stdout.contains("Audit trail intact"), "\(verify)")
+        let query = try coordinator.run(["audit", "query", "--patient", ellisNHS])
+        #expect(query.status == 0, "\(query)")
+        #expect(query.stdout.contains(id), "\(query)")
+        let byMessage = try coordinator.run(["audit", "query", "--message", id, "--json"])
+        #expect(byMessage.stdout.contains("\"recipient\" : \"sw.okafor\""), "\(byMessage)")
+
+        let forbidden = try gp.run(["audit", "verify"])
+        #expect(forbidden.status == 65, "\(forbidden)")
+        #expect(forbidden.stderr.contains("not-permitted"), "\(forbidden)")
+        let own = try gp.run(["audit", "query", "--person", "gp.khan"])
+        #expect(own.status == 0, "\(own)")
+    }
+
+    @Test func statusKeysAndConfigShow() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.cli("gp.khan")
+        let status = try gp.run(["status", "--json"])
+        #expect(status.status == 0, "\(status)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        #expect(object["person"] as? String == "gp.khan")
+
+        let keys = try gp.run(["keys", "show"])
+        #expect(keys.status == 0, "\(keys)")
+        #expect(keys.stdout.contains(try #require(system.keys["gp.khan"]).publicKey))
+        #expect(keys.stdout.contains(system.brokerKeys.publicKey))
+        #expect(!keys.stdout.contains(try #require(system.keys["gp.khan"]).secretKey))
+
+        // A config file named by CARERELAY_CONFIG, with the flag overriding it.
+        let configPath = gp.workingDirectory.appendingPathComponent("elsewhere/config.yaml").path
+        let fileOnly = gp.with(["CARERELAY_CONFIG": configPath, "CARERELAY_ENDPOINT": "", "CARERELAY_BROKER_KEY": ""])
+        let initResult = try fileOnly.run(["config", "init", "--endpoint", "tcp://127.0.0.1:9", "--broker-key", system.brokerKeyPath])
+        #expect(initResult.status == 0, "\(initResult)")
+        let show = try fileOnly.run(["config", "show"])
+        #expect(show.stdout.contains("tcp://127.0.0.1:9 (config file)"), "\(show)")
+        let viaFlag = try fileOnly.run(["status", "--endpoint", system.endpoint])
+        #expect(viaFlag.status == 0, "the flag wins over the file: \(viaFlag)")
+    }
+}
