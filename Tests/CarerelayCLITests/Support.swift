@@ -171,7 +171,7 @@ struct CLI {
                 handle.write(Data(entry.utf8))
                 handle.closeFile()
             } else {
-                FileManager.default.createFile(atPath: path, contents: Data(entry.utf8))
+                _ = FileManager.default.createFile(atPath: path, contents: Data(entry.utf8))
             }
         }
         return result
