@@ -6,10 +6,20 @@ import Logging
 import ZeroMQ
 
 @main
-struct BrokerCommand: ParsableCommand {
+struct BrokerTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "carerelay-broker",
         abstract: "The CareRelay message broker for integrated health and social care.",
+        discussion: "Run `carerelay-broker serve --help` for the broker's options (serve is the default).",
+        version: CareRelayBroker.version,
+        subcommands: [Serve.self, SampleSystem.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the broker.",
         discussion: """
             Stores every message durably before acknowledging it, routes referrals, MDT agendas, \
             care plan shares and carer check-ins to the right people, and decides per recipient, \
