@@ -57,11 +57,24 @@ extension Engine {
         var results: [(pending: PendingSend, result: RouteResult)] = []
         var referralOverlay: [String: ReferralRecord] = [:]
         var keysInBatch: [String: Int] = [:]
+        let earlier: [String: SQLiteStore.EarlierSend]
+        do {
+            earlier = try store.earlierSends(batch.map { ($0.header.onBehalfOf ?? $0.person.id, $0.header.key) })
+        } catch {
+            logger.error("store read failed; batch refused", metadata: ["error": "\(error)"])
+            for pending in batch {
+                reply(pending.routingID, .rejected(Rejected(
+                    ProtocolError(.storeUnavailable, "the broker could not read its store; nothing was accepted. Retry with the same key"),
+                    command: "SEND", key: pending.header.key, req: pending.header.req)))
+            }
+            recordConfirmations(confirmations, now: now)
+            return
+        }
         for pending in batch {
             do {
-                let result = try route(pending, now: now, referrals: &referralOverlay, keysInBatch: keysInBatch)
+                let result = try route(pending, now: now, referrals: &referralOverlay, keysInBatch: keysInBatch, earlier: earlier)
                 if case .routed(let item) = result {
-                    keysInBatch["\(item.message.sender)\u{0}\(item.message.key)"] = results.count
+                    keysInBatch[SQLiteStore.idempotencyKey(item.message.sender, item.message.key)] = results.count
                 }
                 results.append((pending, result))
             } catch {
@@ -181,7 +194,10 @@ extension Engine {
 
     // MARK: Routing one message
 
-    private func route(_ pending: PendingSend, now: Date, referrals: inout [String: ReferralRecord], keysInBatch: [String: Int]) throws(ProtocolError) -> RouteResult {
+    private func route(
+        _ pending: PendingSend, now: Date, referrals: inout [String: ReferralRecord], keysInBatch: [String: Int],
+        earlier: [String: SQLiteStore.EarlierSend]
+    ) throws(ProtocolError) -> RouteResult {
         let header = pending.header
         // The actor is the authenticated person, or a carer a gateway is entitled to act for.
         var actor = pending.person
@@ -196,12 +212,9 @@ extension Engine {
         // A resend is answered before anything else is checked or applied again: what was
         // accepted once stays accepted, whatever changed since.
         let fingerprint = Self.fingerprint(header, body: pending.body)
-        if let first = keysInBatch["\(actor.id)\u{0}\(header.key)"] { return .repeatOf(index: first) }
-        let earlier: (id: String, fingerprint: [UInt8], deliveries: [PlannedDelivery])?
-        do { earlier = try store.earlierSend(sender: actor.id, key: header.key) } catch {
-            throw ProtocolError(.storeUnavailable, "the broker could not read its store; nothing was accepted. Retry with the same key")
-        }
-        if let earlier {
+        let idempotencyKey = SQLiteStore.idempotencyKey(actor.id, header.key)
+        if let first = keysInBatch[idempotencyKey] { return .repeatOf(index: first) }
+        if let earlier = earlier[idempotencyKey] {
             guard earlier.fingerprint == fingerprint else { throw Self.conflict(key: header.key, id: earlier.id) }
             return .duplicate(id: earlier.id, deliveries: earlier.deliveries)
         }
@@ -276,6 +289,7 @@ extension Engine {
         }
 
         let envelope = Envelope(header, fromName: actor.name)
+        let envelopeBytes = envelope.encoded()
         let subject = consentSubject(kind: header.kind, header: envelope, body: body, sender: actor)
         let patients = Set(subject.parts.map(\.patient))
         let addressedTeams = Set(header.to.compactMap { address -> TeamID? in
@@ -344,7 +358,7 @@ extension Engine {
         }
 
         let message = NewMessage(
-            id: id, key: header.key, kind: header.kind, sender: actor.id, envelope: envelope.encoded(),
+            id: id, key: header.key, kind: header.kind, sender: actor.id, envelope: envelopeBytes,
             patient: patient, correlation: header.correlation, body: pending.body,
             bodyHash: fingerprint, acceptedAt: now,
             deliveries: deliveries, referral: referral, careTeamLinks: careTeamLinks, audit: audit)

@@ -8,8 +8,8 @@ extension Decoder {
     /// Throws `DecodingError.dataCorrupted` naming the first field not in `keys`.
     public func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
         let container = try container(keyedBy: AnyCodingKey.self)
-        let allowed = Set(Keys.allCases.map(\.stringValue))
-        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !allowed.contains($0) }) {
+        guard container.allKeys.contains(where: { Keys(stringValue: $0.stringValue) == nil }) else { return }
+        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { Keys(stringValue: $0) == nil }) {
             throw DecodingError.dataCorrupted(.init(
                 codingPath: codingPath + [AnyCodingKey(unknown)],
                 debugDescription: "unknown field '\(unknown)'"))

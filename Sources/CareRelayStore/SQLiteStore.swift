@@ -9,8 +9,14 @@ import GRDB
 /// transaction per batch ("group commit").
 public final class SQLiteStore: @unchecked Sendable {
     private let db: DatabaseQueue
-    /// Hash of the newest audit row; the next row chains to it.
-    private var auditHead: [UInt8]
+    /// The newest audit row; the next row chains to it. Kept in memory because the store is
+    /// the only writer, and advanced only after a transaction commits.
+    private var auditHead: ChainHead
+
+    struct ChainHead {
+        var seq: Int64
+        var hash: [UInt8]
+    }
     public let path: String
 
     public init(path: String) throws {
@@ -25,8 +31,10 @@ public final class SQLiteStore: @unchecked Sendable {
         db = try DatabaseQueue(path: path, configuration: config)
         try Self.migrator.migrate(db)
         auditHead = try db.read { db in
-            try Data.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").map { [UInt8]($0) }
-        } ?? Self.genesis
+            try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").map {
+                ChainHead(seq: $0["seq"], hash: [UInt8]($0["hash"] as Data))
+            }
+        } ?? ChainHead(seq: 0, hash: Self.genesis)
     }
 
     static let genesis = [UInt8](repeating: 0, count: 32)
@@ -145,9 +153,9 @@ public final class SQLiteStore: @unchecked Sendable {
             var outcomes: [StoreOutcome] = []
             outcomes.reserveCapacity(batch.count)
             for message in batch {
-                if let earlier = try Row.fetchOne(db, sql: """
+                if let earlier = try Row.fetchOne(db.cachedStatement(sql: """
                     SELECT seq, id, body_hash FROM message WHERE sender = ? AND idempotency_key = ?
-                    """, arguments: [message.sender.rawValue, message.key])
+                    """), arguments: [message.sender.rawValue, message.key])
                 {
                     let id: String = earlier["id"]
                     let hash: Data = earlier["body_hash"]
@@ -158,20 +166,20 @@ public final class SQLiteStore: @unchecked Sendable {
                     }
                     continue
                 }
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [
+                    """).execute(arguments: [
                         message.id, message.kind.rawValue, message.sender.rawValue, message.key,
                         Data(message.bodyHash), Data(message.envelope), message.patient?.digits,
                         message.correlation, Data(message.body), message.acceptedAt.timeIntervalSince1970,
                     ])
                 let seq = db.lastInsertedRowID
                 for delivery in message.deliveries {
-                    try db.execute(sql: """
+                    try db.cachedStatement(sql: """
                         INSERT OR IGNORE INTO delivery (message_seq, recipient, state, decision, rule, reason, topic)
                         VALUES (?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [
+                        """).execute(arguments: [
                             seq, delivery.recipient.rawValue,
                             delivery.decision == .withheld ? "withheld" : "pending",
                             delivery.decision.rawValue, delivery.rule, delivery.reason, delivery.topic,
@@ -182,9 +190,9 @@ public final class SQLiteStore: @unchecked Sendable {
                 }
                 if let patient = message.patient {
                     for member in message.careTeamLinks {
-                        try db.execute(sql: """
+                        try db.cachedStatement(sql: """
                             INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
-                            """, arguments: [patient.digits, member, message.sender.rawValue, message.acceptedAt.timeIntervalSince1970])
+                            """).execute(arguments: [patient.digits, member, message.sender.rawValue, message.acceptedAt.timeIntervalSince1970])
                     }
                 }
                 for entry in message.audit {
@@ -198,20 +206,37 @@ public final class SQLiteStore: @unchecked Sendable {
         return outcomes
     }
 
-    /// What a sender already sent under an idempotency key: its id, content fingerprint and
-    /// the recipients' outcomes, so a resend is answered exactly as the first send was.
-    public func earlierSend(sender: PersonID, key: String) throws -> (id: String, fingerprint: [UInt8], deliveries: [PlannedDelivery])? {
-        try db.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT seq, id, body_hash FROM message WHERE sender = ? AND idempotency_key = ?",
-                                             arguments: [sender.rawValue, key]) else { return nil }
-            return (row["id"], [UInt8](row["body_hash"] as Data), try Self.deliveries(db, seq: row["seq"]))
+    /// What was sent before under an idempotency key.
+    public struct EarlierSend: Sendable {
+        public var id: String
+        public var fingerprint: [UInt8]
+        public var deliveries: [PlannedDelivery]
+    }
+
+    /// What each (sender, key) pair already sent, if anything: its id, content fingerprint
+    /// and the recipients' outcomes, so a resend is answered exactly as the first send was.
+    /// One read for a whole batch.
+    public func earlierSends(_ keys: [(sender: PersonID, key: String)]) throws -> [String: EarlierSend] {
+        guard !keys.isEmpty else { return [:] }
+        return try db.read { db in
+            var found: [String: EarlierSend] = [:]
+            let statement = try db.cachedStatement(sql: "SELECT seq, id, body_hash FROM message WHERE sender = ? AND idempotency_key = ?")
+            for (sender, key) in keys {
+                guard let row = try Row.fetchOne(statement, arguments: [sender.rawValue, key]) else { continue }
+                found[Self.idempotencyKey(sender, key)] = EarlierSend(
+                    id: row["id"], fingerprint: [UInt8](row["body_hash"] as Data), deliveries: try Self.deliveries(db, seq: row["seq"]))
+            }
+            return found
         }
     }
 
+    /// How a (sender, key) pair is written as one dictionary key.
+    public static func idempotencyKey(_ sender: PersonID, _ key: String) -> String { "\(sender)\u{0}\(key)" }
+
     private static func deliveries(_ db: Database, seq: Int64) throws -> [PlannedDelivery] {
-        try Row.fetchAll(db, sql: """
+        try Row.fetchAll(db.cachedStatement(sql: """
             SELECT recipient, decision, rule, reason, topic FROM delivery WHERE message_seq = ? ORDER BY recipient
-            """, arguments: [seq]).map { row in
+            """), arguments: [seq]).map { row in
             PlannedDelivery(
                 recipient: PersonID(row["recipient"]),
                 decision: PlannedDelivery.Decision(rawValue: row["decision"]) ?? .deliver,
@@ -226,12 +251,12 @@ public final class SQLiteStore: @unchecked Sendable {
     public func mailbox(for recipient: PersonID, after: Int64 = 0, excluding inFlight: Set<Int64>, limit: Int) throws -> [MailItem] {
         guard limit > 0 else { return [] }
         return try db.read { db in
-            let rows = try Row.fetchCursor(db, sql: """
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
                 SELECT m.seq, m.id, m.kind, m.sender, m.envelope, m.patient, m.body, m.accepted_at, d.topic
                 FROM delivery d JOIN message m ON m.seq = d.message_seq
                 WHERE d.recipient = ? AND d.state = 'pending' AND d.message_seq > ?
                 ORDER BY d.message_seq
-                """, arguments: [recipient.rawValue, after])
+                """), arguments: [recipient.rawValue, after])
             var items: [MailItem] = []
             while let row = try rows.next(), items.count < limit {
                 let seq: Int64 = row["seq"]
@@ -264,15 +289,15 @@ public final class SQLiteStore: @unchecked Sendable {
         var head = auditHead
         try write(synced: false) { db in
             for item in sent {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE delivery SET delivered_at = COALESCE(delivered_at, ?) WHERE message_seq = ? AND recipient = ?
-                    """, arguments: [now.timeIntervalSince1970, item.seq, item.recipient.rawValue])
+                    """).execute(arguments: [now.timeIntervalSince1970, item.seq, item.recipient.rawValue])
             }
             for item in withheld {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE delivery SET state = 'withheld', decision = 'withheld', rule = ?, reason = ?
                     WHERE message_seq = ? AND recipient = ? AND state = 'pending'
-                    """, arguments: [item.rule, item.reason, item.seq, item.recipient.rawValue])
+                    """).execute(arguments: [item.rule, item.reason, item.seq, item.recipient.rawValue])
             }
             for entry in audit {
                 head = try Self.append(entry, after: head, db)
@@ -291,11 +316,11 @@ public final class SQLiteStore: @unchecked Sendable {
     private static func confirm(_ recipient: PersonID, ids: [String], at now: Date, _ db: Database) throws -> [Int64] {
         var confirmed: [Int64] = []
         for id in ids {
-            guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM message WHERE id = ?", arguments: [id]) else { continue }
-            try db.execute(sql: """
+            guard let seq = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM message WHERE id = ?"), arguments: [id]) else { continue }
+            try db.cachedStatement(sql: """
                 UPDATE delivery SET state = 'confirmed', confirmed_at = ?, delivered_at = COALESCE(delivered_at, ?)
                 WHERE message_seq = ? AND recipient = ? AND state = 'pending'
-                """, arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, seq, recipient.rawValue])
+                """).execute(arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, seq, recipient.rawValue])
             if db.changesCount > 0 { confirmed.append(seq) }
         }
         return confirmed
@@ -316,7 +341,7 @@ public final class SQLiteStore: @unchecked Sendable {
 
     public func message(id: String) throws -> StoredMessage? {
         try db.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id]),
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?"), arguments: [id]),
                 let kind = MessageKind(rawValue: row["kind"])
             else { return nil }
             let patient: String? = row["patient"]
@@ -333,7 +358,7 @@ public final class SQLiteStore: @unchecked Sendable {
     }
 
     private static func referral(id: String, _ db: Database) throws -> ReferralRecord? {
-        guard let json = try Data.fetchOne(db, sql: "SELECT record FROM referral WHERE message_id = ?", arguments: [id]) else {
+        guard let json = try Data.fetchOne(db.cachedStatement(sql: "SELECT record FROM referral WHERE message_id = ?"), arguments: [id]) else {
             return nil
         }
         return try JSONDecoder().decode(ReferralRecord.self, from: json)
@@ -341,11 +366,11 @@ public final class SQLiteStore: @unchecked Sendable {
 
     private static func save(_ referral: ReferralRecord, _ db: Database) throws {
         let json = try JSONEncoder().encode(referral)
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO referral (message_id, record, status, deadline, escalated) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT(message_id) DO UPDATE SET record = excluded.record, status = excluded.status,
                 deadline = excluded.deadline, escalated = excluded.escalated
-            """, arguments: [
+            """).execute(arguments: [
                 referral.messageID, json, referral.status.rawValue,
                 referral.deadline?.timeIntervalSince1970, referral.escalatedAt == nil ? 0 : 1,
             ])
@@ -364,9 +389,9 @@ public final class SQLiteStore: @unchecked Sendable {
     /// Referrals still waiting to be taken whose response target has passed.
     public func overdueReferrals(at now: Date) throws -> [ReferralRecord] {
         try db.read { db in
-            try Data.fetchAll(db, sql: """
+            try Data.fetchAll(db.cachedStatement(sql: """
                 SELECT record FROM referral WHERE escalated = 0 AND status = 'sent' AND deadline <= ?
-                """, arguments: [now.timeIntervalSince1970]).map { try JSONDecoder().decode(ReferralRecord.self, from: $0) }
+                """), arguments: [now.timeIntervalSince1970]).map { try JSONDecoder().decode(ReferralRecord.self, from: $0) }
         }
     }
 
@@ -380,19 +405,19 @@ public final class SQLiteStore: @unchecked Sendable {
 
     public func tracking(id: String) throws -> Tracking? {
         try db.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT seq, kind, sender, accepted_at FROM message WHERE id = ?", arguments: [id]),
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, kind, sender, accepted_at FROM message WHERE id = ?"), arguments: [id]),
                 let kind = MessageKind(rawValue: row["kind"])
             else { return nil }
             let seq: Int64 = row["seq"]
-            let recipients = try Row.fetchAll(db, sql: """
+            let recipients = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT recipient, decision, state, delivered_at, confirmed_at FROM delivery WHERE message_seq = ? ORDER BY recipient
-                """, arguments: [seq]).map { r in
+                """), arguments: [seq]).map { r in
                 Tracking.Recipient(
                     person: PersonID(r["recipient"]), decision: r["decision"], state: r["state"],
                     deliveredAt: (r["delivered_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                     confirmedAt: (r["confirmed_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
             }
-            let events = try String.fetchAll(db, sql: "SELECT id FROM message WHERE correlation = ? ORDER BY seq", arguments: [id])
+            let events = try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM message WHERE correlation = ? ORDER BY seq"), arguments: [id])
             return Tracking(
                 id: id, kind: kind, sender: PersonID(row["sender"]),
                 acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), recipients: recipients,
@@ -415,7 +440,7 @@ public final class SQLiteStore: @unchecked Sendable {
             }
             sql += " ORDER BY m.seq DESC LIMIT ?"
             arguments += [limit]
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap { row in
+            return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).compactMap { row in
                 guard let kind = MessageKind(rawValue: row["kind"]) else { return nil }
                 return (row["id"], kind, PersonID(row["sender"]), Date(timeIntervalSince1970: row["accepted_at"]), row["state"])
             }
@@ -427,7 +452,7 @@ public final class SQLiteStore: @unchecked Sendable {
     /// Members of a patient's care team: "team:ID" and "person:ID" entries.
     public func careTeam(of patient: NHSNumber) throws -> [String] {
         try db.read { db in
-            try String.fetchAll(db, sql: "SELECT member FROM care_team WHERE patient = ? ORDER BY member", arguments: [patient.digits])
+            try String.fetchAll(db.cachedStatement(sql: "SELECT member FROM care_team WHERE patient = ? ORDER BY member"), arguments: [patient.digits])
         }
     }
 
@@ -440,9 +465,9 @@ public final class SQLiteStore: @unchecked Sendable {
     public func link(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
         var head = auditHead
         try db.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
-                """, arguments: [patient.digits, member, actor.rawValue, now.timeIntervalSince1970])
+                """).execute(arguments: [patient.digits, member, actor.rawValue, now.timeIntervalSince1970])
             head = try Self.append(AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "link \(member)"), after: head, db)
         }
         auditHead = head
@@ -451,7 +476,7 @@ public final class SQLiteStore: @unchecked Sendable {
     public func unlink(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
         var head = auditHead
         try db.write { db in
-            try db.execute(sql: "DELETE FROM care_team WHERE patient = ? AND member = ?", arguments: [patient.digits, member])
+            try db.cachedStatement(sql: "DELETE FROM care_team WHERE patient = ? AND member = ?").execute(arguments: [patient.digits, member])
             head = try Self.append(AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)"), after: head, db)
         }
         auditHead = head
@@ -465,7 +490,7 @@ public final class SQLiteStore: @unchecked Sendable {
         try db.read { db in
             let sql = "SELECT id, sender, accepted_at, body FROM message WHERE kind = 'consent'"
                 + (patient == nil ? "" : " AND patient = ?") + " ORDER BY seq"
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(patient.map { [$0.digits] } ?? [])).map { row in
+            return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: StatementArguments(patient.map { [$0.digits] } ?? [])).map { row in
                 (row["id"], PersonID(row["sender"]), Date(timeIntervalSince1970: row["accepted_at"]), [UInt8](row["body"] as Data))
             }
         }
@@ -482,17 +507,18 @@ public final class SQLiteStore: @unchecked Sendable {
         auditHead = head
     }
 
-    private static func append(_ entry: AuditEntry, after previous: [UInt8], _ db: Database) throws -> [UInt8] {
+    private static func append(_ entry: AuditEntry, after previous: ChainHead, _ db: Database) throws -> ChainHead {
         let atMillis = Int64((entry.at.timeIntervalSince1970 * 1000).rounded())
-        try db.execute(sql: """
-            INSERT INTO audit (at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, zeroblob(32))
-            """, arguments: [atMillis, entry.actor, entry.action.rawValue, entry.patient, entry.message,
-                             entry.recipient, entry.decision, entry.rule, entry.detail])
-        let seq = db.lastInsertedRowID
-        let hash = chainHash(previous: previous, seq: seq, atMillis: atMillis, entry: entry)
-        try db.execute(sql: "UPDATE audit SET hash = ? WHERE seq = ?", arguments: [Data(hash), seq])
-        return hash
+        // The store is the only writer, so the next row number is known before the insert and
+        // the row goes in once, with its hash.
+        let seq = previous.seq + 1
+        let hash = chainHash(previous: previous.hash, seq: seq, atMillis: atMillis, entry: entry)
+        try db.cachedStatement(sql: """
+            INSERT INTO audit (seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [seq, atMillis, entry.actor, entry.action.rawValue, entry.patient, entry.message,
+                             entry.recipient, entry.decision, entry.rule, entry.detail, Data(hash)])
+        return ChainHead(seq: seq, hash: hash)
     }
 
     /// SHA-256 over the previous row's hash and every field of this row, each field length-
@@ -535,7 +561,7 @@ public final class SQLiteStore: @unchecked Sendable {
             if let message = filter.message { clauses.append("message = ?"); arguments += [message] }
             let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
             arguments += [filter.limit]
-            return try Row.fetchAll(db, sql: "SELECT * FROM audit\(whereClause) ORDER BY seq LIMIT ?", arguments: arguments)
+            return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM audit\(whereClause) ORDER BY seq LIMIT ?"), arguments: arguments)
                 .map(Self.auditRow)
         }
     }

@@ -28,6 +28,11 @@ struct Bench: ParsableCommand {
     @Option(help: "Message body size in bytes for the message-rate figures.")
     var bodyBytes = 1024
 
+    @Option(help: "Run only one part: baseline, durable, paced, fanout or consent (for profiling).")
+    var only: String?
+
+    func wants(_ part: String) -> Bool { only == nil || only == part }
+
     func run() throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -38,29 +43,34 @@ struct Bench: ParsableCommand {
         var table = Table()
         print("CareRelay benchmark: \(ProcessInfo.processInfo.processorCount) cores, libzmq \(ZMQLibrary.versionString), body \(bodyBytes) B\(smoke ? ", SMOKE MODE (figures not meaningful)" : "")")
 
-        let rawPlain = try RawHop.run(messages: 10_000 * scale, bodyBytes: bodyBytes, curve: false)
-        let rawCurve = try RawHop.run(messages: 10_000 * scale, bodyBytes: bodyBytes, curve: true)
-        table.add("baseline: raw libzmq hop DEALER→ROUTER→DEALER", rawPlain.rate, unit: "msg/s")
-        table.add("baseline: the same hop with CURVE", rawCurve.rate, unit: "msg/s")
-
-        let durable = try DurablePath.saturate(messages: 1_000 * scale, bodyBytes: bodyBytes)
-        table.add("durable referral path at saturation (send, sync, accept, deliver, confirm)", durable.rate, unit: "msg/s",
-                  ratio: durable.rate / rawCurve.rate, ratioOf: "CURVE hop")
-        for rate in [1_000, 10_000] {
+        var rawCurveRate: Double?
+        if wants("baseline") || wants("durable") {
+            let rawPlain = try RawHop.run(messages: 10_000 * scale, bodyBytes: bodyBytes, curve: false)
+            let rawCurve = try RawHop.run(messages: 10_000 * scale, bodyBytes: bodyBytes, curve: true)
+            rawCurveRate = rawCurve.rate
+            table.add("baseline: raw libzmq hop DEALER→ROUTER→DEALER", rawPlain.rate, unit: "msg/s")
+            table.add("baseline: the same hop with CURVE", rawCurve.rate, unit: "msg/s")
+        }
+        if wants("durable") || only == "durable-only" {
+            let durable = try DurablePath.saturate(messages: 1_000 * scale, bodyBytes: bodyBytes)
+            table.add("durable referral path at saturation (send, sync, accept, deliver, confirm)", durable.rate, unit: "msg/s",
+                      ratio: rawCurveRate.map { durable.rate / $0 }, ratioOf: "CURVE hop")
+        }
+        for rate in [1_000, 10_000] where wants("paced") {
             let paced = try DurablePath.paced(rate: rate, seconds: smoke ? 1 : 10, bodyBytes: bodyBytes)
             table.add("durable path at \(rate) msg/s offered: achieved", paced.achieved, unit: "msg/s")
             table.add("  send→deliver p50 / p99 / p99.9", nil, unit: paced.latencyText)
         }
 
-        for recipients in [10, 100, 1_000] {
+        for recipients in [10, 100, 1_000] where wants("fanout") {
             let fanout = try FanOut.run(recipients: recipients, agendas: smoke ? 3 : 20)
             table.add("MDT agenda to \(recipients) attendees: route, consent, store (ACCEPTED)", fanout.millisecondsPerAgenda, unit: "ms/agenda",
                       extra: String(format: "%.1f µs per recipient decision+delivery row", fanout.millisecondsPerAgenda * 1000 / Double(recipients)))
         }
 
         let sizes = smoke ? [1_000, 10_000, 100_000] : [1_000, 100_000, 1_000_000]
-        let baseline = ConsentCost.run(patients: sizes[0], decisions: 200_000)
-        for size in sizes {
+        let baseline = wants("consent") ? ConsentCost.run(patients: sizes[0], decisions: 200_000) : 0
+        for size in sizes where wants("consent") {
             let cost = size == sizes[0] ? baseline : ConsentCost.run(patients: size, decisions: 200_000)
             table.add("consent decision, \(size) patients in the registry", cost, unit: "ns/decision",
                       ratio: cost / baseline, ratioOf: "\(sizes[0]) patients")

@@ -86,13 +86,16 @@ extension Decoder {
     /// schemas do with `additionalProperties: false`.
     func strictContainer<K: CodingKey & CaseIterable>(keyedBy type: K.Type) throws -> KeyedDecodingContainer<K> {
         let everything = try container(keyedBy: AnyCodingKey.self)
-        let allowed = K.allCases.map(\.stringValue)
-        let allowedSet = Set(allowed)
-        for key in everything.allKeys.sorted(by: { $0.stringValue < $1.stringValue })
-        where !allowedSet.contains(key.stringValue) {
-            throw MessageValidationError(
-                codingPath + [key],
-                "unknown field \"\(key.stringValue)\"; allowed here: \(allowed.sorted().joined(separator: ", "))")
+        // The common case, every key known, costs one lookup per key; only a refusal sorts.
+        if everything.allKeys.contains(where: { K(stringValue: $0.stringValue) == nil }) {
+            let unknown = everything.allKeys.filter { K(stringValue: $0.stringValue) == nil }
+                .sorted { $0.stringValue < $1.stringValue }
+            let allowed = K.allCases.map(\.stringValue).sorted()
+            if let key = unknown.first {
+                throw MessageValidationError(
+                    codingPath + [key],
+                    "unknown field \"\(key.stringValue)\"; allowed here: \(allowed.joined(separator: ", "))")
+            }
         }
         return try container(keyedBy: K.self)
     }
