@@ -95,17 +95,20 @@ enum DurablePath {
         var next = start
         var sent = 0, answered = 0
         while answered < total {
-            if sent < total && ContinuousClock.now >= next {
+            // Send everything that is due, then sleep in poll until the next is due: a busy
+            // wait here would take a core from the broker being measured.
+            while sent < total && ContinuousClock.now >= next {
                 let key = "p\(sent)"
                 sentAt[key] = .now
                 _ = try sender.send(codec.encode(.send(SendHeader(key: key, kind: .referral, to: [.person("sw.bench")], patient: system.patient), body: body)))
                 sent += 1
                 next += interval
-                continue
             }
-            let wait = sent < total ? max(0, Int((next - .now).components.attoseconds / 1_000_000_000_000_000)) : 1_000
+            let untilNext = next - .now
+            let wait = sent < total ? max(1, Int(untilNext.components.seconds * 1000 + untilNext.components.attoseconds / 1_000_000_000_000_000) + 1) : 1_000
             let events = try poll([PollItem(sender)], timeoutMilliseconds: wait)
-            if events.first?.contains(.readable) == true, let reply = try sender.receive(dontWait: true) {
+            guard events.first?.contains(.readable) == true else { continue }
+            while let reply = try sender.receive(dontWait: true) {
                 if case .accepted(let accepted)? = try? codec.decodeBrokerCommand(reply.frames[...]) { idForKey[accepted.key] = accepted.id }
                 answered += 1
             }
