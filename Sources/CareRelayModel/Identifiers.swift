@@ -1,14 +1,12 @@
-/// Identifiers used across CareRelay. Each is a distinct type so that a team id can never be
-/// passed where a person id is expected. The text form is a lower-case slug chosen by the
-/// directory administrator ("gp.khan", "sunderland-west.social-care").
-public protocol DirectoryIdentifier: Hashable, Sendable, Codable, Comparable,
-    CustomStringConvertible, ExpressibleByStringLiteral
-{
+/// A value that is a string on the wire: an identifier or an open vocabulary term (data
+/// categories and consent purposes, which sites may extend). One Codable, comparable and
+/// literal-friendly implementation serves them all.
+public protocol StringValue: Hashable, Sendable, Codable, Comparable, CustomStringConvertible, ExpressibleByStringLiteral {
     var rawValue: String { get }
     init(_ rawValue: String)
 }
 
-extension DirectoryIdentifier {
+extension StringValue {
     public init(stringLiteral value: String) { self.init(value) }
     public var description: String { rawValue }
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
@@ -19,7 +17,14 @@ extension DirectoryIdentifier {
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)
     }
+}
 
+/// Identifiers used across CareRelay. Each is a distinct type so that a team id can never be
+/// passed where a person id is expected. The text form is a lower-case slug chosen by the
+/// directory administrator ("gp.khan", "sunderland-west.social-care").
+public protocol DirectoryIdentifier: StringValue {}
+
+extension DirectoryIdentifier {
     /// Whether the text is a usable identifier: 1-64 characters of a-z, 0-9, '.', '-', '_'.
     public static func isWellFormed(_ text: String) -> Bool {
         !text.isEmpty && text.utf8.count <= 64

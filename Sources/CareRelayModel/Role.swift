@@ -32,21 +32,9 @@ public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
 
 /// A category of patient information. Sections of a care plan and agenda items carry these
 /// as sensitivity labels. Sites may add their own categories, so this is open, not an enum.
-public struct DataCategory: Hashable, Sendable, Codable, Comparable, CustomStringConvertible,
-    ExpressibleByStringLiteral
-{
+public struct DataCategory: StringValue {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
-    public init(stringLiteral value: String) { self.init(value) }
-    public var description: String { rawValue }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
-    public init(from decoder: any Decoder) throws {
-        rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 
     public static let general: DataCategory = "general"
     public static let socialCare: DataCategory = "social-care"

@@ -202,6 +202,8 @@ public struct CRPCodec: Sendable {
         } catch let error as DecodingError {
             let text = describe(error)
             throw ProtocolError(text.contains(NHSNumber.invalidMarker) ? .invalidNHSNumber : .invalidHeader, "header: \(text)")
+        } catch let error as MessageValidationError {
+            throw ProtocolError(.invalidHeader, "header: \(error.description)")
         } catch {
             throw ProtocolError(.invalidHeader, "header is not a JSON object: \(error)")
         }

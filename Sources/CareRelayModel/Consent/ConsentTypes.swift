@@ -8,21 +8,9 @@ public struct ConsentDirectiveID: DirectoryIdentifier {
 
 /// Why information is being shared. Open, like `DataCategory`: sites may add purposes.
 /// Wire name = raw value.
-public struct ConsentPurpose: Hashable, Sendable, Codable, Comparable, CustomStringConvertible,
-    ExpressibleByStringLiteral
-{
+public struct ConsentPurpose: StringValue {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
-    public init(stringLiteral value: String) { self.init(value) }
-    public var description: String { rawValue }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
-    public init(from decoder: any Decoder) throws {
-        rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 
     /// Sharing to look after the patient (FHIR v3-ActReason TREAT).
     public static let directCare: ConsentPurpose = "direct-care"

@@ -84,7 +84,7 @@ struct AnyCodingKey: CodingKey {
 extension Decoder {
     /// A keyed container that refuses any field its `CodingKeys` does not name, as the
     /// schemas do with `additionalProperties: false`.
-    func strictContainer<K: CodingKey & CaseIterable>(keyedBy type: K.Type) throws -> KeyedDecodingContainer<K> {
+    public func strictContainer<K: CodingKey & CaseIterable>(keyedBy type: K.Type) throws -> KeyedDecodingContainer<K> {
         let everything = try container(keyedBy: AnyCodingKey.self)
         // The common case, every key known, costs one lookup per key; only a refusal sorts.
         if everything.allKeys.contains(where: { K(stringValue: $0.stringValue) == nil }) {
