@@ -1,6 +1,7 @@
 import CareRelayModel
 import CareRelayProtocol
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -56,16 +57,12 @@ final class DirectoryCache: @unchecked Sendable {
     init(link: any BrokerLink) { self.link = link }
 
     func listing(now: Date) async -> DirectoryListing? {
-        lock.lock()
-        let current = cached
-        lock.unlock()
+        let current = lock.withLock { cached }
         if let current, now.timeIntervalSince(current.at) < 300 { return current.listing }
         guard let bytes = try? await link.query("directory", [:]),
               let listing = try? JSONDecoder().decode(DirectoryListing.self, from: Data(bytes))
         else { return current?.listing }
-        lock.lock()
-        cached = (listing, now)
-        lock.unlock()
+        lock.withLock { cached = (listing, now) }
         return listing
     }
 }
@@ -352,7 +349,8 @@ public struct Bridge: Sendable {
     /// invited the carer; and the team whose hours and fallback contacts apply.
     func recipient(carer: PersonID, patient: NHSNumber, directory: DirectoryListing?) throws -> Recipient? {
         let latest = try plans(carer: carer, patient: patient).last?.plan
-        guard let coordinator = latest?.careCoordinator ?? (try store.coordinator(carer: carer, patient: patient)) else { return nil }
+        let invitedBy = try store.coordinator(carer: carer, patient: patient)
+        guard let coordinator = latest?.careCoordinator ?? invitedBy else { return nil }
         var team: DirectoryListing.Team?
         if let id = latest?.team, let found = directory?.team(id), found.hours != nil { team = found }
         if team == nil { team = directory?.teams.first { $0.coordinator == coordinator && $0.hours != nil } }

@@ -126,24 +126,35 @@ struct CheckInForm {
     }
 
     func context(errorsByField: [String: String]) -> [String: Any] {
-        [
-            "patientScores": options([("1", "1 very poorly"), ("2", "2 poorly"), ("3", "3 so-so"), ("4", "4 well"), ("5", "5 very well")],
-                                     selected: patientScore),
-            "wellbeings": options([("1", "1 struggling"), ("2", "2"), ("3", "3 coping"), ("4", "4"), ("5", "5 well")], selected: wellbeing),
-            "strains": options((0...10).map { n in
-                (String(n), n == 0 ? "0: none at all" : n == 10 ? "10: I cannot go on" : String(n))
-            }, selected: strain),
-            "urgencies": options([
-                ("routine", "No hurry: at the next routine contact"),
-                ("soon", "Soon: in the next day or two"),
-                ("urgent", "Urgent: today"),
-            ], selected: urgency),
-            "patientText": patientText, "carerText": carerText, "concerns": concerns,
-            "readingFields": Self.readings.map { reading -> [String: Any] in
-                var entry: [String: Any] = ["name": reading.field, "label": reading.label, "value": value(of: reading.field)]
-                if let error = errorsByField[reading.field] { entry["error"] = error }
-                return entry
-            },
-        ]
+        let patientScores = options([("1", "1 very poorly"), ("2", "2 poorly"), ("3", "3 so-so"), ("4", "4 well"), ("5", "5 very well")],
+                                    selected: patientScore)
+        let wellbeings = options([("1", "1 struggling"), ("2", "2"), ("3", "3 coping"), ("4", "4"), ("5", "5 well")], selected: wellbeing)
+        var strainValues: [(String, String)] = []
+        for n in 0...10 {
+            let label: String = n == 0 ? "0: none at all" : (n == 10 ? "10: I cannot go on" : String(n))
+            strainValues.append((String(n), label))
+        }
+        let strains = options(strainValues, selected: strain)
+        let urgencies = options([
+            ("routine", "No hurry: at the next routine contact"),
+            ("soon", "Soon: in the next day or two"),
+            ("urgent", "Urgent: today"),
+        ], selected: urgency)
+        var readingFields: [[String: Any]] = []
+        for reading in Self.readings {
+            var entry: [String: Any] = ["name": reading.field, "label": reading.label, "value": value(of: reading.field)]
+            if let error = errorsByField[reading.field] { entry["error"] = error }
+            readingFields.append(entry)
+        }
+        var context: [String: Any] = [:]
+        context["patientScores"] = patientScores
+        context["wellbeings"] = wellbeings
+        context["strains"] = strains
+        context["urgencies"] = urgencies
+        context["patientText"] = patientText
+        context["carerText"] = carerText
+        context["concerns"] = concerns
+        context["readingFields"] = readingFields
+        return context
     }
 }

@@ -25,14 +25,14 @@ public enum GatewayError: Error, CustomStringConvertible {
 /// Where deliveries go once the gateway has them: stored first, confirmed to the broker only
 /// after that, then announced to open pages.
 public final class DeliveryIntake: Sendable {
-    let store: BridgeStore
+    let bridgeStore: BridgeStore
     let hub: LiveHub
     let gatewayID: PersonID
     let logger: Logger
     let now: @Sendable () -> Date
 
     public init(store: BridgeStore, hub: LiveHub, gatewayID: PersonID, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
-        self.store = store
+        self.bridgeStore = store
         self.hub = hub
         self.gatewayID = gatewayID
         self.logger = logger
@@ -54,9 +54,9 @@ public final class DeliveryIntake: Sendable {
                     guard invite.issuedBy == header.from else {
                         logger.warning("invitation refused: issuedBy is not the sender", metadata: [
                             "message": "\(header.id)", "from": "\(header.from)", "issuedBy": "\(invite.issuedBy)"])
-                        return
+                        return nil
                     }
-                    try store.storeInvite(invite, message: header.id, receivedAt: now())
+                    try bridgeStore.storeInvite(invite, message: header.id, receivedAt: now())
                     logger.info("invitation stored", metadata: ["message": "\(header.id)", "carer": "\(invite.carer)", "from": "\(header.from)"])
                 } catch let error as MessageValidationError {
                     logger.warning("invitation unreadable; dropped", metadata: ["message": "\(header.id)", "error": "\(error)"])
@@ -66,7 +66,7 @@ public final class DeliveryIntake: Sendable {
             }
             return nil
         }
-        return try store.storeDelivery(header, body: delivery.body, now: now())
+        return try bridgeStore.storeDelivery(header, body: delivery.body, now: now())
     }
 
     /// Tells open pages about a delivery just stored as `seq`.

@@ -1,5 +1,6 @@
 import CareRelayModel
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Mustache
 import NIOCore

@@ -80,6 +80,7 @@ struct BridgeCommand: AsyncParsableCommand {
             logger.warning("listening beyond loopback without --secure-cookies: serve carers over HTTPS and set --secure-cookies")
         }
 
+        let log = logger
         let bridgeStore = try BridgeStore(path: store)
         let hub = LiveHub()
         let intake = DeliveryIntake(store: bridgeStore, hub: hub, gatewayID: PersonID(gatewayID), logger: logger)
@@ -95,13 +96,14 @@ struct BridgeCommand: AsyncParsableCommand {
             router: bridge.router(),
             configuration: .init(address: .hostname(host, port: port), serverName: "carerelay-bridge"),
             onServerRunning: { channel in
-                logger.notice("carerelay-bridge listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+                log.notice("carerelay-bridge listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
             },
             logger: logger)
         // Open live-update streams would hold a graceful shutdown up: end them on the same
         // signals that stop the server (the browsers reconnect to whatever comes next).
         var stops: [any DispatchSourceSignal] = []
         for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { hub.finishAll() }
             source.resume()

@@ -29,7 +29,9 @@ final class BrokerSystem {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("bridge-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         brokerKeys = try CurveKeyPair.generate()
+        var keys: [PersonID: CurveKeyPair] = [:]
         for person in Self.people { keys[person.0] = try CurveKeyPair.generate() }
+        self.keys = keys
         let directory = Directory(
             organisations: [.init(id: "sunderland-ccg", name: "Sunderland CCG")],
             localities: [.init(id: "west", name: "Sunderland West")],
@@ -80,10 +82,14 @@ final class ClientOnQueue: @unchecked Sendable {
         client = try made.get()
     }
 
+    struct Unchecked<T>: @unchecked Sendable { let value: T }
+
     func run<T>(_ body: @escaping (CareRelayClient) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body(self.client) }) }
+        let work = Unchecked(value: body)
+        let result: Unchecked<Result<T, any Error>> = await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: Unchecked(value: Result { try work.value(self.client) })) }
         }
+        return try result.value.get()
     }
 
     deinit {

@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import NIOCore
 import Testing
 
 /// Mrs Ellis, the patient most tests are about; Jean Ellis is her carer.
@@ -35,10 +36,10 @@ final class FakeLink: BrokerLink, @unchecked Sendable {
 
     func send(_ header: SendHeader, body: [UInt8]) async throws -> Accepted {
         if failing { throw GatewayError.notConnected("test") }
-        lock.lock()
-        _sent.append((header, body))
-        let n = _sent.count
-        lock.unlock()
+        let n = lock.withLock {
+            _sent.append((header, body))
+            return _sent.count
+        }
         return Accepted(key: header.key, id: "m-test-\(n)", duplicate: false, recipients: [], req: header.req)
     }
 
