@@ -125,6 +125,10 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
         let system = try BrokerSystem()
         let coordinator = try ClientOnQueue { try system.client("coord.patel") }
 
+        // Priya's team looks after Mrs Ellis (so a check-in about her reaches Priya on implied consent).
+        try await coordinator.run { client in
+            _ = try client.query("careteam.link", ["patient": ellis.digits, "member": "team:west.social-care"])
+        }
         // Mrs Ellis consents to Jean seeing her general, social care and medication information.
         let now = ISO8601DateFormatter()
         try await coordinator.run { client in
