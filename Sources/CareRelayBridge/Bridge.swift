@@ -274,8 +274,8 @@ public struct Bridge: Sendable {
 
     func planContext(_ version: PlanVersion, directory: DirectoryListing?) -> [String: Any] {
         let plan = version.plan
-        var period = "from \(Display.day(plan.period.start))"
-        if let end = plan.period.end { period += " to \(Display.day(end))" }
+        var period = Display.day(plan.period.start)
+        if let end = plan.period.end { period += " to \(Display.day(end))" } else { period = "from \(period)" }
         let sections: [[String: Any]] = plan.sections.map { section in
             let activities: [[String: Any]] = (section.activities ?? []).map { activity in
                 var entry: [String: Any] = ["description": activity.description]

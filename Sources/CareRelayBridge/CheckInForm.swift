@@ -47,11 +47,11 @@ struct CheckInForm {
     }
 
     static let readings = [
-        Reading(field: "pulse", label: "Pulse, beats a minute (optional)", code: "8867-4", display: "Heart rate", unit: "/min",
+        Reading(field: "pulse", label: "Pulse, beats a minute", code: "8867-4", display: "Heart rate", unit: "/min",
                 range: 20...250, example: "72"),
-        Reading(field: "oxygen", label: "Oxygen level, % (optional)", code: "59408-5", display: "Oxygen saturation (pulse oximetry)",
+        Reading(field: "oxygen", label: "Oxygen level, %", code: "59408-5", display: "Oxygen saturation (pulse oximetry)",
                 unit: "%", range: 50...100, example: "96"),
-        Reading(field: "temperature", label: "Temperature, °C (optional)", code: "8310-5", display: "Body temperature", unit: "Cel",
+        Reading(field: "temperature", label: "Temperature, °C", code: "8310-5", display: "Body temperature", unit: "Cel",
                 range: 30...45, example: "37.2"),
     ]
 

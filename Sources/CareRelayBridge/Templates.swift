@@ -92,7 +92,7 @@ enum Templates {
     {{#plan}}
     <section aria-labelledby="plan-title">
       <h2 id="plan-title">Care plan: {{title}}</h2>
-      <p class="meta">Version {{version}}, shared by {{sharedBy}} on {{sharedOn}}.{{#period}} For {{period}}.{{/period}}</p>
+      <p class="meta">Version {{version}}, shared by {{sharedBy}} on {{sharedOn}}.{{#period}} It covers {{period}}.{{/period}}</p>
       {{#description}}<p>{{description}}</p>{{/description}}
       <p><strong>What changed:</strong> {{changeSummary}}</p>
       {{#sections}}
@@ -211,7 +211,7 @@ enum Templates {
     static let checkInSent = """
     <div class="notice success" role="status">
       <h1>Check-in sent</h1>
-      <p>{{coordinatorName}} has your check-in about {{name}}, sent {{sentAt}}.</p>
+      <p>Your check-in about {{name}} is in {{coordinatorName}}'s inbox. You sent it on {{sentAt}}.</p>
     </div>
     {{#closed}}
     <div class="urgent" role="alert">
@@ -246,7 +246,7 @@ enum Templates {
     .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#ffdd00;color:#0b0c0c;padding:.5rem;z-index:10}
     .top{background:#1d3b6e;color:#fff;padding:.5rem 0;margin-bottom:1.5rem}
     .bar{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:center;gap:.5rem}
-    .brand{margin:0;font-weight:700}.brand a{color:#fff;text-decoration:none}
+    .brand{margin:0;font-weight:700}.brand a,.brand a:visited{color:#fff;text-decoration:none}
     .signout{margin:0}
     a{color:#1a4fa0}a:visited{color:#4c2c92}
     a:focus,button:focus,input:focus,select:focus,textarea:focus,.button:focus{outline:3px solid #ffdd00;outline-offset:0;box-shadow:0 0 0 6px #0b0c0c}
