@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "carerelay-broker", targets: ["carerelay-broker"]),
         .executable(name: "carerelay", targets: ["carerelay"]),
+        .executable(name: "carerelay-bridge", targets: ["carerelay-bridge"]),
         .library(name: "CareRelayClient", targets: ["CareRelayClient"]),
     ],
     dependencies: [
@@ -17,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // libzmq's headers live in /usr/include; naming pkgConfig here would pull in
@@ -50,6 +53,21 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
+        // The carers' web app: a trusted gateway in front of the broker.
+        .target(name: "CareRelayBridge", dependencies: [
+            "CareRelayClient", "CareRelayModel", "CareRelayProtocol", "ZeroMQ",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "carerelay-bridge", dependencies: [
+            "CareRelayBridge", "ZeroMQ",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         .executableTarget(name: "carerelay-bench", dependencies: [
             "CareRelayBroker", "CareRelayClient", "CareRelayPolicy", "ZeroMQ",
@@ -67,5 +85,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CarerelayCLITests", dependencies: ["CareRelayBroker", "CareRelayClient", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "CareRelayBridgeTests", dependencies: [
+            "CareRelayBridge", "CareRelayBroker", "CareRelayClient", "CareRelayModel", "ZeroMQ",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

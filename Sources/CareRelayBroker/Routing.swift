@@ -38,6 +38,8 @@ extension Engine {
                 role.isRegisteredProfessional
             case .carerCheckIn:
                 role == .carer
+            case .carerInvite:
+                role == .careCoordinator
             case .consent:
                 role.isRegisteredProfessional
             case .notice:
@@ -428,7 +430,7 @@ extension Engine {
                 throw ProtocolError(.schemaViolation, "the header names patient \(patient.digits) but the consent record is about another patient")
             }
             return fromBody
-        case .referralEvent, .mdtAgenda, .notice:
+        case .referralEvent, .mdtAgenda, .notice, .carerInvite:
             return header.patient
         }
     }

@@ -51,6 +51,8 @@ public enum MessageKind: String, Hashable, Sendable, Codable, CaseIterable {
     case mdtAgenda = "mdt.agenda"
     case carePlanShare = "careplan.share"
     case carerCheckIn = "carer.checkin"
+    /// A care co-ordinator invites a carer to the carers' bridge (sent to the gateway).
+    case carerInvite = "carer.invite"
     case consent
     /// Sent only by the broker: e.g. telling a care co-ordinator of an emergency override.
     case notice = "broker.notice"

@@ -7,6 +7,7 @@ public enum MessageBody: Hashable, Sendable {
     case mdtAgenda(MDTAgenda)
     case carePlanShare(CarePlanShare)
     case carerCheckIn(CarerCheckIn)
+    case carerInvite(CarerInvite)
     case consent(ConsentBody)
     case notice(BrokerNotice)
 
@@ -19,6 +20,7 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda: return .mdtAgenda(try MDTAgenda.decode(json: json))
         case .carePlanShare: return .carePlanShare(try CarePlanShare.decode(json: json))
         case .carerCheckIn: return .carerCheckIn(try CarerCheckIn.decode(json: json))
+        case .carerInvite: return .carerInvite(try CarerInvite.decode(json: json))
         case .consent:
             do {
                 return .consent(try JSONDecoder().decode(ConsentBody.self, from: Data(json)))
@@ -36,6 +38,7 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda: .mdtAgenda
         case .carePlanShare: .carePlanShare
         case .carerCheckIn: .carerCheckIn
+        case .carerInvite: .carerInvite
         case .consent: .consent
         case .notice: .notice
         }
@@ -49,6 +52,7 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda(let body): body.encode()
         case .carePlanShare(let body): body.encode()
         case .carerCheckIn(let body): body.encode()
+        case .carerInvite(let body): body.encode()
         case .consent(let body): BodyCoding.encode(body)
         case .notice(let body): body.encode()
         }
@@ -63,6 +67,7 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda(let body): body.patients
         case .carePlanShare(let body): [body.patient]
         case .carerCheckIn(let body): [body.patient]
+        case .carerInvite(let body): body.patients
         case .consent(let body): [body.patient]
         case .notice(let body): [body.patient]
         }
@@ -74,7 +79,7 @@ public enum MessageBody: Hashable, Sendable {
         switch self {
         case .carePlanShare(let body): body.labels
         case .mdtAgenda(let body): Set(body.items.compactMap(\.item).flatMap { $0.sensitivity ?? [] })
-        case .referral, .referralEvent, .carerCheckIn, .consent, .notice: []
+        case .referral, .referralEvent, .carerCheckIn, .carerInvite, .consent, .notice: []
         }
     }
 }

@@ -114,6 +114,8 @@ struct Watch: ParsableCommand {
             return "carer check-in (carerelay show it with --json for details)"
         case .consent(let c):
             return "consent \(c.action) for \(c.patient.formatted)"
+        case .carerInvite(let invite):
+            return "carer invitation for \(invite.carer) from \(invite.issuedBy)"
         case .notice:
             return "broker notice: \(Format.oneLine(String(decoding: delivery.body, as: UTF8.self), max: 100))"
         }

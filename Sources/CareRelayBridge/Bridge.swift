@@ -1,0 +1,508 @@
+import CareRelayModel
+import CareRelayProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// How the bridge behaves.
+public struct BridgeConfiguration: Sendable {
+    /// The bridge's own directory id (a person with role `gateway` and `actsFor`).
+    public var gatewayID: PersonID
+    /// Mark cookies `Secure`: set when the bridge is served over TLS (directly or behind a proxy).
+    public var secureCookies: Bool
+    /// Take the client address from the first `X-Forwarded-For` value (only behind a trusted proxy).
+    public var trustForwardedFor: Bool
+    public var sessionLifetime: TimeInterval
+    /// Sign-in attempts allowed per IP address and per code within `signInWindow`.
+    public var signInLimit: Int
+    public var signInWindow: TimeInterval
+    /// The time zone of service hours and of the times shown.
+    public var timeZone: TimeZone
+    public var now: @Sendable () -> Date
+
+    public init(gatewayID: PersonID, secureCookies: Bool = false, trustForwardedFor: Bool = false,
+                sessionLifetime: TimeInterval = 8 * 3600, signInLimit: Int = 5, signInWindow: TimeInterval = 15 * 60,
+                timeZone: TimeZone = TimeZone(identifier: "Europe/London") ?? .gmt, now: @escaping @Sendable () -> Date = Date.init) {
+        self.gatewayID = gatewayID
+        self.secureCookies = secureCookies
+        self.trustForwardedFor = trustForwardedFor
+        self.sessionLifetime = sessionLifetime
+        self.signInLimit = signInLimit
+        self.signInWindow = signInWindow
+        self.timeZone = timeZone
+        self.now = now
+    }
+}
+
+/// The directory as the broker's `directory` query returns it, cached for a few minutes.
+struct DirectoryListing: Decodable, Sendable {
+    struct Entry: Decodable, Sendable { var id: PersonID; var name: String; var roles: [Role]; var teams: [TeamID] }
+    struct Team: Decodable, Sendable {
+        var id: TeamID; var name: String; var coordinator: PersonID?; var hours: String?; var fallback: [String]?
+    }
+    var people: [Entry]
+    var teams: [Team]
+
+    func name(of person: PersonID) -> String? { people.first { $0.id == person }?.name }
+    func team(_ id: TeamID) -> Team? { teams.first { $0.id == id } }
+}
+
+final class DirectoryCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cached: (listing: DirectoryListing, at: Date)?
+    let link: any BrokerLink
+
+    init(link: any BrokerLink) { self.link = link }
+
+    func listing(now: Date) async -> DirectoryListing? {
+        let current = lock.withLock { cached }
+        if let current, now.timeIntervalSince(current.at) < 300 { return current.listing }
+        guard let bytes = try? await link.query("directory", [:]),
+              let listing = try? JSONDecoder().decode(DirectoryListing.self, from: Data(bytes))
+        else { return current?.listing }
+        lock.withLock { cached = (listing, now) }
+        return listing
+    }
+}
+
+/// The carers' web app.
+public struct Bridge: Sendable {
+    public let configuration: BridgeConfiguration
+    public let store: BridgeStore
+    public let link: any BrokerLink
+    public let hub: LiveHub
+    let renderer = Renderer()
+    let limiter: RateLimiter
+    let directory: DirectoryCache
+    let logger: Logger
+
+    static let sessionCookie = "crb_session"
+    static let formCookie = "crb_form"
+
+    public init(configuration: BridgeConfiguration, store: BridgeStore, link: any BrokerLink, hub: LiveHub, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.link = link
+        self.hub = hub
+        self.limiter = RateLimiter(limit: configuration.signInLimit, window: configuration.signInWindow)
+        self.directory = DirectoryCache(link: link)
+        self.logger = logger
+    }
+
+    var now: Date { configuration.now() }
+
+    // MARK: Router
+
+    public func router() -> Router<BridgeContext> {
+        let router = Router(context: BridgeContext.self)
+        router.add(middleware: SecurityHeaders())
+        router.get("/health") { _, _ in "ok" }
+        router.get("/static/bridge.css") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
+                     body: .init(byteBuffer: ByteBuffer(string: Templates.css)))
+        }
+        router.get("/static/live.js") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=3600"],
+                     body: .init(byteBuffer: ByteBuffer(string: Templates.script)))
+        }
+        router.get("/") { request, context in try await home(request) }
+        router.get("/sign-in") { request, _ in signInPage(request) }
+        router.post("/sign-in") { request, context in try await signIn(request, context: context) }
+        router.post("/sign-out") { request, _ in try await signOut(request) }
+        router.get("/people/:nhs") { request, context in try await personPage(request, context: context) }
+        router.get("/people/:nhs/check-in") { request, context in try await checkInPage(request, context: context) }
+        router.post("/people/:nhs/check-in") { request, context in try await checkIn(request, context: context) }
+        router.get("/people/:nhs/events") { request, context in try await events(request, context: context) }
+        return router
+    }
+
+    // MARK: Sessions
+
+    struct Signed {
+        let token: String
+        let session: BridgeStore.Session
+    }
+
+    func signedIn(_ request: Request) throws -> Signed? {
+        guard let token = Cookies.parse(request)[Self.sessionCookie], !token.isEmpty,
+              let session = try store.session(token: token, now: now) else { return nil }
+        return Signed(token: token, session: session)
+    }
+
+    func readForm(_ request: Request) async throws -> [String: String] {
+        let buffer = try await request.body.collect(upTo: 64 * 1024)
+        return Form.parse(String(buffer: buffer))
+    }
+
+    func problem(_ heading: String, _ message: String, status: HTTPResponse.Status, link: String = "/", linkText: String = "Go to the start page",
+                 csrf: String? = nil) -> Response {
+        .html(renderer.page("problem", title: heading, ["heading": heading, "message": message, "link": link, "linkText": linkText], csrf: csrf),
+              status: status)
+    }
+
+    var formExpired: Response {
+        problem("This form has expired", "For your safety, forms only work from the page that showed them. Go back, reload the page and try again.",
+                status: .forbidden)
+    }
+
+    // MARK: Sign in and out
+
+    func signInPage(_ request: Request, code: String = "", error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        let token = Tokens.random()
+        var context: [String: Any] = ["csrf": token, "code": code, "signedOut": request.uri.queryParameters.get("signed-out") != nil]
+        if let error {
+            context["errors"] = ["code": error]
+            context["hasErrors"] = true
+            context["errorList"] = [["field": "code", "message": error]]
+        }
+        var response = Response.html(renderer.page("signIn", title: error == nil ? "Sign in" : "Error: Sign in", context), status: status)
+        response.headers[.setCookie] = Cookies.make(Self.formCookie, token, maxAge: 3600, secure: configuration.secureCookies)
+        return response
+    }
+
+    func clientAddress(_ request: Request, context: BridgeContext) -> String {
+        if configuration.trustForwardedFor, let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!] {
+            return forwarded.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        }
+        return context.peer ?? "unknown"
+    }
+
+    func signIn(_ request: Request, context: BridgeContext) async throws -> Response {
+        let fields = try await readForm(request)
+        // Before a session exists the form is protected by a double-submit token: the cookie
+        // (SameSite=Strict, so never sent from another site) must match the hidden field.
+        guard let cookie = Cookies.parse(request)[Self.formCookie], let field = fields["csrf"], !cookie.isEmpty,
+              Tokens.same(cookie, field) else { return formExpired }
+        let typed = fields["code"] ?? ""
+        let normalised = InvitationCode.normalise(typed)
+        let shown = String(typed.prefix(40))
+        guard !normalised.isEmpty else {
+            return signInPage(request, code: shown, error: "Enter the invitation code your care co-ordinator gave you.", status: .badRequest)
+        }
+        let hash = InvitationCode.hash(typed)
+        let address = clientAddress(request, context: context)
+        guard limiter.attempt(["ip:\(address)", "code:\(hash)"], now: now) else {
+            logger.notice("sign-in attempts limited", metadata: ["address": "\(address)"])
+            return signInPage(request, code: "", error: "Too many attempts. For your safety, wait 15 minutes and try again, or ask your care co-ordinator for a new code.",
+                              status: .tooManyRequests)
+        }
+        switch try store.redeem(codeHash: hash, now: now, sessionLifetime: configuration.sessionLifetime) {
+        case .failure(let problem):
+            let message = switch problem {
+            case .unknown: "That code is not right. Check it against the one your care co-ordinator gave you and try again."
+            case .used: "That code has already been used. Each code works once: ask your care co-ordinator for a new one."
+            case .expired: "That code has expired. Ask your care co-ordinator for a new one."
+            }
+            logger.info("sign-in refused", metadata: ["reason": "\(problem)", "address": "\(address)"])
+            return signInPage(request, code: shown, error: message, status: .unauthorized)
+        case .success(let opened):
+            logger.info("carer signed in", metadata: ["carer": "\(opened.session.carer)"])
+            var response = Response.redirect("/")
+            response.headers.append(HTTPField(name: .setCookie, value: Cookies.make(
+                Self.sessionCookie, opened.token, maxAge: Int(configuration.sessionLifetime), secure: configuration.secureCookies)))
+            response.headers.append(HTTPField(name: .setCookie, value: Cookies.make(Self.formCookie, "", maxAge: 0, secure: configuration.secureCookies)))
+            return response
+        }
+    }
+
+    func signOut(_ request: Request) async throws -> Response {
+        guard let signed = try signedIn(request) else { return .redirect("/sign-in") }
+        let fields = try await readForm(request)
+        guard let csrf = fields["csrf"], Tokens.same(csrf, signed.session.csrf) else { return formExpired }
+        try store.endSession(token: signed.token)
+        var response = Response.redirect("/sign-in?signed-out=1")
+        response.headers[.setCookie] = Cookies.make(Self.sessionCookie, "", maxAge: 0, secure: configuration.secureCookies)
+        return response
+    }
+
+    // MARK: Pages
+
+    func home(_ request: Request) async throws -> Response {
+        guard let signed = try signedIn(request) else { return .redirect("/sign-in") }
+        let carer = signed.session.carer
+        var people: [[String: Any]] = []
+        for patient in try store.patients(of: carer) {
+            let plans = try plans(carer: carer, patient: patient)
+            var entry: [String: Any] = ["nhs": patient.digits, "nhsSpaced": Display.nhs(patient)]
+            if let latest = plans.last {
+                entry["heading"] = latest.plan.title
+                entry["latest"] = "Care plan version \(latest.plan.version), shared \(Display.when(latest.header.sentAt, timeZone: configuration.timeZone))."
+            } else {
+                entry["heading"] = "Person with NHS number \(Display.nhs(patient))"
+                entry["latest"] = "No care plan shared yet."
+            }
+            people.append(entry)
+        }
+        return .html(renderer.page("home", title: "The people you care for", ["people": people, "hasPeople": !people.isEmpty],
+                                   csrf: signed.session.csrf))
+    }
+
+    struct PlanVersion {
+        let header: DeliverHeader
+        let plan: CarePlanShare
+        let seq: Int64
+    }
+
+    /// Care plans delivered to this carer about this patient, by version (latest delivery of a version wins).
+    func plans(carer: PersonID, patient: NHSNumber) throws -> [PlanVersion] {
+        var byVersion: [Int: PlanVersion] = [:]
+        for message in try store.messages(for: carer, patient: patient, kind: .carePlanShare) {
+            guard let plan = try? CarePlanShare.decode(json: message.body) else { continue }
+            byVersion[plan.version] = PlanVersion(header: message.header, plan: plan, seq: message.seq)
+        }
+        return byVersion.values.sorted { $0.plan.version < $1.plan.version }
+    }
+
+    /// The patient in the path, if this carer may look at them here.
+    func patient(_ context: BridgeContext, carer: PersonID) throws -> NHSNumber? {
+        guard let text = context.parameters.get("nhs"), let number = try? NHSNumber(validating: text) else { return nil }
+        return try store.patients(of: carer).contains(number) ? number : nil
+    }
+
+    var notYours: Response {
+        problem("Page not found", "There is nothing here for you. If you think there should be, ask your care co-ordinator.", status: .notFound)
+    }
+
+    func performer(_ reference: PerformerReference?, directory: DirectoryListing?) -> String? {
+        guard let reference else { return nil }
+        if let person = reference.person { return directory?.name(of: person) ?? person.rawValue }
+        if let team = reference.team { return directory?.team(team)?.name ?? team.rawValue }
+        return reference.role.map { $0.rawValue.replacingOccurrences(of: "-", with: " ") }
+    }
+
+    func planContext(_ version: PlanVersion, directory: DirectoryListing?) -> [String: Any] {
+        let plan = version.plan
+        var period = Display.day(plan.period.start)
+        if let end = plan.period.end { period += " to \(Display.day(end))" } else { period = "from \(period)" }
+        let sections: [[String: Any]] = plan.sections.map { section in
+            let activities: [[String: Any]] = (section.activities ?? []).map { activity in
+                var entry: [String: Any] = ["description": activity.description]
+                if let schedule = activity.schedule { entry["schedule"] = schedule }
+                if let who = performer(activity.performer, directory: directory) { entry["who"] = who }
+                return entry
+            }
+            return ["id": section.id, "title": section.title, "text": section.text, "contingency": section.kind == .contingency,
+                    "activities": activities, "hasActivities": !activities.isEmpty]
+        }
+        var context: [String: Any] = [
+            "title": plan.title, "version": plan.version, "changeSummary": plan.changeSummary, "period": period,
+            "sharedBy": version.header.fromName, "sharedOn": Display.when(version.header.sentAt, timeZone: configuration.timeZone),
+            "sections": sections,
+        ]
+        if let description = plan.description { context["description"] = description }
+        return context
+    }
+
+    static let upcoming: Set<CarePlanShare.ActivityStatus> = [.scheduled, .inProgress, .notStarted]
+
+    func personPage(_ request: Request, context: BridgeContext) async throws -> Response {
+        guard let signed = try signedIn(request) else { return .redirect("/sign-in") }
+        let carer = signed.session.carer
+        guard let patient = try patient(context, carer: carer) else { return notYours }
+        let versions = try plans(carer: carer, patient: patient)
+        let directory = await directory.listing(now: now)
+        let wanted = request.uri.queryParameters.get("version").flatMap { Int($0) }
+        let shown = wanted.flatMap { v in versions.first { $0.plan.version == v } } ?? versions.last
+        let after = try store.messages(for: carer, patient: patient).last?.seq ?? 0
+        var page: [String: Any] = [
+            "nhs": patient.digits, "nhsSpaced": Display.nhs(patient), "after": after,
+            "heading": shown?.plan.title ?? "Person with NHS number \(Display.nhs(patient))", "liveHint": true,
+        ]
+        if let shown {
+            page["plan"] = planContext(shown, directory: directory)
+            page["viewingOld"] = shown.plan.version != versions.last?.plan.version
+            let contacts: [[String: Any]] = shown.plan.sections.flatMap { $0.activities ?? [] }
+                .filter { Self.upcoming.contains($0.status) }
+                .map { activity in
+                    var entry: [String: Any] = ["description": activity.description,
+                                                "status": activity.status.rawValue.replacingOccurrences(of: "-", with: " ")]
+                    if let schedule = activity.schedule { entry["schedule"] = schedule }
+                    if let who = performer(activity.performer, directory: directory) { entry["who"] = who }
+                    return entry
+                }
+            page["contacts"] = contacts
+            page["hasContacts"] = !contacts.isEmpty
+        }
+        let history: [[String: Any]] = versions.reversed().map { version in
+            ["nhs": patient.digits, "version": version.plan.version, "changeSummary": version.plan.changeSummary,
+             "sharedOn": Display.when(version.header.sentAt, timeZone: configuration.timeZone),
+             "current": version.plan.version == shown?.plan.version]
+        }
+        page["history"] = history
+        page["hasHistory"] = versions.count > 1
+        let sent = try store.checkInCount(carer: carer, patient: patient)
+        if sent > 0 { page["checkInText"] = "You have sent \(sent) check-in\(sent == 1 ? "" : "s") about this person." }
+        return .html(renderer.page("person", title: page["heading"] as? String ?? "Care plan", page, csrf: signed.session.csrf, live: true))
+    }
+
+    // MARK: Check-in
+
+    struct Recipient {
+        let coordinator: PersonID
+        let coordinatorName: String
+        let team: DirectoryListing.Team?
+    }
+
+    /// Who a check-in about this patient goes to: the plan's care co-ordinator, else whoever
+    /// invited the carer; and the team whose hours and fallback contacts apply.
+    func recipient(carer: PersonID, patient: NHSNumber, directory: DirectoryListing?) throws -> Recipient? {
+        let latest = try plans(carer: carer, patient: patient).last?.plan
+        let invitedBy = try store.coordinator(carer: carer, patient: patient)
+        guard let coordinator = latest?.careCoordinator ?? invitedBy else { return nil }
+        var team: DirectoryListing.Team?
+        if let id = latest?.team, let found = directory?.team(id), found.hours != nil { team = found }
+        if team == nil { team = directory?.teams.first { $0.coordinator == coordinator && $0.hours != nil } }
+        if team == nil, let entry = directory?.people.first(where: { $0.id == coordinator }) {
+            team = entry.teams.lazy.compactMap { directory?.team($0) }.first { $0.hours != nil }
+        }
+        return Recipient(coordinator: coordinator, coordinatorName: directory?.name(of: coordinator) ?? coordinator.rawValue, team: team)
+    }
+
+    func patientName(carer: PersonID, patient: NHSNumber) throws -> String {
+        // Plans name the person in their title ("Living well at home: Margaret Ellis"); use
+        // the part after the colon when there is one.
+        if let title = try plans(carer: carer, patient: patient).last?.plan.title, let colon = title.lastIndex(of: ":") {
+            let name = title[title.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if !name.isEmpty { return name }
+        }
+        return "the person you care for"
+    }
+
+    func checkInForm(_ form: CheckInForm, signed: Signed, patient: NHSNumber, name: String, recipient: Recipient?,
+                     sendProblem: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        let errors = Dictionary(form.errors.map { ($0.field, $0.message) }, uniquingKeysWith: { first, _ in first })
+        var context = form.context(errorsByField: errors)
+        context["nhs"] = patient.digits
+        context["name"] = name
+        context["csrf"] = signed.session.csrf
+        context["key"] = form.key.isEmpty ? UUID().uuidString.lowercased() : form.key
+        context["coordinatorName"] = recipient?.coordinatorName ?? "the care co-ordinator"
+        context["errors"] = errors
+        context["hasErrors"] = !form.errors.isEmpty
+        context["errorList"] = form.errors.map { ["field": $0.field, "message": $0.message] }
+        if let sendProblem { context["sendProblem"] = sendProblem }
+        let title = (form.errors.isEmpty && sendProblem == nil ? "" : "Error: ") + "Check in"
+        return .html(renderer.page("checkIn", title: title, context, csrf: signed.session.csrf), status: status)
+    }
+
+    func checkInPage(_ request: Request, context: BridgeContext) async throws -> Response {
+        guard let signed = try signedIn(request) else { return .redirect("/sign-in") }
+        guard let patient = try patient(context, carer: signed.session.carer) else { return notYours }
+        let directory = await directory.listing(now: now)
+        return checkInForm(CheckInForm(), signed: signed, patient: patient,
+                           name: try patientName(carer: signed.session.carer, patient: patient),
+                           recipient: try recipient(carer: signed.session.carer, patient: patient, directory: directory))
+    }
+
+    func checkIn(_ request: Request, context: BridgeContext) async throws -> Response {
+        guard let signed = try signedIn(request) else { return .redirect("/sign-in") }
+        let fields = try await readForm(request)
+        guard let csrf = fields["csrf"], Tokens.same(csrf, signed.session.csrf) else { return formExpired }
+        let carer = signed.session.carer
+        guard let patient = try patient(context, carer: carer) else { return notYours }
+        let directory = await directory.listing(now: now)
+        let name = try patientName(carer: carer, patient: patient)
+        let recipient = try recipient(carer: carer, patient: patient, directory: directory)
+        var form = CheckInForm(fields)
+        let moment = now
+        guard let body = form.validate(patient: patient, carer: carer, name: name, now: moment) else {
+            return checkInForm(form, signed: signed, patient: patient, name: name, recipient: recipient, status: .badRequest)
+        }
+        guard let recipient else {
+            return checkInForm(form, signed: signed, patient: patient, name: name, recipient: nil,
+                               sendProblem: "We do not know who your care co-ordinator is yet. Please phone the care team.", status: .serviceUnavailable)
+        }
+        // The form's key makes a second press of the button (or a reload) the same message.
+        let key = form.key.count >= 8 && form.key.count <= 64 && form.key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" })
+            ? "bridge-checkin-\(form.key)" : "bridge-checkin-\(UUID().uuidString.lowercased())"
+        let header = SendHeader(key: key, kind: .carerCheckIn, to: [.person(recipient.coordinator)], patient: patient,
+                                priority: body.urgency == .urgent ? .urgent : nil, onBehalfOf: carer)
+        let accepted: Accepted
+        do {
+            accepted = try await link.send(header, body: body.encode())
+        } catch {
+            logger.error("check-in not sent", metadata: ["carer": "\(carer)", "error": "\(error)"])
+            return checkInForm(form, signed: signed, patient: patient, name: name, recipient: recipient,
+                               sendProblem: "The care team's system did not take it just now. Your answers are still here: try again in a minute. If it is urgent, phone the team.",
+                               status: .serviceUnavailable)
+        }
+        try store.recordCheckIn(key: key, carer: carer, patient: patient, message: accepted.id, recipient: "person:\(recipient.coordinator)",
+                                urgency: body.urgency.rawValue, now: moment)
+        var page: [String: Any] = [
+            "nhs": patient.digits, "name": name, "coordinatorName": recipient.coordinatorName,
+            "sentAt": Display.when(moment, timeZone: configuration.timeZone),
+        ]
+        if body.urgency == .urgent {
+            let hours = recipient.team?.hours.flatMap(ServiceHours.init)
+            let open = hours?.isOpen(at: moment, timeZone: configuration.timeZone) ?? false
+            if open {
+                page["urgentOpen"] = true
+            } else {
+                page["closed"] = true
+                page["teamName"] = recipient.team?.name ?? "The care team"
+                page["hours"] = recipient.team?.hours ?? "at set times"
+                let fallback = recipient.team?.fallback ?? []
+                page["fallback"] = fallback.isEmpty ? ["Your GP practice", "NHS 111", "Emergency: 999"] : fallback
+            }
+        }
+        return .html(renderer.page("checkInSent", title: "Check-in sent", page, csrf: signed.session.csrf))
+    }
+
+    // MARK: Live updates
+
+    func liveFragment(_ header: DeliverHeader, body: [UInt8], patient: NHSNumber) -> String {
+        var context: [String: Any] = [:]
+        let time = Display.when(header.sentAt, timeZone: configuration.timeZone)
+        if header.kind == .carePlanShare, let plan = try? CarePlanShare.decode(json: body) {
+            context["heading"] = "New care plan: version \(plan.version)"
+            context["detail"] = "\(header.fromName) shared it on \(time). What changed: \(plan.changeSummary)"
+            context["link"] = "/people/\(patient.digits)"
+            context["linkText"] = "Show version \(plan.version)"
+        } else {
+            context["heading"] = "New message from \(header.fromName)"
+            context["detail"] = "Sent \(time)."
+        }
+        return renderer.fragment("liveUpdate", context)
+    }
+
+    static func sse(event: String, id: String, data: String) -> String {
+        let lines = data.split(separator: "\n", omittingEmptySubsequences: false).map { "data: \($0)" }.joined(separator: "\n")
+        return "event: \(event)\nid: \(id)\n\(lines)\n\n"
+    }
+
+    func events(_ request: Request, context: BridgeContext) async throws -> Response {
+        guard let signed = try signedIn(request) else { return problem("Signed out", "Sign in again to see updates.", status: .unauthorized) }
+        let carer = signed.session.carer
+        guard let patient = try patient(context, carer: carer) else { return notYours }
+        // Everything stored after what the page showed (or after the browser's Last-Event-ID on a
+        // reconnect) is sent first, so nothing falls between the page and the stream.
+        let after = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) }
+            ?? request.uri.queryParameters.get("after").flatMap { Int64($0) } ?? Int64.max
+        let stream = hub.subscribe(carer: carer, patient: patient)
+        let backlog = after == Int64.max ? [] : try store.messages(for: carer, patient: patient).filter { $0.seq > after }
+        let bridge = self
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-store", HTTPField.Name("X-Accel-Buffering")!: "no"],
+            body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "retry: 3000\n: connected\n\n"))
+                var sent = Set<String>()
+                var lastSeq = after == Int64.max ? 0 : after
+                for message in backlog {
+                    sent.insert(message.header.id)
+                    lastSeq = message.seq
+                    let html = bridge.liveFragment(message.header, body: message.body, patient: patient)
+                    try await writer.write(ByteBuffer(string: Self.sse(event: "update", id: String(message.seq), data: html)))
+                }
+                for await event in stream {
+                    guard event.seq > lastSeq, sent.insert(event.header.id).inserted else { continue }
+                    lastSeq = event.seq
+                    let html = bridge.liveFragment(event.header, body: event.body, patient: patient)
+                    try await writer.write(ByteBuffer(string: Self.sse(event: "update", id: String(lastSeq), data: html)))
+                }
+                try await writer.finish(nil)
+            })
+    }
+}

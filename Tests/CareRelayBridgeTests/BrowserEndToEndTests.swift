@@ -1,0 +1,267 @@
+import CareRelayBridge
+import CareRelayBroker
+import CareRelayClient
+import CareRelayModel
+import CareRelayProtocol
+import Foundation
+import Hummingbird
+import Logging
+import Testing
+import ZeroMQ
+
+/// A small care system with a real broker: the people of the broker tests' CareSystem that
+/// this scenario needs, and the bridge acting for Jean Ellis.
+final class BrokerSystem {
+    let folder: URL
+    let brokerKeys: CurveKeyPair
+    var keys: [PersonID: CurveKeyPair] = [:]
+    let server: BrokerServer
+
+    static let people: [(PersonID, String, [Role], [TeamID], [PersonID]?)] = [
+        ("gp.khan", "Dr Amina Khan", [.gp], ["west.gp"], nil),
+        ("coord.patel", "Priya Patel", [.careCoordinator], ["west.social-care", "west.mdt"], nil),
+        ("nurse.ali", "Yusuf Ali", [.communityNurse], ["west.nursing", "west.mdt"], nil),
+        ("carer.ellis", "Jean Ellis", [.carer], [], nil),
+        ("bridge", "Carer bridge", [.gateway], [], ["carer.ellis"]),
+    ]
+
+    init() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("bridge-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        brokerKeys = try CurveKeyPair.generate()
+        var keys: [PersonID: CurveKeyPair] = [:]
+        for person in Self.people { keys[person.0] = try CurveKeyPair.generate() }
+        self.keys = keys
+        let directory = Directory(
+            organisations: [.init(id: "sunderland-ccg", name: "Sunderland CCG")],
+            localities: [.init(id: "west", name: "Sunderland West")],
+            teams: [
+                .init(id: "west.gp", name: "Pallion Health Centre", locality: "west"),
+                .init(id: "west.social-care", name: "West social care intake", locality: "west", coordinator: "coord.patel",
+                      hours: "mon-fri 08:00-18:00", fallback: ["District nurses: 0191 555 0100", "Emergency: 999"]),
+                .init(id: "west.nursing", name: "West community nursing", locality: "west"),
+                .init(id: "west.mdt", name: "West Wednesday MDT", kind: .mdt, locality: "west", coordinator: "coord.patel"),
+            ],
+            people: Self.people.map { p in
+                Directory.Person(id: p.0, name: p.1, roles: p.2, organisation: "sunderland-ccg", teams: p.3,
+                                 key: keys[p.0]!.publicKey, actsFor: p.4)
+            })
+        var logger = Logger(label: "bridge-e2e.broker")
+        logger.logLevel = .warning
+        server = try BrokerServer.start(
+            configuration: BrokerConfiguration(
+                endpoint: "tcp://127.0.0.1:*", storePath: folder.appendingPathComponent("broker.sqlite").path,
+                publicKey: brokerKeys.publicKey, secretKey: brokerKeys.secretKey, maxBodyBytes: 256 * 1024,
+                heartbeatMilliseconds: 5_000, responseTargets: BrokerConfiguration.defaultResponseTargets, clock: { Date() }),
+            directory: try DirectoryIndex(directory), logger: logger)
+    }
+
+    func configuration(_ person: PersonID, receive: Bool = true) -> ClientConfiguration {
+        ClientConfiguration(endpoint: server.endpoint, brokerPublicKey: brokerKeys.publicKey, keys: keys[person]!,
+                            receive: receive, credit: 64, replyTimeout: .seconds(5), attempts: 2, clientName: "test")
+    }
+
+    func client(_ person: PersonID, receive: Bool = true) throws -> CareRelayClient {
+        try CareRelayClient(configuration: configuration(person, receive: receive))
+    }
+
+    deinit {
+        server.stop()
+        try? FileManager.default.removeItem(at: folder)
+    }
+}
+
+/// Thread-confined use of a client from async tests: every call happens on one serial queue.
+final class ClientOnQueue: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "bridge-e2e.client")
+    private var client: CareRelayClient!
+
+    init(_ make: @escaping () throws -> CareRelayClient) throws {
+        var made: Result<CareRelayClient, any Error>!
+        queue.sync { made = Result { try make() } }
+        client = try made.get()
+    }
+
+    struct Unchecked<T>: @unchecked Sendable { let value: T }
+
+    func run<T>(_ body: @escaping (CareRelayClient) throws -> T) async throws -> T {
+        let work = Unchecked(value: body)
+        let result: Unchecked<Result<T, any Error>> = await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: Unchecked(value: Result { try work.value(self.client) })) }
+        }
+        return try result.value.get()
+    }
+
+    deinit {
+        let client = self.client
+        self.client = nil
+        queue.sync { _ = client }
+    }
+}
+
+final class PortBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int?
+    func set(_ port: Int?) { lock.lock(); value = port; lock.unlock() }
+    var port: Int? { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+enum Artifacts {
+    static var folder: URL {
+        if let path = ProcessInfo.processInfo.environment["CARERELAY_ARTIFACTS"] { return URL(fileURLWithPath: path) }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/artifacts")
+    }
+}
+
+func json(_ object: [String: Any]) throws -> [UInt8] {
+    [UInt8](try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+}
+
+@Suite(.serialized) struct BrowserEndToEndTests {
+    @Test(.enabled(if: WebDriver.available, "chromium and chromedriver are not installed (apt-get install chromium chromium-driver): browser test skipped"),
+          .timeLimit(.minutes(3)))
+    func aCarerSignsInSeesThePlanGetsALiveUpdateAndChecksIn() async throws {
+        let system = try BrokerSystem()
+        let coordinator = try ClientOnQueue { try system.client("coord.patel") }
+
+        // Priya's team looks after Mrs Ellis (so a check-in about her reaches Priya on implied consent).
+        try await coordinator.run { client in
+            _ = try client.query("careteam.link", ["patient": ellis.digits, "member": "team:west.social-care"])
+        }
+        // Mrs Ellis consents to Jean seeing her general, social care and medication information.
+        let now = ISO8601DateFormatter()
+        try await coordinator.run { client in
+            _ = try client.send(SendHeader(key: UUID().uuidString, kind: .consent, to: [], patient: ellis), body: try json([
+                "action": "grant", "id": "cd-e2e-1", "status": "active", "scope": "patient-privacy", "patient": ellis.digits,
+                "dateTime": now.string(from: Date()), "performer": ["person": "coord.patel", "role": "care-coordinator"],
+                "policyRule": "explicit",
+                "provision": [
+                    "type": "permit",
+                    "period": ["start": now.string(from: Date().addingTimeInterval(-86_400)),
+                               "end": now.string(from: Date().addingTimeInterval(365 * 86_400))],
+                    "actor": [["role": "person", "reference": "carer.ellis"]],
+                    "class": ["general", "social-care", "medication"],
+                ],
+            ]))
+        }
+
+        // The bridge: its own store, the gateway thread, and the web app on an ephemeral port.
+        var logger = Logger(label: "bridge-e2e")
+        logger.logLevel = .warning
+        let store = try BridgeStore(path: system.folder.appendingPathComponent("bridge.sqlite").path)
+        let hub = LiveHub()
+        let intake = DeliveryIntake(store: store, hub: hub, gatewayID: "bridge", logger: logger)
+        let gateway = BrokerGateway(configuration: system.configuration("bridge"), intake: intake, logger: logger)
+        defer { gateway.stop() }
+        let bridge = Bridge(configuration: BridgeConfiguration(gatewayID: "bridge"), store: store, link: gateway, hub: hub, logger: logger)
+        let portBox = PortBox()
+        let app = Application(router: bridge.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in portBox.set(channel.localAddress?.port) }, logger: logger)
+        let serving = Task { try await app.runService(gracefulShutdownSignals: []) }
+        defer {
+            hub.finishAll()
+            serving.cancel()
+        }
+
+        // The co-ordinator issues an invitation: the code goes to Jean by hand, its hash to the bridge.
+        let code = InvitationCode.generate()
+        let invite = CarerInvite(carer: "carer.ellis", patients: [ellis], codeHash: InvitationCode.hash(code),
+                                 expires: Timestamp(Date().addingTimeInterval(7 * 86_400)), issuedBy: "coord.patel")
+        try await coordinator.run { client in
+            _ = try client.send(SendHeader(key: "invite-\(UUID().uuidString)", kind: .carerInvite, to: [.person("bridge")]), body: invite.encode())
+        }
+        // And shares the care plan with Jean.
+        var plan = try Examples.object("careplan.share", "valid-home-plan-with-mental-health-section.json")
+        plan["team"] = "west.social-care"
+        try await coordinator.run { client in
+            _ = try client.send(SendHeader(key: UUID().uuidString, kind: .carePlanShare, to: [.person("carer.ellis")], patient: ellis),
+                                body: try json(plan))
+        }
+        try await waitUntil("the bridge stored the invitation and the plan") {
+            (try? store.messages(for: "carer.ellis", patient: ellis, kind: .carePlanShare).count) == 1
+        }
+        try await waitUntil("the web app is listening") { portBox.port != nil }
+        let site = "http://127.0.0.1:\(portBox.port!)"
+
+        let driver = try WebDriver(logFolder: system.folder)
+        do {
+            try await driver.waitUntilReady()
+            try await driver.startSession(width: 412, height: 1400)
+
+            // Sign in.
+            try await driver.go("\(site)/sign-in")
+            try await driver.type("#code", code.lowercased())
+            try await driver.click("form[action='/sign-in'] button")
+            try await driver.waitFor("the home page") { try await driver.source().contains("The people you care for") }
+            try await driver.click("a[href='/people/9434765919']")
+            try await driver.waitFor("the care plan") { try await driver.source().contains("Care plan: Living well at home") }
+            let page = try await driver.source()
+            #expect(page.contains("Daily living"))
+            #expect(page.contains("Morning call: personal care"))
+            #expect(!page.contains("Mood and memory"), "the mental health section is not for the carer")
+
+            // Wait for the live stream to be open, then share version 4.
+            try await driver.waitFor("the live stream") { hub.listenerCount >= 1 }
+            plan["version"] = 4
+            plan["changeSummary"] = "Evening call moved to 18:00 so Jean can get home from work."
+            try await coordinator.run { client in
+                _ = try client.send(SendHeader(key: UUID().uuidString, kind: .carePlanShare, to: [.person("carer.ellis")], patient: ellis),
+                                    body: try json(plan))
+            }
+            try await driver.waitFor("the live update", seconds: 20) {
+                try await driver.text("#updates").contains("New care plan: version 4")
+            }
+            #expect(try await driver.text("#updates").contains("Evening call moved to 18:00"))
+            try await driver.screenshot(to: Artifacts.folder.appendingPathComponent("bridge-care-plan.png"))
+
+            // Check in, by keyboard-free clicks on the labelled controls.
+            try await driver.click("a[href='/people/9434765919/check-in']")
+            try await driver.waitFor("the check-in form") { try await driver.source().contains("Check in about Margaret Ellis") }
+            try await driver.click("label[for='patientScore-3']")
+            try await driver.type("#patientText", "Tired today, but ate all her lunch.")
+            try await driver.click("label[for='wellbeing-2']")
+            try await driver.click("#strain option[value='7']")
+            try await driver.type("#concerns", "She fell asleep in the chair twice this afternoon.")
+            try await driver.click("label[for='urgency-soon']")
+            try await driver.type("#oxygen", "95")
+            try await driver.screenshot(to: Artifacts.folder.appendingPathComponent("bridge-check-in-form.png"))
+            try await driver.click("form[action='/people/9434765919/check-in'] button[type=submit]")
+            try await driver.waitFor("the confirmation") { try await driver.source().contains("Check-in sent") }
+            #expect(try await driver.source().contains("Your check-in about Margaret Ellis is in Priya Patel"))
+            try await driver.screenshot(to: Artifacts.folder.appendingPathComponent("bridge-check-in-sent.png"))
+            await driver.quit()
+        } catch {
+            await driver.quit()
+            throw error
+        }
+
+        // The co-ordinator receives it, from Jean, through the broker.
+        let delivered = try await coordinator.run { client -> Delivery? in
+            while let delivery = try client.nextDelivery(timeout: .seconds(10)) {
+                try client.confirm([delivery.header.id], recipient: delivery.header.recipient)
+                if delivery.header.kind == .carerCheckIn { return delivery }
+            }
+            return nil
+        }
+        let checkIn = try #require(delivered, "the co-ordinator received no check-in")
+        #expect(checkIn.header.from == "carer.ellis")
+        #expect(checkIn.header.patient == ellis)
+        let body = try CarerCheckIn.decode(json: checkIn.body)
+        #expect(body.patientWellbeing.score == 3)
+        #expect(body.carerWellbeing.strain == 7)
+        #expect(body.urgency == .soon)
+        #expect(body.readings?.first?.value == 95)
+        #expect(body.concerns == "She fell asleep in the chair twice this afternoon.")
+    }
+}
+
+func waitUntil(_ what: String, seconds: Double = 15, _ condition: () throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if (try? condition()) == true { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    Issue.record("timed out waiting until \(what)")
+    throw WebDriver.Failure(description: "timed out waiting until \(what)")
+}

@@ -1,0 +1,438 @@
+import CareRelayBridge
+@testable import CareRelayClient
+import CareRelayModel
+import CareRelayProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+@Suite struct SignInTests {
+    @Test func aValidCodeSignsInWithAStrictHttpOnlySessionCookie() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            let signIn = try await visitor.get("/sign-in")
+            #expect(signIn.status == .ok)
+            #expect(signIn.text.contains(#"<label for="code">Invitation code</label>"#))
+            let answer = try await visitor.post("/sign-in", [("csrf", try #require(signIn.csrf)), ("code", code.lowercased())])
+            #expect(answer.status == .seeOther)
+            #expect(answer.location == "/")
+            let session = try #require(visitor.lastSetCookies.first { $0.hasPrefix("crb_session=") })
+            #expect(session.contains("HttpOnly"))
+            #expect(session.contains("SameSite=Strict"))
+            #expect(!session.contains("Secure"), "no Secure flag unless configured")
+            let home = try await visitor.get("/")
+            #expect(home.status == .ok)
+            #expect(home.text.contains("/people/9434765919"))
+            #expect(home.text.contains("943 476 5919"))
+        }
+    }
+
+    @Test func secureCookiesWhenConfigured() async throws {
+        let fixture = try RouteFixture(secureCookies: true)
+        let code = try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let session = try #require(visitor.lastSetCookies.first { $0.hasPrefix("crb_session=") })
+            #expect(session.contains("; Secure"))
+        }
+    }
+
+    @Test func aWrongCodeIsRefusedWithAClearMessageNextToTheField() async throws {
+        let fixture = try RouteFixture()
+        try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            let answer = try await visitor.signIn("AAAA-BBBB-CCCC")
+            #expect(answer.status == .unauthorized)
+            #expect(answer.text.contains("That code is not right"))
+            #expect(answer.text.contains(#"id="code-error""#))
+            #expect(answer.text.contains(#"aria-invalid="true""#))
+            #expect(answer.text.contains(##"<a href="#code">"##), "the error summary links to the field")
+            #expect(visitor.cookies["crb_session"] == nil)
+            let home = try await visitor.get("/")
+            #expect(home.status == .seeOther)
+            #expect(home.location == "/sign-in")
+        }
+    }
+
+    @Test func anEmptyCodeAsksForOne() async throws {
+        let fixture = try RouteFixture()
+        try await fixture.app.test(.router) { client in
+            let answer = try await Visitor(client).signIn("  ")
+            #expect(answer.status == .badRequest)
+            #expect(answer.text.contains("Enter the invitation code"))
+        }
+    }
+
+    @Test func aCodeWorksOnlyOnce() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            let first = try await Visitor(client).signIn(code)
+            #expect(first.status == .seeOther)
+            let second = try await Visitor(client).signIn(code)
+            #expect(second.status == .unauthorized)
+            #expect(second.text.contains("already been used"))
+        }
+    }
+
+    @Test func anExpiredCodeIsRefused() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite(expiresIn: 3600)
+        fixture.clock.advance(by: 3601)
+        try await fixture.app.test(.router) { client in
+            let answer = try await Visitor(client).signIn(code)
+            #expect(answer.status == .unauthorized)
+            #expect(answer.text.contains("That code has expired"))
+        }
+    }
+
+    @Test func theStoreKeepsOnlyTheHashOfTheCode() throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        let bytes = try Data(contentsOf: fixture.folder.appendingPathComponent("bridge.sqlite"))
+            + ((try? Data(contentsOf: fixture.folder.appendingPathComponent("bridge.sqlite-wal"))) ?? Data())
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(!text.contains(InvitationCode.normalise(code)))
+        #expect(!text.contains(code))
+        #expect(text.contains(InvitationCode.hash(code)))
+    }
+
+    @Test func signingOutEndsTheSession() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let token = try #require(visitor.cookies["crb_session"])
+            let home = try await visitor.get("/")
+            let out = try await visitor.post("/sign-out", [("csrf", try #require(home.csrf))])
+            #expect(out.status == .seeOther)
+            #expect(out.location == "/sign-in?signed-out=1")
+            #expect(visitor.cookies["crb_session"] == nil, "the cookie is cleared")
+            let page = try await visitor.get("/sign-in?signed-out=1")
+            #expect(page.text.contains("You have signed out"))
+            // The old token is dead on the server too.
+            let replay = Visitor(client)
+            replay.cookies["crb_session"] = token
+            let again = try await replay.get("/")
+            #expect(again.status == .seeOther)
+            #expect(again.location == "/sign-in")
+        }
+    }
+
+    @Test func sessionsExpire() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            #expect(try await visitor.get("/").status == .ok)
+            fixture.clock.advance(by: 8 * 3600 + 1)
+            #expect(try await visitor.get("/").status == .seeOther)
+        }
+    }
+}
+
+@Suite struct CSRFTests {
+    @Test func signInWithoutTheFormTokenIsRefused() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            // No form cookie at all (a cross-site post would not carry the SameSite=Strict one).
+            let bare = try await visitor.post("/sign-in", [("csrf", "forged"), ("code", code)])
+            #expect(bare.status == .forbidden)
+            #expect(bare.text.contains("This form has expired"))
+            // A cookie, but a field that does not match it.
+            _ = try await visitor.get("/sign-in")
+            let mismatched = try await visitor.post("/sign-in", [("csrf", "forged"), ("code", code)])
+            #expect(mismatched.status == .forbidden)
+            // The code was not used up by the refused attempts.
+            #expect(try await visitor.signIn(code).status == .seeOther)
+        }
+    }
+
+    @Test func everySignedInPostChecksTheSessionToken() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try fixture.deliverPlan(version: 3)
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let form = try await visitor.get("/people/9434765919/check-in")
+            let valid = Self.checkIn(csrf: "not-the-token", key: try #require(form.key))
+            let refused = try await visitor.post("/people/9434765919/check-in", valid)
+            #expect(refused.status == .forbidden)
+            #expect(fixture.link.sent.isEmpty, "nothing is sent on a forged post")
+            let noToken = try await visitor.post("/sign-out", [])
+            #expect(noToken.status == .forbidden)
+            #expect(try await visitor.get("/").status == .ok, "still signed in")
+            // The right token works.
+            let sent = try await visitor.post("/people/9434765919/check-in", Self.checkIn(csrf: try #require(form.csrf), key: try #require(form.key)))
+            #expect(sent.status == .ok)
+            #expect(fixture.link.sent.count == 1)
+        }
+    }
+
+    static func checkIn(csrf: String, key: String, urgency: String = "routine") -> [(String, String)] {
+        [("csrf", csrf), ("key", key), ("patientScore", "4"), ("patientText", "Ate well, walked to the gate."),
+         ("wellbeing", "3"), ("strain", "5"), ("carerText", ""), ("concerns", ""), ("urgency", urgency),
+         ("pulse", ""), ("oxygen", "96"), ("temperature", "")]
+    }
+}
+
+@Suite struct RateLimitTests {
+    @Test func afterFiveAttemptsFromOneAddressEvenTheRightCodeWaits() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            for n in 1...5 {
+                let answer = try await visitor.signIn("WRNG-CODE-\(1000 + n)")
+                #expect(answer.status == .unauthorized)
+            }
+            let limited = try await visitor.signIn(code)
+            #expect(limited.status == .tooManyRequests)
+            #expect(limited.text.contains("Too many attempts"))
+            #expect(visitor.cookies["crb_session"] == nil)
+            // After the window the right code works (it was never used).
+            fixture.clock.advance(by: 15 * 60 + 1)
+            #expect(try await visitor.signIn(code).status == .seeOther)
+        }
+    }
+
+    @Test func oneCodeTriedFromManyAddressesIsLimitedToo() async throws {
+        let fixture = try RouteFixture(trustForwardedFor: true)
+        try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            for n in 1...5 {
+                let answer = try await Visitor(client, address: "192.0.2.\(n)").signIn("GUES-SSED-CODE")
+                #expect(answer.status == .unauthorized)
+            }
+            let limited = try await Visitor(client, address: "192.0.2.99").signIn("GUES-SSED-CODE")
+            #expect(limited.status == .tooManyRequests)
+            // Another address with another code is not affected.
+            let other = try await Visitor(client, address: "192.0.2.100").signIn("OTHR-CODE-HERE")
+            #expect(other.status == .unauthorized)
+        }
+    }
+}
+
+@Suite struct PersonPageTests {
+    @Test func thePlanAsTheCarerMaySeeItWithHistoryAndContacts() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try fixture.deliverPlan(version: 2, change: "First shared with Jean.")
+        try fixture.deliverPlan(version: 3, change: "Evening call moved to 18:00.")
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let page = try await visitor.get("/people/9434765919")
+            #expect(page.status == .ok)
+            #expect(page.text.contains("Living well at home: Margaret Ellis"))
+            #expect(page.text.contains("Version 3, shared by Priya Patel"))
+            #expect(page.text.contains("Daily living"))
+            #expect(!page.text.contains("Mood and memory"), "a section the carer may not see is simply absent")
+            #expect(page.text.contains("Upcoming contacts"))
+            #expect(page.text.contains("Morning call: personal care"))
+            #expect(page.text.contains("Earlier versions"))
+            #expect(page.text.contains(#"href="/people/9434765919?version=2""#))
+            #expect(page.text.contains(#"<script src="/static/live.js" defer></script>"#))
+            #expect(page.text.contains(#"data-events="/people/9434765919/events?after="#))
+            let old = try await visitor.get("/people/9434765919?version=2")
+            #expect(old.text.contains("You are looking at version 2"))
+            #expect(old.text.contains("First shared with Jean."))
+        }
+    }
+
+    @Test func anotherPersonsPageIsNotThere() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            #expect(try await visitor.get("/people/4010232137").status == .notFound)
+            #expect(try await visitor.get("/people/not-a-number").status == .notFound)
+            #expect(try await visitor.get("/people/4010232137/check-in").status == .notFound)
+        }
+    }
+
+    @Test func pagesCarrySecurityHeaders() async throws {
+        let fixture = try RouteFixture()
+        try await fixture.app.test(.router) { client in
+            let page = try await Visitor(client).get("/sign-in")
+            #expect(page.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("script-src 'self'") == true)
+            #expect(page.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+            #expect(page.headers[.cacheControl] == "no-store")
+        }
+    }
+}
+
+@Suite struct CheckInTests {
+    @Test func anEmptyFormShowsEveryProblemNextToItsField() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try fixture.deliverPlan(version: 3)
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let form = try await visitor.get("/people/9434765919/check-in")
+            #expect(form.text.contains("How is Margaret Ellis today?"))
+            #expect(form.text.contains("Your answers go to Priya Patel"))
+            let answer = try await visitor.post("/people/9434765919/check-in", [
+                ("csrf", try #require(form.csrf)), ("key", try #require(form.key)), ("patientText", ""), ("strain", ""),
+                ("pulse", "fast"), ("oxygen", "150"), ("concerns", "Her cough is worse at night."),
+            ])
+            #expect(answer.status == .badRequest)
+            #expect(answer.text.contains("<title>Error: Check in"))
+            #expect(answer.text.contains("There is a problem"))
+            for (field, message) in [
+                ("patientScore", "Choose how Margaret Ellis is today, from 1 (very poorly) to 5 (very well)."),
+                ("patientText", "Write a few words about how Margaret Ellis is today."),
+                ("wellbeing", "Choose how you are, from 1 (struggling) to 5 (well)."),
+                ("strain", "Choose how much strain you feel, from 0 (none) to 10 (you cannot go on)."),
+                ("urgency", "Choose how soon you would like someone to get back to you."),
+                ("pulse", "Enter a number, for example 72, or leave it empty."),
+                ("oxygen", "150 is not a likely reading: check it and enter a number from 50 to 100, or leave it empty."),
+            ] {
+                #expect(answer.text.contains(##"<p class="error" id="\##(field)-error"><span class="visually-hidden">Error:</span> \##(message)</p>"##), "\(field)")
+                #expect(answer.text.contains(##"<li><a href="#\##(field)">\##(message)</a></li>"##), "\(field) in the summary")
+            }
+            #expect(answer.text.contains("Her cough is worse at night."), "what was typed is kept")
+            #expect(fixture.link.sent.isEmpty)
+        }
+    }
+
+    @Test func aCheckInGoesToTheCoordinatorOnBehalfOfTheCarer() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try fixture.deliverPlan(version: 3)
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let form = try await visitor.get("/people/9434765919/check-in")
+            let fields = CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key))
+            let answer = try await visitor.post("/people/9434765919/check-in", fields)
+            #expect(answer.status == .ok)
+            #expect(answer.text.contains("Check-in sent"))
+            #expect(!answer.text.contains("The team is closed now"))
+            let (header, body) = try #require(fixture.link.sent.first)
+            #expect(header.kind == .carerCheckIn)
+            #expect(header.onBehalfOf == "carer.ellis")
+            #expect(header.to == [.person("coord.patel")])
+            #expect(header.patient == ellis)
+            let checkIn = try CarerCheckIn.decode(json: body)
+            #expect(checkIn.carer == "carer.ellis")
+            #expect(checkIn.patientWellbeing.score == 4)
+            #expect(checkIn.carerWellbeing.strain == 5)
+            #expect(checkIn.readings?.first?.unit == "%")
+            // Pressing the button again sends the same idempotency key.
+            _ = try await visitor.post("/people/9434765919/check-in", fields)
+            #expect(fixture.link.sent.count == 2)
+            #expect(fixture.link.sent[0].header.key == fixture.link.sent[1].header.key)
+        }
+    }
+
+    @Test func anUrgentCheckInOutOfHoursShowsTheFallbackContacts() async throws {
+        let fixture = try RouteFixture(now: RouteFixture.saturday)
+        let code = try fixture.invite()
+        try fixture.deliverPlan(version: 3)
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let form = try await visitor.get("/people/9434765919/check-in")
+            let answer = try await visitor.post("/people/9434765919/check-in",
+                                                CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key), urgency: "urgent"))
+            #expect(answer.status == .ok)
+            #expect(answer.text.contains("The team is closed now"))
+            #expect(answer.text.contains("open mon-fri 08:00-18:00"))
+            #expect(answer.text.contains("<li>District nurses: 0191 555 0100</li>"))
+            #expect(answer.text.contains("<li>Emergency: 999</li>"))
+            #expect(fixture.link.sent.first?.header.priority == .urgent)
+        }
+    }
+
+    @Test func anUrgentCheckInInHoursNeedsNoFallback() async throws {
+        let fixture = try RouteFixture(now: RouteFixture.weekday)
+        let code = try fixture.invite()
+        try fixture.deliverPlan(version: 3)
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let form = try await visitor.get("/people/9434765919/check-in")
+            let answer = try await visitor.post("/people/9434765919/check-in",
+                                                CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key), urgency: "urgent"))
+            #expect(!answer.text.contains("The team is closed now"))
+            #expect(answer.text.contains("The team is open now"))
+        }
+    }
+
+    @Test func whenTheBrokerCannotBeReachedTheAnswersStay() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        try fixture.deliverPlan(version: 3)
+        fixture.link.failing = true
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let form = try await visitor.get("/people/9434765919/check-in")
+            let answer = try await visitor.post("/people/9434765919/check-in",
+                                                CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key)))
+            #expect(answer.status == .serviceUnavailable)
+            #expect(answer.text.contains("Your check-in was not sent"))
+            #expect(answer.text.contains("Ate well, walked to the gate."))
+        }
+    }
+}
+
+@Suite struct UnitTests {
+    @Test func serviceHours() throws {
+        let hours = try #require(ServiceHours("mon-fri 08:00-18:00"))
+        let london = TimeZone(identifier: "Europe/London")!
+        let f = ISO8601DateFormatter()
+        #expect(hours.isOpen(at: f.date(from: "2026-11-25T10:00:00Z")!, timeZone: london))
+        #expect(!hours.isOpen(at: f.date(from: "2026-11-25T18:30:00Z")!, timeZone: london))
+        #expect(!hours.isOpen(at: f.date(from: "2026-11-28T10:00:00Z")!, timeZone: london), "Saturday")
+        // British Summer Time: 07:30 UTC is 08:30 in London.
+        #expect(hours.isOpen(at: f.date(from: "2026-07-01T07:30:00Z")!, timeZone: london))
+        #expect(ServiceHours("whenever") == nil)
+        #expect(try #require(ServiceHours("24/7")).isOpen(at: Date(), timeZone: london))
+    }
+
+    @Test func invitationCodesNormalise() {
+        let code = InvitationCode.generate()
+        #expect(code.count == 14)
+        #expect(InvitationCode.hash(code) == InvitationCode.hash(code.lowercased().replacingOccurrences(of: "-", with: " ")))
+        #expect(InvitationCode.hash(code).count == 64)
+    }
+
+    @Test func anInvitationIsTakenOnlyFromItsIssuer() throws {
+        let fixture = try RouteFixture()
+        var logger = Logger(label: "t")
+        logger.logLevel = .critical
+        let intake = DeliveryIntake(store: fixture.store, hub: fixture.hub, gatewayID: "bridge", logger: logger, now: { fixture.clock.now() })
+        let forged = CarerInvite(carer: "carer.ellis", patients: [ellis], codeHash: InvitationCode.hash("AAAA-BBBB-CCCC"),
+                                 expires: Timestamp(fixture.clock.now().addingTimeInterval(3600)), issuedBy: "coord.patel")
+        func delivery(from: PersonID) -> Delivery {
+            Delivery(header: DeliverHeader(id: "m-\(from)", recipient: "bridge", kind: .carerInvite, from: from, fromName: "x", to: [.person("bridge")],
+                                           patient: nil, priority: nil, labels: nil, correlation: nil, sentAt: Timestamp(fixture.clock.now()).text,
+                                           redacted: nil, override: nil, topic: nil, attempt: 1),
+                     body: forged.encode())
+        }
+        try intake.store(delivery(from: "coord.other"))
+        if case .success = try fixture.store.redeem(codeHash: forged.codeHash, now: fixture.clock.now(), sessionLifetime: 60) {
+            Issue.record("an invitation whose issuedBy is not its sender must not be stored")
+        }
+        try intake.store(delivery(from: "coord.patel"))
+        if case .failure(let problem) = try fixture.store.redeem(codeHash: forged.codeHash, now: fixture.clock.now(), sessionLifetime: 60) {
+            Issue.record("expected the invitation to work: \(problem)")
+        }
+    }
+}

@@ -1,0 +1,196 @@
+import CareRelayBridge
+import CareRelayModel
+import CareRelayProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+
+/// Mrs Ellis, the patient most tests are about; Jean Ellis is her carer.
+let ellis = try! NHSNumber(validating: "9434765919")
+let robson = try! NHSNumber(validating: "4010232137")
+
+/// A clock tests can set.
+final class TestClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: Date
+    init(_ date: Date = Date()) { current = date }
+    func now() -> Date { lock.lock(); defer { lock.unlock() }; return current }
+    func set(_ date: Date) { lock.lock(); current = date; lock.unlock() }
+    func advance(by seconds: TimeInterval) { lock.lock(); current += seconds; lock.unlock() }
+}
+
+/// A broker stand-in for route tests: records sends, answers the directory query.
+final class FakeLink: BrokerLink, @unchecked Sendable {
+    private let lock = NSLock()
+    private var _sent: [(SendHeader, [UInt8])] = []
+    var failing = false
+
+    var sent: [(header: SendHeader, body: [UInt8])] {
+        lock.lock(); defer { lock.unlock() }
+        return _sent.map { ($0.0, $0.1) }
+    }
+
+    func send(_ header: SendHeader, body: [UInt8]) async throws -> Accepted {
+        if failing { throw GatewayError.notConnected("test") }
+        let n = lock.withLock {
+            _sent.append((header, body))
+            return _sent.count
+        }
+        return Accepted(key: header.key, id: "m-test-\(n)", duplicate: false, recipients: [], req: header.req)
+    }
+
+    func query(_ name: String, _ params: [String: String]) async throws -> [UInt8] {
+        guard name == "directory" else { throw GatewayError.notConnected("no such query in the fake") }
+        return Array(Self.directory.utf8)
+    }
+
+    static let directory = """
+    {"people":[{"id":"coord.patel","name":"Priya Patel","roles":["care-coordinator"],"teams":["west.social-care"]},
+               {"id":"carer.ellis","name":"Jean Ellis","roles":["carer"],"teams":[]}],
+     "teams":[{"id":"west.social-care","name":"West social care intake","kind":"team","locality":"west","coordinator":"coord.patel",
+               "hours":"mon-fri 08:00-18:00","fallback":["District nurses: 0191 555 0100","Emergency: 999"]}]}
+    """
+}
+
+/// The route-test set-up: a bridge over a temporary store and a fake broker.
+struct RouteFixture {
+    let folder: URL
+    let store: BridgeStore
+    let link = FakeLink()
+    let hub = LiveHub()
+    let clock: TestClock
+    let bridge: Bridge
+
+    /// 10:00 on Wednesday 25 November 2026, London time.
+    static let weekday = ISO8601DateFormatter().date(from: "2026-11-25T10:00:00Z")!
+    /// 10:00 on Saturday 28 November 2026.
+    static let saturday = ISO8601DateFormatter().date(from: "2026-11-28T10:00:00Z")!
+
+    init(secureCookies: Bool = false, trustForwardedFor: Bool = false, now: Date = RouteFixture.weekday) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("bridge-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        store = try BridgeStore(path: folder.appendingPathComponent("bridge.sqlite").path)
+        let clock = TestClock(now)
+        self.clock = clock
+        var logger = Logger(label: "bridge-test")
+        logger.logLevel = .warning
+        bridge = Bridge(
+            configuration: BridgeConfiguration(gatewayID: "bridge", secureCookies: secureCookies, trustForwardedFor: trustForwardedFor,
+                                               now: { clock.now() }),
+            store: store, link: link, hub: hub, logger: logger)
+    }
+
+    var app: some ApplicationProtocol {
+        var logger = Logger(label: "bridge-test-app")
+        logger.logLevel = .warning
+        return Application(router: bridge.router(), logger: logger)
+    }
+
+    /// Stores an invitation as if the broker had delivered it; returns the code.
+    @discardableResult
+    func invite(carer: PersonID = "carer.ellis", patients: [NHSNumber] = [ellis], expiresIn: TimeInterval = 7 * 86_400,
+                code: String = InvitationCode.generate()) throws -> String {
+        let body = CarerInvite(carer: carer, patients: patients, codeHash: InvitationCode.hash(code),
+                               expires: Timestamp(clock.now().addingTimeInterval(expiresIn)), issuedBy: "coord.patel")
+        try store.storeInvite(body, message: "m-invite-\(UUID().uuidString)", receivedAt: clock.now())
+        return code
+    }
+
+    /// Stores a care plan as the broker would deliver it to the carer (the mental health
+    /// section already removed by consent).
+    func deliverPlan(version: Int, change: String = "Evening call moved to 18:00.", id: String = UUID().uuidString) throws {
+        var plan = try Examples.object("careplan.share", "valid-home-plan-with-mental-health-section.json")
+        plan["version"] = version
+        plan["changeSummary"] = change
+        plan["sections"] = (plan["sections"] as! [[String: Any]]).filter { !(($0["labels"] as? [String]) ?? []).contains("mental-health") }
+        let body = [UInt8](try JSONSerialization.data(withJSONObject: plan, options: [.sortedKeys]))
+        let header = DeliverHeader(id: "m-\(id)", recipient: "carer.ellis", kind: .carePlanShare, from: "coord.patel", fromName: "Priya Patel",
+                                   to: [.person("carer.ellis")], patient: ellis, priority: nil, labels: nil, correlation: nil,
+                                   sentAt: Timestamp(clock.now()).text, redacted: ["mood"], override: nil, topic: nil, attempt: 1)
+        try store.storeDelivery(header, body: body, now: clock.now())
+    }
+}
+
+enum Examples {
+    static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Protocols/examples")
+
+    static func object(_ kind: String, _ name: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: root.appendingPathComponent(kind).appendingPathComponent(name))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+}
+
+/// A tiny browser over the test client: keeps cookies, reads CSRF tokens from forms.
+final class Visitor: @unchecked Sendable {
+    let client: any TestClientProtocol
+    var cookies: [String: String] = [:]
+    var address: String?
+    var lastSetCookies: [String] = []
+
+    init(_ client: any TestClientProtocol, address: String? = nil) {
+        self.client = client
+        self.address = address
+    }
+
+    struct Page {
+        let status: HTTPResponse.Status
+        let headers: HTTPFields
+        let text: String
+        var location: String? { headers[.location] }
+        var csrf: String? {
+            guard let range = text.range(of: #"name="csrf" value="([^"]*)""#, options: .regularExpression) else { return nil }
+            let match = String(text[range])
+            return match.components(separatedBy: "value=\"").last.map { String($0.dropLast()) }
+        }
+        var key: String? {
+            guard let range = text.range(of: #"name="key" value="([^"]*)""#, options: .regularExpression) else { return nil }
+            return String(text[range]).components(separatedBy: "value=\"").last.map { String($0.dropLast()) }
+        }
+    }
+
+    private func headers(form: Bool) -> HTTPFields {
+        var headers = HTTPFields()
+        if !cookies.isEmpty { headers[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ") }
+        if form { headers[.contentType] = "application/x-www-form-urlencoded" }
+        if let address { headers[HTTPField.Name("X-Forwarded-For")!] = address }
+        return headers
+    }
+
+    private func absorb(_ response: TestResponse) -> Page {
+        lastSetCookies = response.headers[values: .setCookie]
+        for cookie in lastSetCookies {
+            let first = cookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(first[0]), value = first.count > 1 ? String(first[1]) : ""
+            if value.isEmpty || cookie.contains("Max-Age=0") { cookies[name] = nil } else { cookies[name] = value }
+        }
+        return Page(status: response.status, headers: response.headers, text: String(buffer: response.body))
+    }
+
+    func get(_ uri: String) async throws -> Page {
+        absorb(try await client.execute(uri: uri, method: .get, headers: headers(form: false)))
+    }
+
+    func post(_ uri: String, _ fields: [(String, String)]) async throws -> Page {
+        let body = fields.map { "\(Self.encode($0.0))=\(Self.encode($0.1))" }.joined(separator: "&")
+        return absorb(try await client.execute(uri: uri, method: .post, headers: headers(form: true), body: ByteBuffer(string: body)))
+    }
+
+    static func encode(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+    }
+
+    /// Opens the sign-in page and signs in with `code`.
+    func signIn(_ code: String) async throws -> Page {
+        let form = try await get("/sign-in")
+        let csrf = try #require(form.csrf)
+        return try await post("/sign-in", [("csrf", csrf), ("code", code)])
+    }
+}
