@@ -42,7 +42,10 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "CareRelayClient", dependencies: ["ZeroMQ", "CareRelayModel", "CareRelayProtocol"]),
+        .target(name: "CareRelayClient", dependencies: [
+            "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .executableTarget(name: "carerelay-broker", dependencies: [
             "CareRelayBroker", "ZeroMQ",
             .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import CareRelayClient
 import CareRelayModel
 import CareRelayProtocol
 import Foundation

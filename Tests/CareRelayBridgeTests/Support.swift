@@ -1,4 +1,5 @@
 import CareRelayBridge
+import CareRelayClient
 import CareRelayModel
 import CareRelayProtocol
 import Foundation

@@ -110,8 +110,8 @@ struct Watch: ParsableCommand {
             return "MDT agenda \(a.title), \(a.start), version \(a.version): \(a.items.count) item(s)\(withheld > 0 ? ", \(withheld) withheld" : "")"
         case .carePlanShare(let p):
             return "care plan \(p.plan) version \(p.version): \(Format.oneLine(p.changeSummary))"
-        case .carerCheckIn:
-            return "carer check-in (carerelay show it with --json for details)"
+        case .carerCheckIn(let c):
+            return "carer check-in from \(c.carer) about \(c.patient.formatted), \(c.urgency.rawValue): person \(c.patientWellbeing.score)/5, carer \(c.carerWellbeing.wellbeing)/5, strain \(c.carerWellbeing.strain)/10\(c.concerns.map { "; concerns: " + Format.oneLine($0) } ?? "")"
         case .consent(let c):
             return "consent \(c.action) for \(c.patient.formatted)"
         case .carerInvite(let invite):
