@@ -56,6 +56,9 @@ import Testing
         #expect(!redactedSections.contains { $0["id"] as? String == "mood" })
         #expect(redactedSections.count == wholeSections.count - 1)
         #expect(!String(decoding: redacted.body, as: UTF8.self).contains("PHQ-9"))
+        // Nor does the free-text change summary give the removed section away.
+        #expect(!String(decoding: redacted.body, as: UTF8.self).contains("talking therapies"))
+        #expect(String(decoding: whole.body, as: UTF8.self).contains("talking therapies"))
 
         let carer = try system.client("carer.ellis")
         #expect(try carer.nextDelivery(timeout: .milliseconds(500)) == nil)
