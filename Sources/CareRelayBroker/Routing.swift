@@ -21,6 +21,9 @@ struct RoutedSend {
     var outcomes: [RecipientOutcome]
     /// Co-ordinators to tell about a break-glass override, once the message is stored.
     var overrideNotices: [(coordinator: PersonID, patient: NHSNumber)]
+    /// Messages the sender has evidently received: acting on a referral (accepting,
+    /// declining, ...) confirms the actor's own copy of it, so tracking shows it received.
+    var confirmsOwnCopy: [String] = []
 }
 
 extension Engine {
@@ -93,11 +96,14 @@ extension Engine {
         if routed.isEmpty {
             recordConfirmations(confirmations, now: now)
         } else {
+            let implied = routed.filter { !$0.confirmsOwnCopy.isEmpty }
+                .map { (routingID: $0.pending.routingID, recipient: $0.message.sender, ids: $0.confirmsOwnCopy) }
+            let allConfirmations = confirmations + implied
             do {
                 outcomes = try store.accept(
                     routed.map(\.message),
-                    confirming: confirmations.map { SQLiteStore.Confirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
-                applyConfirmations(confirmations)
+                    confirming: allConfirmations.map { SQLiteStore.Confirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
+                applyConfirmations(allConfirmations)
             } catch {
                 // Nothing of this batch is acknowledged: the senders retry with the same keys.
                 logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
@@ -364,7 +370,9 @@ extension Engine {
             patient: patient, correlation: header.correlation, body: pending.body,
             bodyHash: fingerprint, acceptedAt: now,
             deliveries: deliveries, referral: referral, careTeamLinks: careTeamLinks, audit: audit)
-        return .routed(RoutedSend(pending: pending, message: message, outcomes: outcomes, overrideNotices: uniqueNotices))
+        var routed = RoutedSend(pending: pending, message: message, outcomes: outcomes, overrideNotices: uniqueNotices)
+        if case .referralEvent(let event) = body { routed.confirmsOwnCopy = [event.referral] }
+        return .routed(routed)
     }
 
     static func plannedDecision(_ outcome: ConsentOutcome) -> PlannedDelivery.Decision {

@@ -56,6 +56,10 @@ import Testing
         let lee = try system.client("sw.lee", receive: false)
         let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())
         try okafor.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: referral.id, by: "sw.okafor"))
+        // Acting on the referral shows she has it, even from a connection that takes no deliveries.
+        let tracked = try gp.query("track", ["id": referral.id], as: Tracking.self)
+        #expect(tracked.recipients.first { $0.person == "sw.okafor" }?.state == "confirmed")
+        #expect(tracked.recipients.first { $0.person == "sw.lee" }?.state == "pending")
         #expect {
             try lee.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))
         } throws: { error in
