@@ -1,17 +1,42 @@
 import Foundation
 
+/// Text that must have a shape (a date, a date and time): checked when decoded or built from
+/// text, kept exactly as written so a body re-encodes byte for byte.
+public protocol CheckedText: Hashable, Sendable, Codable {
+    var text: String { get }
+    /// Builds the value without checking: for text already checked or made by code.
+    init(unchecked text: String)
+    /// Why the text does not have the shape, in plain English; nil when it does.
+    static func problem(_ text: String) -> String?
+}
+
+extension CheckedText {
+    public init(validating text: String) throws(MessageValidationError) {
+        if let problem = Self.problem(text) { throw MessageValidationError(path: "(value)", reason: problem) }
+        self.init(unchecked: text)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        if let problem = Self.problem(text) { throw decoder.fail(problem) }
+        self.init(unchecked: text)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
+    }
+}
+
 /// An instant written in ISO 8601 / RFC 3339 form with seconds and an offset:
 /// `2025-03-12T09:30:00Z`, `2025-03-12T21:47:10.250+00:00`.
 ///
 /// The text is kept exactly as received so that a body re-encodes byte for byte. Beyond the
 /// schema's pattern, the day must exist in its month (no 30 February).
-public struct Timestamp: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+public struct Timestamp: CheckedText, Comparable, CustomStringConvertible {
     public let text: String
 
-    public init(validating text: String) throws(MessageValidationError) {
-        if let problem = Self.problem(text) { throw MessageValidationError(path: "(value)", reason: problem) }
-        self.text = text
-    }
+    public init(unchecked text: String) { self.text = text }
 
     /// A timestamp for a moment, written in UTC with whole seconds.
     public init(_ date: Date) {
@@ -37,19 +62,8 @@ public struct Timestamp: Hashable, Sendable, Codable, Comparable, CustomStringCo
         return lhs.text < rhs.text
     }
 
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        if let problem = Self.problem(text) { throw decoder.fail(problem) }
-        self.text = text
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(text)
-    }
-
     /// Schema pattern: `^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
-    static func problem(_ text: String) -> String? {
+    public static func problem(_ text: String) -> String? {
         let shape = "\"\(text.prefix(40))\" is not a date and time like 2025-03-12T09:30:00Z (ISO 8601 with seconds and a Z or +hh:mm offset)"
         let b = Array(text.utf8)
         guard b.count >= 20, let dateCheck = CalendarDate.parse(b[0..<10]) else { return shape }
@@ -77,30 +91,16 @@ public struct Timestamp: Hashable, Sendable, Codable, Comparable, CustomStringCo
 }
 
 /// A calendar date, `YYYY-MM-DD` (FHIR `date` at day precision). The day must exist.
-public struct CalendarDate: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+public struct CalendarDate: CheckedText, Comparable, CustomStringConvertible {
     public let text: String
 
-    public init(validating text: String) throws(MessageValidationError) {
-        if let problem = Self.problem(text) { throw MessageValidationError(path: "(value)", reason: problem) }
-        self.text = text
-    }
+    public init(unchecked text: String) { self.text = text }
 
     public var description: String { text }
     public static func < (lhs: CalendarDate, rhs: CalendarDate) -> Bool { lhs.text < rhs.text }
 
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        if let problem = Self.problem(text) { throw decoder.fail(problem) }
-        self.text = text
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(text)
-    }
-
     /// Schema pattern: `^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$`
-    static func problem(_ text: String) -> String? {
+    public static func problem(_ text: String) -> String? {
         let shape = "\"\(text.prefix(40))\" is not a date like 2025-03-12 (YYYY-MM-DD)"
         let b = Array(text.utf8)
         guard b.count == 10, let result = parse(b[0..<10]) else { return shape }
