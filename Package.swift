@@ -78,13 +78,26 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Reliability under faults, load and hostile input (RELIABILITY.md, Scripts/soak).
+        .target(name: "CareRelayFuzzing", dependencies: ["CareRelayModel", "CareRelayProtocol"]),
+        // The seeded generator by default; built with -sanitize=fuzzer -DLIBFUZZER by Scripts/soak.
+        .executableTarget(name: "carerelay-fuzz", dependencies: [
+            "CareRelayFuzzing",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "CareRelayHarness", dependencies: ["ZeroMQ"]),
+        .executableTarget(name: "carerelay-soak", dependencies: [
+            "CareRelayHarness", "CareRelayFuzzing", "CareRelayClient", "CareRelayStore", "CareRelayModel", "CareRelayProtocol", "ZeroMQ",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "CareRelayModelTests", dependencies: ["CareRelayModel"]),
-        .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol"]),
+        .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol", "CareRelayFuzzing"]),
         .testTarget(name: "CareRelayPolicyTests", dependencies: ["CareRelayPolicy"]),
         .testTarget(name: "CareRelayStoreTests", dependencies: ["CareRelayStore"]),
         .testTarget(name: "CareRelayBrokerTests", dependencies: [
-            "CareRelayBroker", "CareRelayClient",
+            "CareRelayBroker", "CareRelayClient", "CareRelayHarness", "CareRelayFuzzing",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CarerelayCLITests", dependencies: ["CareRelayBroker", "CareRelayClient", .product(name: "Logging", package: "swift-log")]),

@@ -35,8 +35,11 @@ public final class BrokerServer: @unchecked Sendable {
         case store(String)
         case policy(String)
         case socket(String)
+        case insecureEndpoint(String)
         public var description: String {
             switch self {
+            case .insecureEndpoint(let endpoint):
+                "insecure development mode refuses to bind \(endpoint): without CURVE anyone who can reach the socket can claim to be anyone, so only loopback is allowed (tcp://127.0.0.1:PORT, tcp://localhost:PORT, tcp://[::1]:PORT, ipc://, inproc://)"
             case .store(let why): "cannot open the store: \(why)"
             case .policy(let why): "cannot load the consent policy: \(why)"
             case .socket(let why): "cannot start the broker socket: \(why)"
@@ -47,6 +50,13 @@ public final class BrokerServer: @unchecked Sendable {
     /// Opens the store, starts ZAP authentication and the loop thread, and returns once the
     /// broker is bound and serving.
     public static func start(configuration: BrokerConfiguration, directory: DirectoryIndex, logger: Logger = Logger(label: "carerelay.broker")) throws -> BrokerServer {
+        if configuration.security == .insecureDevelopment {
+            guard LoopbackEndpoint.isLoopback(configuration.endpoint) else {
+                throw StartError.insecureEndpoint(configuration.endpoint)
+            }
+            logger.critical("INSECURE DEVELOPMENT MODE: no encryption, no key checks; any local process can connect as anyone in the directory. Never use this with real patient data.",
+                            metadata: ["endpoint": "\(configuration.endpoint)"])
+        }
         let store: SQLiteStore
         do { store = try SQLiteStore(path: configuration.storePath) } catch { throw StartError.store("\(error)") }
         let policy: ConsentPolicy
@@ -60,15 +70,16 @@ public final class BrokerServer: @unchecked Sendable {
         do { context = try ZMQContext() } catch { throw StartError.socket("\(error)") }
         let box = DirectoryBox(directory)
         let zapLogger = logger
-        // Identity is decided here, from the key the client proved it holds.
+        let security = configuration.security
+        // Identity is decided here, from the key the client proved it holds (or, in insecure
+        // development mode, the person it names).
         let zap = ZAPHandler(context: context) { request in
-            guard request.mechanism == "CURVE", let key = request.clientPublicKey,
-                  let person = box.current.peopleByKey[key]
-            else {
-                zapLogger.notice("connection refused: key not in the directory", metadata: ["address": "\(request.address)", "key": "\(request.clientPublicKey ?? "none")"])
-                return .deny(status: "400", reason: "key not in the directory")
+            let decision = security.authenticate(request, directory: box.current)
+            if case .deny(_, let reason) = decision {
+                zapLogger.notice("connection refused: \(reason)", metadata: [
+                    "address": "\(request.address)", "key": "\(request.clientPublicKey ?? request.plainUsername ?? "none")"])
             }
-            return .allow(userID: person.id.rawValue)
+            return decision
         }
         do { try zap.start() } catch { throw StartError.socket("ZAP handler: \(error)") }
 

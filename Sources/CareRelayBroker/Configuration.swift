@@ -24,13 +24,15 @@ public struct BrokerConfiguration: Sendable {
     public var consentPolicyYAML: String?
     /// Source of time, so tests can move the clock instead of waiting.
     public var clock: @Sendable () -> Date
+    /// CURVE, or for local development only PLAIN on loopback (see `ConnectionSecurity`).
+    public var security: ConnectionSecurity
 
     public init(
         endpoint: String = "tcp://127.0.0.1:5570", storePath: String, publicKey: String, secretKey: String,
         maxBodyBytes: Int = 1 << 20, heartbeatMilliseconds: Int = 5_000,
         responseTargets: [Priority: TimeInterval] = BrokerConfiguration.defaultResponseTargets,
         batchLimit: Int = 512, consentPolicyYAML: String? = nil,
-        clock: @escaping @Sendable () -> Date = { Date() }
+        clock: @escaping @Sendable () -> Date = { Date() }, security: ConnectionSecurity = .curve
     ) {
         self.endpoint = endpoint
         self.storePath = storePath
@@ -42,6 +44,7 @@ public struct BrokerConfiguration: Sendable {
         self.batchLimit = batchLimit
         self.consentPolicyYAML = consentPolicyYAML
         self.clock = clock
+        self.security = security
     }
 
     /// From the services in the seeds: Torbay answers within 1 hour, Gwent within 4, Midhurst

@@ -169,8 +169,12 @@ extension Engine {
         do {
             for confirm in batch { _ = try store.confirm(recipient: confirm.recipient, ids: confirm.ids, at: now) }
         } catch {
-            logger.error("could not record confirmations; they will be redelivered", metadata: ["error": "\(error)"])
-            return
+            // The store cannot write (a full disk, say). The recipient has the messages, so
+            // their credit is freed anyway and deliveries keep flowing from what is stored;
+            // the deliveries stay pending on disk and come again after a restart, where the
+            // client's deduplication drops them. Withholding credit instead would stall every
+            // recipient until the disk recovered.
+            logger.error("could not record confirmations; they will be redelivered after a restart", metadata: ["error": "\(error)"])
         }
         applyConfirmations(batch)
     }

@@ -75,8 +75,10 @@ extension Engine {
             guard let tracking = try store.tracking(id: id) else { throw ProtocolError(.unknownMessage, "message \(id) is not known to this broker") }
             let teamMembers = tracking.referral?.team.map { directory.members(of: $0) } ?? []
             let coordinator = tracking.referral?.team.flatMap { directory.team($0)?.coordinator }
+            // A recipient whose copy was withheld may not track it: the recipients and the
+            // referral record describe a patient whose consent kept the message from them.
             try require(
-                tracking.sender == person.id || tracking.recipients.contains { $0.person == person.id }
+                tracking.sender == person.id || tracking.recipients.contains { $0.person == person.id && $0.decision != "withheld" }
                     || teamMembers.contains(person.id) || coordinator == person.id,
                 "only the sender, the recipients and the receiving team may track message \(id)")
             return try json(tracking)

@@ -106,6 +106,8 @@ extension Engine {
                 applyConfirmations(allConfirmations)
             } catch {
                 // Nothing of this batch is acknowledged: the senders retry with the same keys.
+                // The confirmations still free their credit (see recordConfirmations).
+                applyConfirmations(confirmations)
                 logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
                 for item in results {
                     reply(item.pending.routingID, .rejected(Rejected(

@@ -17,6 +17,9 @@ public struct ClientConfiguration: Sendable {
     /// How many times to ask before giving up.
     public var attempts: Int
     public var clientName: String
+    /// Set only against a broker in insecure development mode (loopback, no CURVE): the
+    /// person to connect as, sent as the ZeroMQ PLAIN username. `nil` means CURVE with `keys`.
+    public var insecureDevelopmentPerson: PersonID?
 
     public init(
         endpoint: String, brokerPublicKey: String, keys: CurveKeyPair, receive: Bool = false, credit: Int = 64,
@@ -30,6 +33,19 @@ public struct ClientConfiguration: Sendable {
         self.replyTimeout = replyTimeout
         self.attempts = attempts
         self.clientName = clientName
+    }
+
+    /// A connection to a broker in insecure development mode, as `person`. No encryption and
+    /// no proof of identity: for a developer's own machine only.
+    public static func insecureDevelopment(
+        endpoint: String, person: PersonID, receive: Bool = false, credit: Int = 64,
+        replyTimeout: Duration = .seconds(5), attempts: Int = 3, clientName: String = "carerelay-client"
+    ) -> ClientConfiguration {
+        var configuration = ClientConfiguration(
+            endpoint: endpoint, brokerPublicKey: "", keys: CurveKeyPair(publicKey: "", secretKey: ""), receive: receive,
+            credit: credit, replyTimeout: replyTimeout, attempts: attempts, clientName: clientName)
+        configuration.insecureDevelopmentPerson = person
+        return configuration
     }
 }
 
@@ -94,9 +110,14 @@ public final class CareRelayClient {
         socket?.close()
         do {
             let socket = try context.makeSocket(.dealer)
-            try socket.setCurveServerKey(configuration.brokerPublicKey)
-            try socket.setCurvePublicKey(configuration.keys.publicKey)
-            try socket.setCurveSecretKey(configuration.keys.secretKey)
+            if let person = configuration.insecureDevelopmentPerson {
+                try socket.setPlainUsername(person.rawValue)
+                try socket.setPlainPassword("")
+            } else {
+                try socket.setCurveServerKey(configuration.brokerPublicKey)
+                try socket.setCurvePublicKey(configuration.keys.publicKey)
+                try socket.setCurveSecretKey(configuration.keys.secretKey)
+            }
             try socket.setHeartbeatInterval(2_000)
             try socket.setHeartbeatTimeout(6_000)
             // Queue nothing for a connection that is not up, so a request is never sent twice

@@ -156,6 +156,12 @@ extension Socket {
     /// The server's public key, which a CURVE client must know before connecting.
     public func setCurveServerKey(_ z85: String) throws(ZMQError) { try setOption(ZMQ_CURVE_SERVERKEY, Self.curveKey(z85)) }
 
+    /// PLAIN sends its username and password in clear text: CareRelay uses it only for the
+    /// broker's insecure development mode, which binds loopback alone.
+    public func setPlainServer(_ on: Bool) throws(ZMQError) { try setOption(ZMQ_PLAIN_SERVER, on) }
+    public func setPlainUsername(_ name: String) throws(ZMQError) { try setOption(ZMQ_PLAIN_USERNAME, Array(name.utf8)) }
+    public func setPlainPassword(_ password: String) throws(ZMQError) { try setOption(ZMQ_PLAIN_PASSWORD, Array(password.utf8)) }
+
     /// The ZAP domain; with the NULL mechanism ZAP is only consulted when this is non-empty.
     public var zapDomain: String {
         get throws(ZMQError) { try stringOption(ZMQ_ZAP_DOMAIN) }

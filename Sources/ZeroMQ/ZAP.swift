@@ -20,6 +20,13 @@ public struct ZAPRequest: Sendable, Hashable {
         return try? Z85.encode(credentials[0])
     }
 
+    /// The PLAIN client's username (credentials are username then password); `nil` for other
+    /// mechanisms.
+    public var plainUsername: String? {
+        guard mechanism == "PLAIN", credentials.count == 2 else { return nil }
+        return String(validating: credentials[0], as: UTF8.self)
+    }
+
     public init(domain: String, address: String, routingID: [UInt8], mechanism: String, credentials: [[UInt8]]) {
         self.domain = domain
         self.address = address

@@ -56,6 +56,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest message body accepted, in bytes.")
     var maxBody = 1 << 20
 
+    @Flag(help: ArgumentHelp(
+        "For local development only: no CURVE. Clients connect with ZeroMQ PLAIN, the username naming a person id in the directory (password ignored).",
+        discussion: "Nothing is encrypted or authenticated, so the broker refuses to start unless --endpoint is loopback (tcp://127.x.x.x, tcp://localhost, tcp://[::1], ipc://, inproc://)."))
+    var insecureDevelopment = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -68,20 +73,29 @@ struct Serve: ParsableCommand {
         }
         let logger = Logger(label: "carerelay.broker")
 
-        let keys = try loadOrCreateKeys(logger: logger)
+        // Insecure development mode has no key pair: PLAIN does not use one.
+        let keys = insecureDevelopment ? CurveKeyPair(publicKey: "", secretKey: "") : try loadOrCreateKeys(logger: logger)
         let index = try DirectoryFile.load(path: directory)
         let policyText = try policy.map { try String(contentsOfFile: $0, encoding: .utf8) }
-        for folder in [store, keyFile].map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path }) {
+        for folder in [store] + (insecureDevelopment ? [] : [keyFile]).map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path }) {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
         let configuration = BrokerConfiguration(
             endpoint: endpoint, storePath: store, publicKey: keys.publicKey, secretKey: keys.secretKey,
-            maxBodyBytes: maxBody, heartbeatMilliseconds: heartbeat, consentPolicyYAML: policyText)
-        let server = try BrokerServer.start(configuration: configuration, directory: index, logger: logger)
+            maxBodyBytes: maxBody, heartbeatMilliseconds: heartbeat, consentPolicyYAML: policyText,
+            security: insecureDevelopment ? .insecureDevelopment : .curve)
+        let server: BrokerServer
+        do {
+            server = try BrokerServer.start(configuration: configuration, directory: index, logger: logger)
+        } catch let error as BrokerServer.StartError {
+            // A clear sentence and a non-zero exit, not a stack of Swift error names.
+            FileHandle.standardError.write(Data("carerelay-broker: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         // Written unbuffered: scripts and tests wait for this line to know the broker is up.
         FileHandle.standardOutput.write(Data("""
             carerelay-broker \(CareRelayBroker.version) listening on \(server.endpoint) (libzmq \(ZMQLibrary.versionString))
-            broker public key: \(keys.publicKey)
+            broker public key: \(insecureDevelopment ? "none: INSECURE DEVELOPMENT MODE (PLAIN, username = person id)" : keys.publicKey)
 
             """.utf8))
 

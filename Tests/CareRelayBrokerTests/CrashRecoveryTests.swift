@@ -1,27 +1,16 @@
 import CareRelayBroker
 import CareRelayClient
+import CareRelayHarness
 import CareRelayModel
 import CareRelayProtocol
 import Foundation
 import Testing
 import ZeroMQ
 
-/// The broker as a separate process, so it can be killed with SIGKILL.
-final class BrokerProcess {
-    let process = Process()
-    let endpoint: String
-    private let output = Pipe()
-
-    /// The built `carerelay-broker`, next to the test bundle.
-    static var executable: URL {
-        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            .appendingPathComponent("carerelay-broker")
-        if FileManager.default.isExecutableFile(atPath: besideTests.path) { return besideTests }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".build/debug/carerelay-broker")
-    }
-
-    init(system: CareSystem, port: Int) throws {
+extension BrokerProcess {
+    /// The care system's broker as a process on `port`, writing its directory and key files
+    /// into the system's folder the first time.
+    convenience init(system: CareSystem, port: Int, endpoint: String? = nil, extraArguments: [String] = []) throws {
         let directoryPath = system.folder.appendingPathComponent("directory.yaml").path
         if !FileManager.default.fileExists(atPath: directoryPath) {
             try DirectoryFile.encode(system.directory.directory).write(toFile: directoryPath, atomically: true, encoding: .utf8)
@@ -30,41 +19,10 @@ final class BrokerProcess {
         if !FileManager.default.fileExists(atPath: keyPath) {
             try system.brokerKeys.save(path: keyPath, comment: "test broker")
         }
-        endpoint = "tcp://127.0.0.1:\(port)"
-        process.executableURL = Self.executable
-        process.arguments = ["--directory", directoryPath, "--store", system.storePath, "--key-file", keyPath,
-                             "--endpoint", endpoint, "--log-level", "warning"]
-        process.standardOutput = output
-        try process.run()
-        // Serving once it says so: wait for the line, not for a guessed time.
-        var seen = ""
-        let handle = output.fileHandleForReading
-        while !seen.contains("listening on") {
-            let chunk = handle.availableData
-            guard !chunk.isEmpty else { throw CocoaError(.fileReadUnknown) }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        try self.init(executable: BrokerProcess.executable(packageRoot: root), directory: directoryPath, store: system.storePath,
+                      keyFile: keyPath, endpoint: endpoint ?? "tcp://127.0.0.1:\(port)", extraArguments: extraArguments)
     }
-
-    func kill() {
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    func terminate() {
-        process.terminate()
-        process.waitUntilExit()
-    }
-}
-
-/// A free TCP port on loopback, found by binding port 0.
-func freePort() throws -> Int {
-    let context = try ZMQContext()
-    let socket = try context.makeSocket(.router)
-    try socket.bind("tcp://127.0.0.1:*")
-    let endpoint = try socket.lastEndpoint
-    socket.close()
-    return Int(endpoint.split(separator: ":").last ?? "") ?? 0
 }
 
 @Suite struct CrashRecoveryTests {

@@ -1,0 +1,64 @@
+import CareRelayModel
+import Foundation
+import ZeroMQ
+
+/// How clients prove who they are.
+public enum ConnectionSecurity: Sendable, Equatable {
+    /// Every connection is CURVE-encrypted and identified by the key it proves it holds.
+    case curve
+    /// For local development only: ZeroMQ PLAIN, the username naming a person in the
+    /// directory and the password ignored. Nothing is encrypted and anyone who can reach the
+    /// socket can claim to be anyone, so the broker refuses to bind anything but loopback.
+    case insecureDevelopment
+}
+
+/// Endpoints only this machine can reach: the only ones insecure development mode may bind.
+enum LoopbackEndpoint {
+    /// `ipc://`, `inproc://`, and `tcp://` on 127.0.0.0/8, `localhost` or `[::1]`. Everything
+    /// else is refused, including `tcp://0.0.0.0`, `tcp://*` and interface names, since any of
+    /// them may face a network.
+    static func isLoopback(_ endpoint: String) -> Bool {
+        if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
+        guard endpoint.hasPrefix("tcp://") else { return false }
+        let address = endpoint.dropFirst("tcp://".count)
+        guard let colon = address.lastIndex(of: ":") else { return false }
+        let host = address[..<colon]
+        let port = address[address.index(after: colon)...]
+        guard port == "*" || (!port.isEmpty && port.allSatisfy(\.isASCII) && port.allSatisfy(\.isNumber)) else { return false }
+        if host == "localhost" || host == "[::1]" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4, octets[0] == "127" else { return false }
+        return octets.allSatisfy { octet in
+            !octet.isEmpty && octet.count <= 3 && octet.allSatisfy { $0.isASCII && $0.isNumber } && (Int(octet) ?? 256) <= 255
+        }
+    }
+}
+
+extension ConnectionSecurity {
+    /// The ZAP decision for one connection. The User-Id given to an accepted connection is
+    /// the person's directory key in insecure mode, so the engine identifies it exactly as a
+    /// CURVE connection holding that key.
+    func authenticate(_ request: ZAPRequest, directory: DirectoryIndex) -> ZAPDecision {
+        switch self {
+        case .curve:
+            guard request.mechanism == "CURVE", let key = request.clientPublicKey,
+                  let person = directory.peopleByKey[key]
+            else { return .deny(status: "400", reason: "key not in the directory") }
+            return .allow(userID: person.id.rawValue)
+        case .insecureDevelopment:
+            guard request.mechanism == "PLAIN", let name = request.plainUsername,
+                  let person = directory.person(PersonID(name))
+            else { return .deny(status: "400", reason: "insecure development mode: the username must be a person id in the directory") }
+            return .allow(userID: person.key)
+        }
+    }
+}
+
+extension DirectoryIndex {
+    /// The person a connection's ZAP User-Id names: a directory key (insecure development
+    /// mode, and the form CURVE identities are moving to) or a person id. Keys are 40
+    /// characters of Z85 and person ids are dotted names, so the two cannot be confused.
+    func person(connectedAs userID: String) -> Directory.Person? {
+        peopleByKey[userID] ?? person(PersonID(userID))
+    }
+}

@@ -1,0 +1,101 @@
+import CareRelayFuzzing
+import CareRelayHarness
+import CareRelayModel
+import CareRelayStore
+import Foundation
+
+/// SIGKILLs the broker at random moments under sustained load and restarts it on the same
+/// store; at the end every acknowledged referral must have reached the application once, and
+/// the audit chain must verify after every kill.
+struct CrashSoak {
+    let system: SoakSystem
+    let kills: Int
+    var rng: SplitMix64
+    let log: (String) -> Void
+
+    struct Figures {
+        var kills = 0
+        var auditVerifications = 0
+        var auditFailures: [String] = []
+        var tally = Ledger.Tally()
+        var lateAcknowledgements = 0
+        var acceptedButNotStored = 0
+        var storedMessages = 0
+        var unexpectedRefusals: [String: Int] = [:]
+        var receiverRestarts = 0
+        var seconds = 0.0
+    }
+
+    mutating func run() throws -> Figures {
+        let start = Date()
+        let port = try freePort()
+        var broker = try system.startBroker(port: port)
+        let ledger = Ledger()
+        let stop = StopFlag()
+        let senders = DispatchGroup(), receivers = DispatchGroup()
+        let receiver = ReceivingApplication(system: system, person: "sw.1", port: port, ledger: ledger)
+        spawn(receivers, "receiver") { receiver.run(stop: stop) }
+        for sender in ["gp.1", "gp.2", "gp.3"] as [PersonID] {
+            let application = Handoff(SendingApplication(system: system, person: sender, recipient: "sw.1", port: port, ledger: ledger))
+            spawn(senders, "sender \(sender)") { application.value.run(keyPrefix: sender.rawValue, stop: stop) }
+        }
+        var figures = Figures()
+        for kill in 1...kills {
+            // Under load: wait for at least one new acknowledgement since the last restart,
+            // then let a random part of a second more pass, so kills land anywhere in a batch.
+            let before = ledger.acceptedCount
+            guard ledger.wait(idleTimeout: 30, until: { ledger.accepted.count > before }) else {
+                throw SoakFailure("no message was accepted within 30 s after restart \(kill - 1)")
+            }
+            Thread.sleep(forTimeInterval: Double.random(in: 0.05..<0.8, using: &rng))  // the random moment, not synchronisation
+            broker.kill()
+            figures.kills += 1
+            verifyAudit(&figures, after: "kill \(kill)")
+            // Half the time the receiving application restarts too, losing its memory.
+            if Bool.random(using: &rng) { receiver.restart() }
+            broker = try system.startBroker(port: port)
+            log("kill \(kill)/\(kills): \(ledger.acceptedCount) accepted so far, audit intact")
+        }
+        stop.set()
+        senders.wait()
+        let allArrived = ledger.awaitAllDelivered(idleTimeout: 30)
+        receivers.wait()
+        broker.terminate()
+        verifyAudit(&figures, after: "the final stop")
+        if !allArrived { log("not every accepted message arrived within 30 s of the last delivery") }
+
+        // Nothing reported accepted is missing from the store, and nothing is stored twice.
+        let store = try SQLiteStore(path: system.storePath)
+        let accepted = ledger.lock { ledger.accepted }
+        figures.acceptedButNotStored = accepted.values.filter { ((try? store.message(id: $0)) ?? nil) == nil }.count
+        figures.storedMessages = try store.history(for: "sw.1", kind: .referral, limit: Int.max / 2).count
+        figures.tally = ledger.tally()
+        figures.lateAcknowledgements = ledger.lock { ledger.lateAcknowledgements }
+        figures.unexpectedRefusals = ledger.lock { ledger.refusals }.filter { $0.key != "store-unavailable" && $0.key != "shutting-down" }
+        figures.receiverRestarts = receiver.restarts
+        figures.seconds = Date().timeIntervalSince(start)
+        return figures
+    }
+
+    private func verifyAudit(_ figures: inout Figures, after moment: String) {
+        do {
+            switch try SQLiteStore(path: system.storePath).verifyAudit() {
+            case .intact: figures.auditVerifications += 1
+            case .broken(let row, let reason): figures.auditFailures.append("after \(moment): row \(row): \(reason)")
+            }
+        } catch {
+            figures.auditFailures.append("after \(moment): \(error)")
+        }
+    }
+}
+
+struct SoakFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Hands a value to another thread; the thread start orders the accesses.
+final class Handoff<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
