@@ -112,7 +112,8 @@ public final class CareRelayClient {
             let socket = try context.makeSocket(.dealer)
             if let person = configuration.insecureDevelopmentPerson {
                 try socket.setPlainUsername(person.rawValue)
-                try socket.setPlainPassword("")
+                // libzmq refuses an empty password; the broker ignores it anyway.
+                try socket.setPlainPassword("insecure-development")
             } else {
                 try socket.setCurveServerKey(configuration.brokerPublicKey)
                 try socket.setCurvePublicKey(configuration.keys.publicKey)

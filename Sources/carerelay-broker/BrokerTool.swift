@@ -77,7 +77,7 @@ struct Serve: ParsableCommand {
         let keys = insecureDevelopment ? CurveKeyPair(publicKey: "", secretKey: "") : try loadOrCreateKeys(logger: logger)
         let index = try DirectoryFile.load(path: directory)
         let policyText = try policy.map { try String(contentsOfFile: $0, encoding: .utf8) }
-        for folder in [store] + (insecureDevelopment ? [] : [keyFile]).map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path }) {
+        for folder in ([store] + (insecureDevelopment ? [] : [keyFile])).map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path }) {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
         let configuration = BrokerConfiguration(

@@ -1,3 +1,4 @@
+import CareRelayBroker
 import CareRelayClient
 import CareRelayHarness
 import CareRelayModel
