@@ -180,8 +180,12 @@ public final class CareRelayClient {
     public func confirm(_ ids: [String], recipient: PersonID? = nil) throws(ClientError) {
         guard let socket, !ids.isEmpty else { return }
         do {
-            _ = try socket.send(codec.encode(.confirm(Confirm(ids: ids, recipient: recipient))))
-            lastSent = .now
+            // Never block: with the broker down (immediate mode, no connection) a blocking send
+            // would wait for ever. A confirmation that cannot go now is not lost work: the
+            // broker delivers the message again and it is confirmed then, unseen by the caller.
+            if try socket.send(codec.encode(.confirm(Confirm(ids: ids, recipient: recipient))), dontWait: true) {
+                lastSent = .now
+            }
         } catch { throw .transport("\(error)") }
     }
 

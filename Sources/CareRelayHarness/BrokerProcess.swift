@@ -23,7 +23,7 @@ public final class BrokerProcess {
     /// Starts `executable serve` with the given files and waits until it prints that it is
     /// listening (or exits, which throws with its error output).
     public init(executable: URL, directory: String, store: String, keyFile: String, endpoint: String,
-                extraArguments: [String] = [], logLevel: String = "warning") throws {
+                extraArguments: [String] = [], logLevel: String = "warning", logFile: String? = nil) throws {
         self.endpoint = endpoint
         process.executableURL = executable
         process.arguments = ["serve", "--directory", directory, "--store", store, "--key-file", keyFile,
@@ -43,8 +43,17 @@ public final class BrokerProcess {
             }
             seen += String(decoding: chunk, as: UTF8.self)
         }
-        // Keep reading the broker's logs so a full pipe can never stall it.
-        errors.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
+        // Keep reading the broker's logs so a full pipe can never stall it; keep them if asked.
+        let log = logFile.flatMap { path -> FileHandle? in
+            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            let handle = FileHandle(forWritingAtPath: path)
+            handle?.seekToEndOfFile()
+            return handle
+        }
+        errors.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            log?.write(data)
+        }
     }
 
     public var pid: Int32 { process.processIdentifier }

@@ -31,10 +31,10 @@ struct CrashSoak {
         let port = try freePort()
         var broker = try system.startBroker(port: port)
         let ledger = Ledger()
-        let stop = StopFlag()
+        let stop = StopFlag(), receiving = StopFlag()
         let senders = DispatchGroup(), receivers = DispatchGroup()
         let receiver = ReceivingApplication(system: system, person: "sw.1", port: port, ledger: ledger)
-        spawn(receivers, "receiver") { receiver.run(stop: stop) }
+        spawn(receivers, "receiver") { receiver.run(stop: receiving) }
         for sender in ["gp.1", "gp.2", "gp.3"] as [PersonID] {
             let application = Handoff(SendingApplication(system: system, person: sender, recipient: "sw.1", port: port, ledger: ledger))
             spawn(senders, "sender \(sender)") { application.value.run(keyPrefix: sender.rawValue, stop: stop) }
@@ -59,6 +59,7 @@ struct CrashSoak {
         stop.set()
         senders.wait()
         let allArrived = ledger.awaitAllDelivered(idleTimeout: 30)
+        receiving.set()
         receivers.wait()
         broker.terminate()
         verifyAudit(&figures, after: "the final stop")
@@ -70,6 +71,14 @@ struct CrashSoak {
         figures.acceptedButNotStored = accepted.values.filter { ((try? store.message(id: $0)) ?? nil) == nil }.count
         figures.storedMessages = try store.history(for: "sw.1", kind: .referral, limit: Int.max / 2).count
         figures.tally = ledger.tally()
+        let lateKeys = ledger.lock { ledger.lateKeys }
+        if !lateKeys.isEmpty { log("resends answered with their first answer: \(lateKeys.joined(separator: ", "))") }
+        // Say what became of any lost message, so a failure can be investigated.
+        let handed = ledger.lock { ledger.handed }
+        for (key, id) in accepted where handed[id] == nil {
+            let states = ((try? store.tracking(id: id)) ?? nil)?.recipients.map { "\($0.person): \($0.state)" } ?? ["not stored"]
+            log("lost: key \(key), message \(id): \(states.joined(separator: ", "))")
+        }
         figures.lateAcknowledgements = ledger.lock { ledger.lateAcknowledgements }
         figures.unexpectedRefusals = ledger.lock { ledger.refusals }.filter { $0.key != "store-unavailable" && $0.key != "shutting-down" }
         figures.receiverRestarts = receiver.restarts

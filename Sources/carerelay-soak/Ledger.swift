@@ -9,6 +9,7 @@ final class Ledger: @unchecked Sendable {
     private(set) var accepted: [String: String] = [:]
     /// ACCEPTED answers marked duplicate: a resend whose first answer was lost (e.g. in a kill).
     private(set) var lateAcknowledgements = 0
+    private(set) var lateKeys: [String] = []
     private(set) var refusals: [String: Int] = [:]
     private(set) var refusalReasons: [String: String] = [:]
     /// Message id → how many times the application was handed it (over all client instances).
@@ -29,7 +30,10 @@ final class Ledger: @unchecked Sendable {
     func recordAccepted(key: String, id: String, duplicate: Bool) {
         lock {
             accepted[key] = id
-            if duplicate { lateAcknowledgements += 1 }
+            if duplicate {
+                lateAcknowledgements += 1
+                lateKeys.append(key)
+            }
         }
     }
 

@@ -57,7 +57,9 @@ final class SoakSystem: @unchecked Sendable {
 
     func startBroker(port: Int) throws -> BrokerProcess {
         try BrokerProcess(executable: executable, directory: directoryPath, store: storePath, keyFile: keyPath,
-                          endpoint: "tcp://127.0.0.1:\(port)", extraArguments: ["--heartbeat", "\(heartbeat)"], logLevel: "error")
+                          endpoint: "tcp://127.0.0.1:\(port)", extraArguments: ["--heartbeat", "\(heartbeat)"],
+                          logLevel: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG_LEVEL"] ?? "error",
+                          logFile: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG"])
     }
 
     func configuration(_ person: PersonID, port: Int, receive: Bool, credit: Int = 32, replyTimeout: Duration = .seconds(2), attempts: Int = 2) -> ClientConfiguration {
