@@ -52,6 +52,8 @@ struct ConsumerSoak {
     struct Figures {
         var alone = WellBehavedPair.Result(rate: 0, tally: .init())
         var withStalledConsumer = WellBehavedPair.Result(rate: 0, tally: .init())
+        /// Alone again once the stalled consumer has gone: how much of the difference is noise.
+        var aloneAgain = WellBehavedPair.Result(rate: 0, tally: .init())
         /// (messages waiting for the stalled consumer, broker RSS in KiB)
         var memory: [(backlog: Int, residentKiB: Int)] = []
         var vanishedExpected = 0
@@ -97,6 +99,7 @@ struct ConsumerSoak {
         }
         figures.vanishedReceived = received.intersection(Set(ledger.lock { ledger.accepted.values })).count
         figures.vanishedSeconds = Date().timeIntervalSince(returned)
+        figures.aloneAgain = pair.run(seconds: seconds, keyPrefix: "alone-again")
         return figures
     }
 }

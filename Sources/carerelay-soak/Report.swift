@@ -64,6 +64,7 @@ struct Report {
         add(p, "well-behaved pair alone", String(format: "%.0f msg/s", f.alone.rate))
         add(p, "the same pair beside a consumer that stopped reading", String(format: "%.0f msg/s (%.0f%%)", f.withStalledConsumer.rate,
                                                                             100 * f.withStalledConsumer.rate / max(f.alone.rate, 1)))
+        add(p, "the same pair alone again afterwards (run-to-run noise)", String(format: "%.0f msg/s", f.aloneAgain.rate))
         tally(p + ", pair", f.alone.tally)
         tally(p + ", pair beside the stalled consumer", f.withStalledConsumer.tally)
         add(p, "broker RSS by backlog of the stalled consumer", f.memory.map { "\($0.backlog): \($0.residentKiB / 1024) MiB" }.joined(separator: "; "))
