@@ -226,7 +226,7 @@ class Broker:
         self.stderr = open(os.path.join(folder, "broker.stderr"), "wb")
         self.proc = subprocess.Popen(
             [executable, "--directory", self.directory, "--store", os.path.join(folder, "store.sqlite"),
-             "--key-file", os.path.join(folder, "broker.key"), "--endpoint", self.endpoint],
+             "--key-file", os.path.join(folder, "broker.key"), "--endpoint", self.endpoint, "--operations", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=self.stderr)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
