@@ -639,4 +639,12 @@ public final class SQLiteStore: @unchecked Sendable {
     public func unsafeExecute(_ sql: String) throws {
         try db.write { db in try db.execute(sql: sql) }
     }
+
+    /// Raw SQL on a store file behind the back of the broker that has it open, as someone
+    /// with access to the file could: used to prove that tampering shows in `verifyAudit`.
+    public static func unsafeExecute(_ sql: String, onFileAt path: String) throws {
+        let db = try DatabaseQueue(path: path)
+        try db.write { db in try db.execute(sql: sql) }
+        try db.close()
+    }
 }

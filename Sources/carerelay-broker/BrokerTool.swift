@@ -3,7 +3,6 @@ import CareRelayBroker
 import CareRelayOperations
 import Dispatch
 import Foundation
-import Hummingbird
 import Logging
 import Prometheus
 import ZeroMQ
@@ -135,29 +134,18 @@ struct Serve: ParsableCommand {
             stops.append(source)
         }
         server.wait()
-        operationsService?.cancel()
+        operationsService?.stop()
         withExtendedLifetime((hup, stops)) {}
     }
 
     /// The HTTP endpoint for operators, on its own threads beside the broker's loop.
     private func startOperations(at address: HostAndPort, registry: PrometheusCollectorRegistry,
-                                 server: BrokerServer, logger: Logger) throws -> Task<Void, any Error> {
+                                 server: BrokerServer, logger: Logger) throws -> OperationsServer {
         let endpoint = try OperationsEndpoint(registry: registry, vitals: server.vitals, storePath: server.storePath)
-        var httpLogger = logger
-        httpLogger.logLevel = .warning  // one line per scrape would drown the broker's own
-        let app = Application(
-            router: endpoint.router(logger: logger),
-            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "carerelay-broker"),
-            onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? address.port
-                FileHandle.standardOutput.write(Data("operations endpoint on http://\(address.host):\(bound) (/metrics, /health/live, /health/ready, /status)\n".utf8))
-            },
-            logger: httpLogger)
-        return Task {
-            do { try await app.runService(gracefulShutdownSignals: []) } catch {
-                logger.error("operations endpoint stopped", metadata: ["error": "\(error)"])
-                throw error
-            }
+        let host = address.host
+        return OperationsServer(endpoint: endpoint, host: host, port: address.port, logger: logger) { port in
+            // Scripts and tests read the bound port from this line.
+            FileHandle.standardOutput.write(Data("operations endpoint on http://\(host):\(port) (/metrics, /health/live, /health/ready, /status)\n".utf8))
         }
     }
 

@@ -190,6 +190,7 @@ import ZeroMQ
 final class SendingLoad: @unchecked Sendable {
     private let system: CareSystem
     private let address: Address
+    private let endpoint: String?
     private let lock = NSLock()
     private var ids: [String] = []
     private var stopping = false
@@ -197,9 +198,10 @@ final class SendingLoad: @unchecked Sendable {
     private let finished = DispatchGroup()
     private(set) var failure: (any Error)?
 
-    init(system: CareSystem, to address: Address) {
+    init(system: CareSystem, to address: Address, endpoint: String? = nil) {
         self.system = system
         self.address = address
+        self.endpoint = endpoint
     }
 
     var acknowledged: [String] {
@@ -212,7 +214,7 @@ final class SendingLoad: @unchecked Sendable {
         let thread = Thread { [self] in
             defer { finished.leave() }
             do {
-                let gp = try system.client("gp.khan", receive: false)
+                let gp = try system.client("gp.khan", receive: false, endpoint: endpoint, replyTimeout: .seconds(2))
                 let body = try Bodies.referral()
                 while !isStopping {
                     let accepted = try gp.send(.referral, to: [address], patient: ellis, body: body)

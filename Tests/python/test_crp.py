@@ -612,7 +612,8 @@ def main(argv=None):
             cmd, header, body = gp.request("QUERY", {"query": "status"})
             expect(cmd == "RESULT" and header["query"] == "status", f"status answered {cmd} {header}")
             status = json.loads(body)
-            expect(status["protocolVersion"] == 1 and status["person"] == "gp.khan", f"status {status}")
+            expect(status["protocolVersion"] == 1 and status["connectedClients"] >= 1 and status["storeHealthy"] is True
+                   and status["store"]["messages"] >= 1 and isinstance(status["store"]["intakeWaiting"], dict), f"status {status}")
             expect_rejected(gp.request("QUERY", {"query": "gossip"}), 404, "invalid-header")
             expect_rejected(gp.request("QUERY", {"query": "audit.verify"}), 410, "not-permitted")
             expect_rejected(gp.request("QUERY", {"query": "track", "params": {"id": "m0-0"}}), 414, "unknown-message")
