@@ -8,12 +8,17 @@ public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     private let label: String
+    private let write: @Sendable ([UInt8]) -> Void
     private static let lock = NSLock()
 
-    public init(label: String, level: Logger.Level) {
+    /// `write` receives each whole line; by default it goes to standard error.
+    public init(label: String, level: Logger.Level, write: @escaping @Sendable ([UInt8]) -> Void = JSONLogHandler.standardError) {
         self.label = label
         logLevel = level
+        self.write = write
     }
+
+    public static let standardError: @Sendable ([UInt8]) -> Void = { line in FileHandle.standardError.write(Data(line)) }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -21,6 +26,14 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        guard let line = Self.line(label: label, event: event, metadata: metadata) else { return }
+        // Whole lines: two threads logging at once never interleave inside a line.
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        write(line)
+    }
+
+    static func line(label: String, event: LogEvent, metadata: Logger.Metadata) -> [UInt8]? {
         var fields: [String: String] = [:]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             fields[key] = "\(value)"
@@ -29,12 +42,9 @@ public struct JSONLogHandler: LogHandler {
         fields["level"] = event.level.rawValue
         fields["label"] = label
         fields["event"] = "\(event.message)"
-        guard var line = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        guard var line = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return nil }
         line.append(0x0A)
-        // Whole lines: two threads logging at once never interleave inside a line.
-        Self.lock.lock()
-        defer { Self.lock.unlock() }
-        FileHandle.standardError.write(line)
+        return [UInt8](line)
     }
 
     private static func timestamp() -> String {

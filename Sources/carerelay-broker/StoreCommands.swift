@@ -21,9 +21,9 @@ struct Backup: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy the store to a backup file while the broker keeps serving.",
         discussion: """
-            Uses SQLite's online backup API on a read-only connection: the copy is one \\
-            consistent moment of the store, taken without stopping or slowing the broker. \\
-            Everything accepted before the backup started is in it. The copy is checked \\
+            Uses SQLite's online backup API on a read-only connection: the copy is one \
+            consistent moment of the store, taken without stopping or slowing the broker. \
+            Everything accepted before the backup started is in it. The copy is checked \
             (integrity and the whole audit chain) before this command reports success.
 
             Example:
@@ -48,11 +48,10 @@ struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Put a backup back as the broker's store (the broker must be stopped).",
         discussion: """
-            Checks the backup first (SQLite integrity check and the whole audit chain) and \\
-            refuses a damaged one. Refuses while a broker has the store open. The store it \\
-            replaces is kept beside it as <store>.replaced-<unix time>. Messages accepted \\
-            after the backup was taken are not in it: their senders' clients still hold them \\
-            as unacknowledged only if the broker never answered them; see docs/operations.md.
+            Checks the backup first (SQLite integrity check and the whole audit chain) and \
+            refuses a damaged one. Refuses while a broker has the store open. The store it \
+            replaces is kept beside it as <store>.replaced-<unix time>; messages accepted \
+            after the backup was taken are only there (see docs/operations.md).
 
             Example:
               carerelay-broker restore --from /backups/carerelay-2026-11-23.sqlite --store var/carerelay.sqlite
@@ -84,10 +83,10 @@ struct RotateKey: ParsableCommand {
         commandName: "rotate-key",
         abstract: "Give the broker a new CURVE key pair (the old one is kept, not deleted).",
         discussion: """
-            Writes a new key pair to --key-file and its public half to <key-file>.pub; the old \\
-            pair is moved to <key-file>.retired-<unix time>. Queued messages are untouched: \\
-            they belong to people, not to keys. Then: give clients the new public key \\
-            (carerelay config set broker-key ...), and restart the broker.
+            Writes a new key pair to --key-file and its public half to <key-file>.pub; the old \
+            pair is moved to <key-file>.retired-<unix time>. Queued messages are untouched: \
+            they belong to people, not to keys. Then: give clients the new public key \
+            (brokerKey in their config.yaml, the bridge's --broker-key), and restart the broker.
 
             Example:
               carerelay-broker rotate-key --key-file var/broker.key
