@@ -19,13 +19,19 @@ import ZeroMQ
         return received
     }
 
-    @Test func sigtermUnderLoadStopsCleanlyAndLosesNothingAcknowledged() throws {
+    /// A broker process with a GP sending referrals to sw.lee (offline) as fast as it can.
+    func brokerUnderLoad(acknowledged count: Int) throws -> (CareSystem, port: Int, BrokerProcess, SendingLoad) {
         let system = try CareSystem()
         let port = try freePort()
-        var broker = try BrokerProcess(system: system, port: port)
+        let broker = try BrokerProcess(system: system, port: port)
         let load = SendingLoad(system: system, to: .person("sw.lee"), endpoint: broker.endpoint)
         load.start()
-        load.waitForAcknowledged(200)
+        load.waitForAcknowledged(count)
+        return (system, port, broker, load)
+    }
+
+    @Test func sigtermUnderLoadStopsCleanlyAndLosesNothingAcknowledged() throws {
+        var (system, port, broker, load) = try brokerUnderLoad(acknowledged: 200)
         #expect(broker.terminate() == 0, "SIGTERM is a clean stop, exit 0")
         load.stop()  // the sender has had its 503 or no answer
         let acknowledged = load.acknowledged
@@ -43,12 +49,7 @@ import ZeroMQ
     }
 
     @Test func aBackupByAnotherProcessWhileServingRestoresAfterTheBrokerStops() throws {
-        let system = try CareSystem()
-        let port = try freePort()
-        var broker = try BrokerProcess(system: system, port: port)
-        let load = SendingLoad(system: system, to: .person("sw.lee"), endpoint: broker.endpoint)
-        load.start()
-        load.waitForAcknowledged(100)
+        var (system, port, broker, load) = try brokerUnderLoad(acknowledged: 100)
         let beforeBackup = load.acknowledged
         let backup = system.folder.appendingPathComponent("backup.sqlite").path
         let taken = try BrokerProcess.run(["backup", "--store", system.storePath, "--to", backup])
