@@ -1,4 +1,5 @@
 import CareRelayModel
+import CoreMetrics
 import Foundation
 
 /// Everything the broker needs to start. Defaults are the embedded, single-machine setup.
@@ -26,13 +27,16 @@ public struct BrokerConfiguration: Sendable {
     public var clock: @Sendable () -> Date
     /// CURVE, or for local development only PLAIN on loopback (see `ConnectionSecurity`).
     public var security: ConnectionSecurity
+    /// Where the broker's counters go (e.g. a Prometheus registry); the default records nothing.
+    public var metricsFactory: any MetricsFactory
 
     public init(
         endpoint: String = "tcp://127.0.0.1:5570", storePath: String, publicKey: String, secretKey: String,
         maxBodyBytes: Int = 1 << 20, heartbeatMilliseconds: Int = 5_000,
         responseTargets: [Priority: TimeInterval] = BrokerConfiguration.defaultResponseTargets,
         batchLimit: Int = 512, consentPolicyYAML: String? = nil,
-        clock: @escaping @Sendable () -> Date = { Date() }, security: ConnectionSecurity = .curve
+        clock: @escaping @Sendable () -> Date = { Date() },
+        metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance, security: ConnectionSecurity = .curve
     ) {
         self.endpoint = endpoint
         self.storePath = storePath
@@ -45,6 +49,7 @@ public struct BrokerConfiguration: Sendable {
         self.consentPolicyYAML = consentPolicyYAML
         self.clock = clock
         self.security = security
+        self.metricsFactory = metricsFactory
     }
 
     /// From the services in the seeds: Torbay answers within 1 hour, Gwent within 4, Midhurst

@@ -71,10 +71,13 @@ public final class BrokerProcess {
         errors.fileHandleForReading.readabilityHandler = nil
     }
 
-    public func terminate() {
+    /// SIGTERM, then waits for the exit; returns the exit status.
+    @discardableResult
+    public func terminate() -> Int32 {
         process.terminate()
         process.waitUntilExit()
         errors.fileHandleForReading.readabilityHandler = nil
+        return process.terminationStatus
     }
 
     /// The built `carerelay-broker` beside the running executable or test bundle, else in

@@ -57,7 +57,7 @@ final class SoakSystem: @unchecked Sendable {
 
     func startBroker(port: Int) throws -> BrokerProcess {
         try BrokerProcess(executable: executable, directory: directoryPath, store: storePath, keyFile: keyPath,
-                          endpoint: "tcp://127.0.0.1:\(port)", extraArguments: ["--heartbeat", "\(heartbeat)"],
+                          endpoint: "tcp://127.0.0.1:\(port)", extraArguments: ["--heartbeat", "\(heartbeat)", "--operations", "off"],
                           logLevel: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG_LEVEL"] ?? "error",
                           logFile: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG"])
     }

@@ -19,9 +19,29 @@ extension BrokerProcess {
         if !FileManager.default.fileExists(atPath: keyPath) {
             try system.brokerKeys.save(path: keyPath, comment: "test broker")
         }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        try self.init(executable: BrokerProcess.executable(packageRoot: root), directory: directoryPath, store: system.storePath,
-                      keyFile: keyPath, endpoint: endpoint ?? "tcp://127.0.0.1:\(port)", extraArguments: extraArguments)
+        try self.init(executable: BrokerProcess.executable, directory: directoryPath, store: system.storePath,
+                      keyFile: keyPath, endpoint: endpoint ?? "tcp://127.0.0.1:\(port)",
+                      extraArguments: ["--operations", "127.0.0.1:0"] + extraArguments)
+    }
+
+    /// The built `carerelay-broker` beside the test bundle, else in this package's .build/debug.
+    static var executable: URL {
+        BrokerProcess.executable(packageRoot: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent())
+    }
+
+    /// Runs `carerelay-broker` with other arguments (backup, restore, rotate-key) to the end.
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let tool = Process()
+        tool.executableURL = executable
+        tool.arguments = arguments
+        let output = Pipe()
+        tool.standardOutput = output
+        tool.standardError = output
+        try tool.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        tool.waitUntilExit()
+        return (tool.terminationStatus, text)
     }
 }
 
