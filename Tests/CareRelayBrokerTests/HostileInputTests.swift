@@ -1,5 +1,6 @@
 import CareRelayBroker
 import CareRelayClient
+import CareRelayFuzzing
 import CareRelayModel
 import CareRelayProtocol
 import Foundation
@@ -138,7 +139,7 @@ func header(_ json: String) -> [UInt8] { Array(json.utf8) }
         let system = try CareSystem()
         try system.start()
         let raw = try RawClient(system: system, person: "sw.okafor")
-        var rng = SeededGenerator(seed: 0xCA7E_2E1A)
+        var rng = SplitMix64(seed: 0xCA7E_2E1A)
         let names = ["HELLO", "SEND", "CONFIRM", "CREDIT", "SUBSCRIBE", "UNSUBSCRIBE", "QUERY", "PING", "BYE", "WELCOME", ""]
         let headers = ["{}", "{\"receive\":true,\"credit\":5}", "{\"ids\":[\"x\"]}", "{\"credit\":-4}", "{\"topic\":\"*/*/*\"}",
                        "{\"query\":\"status\"}", "{\"key\":\"a\",\"kind\":\"referral\",\"to\":[\"team:west.social-care\"]}",
@@ -166,15 +167,52 @@ func header(_ json: String) -> [UInt8] { Array(json.utf8) }
     }
 }
 
-/// A small deterministic generator (SplitMix64), so a failing fuzz run can be repeated.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+/// Hands a raw client to the hostile thread; it is used there alone.
+final class Hostile: @unchecked Sendable {
+    let client: RawClient
+    var sent = 0
+    init(_ client: RawClient) { self.client = client }
+}
+
+extension HostileInputTests {
+    /// A hostile but authenticated client fires mutated valid commands (the fuzzer's corpus)
+    /// as fast as it can while Dr Khan refers to Daniel Lee: every referral is accepted and
+    /// arrives once. Bounded by counts, not time.
+    @Test func wellBehavedReferralsFlowBesideAHostileClientAtFullSpeed() throws {
+        let system = try CareSystem()
+        try system.start()
+        let hostile = Hostile(try RawClient(system: system, person: "vsb.green"))
+        try hostile.client.hello()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            let frameSeeds = Corpus.seeds(examples: Bodies.examples).filter {
+                if case .frames = FuzzInput.target(of: $0) { true } else { false }
+            }
+            var mutator = Mutator(seed: 0xBAD_C0DE, seeds: frameSeeds)
+            while hostile.sent < 5_000 {
+                guard case .frames(let frames) = FuzzInput.target(of: mutator.next()), !frames.isEmpty else { continue }
+                if (try? hostile.client.socket.send(frames, dontWait: true)) == true { hostile.sent += 1 }
+                while (try? hostile.client.socket.receive(dontWait: true)) ?? nil != nil {}
+            }
+            done.signal()
+        }
+        thread.start()
+        let gp = try system.client("gp.khan", receive: false)
+        let lee = try system.client("sw.lee", receive: true)
+        var accepted = Set<String>()
+        for index in 0..<50 {
+            accepted.insert(try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, key: "beside-hostile-\(index)",
+                                        body: try Bodies.referral()).id)
+        }
+        var arrived: [String] = []
+        while arrived.count < accepted.count, let delivery = try lee.nextDelivery(timeout: .seconds(10)) {
+            arrived.append(delivery.header.id)
+            try lee.confirm([delivery.header.id])
+        }
+        done.wait()
+        #expect(hostile.sent == 5_000)
+        #expect(Set(arrived) == accepted, "every accepted referral arrived")
+        #expect(arrived.count == accepted.count, "none twice")
+        try gp.ping()
     }
 }
