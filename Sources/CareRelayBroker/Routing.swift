@@ -298,7 +298,7 @@ extension Engine {
         let topic = self.topic(for: header, sender: actor)
         let listed = Set(recipients.map(\.0))
         var subscribers = Set<PersonID>()
-        for session in sessions.all where !session.subscriptions.isEmpty && session.person != actor.id {
+        for session in sessions.withSubscriptions where session.person != actor.id {
             if !listed.contains(session.person), session.subscriptions.contains(where: { $0.matches(topic) }) {
                 subscribers.insert(session.person)
             }
