@@ -85,7 +85,7 @@ extension Engine {
 
     /// Checks consent again, as it stands now, and redacts the body for this recipient.
     func prepareDelivery(_ item: MailItem, to recipient: Directory.Person, now: Date, attempt: Int) -> PreparedDelivery {
-        guard let envelope = Envelope.decode(item.envelope) else {
+        guard let envelope = recentEnvelopes[item.seq] ?? Envelope.decode(item.envelope) else {
             return .withhold(rule: "broker-integrity", reason: "the stored envelope could not be read")
         }
         var body = item.body

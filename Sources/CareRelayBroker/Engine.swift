@@ -35,6 +35,9 @@ final class Engine {
     /// read from there on, not from the start. Cleared when a connection ends, so what it
     /// held unconfirmed is found again.
     var deliveryCursor: [PersonID: Int64] = [:]
+    /// Envelopes of messages just accepted, so their first deliveries need not decode the
+    /// stored JSON again (a restart or an old message falls back to the store's copy).
+    var recentEnvelopes = RecentEnvelopes()
     /// Patients' care teams, read from the store once and dropped when they change.
     var careTeams: [NHSNumber: [CareTeamMember]] = [:]
     var nextDeadline: Date?

@@ -18,6 +18,8 @@ enum RouteResult {
 struct RoutedSend {
     let pending: Engine.PendingSend
     var message: NewMessage
+    /// The envelope as routed, kept in memory for the deliveries that follow at once.
+    var envelope: Envelope
     var outcomes: [RecipientOutcome]
     /// Co-ordinators to tell about a break-glass override, once the message is stored.
     var overrideNotices: [(coordinator: PersonID, patient: NHSNumber)]
@@ -135,7 +137,8 @@ extension Engine {
             case .routed:
                 guard let item = stored.next(), let outcome = storedOutcomes.next() else { continue }
                 switch outcome {
-                case .stored:
+                case .stored(let seq):
+                    recentEnvelopes.remember(item.envelope, for: seq)
                     answer = Accepted(key: header.key, id: item.message.id, duplicate: false, recipients: item.outcomes, req: header.req)
                     for delivery in item.message.deliveries where delivery.decision != .withheld {
                         dirty.insert(delivery.recipient)
@@ -300,7 +303,7 @@ extension Engine {
         let topic = self.topic(for: header, sender: actor)
         let listed = Set(recipients.map(\.0))
         var subscribers = Set<PersonID>()
-        for session in sessions.all where !session.subscriptions.isEmpty && session.person != actor.id {
+        for session in sessions.withSubscriptions where session.person != actor.id {
             if !listed.contains(session.person), session.subscriptions.contains(where: { $0.matches(topic) }) {
                 subscribers.insert(session.person)
             }
@@ -388,7 +391,7 @@ extension Engine {
             patient: patient, correlation: header.correlation, body: pending.body,
             bodyHash: fingerprint, acceptedAt: now,
             deliveries: deliveries, referral: referral, careTeamLinks: careTeamLinks, audit: audit)
-        var routed = RoutedSend(pending: pending, message: message, outcomes: outcomes, overrideNotices: uniqueNotices)
+        var routed = RoutedSend(pending: pending, message: message, envelope: envelope, outcomes: outcomes, overrideNotices: uniqueNotices)
         if case .referralEvent(let event) = body { routed.confirmsOwnCopy = [event.referral] }
         return .routed(routed)
     }

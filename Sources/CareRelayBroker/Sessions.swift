@@ -29,6 +29,9 @@ struct Session {
 struct SessionTable {
     private(set) var byRoutingID: [[UInt8]: Session] = [:]
     private(set) var byPerson: [PersonID: [[UInt8]]] = [:]
+    /// Connections with at least one topic subscription: every routed message is matched
+    /// against these, so it must not mean a walk over every connected client.
+    private var subscribing = Set<[UInt8]>()
 
     subscript(routingID: [UInt8]) -> Session? {
         get { byRoutingID[routingID] }
@@ -36,7 +39,9 @@ struct SessionTable {
             if let newValue {
                 if byRoutingID[routingID] == nil { byPerson[newValue.person, default: []].append(routingID) }
                 byRoutingID[routingID] = newValue
+                if newValue.subscriptions.isEmpty { subscribing.remove(routingID) } else { subscribing.insert(routingID) }
             } else if let old = byRoutingID.removeValue(forKey: routingID) {
+                subscribing.remove(routingID)
                 byPerson[old.person]?.removeAll { $0 == routingID }
                 if byPerson[old.person]?.isEmpty == true { byPerson[old.person] = nil }
             }
@@ -56,5 +61,6 @@ struct SessionTable {
     }
 
     var count: Int { byRoutingID.count }
+    var withSubscriptions: [Session] { subscribing.compactMap { byRoutingID[$0] } }
     var all: Dictionary<[UInt8], Session>.Values { byRoutingID.values }
 }

@@ -52,8 +52,12 @@ public struct ClientConfiguration: Sendable {
 public enum ClientError: Error, CustomStringConvertible, Equatable {
     /// The broker refused, with its code and reason.
     case rejected(ProtocolError)
-    /// No answer after every attempt: the broker is down, unreachable, or does not accept our key.
+    /// No answer after every attempt: the broker is down or unreachable, or the broker key
+    /// we hold is not the broker's.
     case noAnswer(endpoint: String, attempts: Int)
+    /// The broker completed the handshake far enough to refuse our key: it is not in the
+    /// directory (never added, revoked, or rotated).
+    case keyRefused(endpoint: String)
     case transport(String)
     case unexpectedAnswer(String)
 
@@ -62,6 +66,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
         case .rejected(let failure): "refused by the broker (\(failure.code)): \(failure.reason)"
         case .noAnswer(let endpoint, let attempts):
             "no answer from \(endpoint) after \(attempts) attempts: the broker may be down, or it does not know your key (check the endpoint, the broker's public key, and that your public key is in the directory)"
+        case .keyRefused(let endpoint):
+            "the broker at \(endpoint) refused your key: it is not in the directory (never added, revoked, or replaced by a new one)"
         case .transport(let why): "connection problem: \(why)"
         case .unexpectedAnswer(let what): "unexpected answer from the broker: \(what)"
         }
@@ -82,6 +88,9 @@ public final class CareRelayClient {
     public let configuration: ClientConfiguration
     private let context: ZMQContext
     private var socket: Socket?
+    /// Reads the socket's handshake events: the only way ZeroMQ tells a client that the
+    /// broker's ZAP handler refused its key (the broker sends nothing on such a connection).
+    private var handshakeEvents: Socket?
     private let codec = CRPCodec(maxBodyBytes: 64 << 20)
     private var pendingDeliveries: [Delivery] = []
     /// Ids (with recipient) already handed to the application.
@@ -100,13 +109,16 @@ public final class CareRelayClient {
         if let socket {
             // A polite goodbye lets the broker return anything in flight at once.
             _ = try? socket.send(codec.encode(.bye(Empty())), dontWait: true)
+            try? socket.stopMonitor()
             socket.close()
         }
+        handshakeEvents?.close()
     }
 
     // MARK: Connection
 
     private func connect() throws(ClientError) {
+        try? socket?.stopMonitor()
         socket?.close()
         do {
             let socket = try context.makeSocket(.dealer)
@@ -124,6 +136,12 @@ public final class CareRelayClient {
             // Queue nothing for a connection that is not up, so a request is never sent twice
             // through a stale pipe.
             try socket.setImmediate(true)
+            handshakeEvents?.close()
+            let monitorEndpoint = "inproc://carerelay.client.handshake.\(UUID().uuidString)"
+            try socket.monitor(endpoint: monitorEndpoint, events: [.handshakeFailedAuth])
+            let events = try context.makeSocket(.pair)
+            try events.connect(monitorEndpoint)
+            handshakeEvents = events
             try socket.connect(configuration.endpoint)
             self.socket = socket
         } catch {
@@ -261,9 +279,27 @@ public final class CareRelayClient {
         throw .noAnswer(endpoint: configuration.endpoint, attempts: configuration.attempts)
     }
 
+    /// Waits for the connection to come up. Throws `keyRefused` as soon as the broker
+    /// refuses our key, instead of waiting out the timeout.
     private func waitWritable(_ socket: Socket) throws -> Bool {
-        let events = try poll([PollItem(socket, events: .writable)], timeoutMilliseconds: Int(configuration.replyTimeout.components.seconds * 1000))
-        return events.first?.contains(.writable) == true
+        let deadline = ContinuousClock.now + configuration.replyTimeout
+        while true {
+            let remaining = deadline - .now
+            guard remaining > .zero else { return false }
+            var items = [PollItem(socket, events: .writable)]
+            if let handshakeEvents { items.append(PollItem(handshakeEvents)) }
+            let events = try poll(items, timeoutMilliseconds: max(1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)))
+            if events.first?.contains(.writable) == true { return true }
+            try checkHandshake(events)
+        }
+    }
+
+    /// Throws `keyRefused` if the handshake monitor (polled second in `events`) reports the
+    /// broker's ZAP handler refused our key.
+    private func checkHandshake(_ events: [PollEvents]) throws {
+        guard events.count == 2, events[1].contains(.readable),
+              let event = try handshakeEvents?.receiveMonitorEvent(dontWait: true) else { return }
+        if event.event.contains(.handshakeFailedAuth) { throw ClientError.keyRefused(endpoint: configuration.endpoint) }
     }
 
     private func awaitAnswer(req: String?, command: ClientCommand) throws(ClientError) -> BrokerCommand {
@@ -291,7 +327,10 @@ public final class CareRelayClient {
         guard let socket else { throw .transport("not connected") }
         let millis = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         do {
-            let events = try poll([PollItem(socket)], timeoutMilliseconds: max(0, millis))
+            var items = [PollItem(socket)]
+            if let handshakeEvents { items.append(PollItem(handshakeEvents)) }
+            let events = try poll(items, timeoutMilliseconds: max(0, millis))
+            try checkHandshake(events)
             guard events.first?.contains(.readable) == true, let message = try socket.receive(dontWait: true) else { return nil }
             let command = try codec.decodeBrokerCommand(message.frames[...])
             if case .deliver(let header, let body) = command {
@@ -300,6 +339,8 @@ public final class CareRelayClient {
             return command
         } catch let error as ProtocolError {
             throw .unexpectedAnswer(error.description)
+        } catch let error as ClientError {
+            throw error
         } catch {
             throw .transport("\(error)")
         }

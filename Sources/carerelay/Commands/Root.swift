@@ -202,7 +202,9 @@ struct Status: ParsableCommand {
             health, messages waiting for delivery (and how long the oldest has waited), \
             referrals waiting at each team's intake, and referrals past their response target.
 
-            Exit 69 means no answer: the broker is down, or it does not know your key.
+            Exit 69 means no answer: the broker is down or unreachable, or your broker key is \
+            not the broker's. Exit 77 means the broker refused your key: it is not in the \
+            directory.
 
             Example:
               carerelay status

@@ -15,12 +15,14 @@ enum Exit {
     /// Accepted, but at least one recipient will receive nothing (withheld by consent), or
     /// the message asked for is withheld from you.
     static let withheld: Int32 = 66
-    /// No answer: the broker is down or unreachable, or it does not accept your key.
+    /// No answer: the broker is down or unreachable, or the broker key configured is wrong.
     static let unavailable: Int32 = 69
     /// The broker answered something this client did not understand.
     static let software: Int32 = 70
     /// A local file could not be read or written.
     static let ioError: Int32 = 74
+    /// The broker refused our key (not in the directory, revoked or rotated).
+    static let noPermission: Int32 = 77
     /// Configuration is missing or wrong (endpoint, broker key, identity key file).
     static let config: Int32 = 78
 
@@ -34,10 +36,12 @@ enum Exit {
               (e.g. not-permitted, invalid-transition) and reason are printed
           66  accepted, but some recipients receive nothing (withheld by
               consent); or the message you asked to see is withheld from you
-          69  no answer from the broker: it is down or unreachable, or it does
-              not know your key (ask the administrator to add your public key)
+          69  no answer from the broker: it is down or unreachable, or the
+              broker key in your configuration is not the broker's
           70  the broker answered something this client does not understand
           74  a local file could not be read or written
+          77  the broker refused your key: it is not in the directory
+              (never added, revoked, or replaced by a new one)
           78  configuration missing or wrong (endpoint, broker key, identity)
         """
 }
@@ -66,7 +70,10 @@ struct Failure: Error, CustomStringConvertible {
                            hint: hint(for: failure.code))
         case .noAnswer(let endpoint, let attempts):
             return Failure(Exit.unavailable, "no answer from the broker at \(endpoint) after \(attempts) attempt\(attempts == 1 ? "" : "s")",
-                           hint: "Check that the broker is running and the endpoint is right (carerelay config show), that the broker key is the broker's current public key, and that the directory administrator has added your public key (carerelay keys show).")
+                           hint: "Check that the broker is running and the endpoint is right (carerelay config show), and that the broker key is the broker's current public key.")
+        case .keyRefused(let endpoint):
+            return Failure(Exit.noPermission, "the broker at \(endpoint) refused your key: it is not in the directory",
+                           hint: "Send your public key (carerelay keys show) to the directory administrator; if you had access before, your key may have been revoked or replaced.")
         case .transport(let why):
             return Failure(Exit.unavailable, "cannot reach the broker: \(why)",
                            hint: "Check the endpoint (carerelay config show); it looks like tcp://HOST:PORT.")
