@@ -169,7 +169,7 @@ public final class BrokerGateway: BrokerLink, @unchecked Sendable {
                 do {
                     let made = try CareRelayClient(configuration: configuration)
                     client = made
-                    logger.info("connected to the broker", metadata: ["endpoint": "\(configuration.endpoint)", "as": "\(made.welcome?.person.rawValue ?? "?")"])
+                    logger.info("connected to the broker", metadata: ["endpoint": "\(made.connectedEndpoint)", "as": "\(made.welcome?.person.rawValue ?? "?")"])
                     if let person = made.welcome?.person, person != intake.gatewayID {
                         logger.error("the broker knows this key as \(person), not \(intake.gatewayID): invitations addressed to person:\(intake.gatewayID) will not arrive")
                     }

@@ -18,7 +18,6 @@ final class Engine {
     var directory: DirectoryIndex
     let codec: CRPCodec
     var logger: Logger
-    let startedAt: Date
     var consent: ConsentGate
     var subscriptionRules = SubscriptionRules.default
     let metrics: BrokerMetrics
@@ -65,7 +64,6 @@ final class Engine {
         self.consent = consent
         self.logger = logger
         codec = CRPCodec(maxBodyBytes: configuration.maxBodyBytes)
-        startedAt = configuration.clock()
         metrics = BrokerMetrics(factory: configuration.metricsFactory)
         self.vitals = vitals
 

@@ -5,7 +5,11 @@ import ZeroMQ
 
 /// How to reach a broker and who we are.
 public struct ClientConfiguration: Sendable {
-    public var endpoint: String
+    /// The brokers to try, in order: the first that answers serves this client, and when it
+    /// stops answering the client moves on to the next (brokers sharing one store).
+    public var endpoints: [String]
+    /// The first endpoint, or all of them comma-separated when there are several.
+    public var endpoint: String { endpoints.joined(separator: ",") }
     public var brokerPublicKey: String
     public var keys: CurveKeyPair
     /// Whether this connection takes deliveries (an inbox or watch window) or only sends and asks.
@@ -25,7 +29,9 @@ public struct ClientConfiguration: Sendable {
         endpoint: String, brokerPublicKey: String, keys: CurveKeyPair, receive: Bool = false, credit: Int = 64,
         replyTimeout: Duration = .seconds(5), attempts: Int = 3, clientName: String = "carerelay-client"
     ) {
-        self.endpoint = endpoint
+        // "tcp://a:5570,tcp://b:5570" names several brokers; ZeroMQ endpoints have no commas.
+        endpoints = endpoint.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if endpoints.isEmpty { endpoints = [endpoint] }
         self.brokerPublicKey = brokerPublicKey
         self.keys = keys
         self.receive = receive
@@ -88,6 +94,9 @@ public final class CareRelayClient {
     public let configuration: ClientConfiguration
     private let context: ZMQContext
     private var socket: Socket?
+    /// Which of `configuration.endpoints` this client is connected to.
+    private var current = 0
+    public var connectedEndpoint: String { configuration.endpoints[current] }
     /// Reads the socket's handshake events: the only way ZeroMQ tells a client that the
     /// broker's ZAP handler refused its key (the broker sends nothing on such a connection).
     private var handshakeEvents: Socket?
@@ -97,6 +106,8 @@ public final class CareRelayClient {
     private var seen = Set<String>()
     private var requestCounter = 0
     private var lastSent = ContinuousClock.now
+    /// When the broker last said anything (a PONG at least every half heartbeat while idle).
+    private var lastHeard = ContinuousClock.now
     public private(set) var welcome: Welcome?
 
     public init(configuration: ClientConfiguration) throws(ClientError) {
@@ -117,7 +128,27 @@ public final class CareRelayClient {
 
     // MARK: Connection
 
-    private func connect() throws(ClientError) {
+    /// Connects to the first broker that answers, starting with the current one (or the one
+    /// after it, when the current one has just stopped answering).
+    private func connect(movingOn: Bool = false) throws(ClientError) {
+        let count = configuration.endpoints.count
+        for step in 0..<count {
+            let index = (current + (movingOn ? 1 : 0) + step) % count
+            do {
+                try connect(to: index)
+                return
+            } catch .noAnswer where count > 1 {
+                continue
+            } catch .transport where count > 1 {
+                continue
+            }
+        }
+        throw .noAnswer(endpoint: configuration.endpoint, attempts: configuration.attempts)
+    }
+
+    private func connect(to index: Int) throws(ClientError) {
+        current = index
+        let endpoint = configuration.endpoints[index]
         try? socket?.stopMonitor()
         socket?.close()
         do {
@@ -142,12 +173,13 @@ public final class CareRelayClient {
             let events = try context.makeSocket(.pair)
             try events.connect(monitorEndpoint)
             handshakeEvents = events
-            try socket.connect(configuration.endpoint)
+            try socket.connect(endpoint)
             self.socket = socket
         } catch {
-            throw .transport("cannot connect to \(configuration.endpoint): \(error)")
+            throw .transport("cannot connect to \(endpoint): \(error)")
         }
         welcome = nil
+        lastHeard = .now
         let answer = try exchange(.hello(Hello(receive: configuration.receive, credit: configuration.credit, client: configuration.clientName, req: nextReq())), reconnect: false)
         guard case .welcome(let welcome) = answer else { throw .unexpectedAnswer("expected WELCOME, got \(answer.name)") }
         self.welcome = welcome
@@ -221,6 +253,11 @@ public final class CareRelayClient {
             }
             let remaining = deadline - .now
             guard remaining > .zero else { return nil }
+            if configuration.endpoints.count > 1, ContinuousClock.now - lastHeard > heartbeatSlice * 4 {
+                // Our broker has not answered two heartbeats' worth of PINGs: it is gone.
+                // Another broker on the same store has our mailbox, unconfirmed messages too.
+                try connect(movingOn: true)
+            }
             try keepAlive()
             guard let command = try receive(within: min(remaining, heartbeatSlice)) else { continue }
             if case .rejected(let rejected) = command, let failure = rejected.failure, failure.code == .helloRequired {
@@ -249,7 +286,7 @@ public final class CareRelayClient {
     private func exchange(_ command: ClientCommand, reconnect: Bool) throws(ClientError) -> BrokerCommand {
         let req = command.req
         for attempt in 1...max(1, configuration.attempts) {
-            if attempt > 1 && reconnect { try connect() }
+            if attempt > 1 && reconnect { try connect(movingOn: true) }
             guard let socket else { throw .transport("not connected") }
             do {
                 guard try socket.send(codec.encode(command), dontWait: true) else {
@@ -299,7 +336,7 @@ public final class CareRelayClient {
     private func checkHandshake(_ events: [PollEvents]) throws {
         guard events.count == 2, events[1].contains(.readable),
               let event = try handshakeEvents?.receiveMonitorEvent(dontWait: true) else { return }
-        if event.event.contains(.handshakeFailedAuth) { throw ClientError.keyRefused(endpoint: configuration.endpoint) }
+        if event.event.contains(.handshakeFailedAuth) { throw ClientError.keyRefused(endpoint: connectedEndpoint) }
     }
 
     private func awaitAnswer(req: String?, command: ClientCommand) throws(ClientError) -> BrokerCommand {
@@ -333,6 +370,7 @@ public final class CareRelayClient {
             try checkHandshake(events)
             guard events.first?.contains(.readable) == true, let message = try socket.receive(dontWait: true) else { return nil }
             let command = try codec.decodeBrokerCommand(message.frames[...])
+            lastHeard = .now
             if case .deliver(let header, let body) = command {
                 pendingDeliveries.append(Delivery(header: header, body: body))
             }

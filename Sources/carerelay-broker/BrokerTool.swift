@@ -112,16 +112,8 @@ struct Serve: ParsableCommand {
             FileHandle.standardError.write(Data("carerelay-broker: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        // Written unbuffered: scripts and tests wait for this line to know the broker is up.
-        FileHandle.standardOutput.write(Data("""
-            carerelay-broker \(CareRelayBroker.version) listening on \(server.endpoint) (libzmq \(ZMQLibrary.versionString))
-            broker public key: \(insecureDevelopment ? "none: INSECURE DEVELOPMENT MODE (PLAIN, username = person id)" : keys.publicKey)
-
-            """.utf8))
-        let operationsService = try operationsAddress.map { address in
-            try startOperations(at: address, registry: registry, server: server, logger: logger)
-        }
-
+        // Signals are handled before anyone is told the broker is up: a SIGTERM sent as soon
+        // as the line below appears must stop it cleanly, not be lost.
         signal(SIGHUP, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
@@ -146,6 +138,15 @@ struct Serve: ParsableCommand {
             }
             source.resume()
             stops.append(source)
+        }
+        // Written unbuffered: scripts and tests wait for this line to know the broker is up.
+        FileHandle.standardOutput.write(Data("""
+            carerelay-broker \(CareRelayBroker.version) listening on \(server.endpoint) (libzmq \(ZMQLibrary.versionString))
+            broker public key: \(insecureDevelopment ? "none: INSECURE DEVELOPMENT MODE (PLAIN, username = person id)" : keys.publicKey)
+
+            """.utf8))
+        let operationsService = try operationsAddress.map { address in
+            try startOperations(at: address, registry: registry, server: server, logger: logger)
         }
         server.wait()
         operationsService?.stop()

@@ -221,7 +221,7 @@ struct Status: ParsableCommand {
                              roles: welcome?.roles.map(\.rawValue) ?? [], teams: welcome?.teams.map(\.rawValue) ?? [], status: status))
             return
         }
-        Console.out("Connected to \(client.configuration.endpoint) (CareRelay broker \(status.broker), protocol \(status.protocolVersion)).")
+        Console.out("Connected to \(client.connectedEndpoint) (CareRelay broker \(status.broker), protocol \(status.protocolVersion)).")
         if let welcome {
             Console.out("You are \(welcome.name) (\(welcome.person)); roles: \(welcome.roles.map(\.rawValue).joined(separator: ", ")); teams: \(welcome.teams.map(\.rawValue).joined(separator: ", "))")
         }
