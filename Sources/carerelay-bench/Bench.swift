@@ -28,7 +28,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Message body size in bytes for the message-rate figures.")
     var bodyBytes = 1024
 
-    @Option(help: "Run only one part: baseline, durable, paced, fanout or consent (for profiling).")
+    @Option(help: "Run only one part: baseline, durable, paced, fanout, consent, clients or queued (for profiling).")
     var only: String?
 
     func wants(_ part: String) -> Bool { only == nil || only == part }
@@ -74,6 +74,37 @@ struct Bench: ParsableCommand {
             let cost = size == sizes[0] ? baseline : ConsentCost.run(patients: size, decisions: 200_000)
             table.add("consent decision, \(size) patients in the registry", cost, unit: "ns/decision",
                       ratio: cost / baseline, ratioOf: "\(sizes[0]) patients")
+        }
+
+        if wants("clients") {
+            let clients = smoke ? 200 : 10_000
+            // Two descriptors per client here, one in the broker, and room for the rest.
+            try FileDescriptorLimit.raise(to: 2 * clients + 1_024)
+            let memory = try ConnectedClientsMemory.run(clients: clients)
+            table.add("broker RSS idle: \(clients) people in the directory, 0 clients", memory.idleBytes.mebibytes, unit: "MiB",
+                      extra: "baseline (separate process, VmRSS)")
+            table.add("broker RSS with \(memory.clients) clients connected (CURVE, HELLO welcomed)", memory.connectedBytes.mebibytes, unit: "MiB",
+                      extra: String(format: "%.1f KiB per client", memory.bytesPerClient / 1024))
+            table.add("  \(memory.clients) clients connected and welcomed in", memory.secondsToConnect, unit: "s",
+                      extra: String(format: "%.0f handshakes/s", Double(memory.clients) / memory.secondsToConnect))
+        }
+        if wants("queued") {
+            let recipients = smoke ? 10 : 1_000
+            let restart = try RestartWithQueuedMail.run(recipients: recipients, mailbox: 1_000, bodyBytes: bodyBytes)
+            let empty = restart.empty, queued = restart.queued
+            table.add("broker start, empty store: to listening / to serving", nil,
+                      unit: String(format: "%.0f / %.0f ms", empty.secondsToListening * 1000, empty.secondsToServing * 1000), extra: "baseline")
+            table.add("broker RSS serving, empty store", empty.residentBytes.mebibytes, unit: "MiB", extra: "baseline")
+            table.add("store filled: \(restart.messages) referrals queued for \(recipients) people", Double(restart.messages) / restart.fillSeconds,
+                      unit: "msg/s", extra: String(format: "store %.2f GB, store API in transactions of %d", Double(restart.storeBytes) / 1e9, QueuedMailFill.batch))
+            table.add("broker restart, \(restart.messages) queued: to listening", queued.secondsToListening * 1000, unit: "ms",
+                      ratio: queued.secondsToListening / empty.secondsToListening, ratioOf: "empty store")
+            table.add("broker restart, \(restart.messages) queued: to serving (first HELLO answered)", queued.secondsToServing * 1000, unit: "ms",
+                      ratio: queued.secondsToServing / empty.secondsToServing, ratioOf: "empty store")
+            table.add("broker RSS serving, \(restart.messages) queued", queued.residentBytes.mebibytes, unit: "MiB",
+                      ratio: Double(queued.residentBytes) / Double(empty.residentBytes), ratioOf: "empty store")
+            table.add("  one recipient's \(restart.mailbox) queued referrals delivered after the restart", restart.secondsToDrainOneMailbox * 1000, unit: "ms",
+                      extra: String(format: "%.0f msg/s, credit 64, confirming as received", Double(restart.mailbox) / restart.secondsToDrainOneMailbox))
         }
         table.print()
     }
