@@ -14,28 +14,28 @@ final class ClientFleet: @unchecked Sendable {
     static let perContext = 1_000
     static let wave = 100
 
-    init(_ people: [PersonID], of system: CareSystemFiles, endpoint: String) throws {
+    init(_ plan: FleetPlan) throws {
         let group = DispatchGroup()
         let failure = FirstFailure()
-        for chunk in stride(from: 0, to: people.count, by: Self.perContext).map({ Array(people[$0..<min($0 + Self.perContext, people.count)]) }) {
+        for start in stride(from: 0, to: plan.people.count, by: Self.perContext) {
+            let share = Array(plan.people[start..<min(start + Self.perContext, plan.people.count)])
             group.enter()
             Thread {
                 defer { group.leave() }
-                do { self.append(try Self.connect(chunk, of: system, endpoint: endpoint)) } catch { failure.record(error) }
+                do { self.append(try Self.connect(share, plan: plan)) } catch { failure.record(error) }
             }.start()
         }
         group.wait()
         if let error = failure.error { throw error }
     }
 
-    private static func connect(_ people: [PersonID], of system: CareSystemFiles, endpoint: String) throws -> [Socket] {
+    private static func connect(_ people: [FleetPlan.Member], plan: FleetPlan) throws -> [Socket] {
         let context = try ZMQContext()
         var sockets: [Socket] = []
         for start in stride(from: 0, to: people.count, by: wave) {
             let dialled = try people[start..<min(start + wave, people.count)].map { person in
-                guard let keys = system.keys[person] else { throw ValidationError("\(person) has no key") }
-                let socket = try CRPConnection.dial(in: context, keys: keys, brokerKey: system.brokerKeys.publicKey,
-                                                    endpoint: endpoint, timeoutMilliseconds: 60_000)
+                let socket = try CRPConnection.dial(in: context, keys: person.keys, brokerKey: plan.brokerKey,
+                                                    endpoint: plan.endpoint, timeoutMilliseconds: 60_000)
                 // Receiving, as an inbox client does, so the broker reads each (empty) mailbox.
                 try CRPConnection.sendHello(on: socket, receive: true, credit: 64)
                 return socket
@@ -60,6 +60,74 @@ final class ClientFleet: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         for socket in sockets { socket.close() }
         sockets.removeAll()
+    }
+}
+
+/// Who a fleet connects as, and where: written to a file for a fleet in another process.
+struct FleetPlan: Codable {
+    struct Member: Codable {
+        var publicKey: String
+        var secretKey: String
+        var keys: CurveKeyPair { CurveKeyPair(publicKey: publicKey, secretKey: secretKey) }
+    }
+    var endpoint: String
+    var brokerKey: String
+    var people: [Member]
+}
+
+/// A client fleet in a process of its own (this benchmark run with `--fleet PLAN`). Each client
+/// costs two file descriptors (its TCP connection and its socket's libzmq mailbox), and the
+/// hard limit here is 20,000 without the privilege to raise it, so 10,000 clients need two
+/// processes. It says "welcomed N" once every client is welcomed, and closes them all when its
+/// standard input closes.
+final class FleetProcess {
+    static let mostClients = 5_000
+    private let process = Process()
+    private let input = Pipe()
+    let welcomed: Int
+
+    init(_ plan: FleetPlan, folder: URL) throws {
+        let planPath = folder.appendingPathComponent("fleet-\(UUID().uuidString).json").path
+        try JSONEncoder().encode(plan).write(to: URL(fileURLWithPath: planPath))
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.arguments = ["--fleet", planPath]
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        let line = String(decoding: output.fileHandleForReading.readDataToEndOfFileOrLine(), as: UTF8.self)
+        guard line.hasPrefix("welcomed "), let count = Int(line.dropFirst(9).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw ValidationError("a client fleet failed: \(line.isEmpty ? "(no output; see its error above)" : line)")
+        }
+        welcomed = count
+    }
+
+    func close() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
+    /// The fleet's side: connect, report, hold the connections until told to stop.
+    static func serve(planPath: String) throws {
+        let plan = try JSONDecoder().decode(FleetPlan.self, from: Data(contentsOf: URL(fileURLWithPath: planPath)))
+        try FileDescriptorLimit.raise(to: 2 * plan.people.count + 256)
+        let fleet = try ClientFleet(plan)
+        FileHandle.standardOutput.write(Data("welcomed \(fleet.count)\n".utf8))
+        _ = FileHandle.standardInput.readDataToEndOfFile()
+        fleet.close()
+    }
+}
+
+extension FileHandle {
+    /// Reads up to the first newline (or the end): a child's one-line report.
+    func readDataToEndOfFileOrLine() -> Data {
+        var data = Data()
+        while !data.contains(UInt8(ascii: "\n")) {
+            let chunk = availableData
+            if chunk.isEmpty { break }
+            data += chunk
+        }
+        return data
     }
 }
 
@@ -96,15 +164,51 @@ enum ConnectedClientsMemory {
         defer { broker.stop() }
         // Idle: the directory of `clients` people loaded, and one connection opened and closed
         // first, so one-off allocations of a first session are not counted per client.
-        let context = try ZMQContext()
-        try system.connection(CareSystemFiles.gp, in: context, endpoint: broker.endpoint, receive: false).close()
+        try system.connection(CareSystemFiles.gp, in: try ZMQContext(), endpoint: broker.endpoint, receive: false).close()
         Thread.sleep(forTimeInterval: 0.5)
         let idle = broker.residentBytes
+
+        let members = system.staff.compactMap { system.keys[$0] }.map { FleetPlan.Member(publicKey: $0.publicKey, secretKey: $0.secretKey) }
         let start = ContinuousClock.now
-        let fleet = try ClientFleet(system.staff, of: system, endpoint: broker.endpoint)
-        defer { fleet.close() }
+        var fleets: [FleetProcess] = []
+        defer { fleets.forEach { $0.close() } }
+        // Started together, so the broker sees one crowd of connections, not two in turn.
+        let group = DispatchGroup()
+        let started = FleetStarts()
+        for first in stride(from: 0, to: members.count, by: FleetProcess.mostClients) {
+            let plan = FleetPlan(endpoint: broker.endpoint, brokerKey: system.brokerKeys.publicKey,
+                                 people: Array(members[first..<min(first + FleetProcess.mostClients, members.count)]))
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                started.record(Swift.Result { try FleetProcess(plan, folder: system.folder) })
+            }
+        }
+        group.wait()
+        fleets = try started.all()
         let connectSeconds = seconds(since: start)
         Thread.sleep(forTimeInterval: 0.5)
-        return Result(clients: fleet.count, idleBytes: idle, connectedBytes: broker.residentBytes, secondsToConnect: connectSeconds)
+        return Result(clients: fleets.reduce(0) { $0 + $1.welcomed }, idleBytes: idle, connectedBytes: broker.residentBytes,
+                      secondsToConnect: connectSeconds)
+    }
+}
+
+/// Fleet processes started from several threads, collected for the caller.
+final class FleetStarts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<FleetProcess, any Error>] = []
+    func record(_ result: Result<FleetProcess, any Error>) {
+        lock.lock(); defer { lock.unlock() }
+        results.append(result)
+    }
+    /// Every fleet, or the first failure (after closing those that did start).
+    func all() throws -> [FleetProcess] {
+        lock.lock(); defer { lock.unlock() }
+        let fleets = results.compactMap { try? $0.get() }
+        if let failure = results.first(where: { (try? $0.get()) == nil }) {
+            fleets.forEach { $0.close() }
+            _ = try failure.get()
+        }
+        return fleets
     }
 }

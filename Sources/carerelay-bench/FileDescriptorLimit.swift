@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 
-/// Each connected client costs the benchmark two descriptors (its TCP connection and the
-/// socket's libzmq mailbox) and the broker one; the broker process inherits this limit.
+/// Each connected client costs a fleet process two descriptors (its TCP connection and the
+/// socket's libzmq mailbox) and the broker one; child processes inherit the limit.
 enum FileDescriptorLimit {
-    /// Raises the soft limit (and, where allowed, the hard one) to at least `wanted`.
+    /// Raises the soft limit (and the hard one, where the process may) to at least `wanted`.
     static func raise(to wanted: Int) throws {
         var limit = rlimit()
         getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
