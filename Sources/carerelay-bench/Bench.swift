@@ -31,13 +31,17 @@ struct Bench: ParsableCommand {
     @Option(help: "Run only one part: baseline, durable, paced, fanout, consent, clients or queued (for profiling).")
     var only: String?
 
+    // Roles this executable plays as a child process of the clients measure.
     @Option(help: .hidden)
     var fleet: String?
+    @Option(help: .hidden)
+    var rawRouter: String?
 
     func wants(_ part: String) -> Bool { only == nil || only == part }
 
     func run() throws {
         if let fleet { return try FleetProcess.serve(planPath: fleet) }
+        if let rawRouter { return try RawRouter.serve(keyFile: rawRouter) }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .error
@@ -84,13 +88,19 @@ struct Bench: ParsableCommand {
             let clients = smoke ? 200 : 10_000
             // One descriptor per client in the broker, which inherits this limit.
             try FileDescriptorLimit.raise(to: clients + 1_024)
-            let memory = try ConnectedClientsMemory.run(clients: clients)
-            table.add("broker RSS idle: \(clients) people in the directory, 0 clients", memory.idleBytes.mebibytes, unit: "MiB",
-                      extra: "baseline (separate process, VmRSS)")
-            table.add("broker RSS with \(memory.clients) clients connected (CURVE, HELLO welcomed)", memory.connectedBytes.mebibytes, unit: "MiB",
-                      extra: String(format: "%.1f KiB per client", memory.bytesPerClient / 1024))
-            table.add("  \(memory.clients) clients connected and welcomed in", memory.secondsToConnect, unit: "s",
-                      extra: String(format: "%.0f handshakes/s", Double(memory.clients) / memory.secondsToConnect))
+            let (raw, broker) = try ConnectedClientsMemory.run(clients: clients)
+            table.add("baseline: raw libzmq CURVE ROUTER process, RSS idle", raw.idleBytes.mebibytes, unit: "MiB")
+            table.add("baseline: the same with \(raw.clients) clients connected", raw.connectedBytes.mebibytes, unit: "MiB",
+                      extra: String(format: "%.1f KiB per client (libzmq alone)", raw.bytesPerClient / 1024))
+            table.add("  connected in", raw.secondsToConnect, unit: "s",
+                      extra: String(format: "%.0f handshakes/s", Double(raw.clients) / raw.secondsToConnect))
+            table.add("broker RSS idle: \(clients) people in the directory, 0 clients", broker.idleBytes.mebibytes, unit: "MiB",
+                      extra: "separate process, VmRSS")
+            table.add("broker RSS with \(broker.clients) clients connected (CURVE, HELLO welcomed)", broker.connectedBytes.mebibytes, unit: "MiB",
+                      extra: String(format: "%.1f KiB per client: %.2f× the raw ROUTER's", broker.bytesPerClient / 1024, broker.bytesPerClient / raw.bytesPerClient))
+            table.add("  connected and welcomed in", broker.secondsToConnect, unit: "s",
+                      extra: String(format: "%.0f handshakes/s (%.2f× raw)", Double(broker.clients) / broker.secondsToConnect,
+                                    raw.secondsToConnect / broker.secondsToConnect))
         }
         if wants("queued") {
             let recipients = smoke ? 10 : 1_000

@@ -145,7 +145,8 @@ final class FirstFailure: @unchecked Sendable {
     }
 }
 
-/// The broker's resident memory idle and with `clients` people connected, each welcomed.
+/// A server's resident memory idle and with `clients` people connected, each welcomed: the
+/// broker, beside a raw libzmq ROUTER configured as the broker's is (the baseline).
 enum ConnectedClientsMemory {
     struct Result {
         var clients: Int
@@ -155,28 +156,31 @@ enum ConnectedClientsMemory {
         var bytesPerClient: Double { Double(connectedBytes - idleBytes) / Double(clients) }
     }
 
-    static func run(clients: Int) throws -> Result {
+    static func run(clients: Int) throws -> (raw: Result, broker: Result) {
         let system = try CareSystemFiles(staff: clients)
         defer { system.remove() }
+        let raw = try measure(try ServerProcess.rawRouter(system), system)
         // Sessions expire after three silent heartbeats; the clients here send nothing after
         // HELLO, so a long heartbeat keeps every session alive while memory is read.
-        let broker = try BrokerProcess(system, heartbeatMilliseconds: 600_000)
-        defer { broker.stop() }
-        // Idle: the directory of `clients` people loaded, and one connection opened and closed
-        // first, so one-off allocations of a first session are not counted per client.
-        try system.connection(CareSystemFiles.gp, in: try ZMQContext(), endpoint: broker.endpoint, receive: false).close()
+        let broker = try measure(try ServerProcess.broker(system, heartbeatMilliseconds: 600_000), system)
+        return (raw, broker)
+    }
+
+    private static func measure(_ server: ServerProcess, _ system: CareSystemFiles) throws -> Result {
+        defer { server.stop() }
+        // Idle: nobody connected, after one connection opened and closed, so one-off
+        // allocations of a first connection are not counted per client.
+        try system.connection(CareSystemFiles.gp, in: try ZMQContext(), endpoint: server.endpoint, receive: false).close()
         Thread.sleep(forTimeInterval: 0.5)
-        let idle = broker.residentBytes
+        let idle = server.residentBytes
 
         let members = system.staff.compactMap { system.keys[$0] }.map { FleetPlan.Member(publicKey: $0.publicKey, secretKey: $0.secretKey) }
         let start = ContinuousClock.now
-        var fleets: [FleetProcess] = []
-        defer { fleets.forEach { $0.close() } }
-        // Started together, so the broker sees one crowd of connections, not two in turn.
+        // Started together, so the server sees one crowd of connections, not two in turn.
         let group = DispatchGroup()
         let started = FleetStarts()
         for first in stride(from: 0, to: members.count, by: FleetProcess.mostClients) {
-            let plan = FleetPlan(endpoint: broker.endpoint, brokerKey: system.brokerKeys.publicKey,
+            let plan = FleetPlan(endpoint: server.endpoint, brokerKey: system.brokerKeys.publicKey,
                                  people: Array(members[first..<min(first + FleetProcess.mostClients, members.count)]))
             group.enter()
             DispatchQueue.global().async {
@@ -185,10 +189,11 @@ enum ConnectedClientsMemory {
             }
         }
         group.wait()
-        fleets = try started.all()
+        let fleets = try started.all()
+        defer { fleets.forEach { $0.close() } }
         let connectSeconds = seconds(since: start)
         Thread.sleep(forTimeInterval: 0.5)
-        return Result(clients: fleets.reduce(0) { $0 + $1.welcomed }, idleBytes: idle, connectedBytes: broker.residentBytes,
+        return Result(clients: fleets.reduce(0) { $0 + $1.welcomed }, idleBytes: idle, connectedBytes: server.residentBytes,
                       secondsToConnect: connectSeconds)
     }
 }

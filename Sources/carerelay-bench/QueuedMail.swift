@@ -15,8 +15,8 @@ struct BrokerStart {
     var residentBytes: Int
 
     /// Starts a broker on the system's store and measures it; the broker is left running.
-    static func measure(_ system: CareSystemFiles) throws -> (BrokerProcess, BrokerStart) {
-        let broker = try BrokerProcess(system)
+    static func measure(_ system: CareSystemFiles) throws -> (ServerProcess, BrokerStart) {
+        let broker = try ServerProcess.broker(system)
         _ = try system.connection(CareSystemFiles.gp, in: try ZMQContext(), endpoint: broker.endpoint, receive: false)
         let serving = seconds(since: broker.launchedAt)
         return (broker, BrokerStart(secondsToListening: broker.secondsToListening, secondsToServing: serving,
@@ -147,7 +147,7 @@ enum RestartWithQueuedMail {
         // Both starts measured are restarts after a crash (SIGKILL of a serving broker, the
         // page cache still warm), as DESIGN.md's target puts it. The first start creates the
         // store; the baseline is the restart on that empty store.
-        try BrokerProcess(system).crash()
+        try ServerProcess.broker(system).crash()
         let (emptyBroker, empty) = try BrokerStart.measure(system)
         let firstIDs = try QueuedMailFill.sendFirstReferrals(system, recipients: system.staff, endpoint: emptyBroker.endpoint, bodyBytes: bodyBytes)
         emptyBroker.stop()
@@ -157,7 +157,7 @@ enum RestartWithQueuedMail {
         let fillSeconds = seconds(since: fillStart)
         let storeBytes = Self.storeBytes(system.storePath)
 
-        try BrokerProcess(system).crash()
+        try ServerProcess.broker(system).crash()
         let (broker, queued) = try BrokerStart.measure(system)
         defer { broker.stop() }
         let drain = try Self.drainMailbox(of: system.staff[0], system: system, endpoint: broker.endpoint, expected: mailbox)
