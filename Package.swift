@@ -20,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libzmq's headers live in /usr/include; naming pkgConfig here would pull in
@@ -41,13 +44,24 @@ let package = Package(
             "ZeroMQ", "CareRelayModel", "CareRelayProtocol", "CareRelayPolicy", "CareRelayStore",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
+        // What operators see: metrics, health, backups. Beside the broker, never in its loop.
+        .target(name: "CareRelayOperations", dependencies: [
+            "CareRelayBroker", "CareRelayStore", "CareRelayModel",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "CareRelayClient", dependencies: [
             "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "carerelay-broker", dependencies: [
-            "CareRelayBroker", "ZeroMQ",
+            "CareRelayBroker", "CareRelayOperations", "CareRelayStore", "ZeroMQ",
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -84,7 +98,8 @@ let package = Package(
         .testTarget(name: "CareRelayPolicyTests", dependencies: ["CareRelayPolicy"]),
         .testTarget(name: "CareRelayStoreTests", dependencies: ["CareRelayStore"]),
         .testTarget(name: "CareRelayBrokerTests", dependencies: [
-            "CareRelayBroker", "CareRelayClient",
+            "CareRelayBroker", "CareRelayClient", "CareRelayOperations", "CareRelayStore",
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CarerelayCLITests", dependencies: ["CareRelayBroker", "CareRelayClient", .product(name: "Logging", package: "swift-log")]),

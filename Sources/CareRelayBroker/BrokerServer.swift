@@ -9,6 +9,9 @@ import ZeroMQ
 /// with an ephemeral port), and stop it; everything else happens on the loop thread.
 public final class BrokerServer: @unchecked Sendable {
     public let endpoint: String
+    /// The loop's own account of itself, for health checks and status.
+    public let vitals: BrokerVitals
+    public let storePath: String
     private let context: ZMQContext
     private let zap: ZAPHandler
     private let controlEndpoint: String
@@ -20,14 +23,21 @@ public final class BrokerServer: @unchecked Sendable {
     final class DirectoryBox: @unchecked Sendable {
         private let lock = NSLock()
         private var index: DirectoryIndex
+        private var replacements = 0
         init(_ index: DirectoryIndex) { self.index = index }
         var current: DirectoryIndex {
             lock.lock(); defer { lock.unlock() }
             return index
         }
+        /// Counts replacements, so the loop can tell cheaply whether it has the newest.
+        var generation: Int {
+            lock.lock(); defer { lock.unlock() }
+            return replacements
+        }
         func replace(_ index: DirectoryIndex) {
             lock.lock(); defer { lock.unlock() }
             self.index = index
+            replacements += 1
         }
     }
 
@@ -60,21 +70,25 @@ public final class BrokerServer: @unchecked Sendable {
         do { context = try ZMQContext() } catch { throw StartError.socket("\(error)") }
         let box = DirectoryBox(directory)
         let zapLogger = logger
-        // Identity is decided here, from the key the client proved it holds.
+        // Identity is decided here, from the key the client proved it holds. The connection's
+        // User-Id is that key, not the person: the loop looks the key up in the directory on
+        // every command, so a key removed from the directory stops working at once, even on a
+        // connection that is already open.
         let zap = ZAPHandler(context: context) { request in
             guard request.mechanism == "CURVE", let key = request.clientPublicKey,
-                  let person = box.current.peopleByKey[key]
+                  box.current.peopleByKey[key] != nil
             else {
                 zapLogger.notice("connection refused: key not in the directory", metadata: ["address": "\(request.address)", "key": "\(request.clientPublicKey ?? "none")"])
                 return .deny(status: "400", reason: "key not in the directory")
             }
-            return .allow(userID: person.id.rawValue)
+            return .allow(userID: key)
         }
         do { try zap.start() } catch { throw StartError.socket("ZAP handler: \(error)") }
 
         let controlEndpoint = "inproc://carerelay.broker.control"
         let ready = DispatchSemaphore(value: 0)
         let startResult = StartResultBox()
+        let vitals = BrokerVitals(startedAt: Date())
         // A group, not a semaphore: stop() and wait() may both wait for the loop to end.
         let finished = DispatchGroup()
         finished.enter()
@@ -82,14 +96,16 @@ public final class BrokerServer: @unchecked Sendable {
             do {
                 let engine = try Engine(
                     configuration: configuration, context: context, directory: directory, store: store,
-                    consent: gate, controlEndpoint: controlEndpoint, logger: logger)
+                    consent: gate, controlEndpoint: controlEndpoint, vitals: vitals, logger: logger)
                 engine.directorySource = box
                 startResult.set(.success(engine.boundEndpoint))
                 ready.signal()
                 engine.run()
                 engine.router.close()
                 engine.control.close()
+                store.close()
             } catch {
+                store.close()
                 startResult.set(.failure(StartError.socket("\(error)")))
                 ready.signal()
             }
@@ -101,7 +117,7 @@ public final class BrokerServer: @unchecked Sendable {
         switch startResult.value {
         case .success(let endpoint)?:
             return BrokerServer(endpoint: endpoint, context: context, zap: zap, controlEndpoint: controlEndpoint,
-                                finished: finished, directoryBox: box)
+                                finished: finished, directoryBox: box, vitals: vitals, storePath: configuration.storePath)
         case .failure(let error)?:
             zap.stop()
             finished.wait()
@@ -113,8 +129,10 @@ public final class BrokerServer: @unchecked Sendable {
     }
 
     private init(endpoint: String, context: ZMQContext, zap: ZAPHandler, controlEndpoint: String,
-                 finished: DispatchGroup, directoryBox: DirectoryBox) {
+                 finished: DispatchGroup, directoryBox: DirectoryBox, vitals: BrokerVitals, storePath: String) {
         self.endpoint = endpoint
+        self.vitals = vitals
+        self.storePath = storePath
         self.context = context
         self.zap = zap
         self.controlEndpoint = controlEndpoint

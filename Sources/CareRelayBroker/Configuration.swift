@@ -1,4 +1,5 @@
 import CareRelayModel
+import CoreMetrics
 import Foundation
 
 /// Everything the broker needs to start. Defaults are the embedded, single-machine setup.
@@ -24,13 +25,16 @@ public struct BrokerConfiguration: Sendable {
     public var consentPolicyYAML: String?
     /// Source of time, so tests can move the clock instead of waiting.
     public var clock: @Sendable () -> Date
+    /// Where the broker's counters go (e.g. a Prometheus registry); the default records nothing.
+    public var metricsFactory: any MetricsFactory
 
     public init(
         endpoint: String = "tcp://127.0.0.1:5570", storePath: String, publicKey: String, secretKey: String,
         maxBodyBytes: Int = 1 << 20, heartbeatMilliseconds: Int = 5_000,
         responseTargets: [Priority: TimeInterval] = BrokerConfiguration.defaultResponseTargets,
         batchLimit: Int = 512, consentPolicyYAML: String? = nil,
-        clock: @escaping @Sendable () -> Date = { Date() }
+        clock: @escaping @Sendable () -> Date = { Date() },
+        metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
     ) {
         self.endpoint = endpoint
         self.storePath = storePath
@@ -42,6 +46,7 @@ public struct BrokerConfiguration: Sendable {
         self.batchLimit = batchLimit
         self.consentPolicyYAML = consentPolicyYAML
         self.clock = clock
+        self.metricsFactory = metricsFactory
     }
 
     /// From the services in the seeds: Torbay answers within 1 hour, Gwent within 4, Midhurst

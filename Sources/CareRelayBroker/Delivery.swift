@@ -18,8 +18,11 @@ extension Engine {
             pump(person, now: now, sent: &sent, withheld: &withheld, audit: &audit)
         }
         do {
-            try store.recordDeliveries(sent: sent, withheld: withheld, audit: audit, at: now)
+            try metrics.timeStore(accepting: false) {
+                try store.recordDeliveries(sent: sent, withheld: withheld, audit: audit, at: now)
+            }
         } catch {
+            vitals.store(healthy: false, error: "\(error)")
             // The deliveries went out and stay pending until confirmed, so nothing is lost;
             // only their audit lines are missing, which the operator must know.
             logger.error("could not record deliveries in the audit trail", metadata: ["error": "\(error)", "count": "\(sent.count)"])
@@ -57,6 +60,7 @@ extension Engine {
                 switch prepareDelivery(item, to: recipient, now: now, attempt: attempt) {
                 case .withhold(let rule, let reason):
                     withheld.append((item.seq, person, rule, reason))
+                    metrics.withheld(atDelivery: true)
                     audit.append(AuditEntry(at: now, actor: "carerelay", action: .withhold, patient: item.patient?.digits,
                                             message: item.id, recipient: person.rawValue, decision: "deliver:withheld", rule: rule,
                                             detail: "consent checked again before delivery"))
@@ -65,6 +69,7 @@ extension Engine {
                     attempts[key] = attempt
                     sessions[routingID]?.inFlight[key] = item.id
                     sent.append((item.seq, person))
+                    metrics.delivered(redacted: action == .redact)
                     audit.append(AuditEntry(at: now, actor: "carerelay", action: action, patient: item.patient?.digits,
                                             message: item.id, recipient: person.rawValue, decision: "deliver:\(action.rawValue)", rule: rule,
                                             detail: header.attempt > 1 ? "attempt \(header.attempt)" : nil))

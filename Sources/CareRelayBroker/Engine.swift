@@ -21,6 +21,8 @@ final class Engine {
     let startedAt: Date
     var consent: ConsentGate
     var subscriptionRules = SubscriptionRules.default
+    let metrics: BrokerMetrics
+    let vitals: BrokerVitals
 
     var sessions = SessionTable()
     /// Gateways (the carer bridge) that act for each carer.
@@ -40,6 +42,7 @@ final class Engine {
     var stopping = false
     /// Where a reloaded directory comes from (shared with the ZAP handler).
     var directorySource: BrokerServer.DirectoryBox?
+    private var directoryGeneration = 0
 
     // Commands collected while draining the socket, handled together.
     struct PendingSend {
@@ -52,7 +55,7 @@ final class Engine {
     var pendingConfirms: [(routingID: [UInt8], recipient: PersonID, ids: [String])] = []
 
     init(configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex,
-         store: SQLiteStore, consent: ConsentGate, controlEndpoint: String, logger: Logger) throws {
+         store: SQLiteStore, consent: ConsentGate, controlEndpoint: String, vitals: BrokerVitals, logger: Logger) throws {
         self.configuration = configuration
         self.directory = directory
         self.store = store
@@ -60,6 +63,8 @@ final class Engine {
         self.logger = logger
         codec = CRPCodec(maxBodyBytes: configuration.maxBodyBytes)
         startedAt = configuration.clock()
+        metrics = BrokerMetrics(factory: configuration.metricsFactory)
+        self.vitals = vitals
 
         router = try context.makeSocket(.router)
         try router.setCurveServer(true)
@@ -113,6 +118,9 @@ final class Engine {
             if events.count == 2, events[0].contains(.readable) { drain() }
             runTimers()
             pumpDirty()
+            // Wall time, not the configured clock: health checks compare it with the real now.
+            vitals.turn(at: Date(), connectedClients: sessions.count)
+            metrics.connectedClients(sessions.count)
         }
         logger.info("broker stopped")
     }
@@ -131,17 +139,25 @@ final class Engine {
             switch message.frames.first.flatMap({ String(decoding: $0, as: UTF8.self) }) {
             case "STOP":
                 stopping = true
+                vitals.markStopping()
                 refuseWaitingCommands()
             case "WAKE":
-                // A reload: take the new directory; timers and pumps run below.
-                if let source = directorySource {
-                    directory = source.current
-                    rebuildGatewayIndex()
-                    logger.info("directory reloaded", metadata: ["people": "\(directory.directory.people.count)"])
-                }
+                adoptReloadedDirectory()  // timers and pumps run below
             default: break
             }
         }
+    }
+
+    /// Takes a reloaded directory if there is one. Checked before every command as well as
+    /// on WAKE, so a command sent after `reload` returned is judged by the new directory even
+    /// if it is read before the WAKE.
+    private func adoptReloadedDirectory() {
+        guard let source = directorySource, source.generation != directoryGeneration else { return }
+        directoryGeneration = source.generation
+        directory = source.current
+        rebuildGatewayIndex()
+        endRevokedSessions()
+        logger.info("directory reloaded", metadata: ["people": "\(directory.directory.people.count)"])
     }
 
     /// At shutdown, whatever is still waiting is answered "shutting down" rather than left
@@ -178,6 +194,7 @@ final class Engine {
 
     private func handle(_ message: Multipart) {
         guard let routingID = message.frames.first, message.frames.count >= 2 else { return }
+        adoptReloadedDirectory()
         let frames = message.frames.dropFirst()
         let now = configuration.clock()
         let command: ClientCommand
@@ -189,12 +206,17 @@ final class Engine {
             // match the refusal to its request instead of waiting for an answer.
             let tags = frames.count >= 3 ? Self.tags(in: frames[frames.startIndex + 2]) : (req: nil, key: nil)
             reply(routingID, .rejected(Rejected(error, command: name, key: tags.key, req: tags.req)))
-            logger.notice("refused a malformed command", metadata: ["code": "\(error.code.name)", "reason": "\(error.reason)"])
+            logger.notice("refused a malformed command", metadata: ["code": "\(error.code.name)", "req": "\(tags.req ?? "-")"])
+            // The reason can quote what was sent (an NHS number, a field): debug only.
+            logger.debug("refused a malformed command: reason", metadata: ["req": "\(tags.req ?? "-")", "reason": "\(error.reason)"])
             return
         }
-        // Identity comes from the ZAP handler's User-Id on this connection, never the client.
-        guard let userID = message.userID, let person = directory.person(PersonID(userID)) else {
-            reply(routingID, .rejected(Rejected(ProtocolError(.notPermitted, "this connection has no directory identity"), command: command.name, req: command.req)))
+        // Identity comes from the key this connection authenticated with (the ZAP handler's
+        // User-Id), looked up in the directory now: a revoked key is refused from this moment.
+        guard let key = message.userID, let person = directory.peopleByKey[key] else {
+            if sessions[routingID] != nil { endSession(routingID) }
+            reply(routingID, .rejected(Rejected(ProtocolError(.notPermitted, "this connection's key is no longer in the directory (revoked or rotated); nothing was accepted"), command: command.name, req: command.req)))
+            logger.notice("command refused: key not in the directory", metadata: ["command": "\(command.name)"])
             return
         }
         if case .hello(let hello) = command {
@@ -266,7 +288,7 @@ final class Engine {
         // A second HELLO on one connection starts afresh; anything in flight returns to the mailbox.
         endSession(routingID)
         sessions[routingID] = Session(
-            routingID: routingID, person: person.id, receives: hello.receive,
+            routingID: routingID, person: person.id, key: person.key, receives: hello.receive,
             credit: max(0, min(hello.credit, 10_000)), lastHeard: now)
         reply(routingID, .welcome(Welcome(
             version: Int(CRP.version), person: person.id, name: person.name, roles: person.roles,
@@ -289,6 +311,16 @@ final class Engine {
         }
     }
 
+    /// After a directory reload: a session whose key is no longer its person's gets nothing
+    /// more, not even what is already in its mailbox. Its unconfirmed deliveries return to
+    /// the mailbox for the person's new key.
+    private func endRevokedSessions() {
+        for session in sessions.all where directory.peopleByKey[session.key]?.id != session.person {
+            endSession(session.routingID)
+            logger.notice("session ended: its key was revoked or rotated", metadata: ["person": "\(session.person)"])
+        }
+    }
+
     /// Marks the person and, for a gateway, everyone it acts for.
     func markDirty(forSessionOf person: Directory.Person) {
         dirty.insert(person.id)
@@ -298,6 +330,7 @@ final class Engine {
     }
 
     func reply(_ routingID: [UInt8], _ command: BrokerCommand) {
+        if case .rejected(let refusal) = command, let code = ErrorCode(rawValue: refusal.code) { metrics.rejected(code) }
         send(routingID, codec.encode(command))
     }
 

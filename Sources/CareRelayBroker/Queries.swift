@@ -46,13 +46,10 @@ extension Engine {
         let isGovernance = person.roles.contains(.administrator) || person.roles.contains(.careCoordinator)
         switch name {
         case "status":
-            struct Status: Encodable {
-                var broker: String, protocolVersion: Int, uptimeSeconds: Int, sessions: Int, person: PersonID, storePath: String
-            }
-            return try json(Status(
-                broker: CareRelayBroker.version, protocolVersion: Int(CRP.version),
-                uptimeSeconds: Int(now.timeIntervalSince(startedAt)), sessions: sessions.count, person: person.id,
-                storePath: isGovernance ? store.path : ""))
+            // Figures only (counts, sizes, times): safe for anyone the directory knows.
+            var vitalsNow = vitals.snapshot
+            vitalsNow.connectedClients = sessions.count
+            return try json(BrokerStatusReport(vitals: vitalsNow, store: try store.statistics(at: now)))
 
         case "inbox":
             var subject = person.id

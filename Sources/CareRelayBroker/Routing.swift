@@ -66,6 +66,7 @@ extension Engine {
         do {
             earlier = try store.earlierSends(batch.map { ($0.header.onBehalfOf ?? $0.person.id, $0.header.key) })
         } catch {
+            vitals.store(healthy: false, error: "\(error)")
             logger.error("store read failed; batch refused", metadata: ["error": "\(error)"])
             for pending in batch {
                 reply(pending.routingID, .rejected(Rejected(
@@ -86,7 +87,10 @@ extension Engine {
                 reply(pending.routingID, .rejected(Rejected(error, command: "SEND", key: pending.header.key, req: pending.header.req)))
                 logger.notice("send refused", metadata: [
                     "person": "\(pending.person.id)", "code": "\(error.code.name)", "key": "\(pending.header.key)",
+                    "req": "\(pending.header.req ?? "-")",
                 ])
+                // The reason can quote what was sent (an NHS number, a field): debug only.
+                logger.debug("send refused: reason", metadata: ["key": "\(pending.header.key)", "reason": "\(error.reason)"])
             }
         }
         let routed = results.compactMap { entry -> RoutedSend? in
@@ -100,11 +104,15 @@ extension Engine {
                 .map { (routingID: $0.pending.routingID, recipient: $0.message.sender, ids: $0.confirmsOwnCopy) }
             let allConfirmations = confirmations + implied
             do {
-                outcomes = try store.accept(
-                    routed.map(\.message),
-                    confirming: allConfirmations.map { SQLiteStore.Confirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
+                outcomes = try metrics.timeStore(accepting: true) {
+                    try store.accept(
+                        routed.map(\.message),
+                        confirming: allConfirmations.map { SQLiteStore.Confirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
+                }
+                vitals.store(healthy: true)
                 applyConfirmations(allConfirmations)
             } catch {
+                vitals.store(healthy: false, error: "\(error)")
                 // Nothing of this batch is acknowledged: the senders retry with the same keys.
                 logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
                 for item in results {
@@ -130,6 +138,13 @@ extension Engine {
                     for delivery in item.message.deliveries where delivery.decision != .withheld {
                         dirty.insert(delivery.recipient)
                     }
+                    metrics.accepted(item.message.kind)
+                    // Ids, kinds and counts only: nothing that identifies a patient at info level.
+                    logger.info("message accepted", metadata: [
+                        "message": "\(item.message.id)", "kind": "\(item.message.kind.rawValue)", "sender": "\(item.message.sender)",
+                        "req": "\(header.req ?? "-")", "recipients": "\(item.message.deliveries.count)",
+                    ])
+                    metrics.withheld(atDelivery: false, count: item.message.deliveries.count { $0.decision == .withheld })
                     afterStored(item, now: now)
                 case .duplicate(let id, let deliveries):
                     answer = Accepted(key: header.key, id: id, duplicate: true, recipients: deliveries.map { Self.outcome(for: $0) }, req: header.req)
@@ -146,6 +161,7 @@ extension Engine {
                 answer = earlier
             }
             answers[index] = answer
+            if answer.duplicate { metrics.duplicateSend() }
             reply(entry.pending.routingID, .accepted(answer))
         }
     }

@@ -12,6 +12,9 @@ struct DeliveryKey: Hashable {
 struct Session {
     let routingID: [UInt8]
     let person: PersonID
+    /// The CURVE key the connection authenticated with: a reload that takes it from the
+    /// person ends the session.
+    let key: String
     let receives: Bool
     var credit: Int
     /// Deliveries sent on this connection and not yet confirmed, with their message ids.

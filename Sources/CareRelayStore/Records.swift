@@ -199,11 +199,14 @@ public struct Tracking: Sendable, Codable, Equatable {
 public enum StoreError: Error, Sendable, CustomStringConvertible {
     case unavailable(String)
     case notFound(String)
+    /// Another process (a running broker) has the store open for writing.
+    case inUse(String)
 
     public var description: String {
         switch self {
         case .unavailable(let why): "the message store is unavailable: \(why)"
         case .notFound(let what): "not found: \(what)"
+        case .inUse(let path): "\(path) is in use by another broker process; stop it first"
         }
     }
 }

@@ -18,9 +18,13 @@ public final class SQLiteStore: @unchecked Sendable {
         var hash: [UInt8]
     }
     public let path: String
+    /// Held while this store is open: a second broker, or a restore, on the same file is
+    /// refused instead of corrupting the chain head this instance keeps in memory.
+    private let ownership: StoreLock
 
     public init(path: String) throws {
         self.path = path
+        ownership = try StoreLock(storePath: path)
         var config = Configuration()
         config.journalMode = .wal
         config.busyMode = .timeout(5)
@@ -125,6 +129,12 @@ public final class SQLiteStore: @unchecked Sendable {
                 CREATE INDEX audit_message ON audit(message);
                 CREATE INDEX audit_recipient ON audit(recipient);
                 """)
+        }
+        // Versioned migrations run in order at start-up, each once; a store written by an
+        // older broker is brought up to date before anything else touches it.
+        migrator.registerMigration("v2-pending-deliveries") { db in
+            // Operators' figures (undelivered count, oldest waiting) without a full scan.
+            try db.execute(sql: "CREATE INDEX delivery_pending ON delivery(message_seq) WHERE state = 'pending'")
         }
         return migrator
     }
@@ -580,40 +590,61 @@ public final class SQLiteStore: @unchecked Sendable {
     /// Recomputes the whole chain. An edited row breaks its own hash; a deleted row breaks the
     /// next row's link; a truncated tail shows as a head that no longer matches.
     public func verifyAudit() throws -> AuditVerification {
-        try db.read { db in
-            var previous = Self.genesis
-            var count = 0
-            var expectedSeq: Int64 = 1
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
-            while let row = try rows.next() {
-                let seq: Int64 = row["seq"]
-                let action: String = row["action"]
-                guard let parsedAction = AuditEntry.Action(rawValue: action) else {
-                    return .broken(atRow: seq, reason: "unknown action '\(action)'")
-                }
-                if seq != expectedSeq {
-                    return .broken(atRow: expectedSeq, reason: "row \(expectedSeq) is missing")
-                }
-                let atMillis: Int64 = row["at_ms"]
-                let entry = AuditEntry(
-                    at: Date(timeIntervalSince1970: Double(atMillis) / 1000), actor: row["actor"], action: parsedAction,
-                    patient: row["patient"], message: row["message"], recipient: row["recipient"],
-                    decision: row["decision"], rule: row["rule"], detail: row["detail"])
-                let stored = [UInt8](row["hash"] as Data)
-                let computed = Self.chainHash(previous: previous, seq: seq, atMillis: atMillis, entry: entry)
-                guard stored == computed else {
-                    return .broken(atRow: seq, reason: "row \(seq) does not match its hash: it was changed, or a row before it was removed")
-                }
-                previous = stored
-                count += 1
-                expectedSeq += 1
+        try db.read { db in try Self.verifyAudit(db) }
+    }
+
+    /// Closes the database and gives up the store's lock, so a restore or another broker may
+    /// take it. Called when the broker's loop ends; nothing may use the store afterwards.
+    public func close() {
+        try? db.close()
+        ownership.release()
+    }
+
+    func reading<T>(_ body: (Database) throws -> T) throws -> T {
+        try db.read(body)
+    }
+
+    static func verifyAudit(_ db: Database) throws -> AuditVerification {
+        var previous = Self.genesis
+        var count = 0
+        var expectedSeq: Int64 = 1
+        let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
+        while let row = try rows.next() {
+            let seq: Int64 = row["seq"]
+            let action: String = row["action"]
+            guard let parsedAction = AuditEntry.Action(rawValue: action) else {
+                return .broken(atRow: seq, reason: "unknown action '\(action)'")
             }
-            return .intact(rows: count)
+            if seq != expectedSeq {
+                return .broken(atRow: expectedSeq, reason: "row \(expectedSeq) is missing")
+            }
+            let atMillis: Int64 = row["at_ms"]
+            let entry = AuditEntry(
+                at: Date(timeIntervalSince1970: Double(atMillis) / 1000), actor: row["actor"], action: parsedAction,
+                patient: row["patient"], message: row["message"], recipient: row["recipient"],
+                decision: row["decision"], rule: row["rule"], detail: row["detail"])
+            let stored = [UInt8](row["hash"] as Data)
+            let computed = Self.chainHash(previous: previous, seq: seq, atMillis: atMillis, entry: entry)
+            guard stored == computed else {
+                return .broken(atRow: seq, reason: "row \(seq) does not match its hash: it was changed, or a row before it was removed")
+            }
+            previous = stored
+            count += 1
+            expectedSeq += 1
         }
+        return .intact(rows: count)
     }
 
     /// For tests and operators: run raw SQL against the store (used to prove tampering shows).
     public func unsafeExecute(_ sql: String) throws {
         try db.write { db in try db.execute(sql: sql) }
+    }
+
+    /// Raw SQL on a store file behind the back of the broker that has it open, as someone
+    /// with access to the file could: used to prove that tampering shows in `verifyAudit`.
+    public static func unsafeExecute(_ sql: String, onFileAt path: String) throws {
+        let db = try DatabaseQueue(path: path)
+        try db.write { db in try db.execute(sql: sql) }
+        try db.close()
     }
 }

@@ -1,8 +1,10 @@
 import ArgumentParser
 import CareRelayBroker
+import CareRelayOperations
 import Dispatch
 import Foundation
 import Logging
+import Prometheus
 import ZeroMQ
 
 @main
@@ -12,7 +14,7 @@ struct BrokerTool: ParsableCommand {
         abstract: "The CareRelay message broker for integrated health and social care.",
         discussion: "Run `carerelay-broker serve --help` for the broker's options (serve is the default).",
         version: CareRelayBroker.version,
-        subcommands: [Serve.self, SampleSystem.self],
+        subcommands: [Serve.self, Backup.self, Restore.self, RotateKey.self, SampleSystem.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -30,8 +32,12 @@ struct Serve: ParsableCommand {
               carerelay-broker --directory directory.yaml --store var/carerelay.sqlite \\
                 --key-file var/broker.key --endpoint tcp://0.0.0.0:5570
 
-            Signals: SIGHUP reloads the directory file; SIGTERM or SIGINT stops cleanly after \
-            the batch in hand is stored.
+            Signals: SIGHUP reloads the directory file (a key removed from it stops working at \
+            once, even on an open connection); SIGTERM or SIGINT stops cleanly: the batch in \
+            hand is stored and answered, anything still waiting is answered 503, then exit 0.
+
+            Operations (HTTP, loopback by default): /metrics (Prometheus), /health/live, \
+            /health/ready, /status. See docs/operations.md.
             """,
         version: CareRelayBroker.version)
 
@@ -56,12 +62,24 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest message body accepted, in bytes.")
     var maxBody = 1 << 20
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Info and above never carry patient details.")
     var logLevel = "info"
 
+    @Option(help: "Log format: text (one line per event, key=value metadata) or json (one JSON object per line).")
+    var logFormat = "text"
+
+    @Option(help: "Where the operations endpoint (metrics, health, status) listens, host:port; 'off' for none. Keep it off the public network.")
+    var operations = "127.0.0.1:5571"
+
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format: write text or json") }
+        let operationsAddress = try operations == "off" ? nil : HostAndPort(operations)
+        let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -74,9 +92,11 @@ struct Serve: ParsableCommand {
         for folder in [store, keyFile].map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path }) {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
+        let registry = PrometheusCollectorRegistry()
         let configuration = BrokerConfiguration(
             endpoint: endpoint, storePath: store, publicKey: keys.publicKey, secretKey: keys.secretKey,
-            maxBodyBytes: maxBody, heartbeatMilliseconds: heartbeat, consentPolicyYAML: policyText)
+            maxBodyBytes: maxBody, heartbeatMilliseconds: heartbeat, consentPolicyYAML: policyText,
+            metricsFactory: OperationsEndpoint.metricsFactory(for: registry))
         let server = try BrokerServer.start(configuration: configuration, directory: index, logger: logger)
         // Written unbuffered: scripts and tests wait for this line to know the broker is up.
         FileHandle.standardOutput.write(Data("""
@@ -84,6 +104,9 @@ struct Serve: ParsableCommand {
             broker public key: \(keys.publicKey)
 
             """.utf8))
+        let operationsService = try operationsAddress.map { address in
+            try startOperations(at: address, registry: registry, server: server, logger: logger)
+        }
 
         signal(SIGHUP, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
@@ -111,7 +134,19 @@ struct Serve: ParsableCommand {
             stops.append(source)
         }
         server.wait()
+        operationsService?.stop()
         withExtendedLifetime((hup, stops)) {}
+    }
+
+    /// The HTTP endpoint for operators, on its own threads beside the broker's loop.
+    private func startOperations(at address: HostAndPort, registry: PrometheusCollectorRegistry,
+                                 server: BrokerServer, logger: Logger) throws -> OperationsServer {
+        let endpoint = try OperationsEndpoint(registry: registry, vitals: server.vitals, storePath: server.storePath)
+        let host = address.host
+        return OperationsServer(endpoint: endpoint, host: host, port: address.port, logger: logger) { port in
+            // Scripts and tests read the bound port from this line.
+            FileHandle.standardOutput.write(Data("operations endpoint on http://\(host):\(port) (/metrics, /health/live, /health/ready, /status)\n".utf8))
+        }
     }
 
     private func loadOrCreateKeys(logger: Logger) throws -> CurveKeyPair {

@@ -196,8 +196,7 @@ import Testing
         #expect(rows > 10)
 
         // Someone with access to the database file edits a decision...
-        let tamper = try SQLiteStore(path: system.storePath)
-        try tamper.unsafeExecute("UPDATE audit SET recipient = 'vsb.green' WHERE seq = 7")
+        try SQLiteStore.unsafeExecute("UPDATE audit SET recipient = 'vsb.green' WHERE seq = 7", onFileAt: system.storePath)
         let edited = try coordinator.query("audit.verify", as: Verification.self)
         #expect(!edited.intact)
         #expect(edited.brokenAtRow == 7)
@@ -209,7 +208,7 @@ import Testing
         for index in 0..<3 {
             try gp2.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(reason: "number \(index)"))
         }
-        try SQLiteStore(path: fresh.storePath).unsafeExecute("DELETE FROM audit WHERE seq = 4")
+        try SQLiteStore.unsafeExecute("DELETE FROM audit WHERE seq = 4", onFileAt: fresh.storePath)
         let deleted = try fresh.client("coord.patel", receive: false).query("audit.verify", as: Verification.self)
         #expect(!deleted.intact)
         #expect(deleted.brokenAtRow == 4)

@@ -33,7 +33,7 @@ final class BrokerProcess {
         endpoint = "tcp://127.0.0.1:\(port)"
         process.executableURL = Self.executable
         process.arguments = ["--directory", directoryPath, "--store", system.storePath, "--key-file", keyPath,
-                             "--endpoint", endpoint, "--log-level", "warning"]
+                             "--endpoint", endpoint, "--log-level", "warning", "--operations", "127.0.0.1:0"]
         process.standardOutput = output
         try process.run()
         // Serving once it says so: wait for the line, not for a guessed time.
@@ -51,9 +51,26 @@ final class BrokerProcess {
         process.waitUntilExit()
     }
 
-    func terminate() {
+    /// SIGTERM, then waits for the exit; returns the exit status.
+    @discardableResult
+    func terminate() -> Int32 {
         process.terminate()
         process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Runs `carerelay-broker` with other arguments (backup, restore, rotate-key) to the end.
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let tool = Process()
+        tool.executableURL = executable
+        tool.arguments = arguments
+        let output = Pipe()
+        tool.standardOutput = output
+        tool.standardError = output
+        try tool.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        tool.waitUntilExit()
+        return (tool.terminationStatus, text)
     }
 }
 

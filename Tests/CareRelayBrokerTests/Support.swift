@@ -1,9 +1,11 @@
 import CareRelayBroker
 import CareRelayClient
 import CareRelayModel
+import CareRelayOperations
 import CareRelayProtocol
 import Foundation
 import Logging
+import Prometheus
 import Testing
 import ZeroMQ
 
@@ -35,6 +37,8 @@ final class CareSystem {
     let directory: DirectoryIndex
     let clock = TestClock()
     var server: BrokerServer?
+    /// Set before `start` to have the broker count into a Prometheus registry.
+    var metricsRegistry: PrometheusCollectorRegistry?
     var storePath: String { folder.appendingPathComponent("store.sqlite").path }
 
     static let people: [(PersonID, String, [Role], [TeamID], [PersonID]?)] = [
@@ -86,10 +90,12 @@ final class CareSystem {
 
     var configuration: BrokerConfiguration {
         let clock = self.clock
-        return BrokerConfiguration(
+        var configuration = BrokerConfiguration(
             endpoint: "tcp://127.0.0.1:*", storePath: storePath, publicKey: brokerKeys.publicKey,
             secretKey: brokerKeys.secretKey, maxBodyBytes: 256 * 1024, heartbeatMilliseconds: heartbeat,
             responseTargets: responseTargets, clock: { clock.now() })
+        if let metricsRegistry { configuration.metricsFactory = OperationsEndpoint.metricsFactory(for: metricsRegistry) }
+        return configuration
     }
 
     @discardableResult
@@ -103,10 +109,27 @@ final class CareSystem {
 
     var endpoint: String { server?.endpoint ?? "" }
 
-    func client(_ person: PersonID, receive: Bool = true, credit: Int = 64, endpoint: String? = nil) throws -> CareRelayClient {
+    func client(_ person: PersonID, receive: Bool = true, credit: Int = 64, endpoint: String? = nil,
+                keys: CurveKeyPair? = nil, brokerKey: String? = nil, replyTimeout: Duration = .seconds(5)) throws -> CareRelayClient {
         try CareRelayClient(configuration: ClientConfiguration(
-            endpoint: endpoint ?? self.endpoint, brokerPublicKey: brokerKeys.publicKey, keys: keys[person]!,
-            receive: receive, credit: credit, replyTimeout: .seconds(5), attempts: 2, clientName: "test"))
+            endpoint: endpoint ?? self.endpoint, brokerPublicKey: brokerKey ?? brokerKeys.publicKey, keys: keys ?? self.keys[person]!,
+            receive: receive, credit: credit, replyTimeout: replyTimeout, attempts: 2, clientName: "test"))
+    }
+
+    /// The directory with one person's key replaced, or the person removed (`key: nil`).
+    func directory(replacingKeyOf person: PersonID, with key: String?) throws -> DirectoryIndex {
+        var changed = directory.directory
+        if let key {
+            changed.people = changed.people.map { p in
+                guard p.id == person else { return p }
+                var rotated = p
+                rotated.key = key
+                return rotated
+            }
+        } else {
+            changed.people.removeAll { $0.id == person }
+        }
+        return try DirectoryIndex(changed)
     }
 
     func stop() {

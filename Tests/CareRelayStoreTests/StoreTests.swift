@@ -37,6 +37,7 @@ import Testing
         // A repeated confirmation is harmless.
         #expect(try store.confirm(recipient: "sw.lee", ids: ["m1"], at: Date()).isEmpty)
         // Durable: a new store on the same file sees the same mailbox.
+        store.close()
         let reopened = try SQLiteStore(path: path)
         #expect(try reopened.mailbox(for: "sw.lee", excluding: [], limit: 10).map(\.id) == ["m3", "m4", "m5"])
     }
@@ -46,13 +47,22 @@ import Testing
         _ = try store.accept((1...3).map { message("m\($0)", key: "k\($0)") })
         try store.appendAudit([AuditEntry(at: Date(), actor: "carerelay", action: .deliver, message: "m1", recipient: "sw.lee", rule: "R6")])
         #expect(try store.verifyAudit() == .intact(rows: 4))
-        // A second store on the file continues the same chain.
+        // A store opened again on the file continues the same chain.
+        store.close()
         let reopened = try SQLiteStore(path: path)
         try reopened.appendAudit([AuditEntry(at: Date(), actor: "carerelay", action: .withhold, message: "m2", recipient: "carer.ellis", rule: "R7")])
         #expect(try reopened.verifyAudit() == .intact(rows: 5))
         try reopened.unsafeExecute("UPDATE audit SET detail = 'nothing to see' WHERE seq = 2")
         guard case .broken(let row, _) = try reopened.verifyAudit() else { Issue.record("tampering not detected"); return }
         #expect(row == 2)
+    }
+
+    @Test func oneWriterAtATime() throws {
+        let (store, path) = try temporaryStore()
+        // A second broker on the same file would fork the audit chain: refused.
+        #expect(throws: StoreError.self) { _ = try SQLiteStore(path: path) }
+        store.close()
+        _ = try SQLiteStore(path: path)
     }
 
     @Test func hashesChangeWhenTextMovesBetweenFields() {

@@ -47,6 +47,8 @@ import ZeroMQ
         let status = try gp.run(["status"])
         #expect(status.status == 0, "\(status)")
         #expect(status.stdout.contains("Dr Amina Khan (gp.khan)"))
+        #expect(status.stdout.contains("Referrals past their response target: 0."), "\(status)")
+        #expect(status.stdout.contains("Waiting for delivery: none."), "\(status)")
 
         let sent = try gp.run([
             "referral", "send", "--to", "team:west.social-care", "--patient", "943 476 5919",

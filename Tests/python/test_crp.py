@@ -226,7 +226,7 @@ class Broker:
         self.stderr = open(os.path.join(folder, "broker.stderr"), "wb")
         self.proc = subprocess.Popen(
             [executable, "--directory", self.directory, "--store", os.path.join(folder, "store.sqlite"),
-             "--key-file", os.path.join(folder, "broker.key"), "--endpoint", self.endpoint],
+             "--key-file", os.path.join(folder, "broker.key"), "--endpoint", self.endpoint, "--operations", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=self.stderr)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -612,7 +612,8 @@ def main(argv=None):
             cmd, header, body = gp.request("QUERY", {"query": "status"})
             expect(cmd == "RESULT" and header["query"] == "status", f"status answered {cmd} {header}")
             status = json.loads(body)
-            expect(status["protocolVersion"] == 1 and status["person"] == "gp.khan", f"status {status}")
+            expect(status["protocolVersion"] == 1 and status["connectedClients"] >= 1 and status["storeHealthy"] is True
+                   and status["store"]["messages"] >= 1 and isinstance(status["store"]["intakeWaiting"], dict), f"status {status}")
             expect_rejected(gp.request("QUERY", {"query": "gossip"}), 404, "invalid-header")
             expect_rejected(gp.request("QUERY", {"query": "audit.verify"}), 410, "not-permitted")
             expect_rejected(gp.request("QUERY", {"query": "track", "params": {"id": "m0-0"}}), 414, "unknown-message")

@@ -198,6 +198,10 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the connection: who the broker says you are, and the broker's state.",
         discussion: """
+            Shows the broker's version and uptime, connected clients, the store's size and \
+            health, messages waiting for delivery (and how long the oldest has waited), \
+            referrals waiting at each team's intake, and referrals past their response target.
+
             Exit 69 means no answer: the broker is down, or it does not know your key.
 
             Example:
@@ -211,7 +215,7 @@ struct Status: ParsableCommand {
         let welcome = client.welcome
         if globals.json {
             struct Out: Encodable { var person: String; var name: String; var roles: [String]; var teams: [String]; var status: StatusView }
-            Console.json(Out(person: welcome?.person.rawValue ?? status.person, name: welcome?.name ?? "",
+            Console.json(Out(person: welcome?.person.rawValue ?? "", name: welcome?.name ?? "",
                              roles: welcome?.roles.map(\.rawValue) ?? [], teams: welcome?.teams.map(\.rawValue) ?? [], status: status))
             return
         }
@@ -219,7 +223,16 @@ struct Status: ParsableCommand {
         if let welcome {
             Console.out("You are \(welcome.name) (\(welcome.person)); roles: \(welcome.roles.map(\.rawValue).joined(separator: ", ")); teams: \(welcome.teams.map(\.rawValue).joined(separator: ", "))")
         }
-        Console.out("Broker up \(Format.duration(TimeInterval(status.uptimeSeconds))), \(status.sessions) session(s) open.")
-        if !status.storePath.isEmpty { Console.out("Store: \(status.storePath)") }
+        Console.out("Broker up \(Format.duration(TimeInterval(status.uptimeSeconds))), \(status.connectedClients) client(s) connected\(status.stopping ? ", shutting down" : "").")
+        let store = status.store
+        Console.out("Store: \(Format.bytes(store.storeBytes)), \(store.messages) message(s), \(store.auditRows) audit line(s)\(status.storeHealthy ? "" : "; STORE FAILING: new messages are refused")")
+        if let oldest = store.oldestUndeliveredAcceptedAt {
+            Console.out("Waiting for delivery: \(store.undelivered), the oldest for \(Format.duration(Date().timeIntervalSince(oldest))).")
+        } else {
+            Console.out("Waiting for delivery: none.")
+        }
+        let intake = store.intakeWaiting.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        Console.out("Referrals waiting at team intakes: \(intake.isEmpty ? "none" : intake.joined(separator: ", ")).")
+        Console.out("Referrals past their response target: \(store.overdueReferrals).")
     }
 }

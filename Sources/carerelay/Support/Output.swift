@@ -77,7 +77,13 @@ enum Format {
         return "\(s / 86_400) d \((s % 86_400) / 3600) h"
     }
 
-    static func oneLine(_ text: String, max: Int = 60) -> String {
+    static func bytes(_ count: Int64) -> String {
+        if count < 1 << 20 { return "\(count / 1024) KiB" }
+        if count < 1 << 30 { return String(format: "%.1f MiB", Double(count) / Double(1 << 20)) }
+        return String(format: "%.2f GiB", Double(count) / Double(1 << 30))
+    }
+
+        static func oneLine(_ text: String, max: Int = 60) -> String {
         let flat = text.replacingOccurrences(of: "\n", with: " ")
         return flat.count > max ? String(flat.prefix(max - 1)) + "…" : flat
     }

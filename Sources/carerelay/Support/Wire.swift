@@ -65,13 +65,26 @@ struct DirectoryListing: Codable {
     func name(of person: String) -> String? { people.first { $0.id == person }?.name }
 }
 
+/// The broker's `status` answer (Protocols/CRP.md, section "Queries").
 struct StatusView: Codable {
     var broker: String
     var protocolVersion: Int
+    var startedAt: Date
     var uptimeSeconds: Int
-    var sessions: Int
-    var person: String
-    var storePath: String
+    var connectedClients: Int
+    var storeHealthy: Bool
+    var stopping: Bool
+    var store: Store
+
+    struct Store: Codable {
+        var storeBytes: Int64
+        var messages: Int64
+        var undelivered: Int64
+        var oldestUndeliveredAcceptedAt: Date?
+        var intakeWaiting: [String: Int64]
+        var overdueReferrals: Int64
+        var auditRows: Int64
+    }
 }
 
 struct ConsentLine: Codable {

@@ -1,0 +1,73 @@
+import CareRelayProtocol
+import CareRelayStore
+import Foundation
+
+/// What the loop thread tells the rest of the process about itself, for health checks and
+/// `status`: written by the loop once per turn, read by the operations endpoint. The loop
+/// never waits on a reader for longer than one lock hand-over.
+public final class BrokerVitals: @unchecked Sendable {
+    public struct Snapshot: Sendable, Equatable {
+        public var startedAt: Date
+        /// When the loop last went round: a loop stuck in a store call stops advancing this.
+        public var lastTurn: Date
+        public var connectedClients: Int
+        /// False from the moment a store read or write fails until one succeeds again.
+        public var storeHealthy: Bool
+        public var lastStoreError: String?
+        public var stopping: Bool
+    }
+
+    private let lock = NSLock()
+    private var state: Snapshot
+
+    init(startedAt: Date) {
+        state = Snapshot(startedAt: startedAt, lastTurn: startedAt, connectedClients: 0, storeHealthy: true,
+                         lastStoreError: nil, stopping: false)
+    }
+
+    public var snapshot: Snapshot {
+        lock.lock(); defer { lock.unlock() }
+        return state
+    }
+
+    func turn(at now: Date, connectedClients: Int) {
+        lock.lock(); defer { lock.unlock() }
+        state.lastTurn = now
+        state.connectedClients = connectedClients
+    }
+
+    func store(healthy: Bool, error: String? = nil) {
+        lock.lock(); defer { lock.unlock() }
+        state.storeHealthy = healthy
+        if let error { state.lastStoreError = error }
+    }
+
+    func markStopping() {
+        lock.lock(); defer { lock.unlock() }
+        state.stopping = true
+    }
+}
+
+/// What `carerelay status` and the operations endpoint's `/status` report: the broker's
+/// vitals beside the store's figures. Counts and times only, nothing about any patient.
+public struct BrokerStatusReport: Codable, Sendable, Equatable {
+    public var broker: String
+    public var protocolVersion: Int
+    public var startedAt: Date
+    public var uptimeSeconds: Int
+    public var connectedClients: Int
+    public var storeHealthy: Bool
+    public var stopping: Bool
+    public var store: StoreStatistics
+
+    public init(vitals: BrokerVitals.Snapshot, store: StoreStatistics, now: Date = Date()) {
+        broker = CareRelayBroker.version
+        protocolVersion = Int(CRP.version)
+        startedAt = vitals.startedAt
+        uptimeSeconds = max(0, Int(now.timeIntervalSince(vitals.startedAt)))
+        connectedClients = vitals.connectedClients
+        storeHealthy = vitals.storeHealthy
+        stopping = vitals.stopping
+        self.store = store
+    }
+}

@@ -1,0 +1,92 @@
+import CareRelayModel
+import Foundation
+import GRDB
+
+/// The store's figures an operator watches: how much is waiting, for how long, and which
+/// referrals are past their response target. Counts only: nothing here identifies a patient.
+public struct StoreStatistics: Sendable, Equatable, Codable {
+    /// The database file with its write-ahead log.
+    public var storeBytes: Int64
+    public var messages: Int64
+    /// Deliveries stored and not yet confirmed by their recipient.
+    public var undelivered: Int64
+    /// When the oldest of those was accepted; nil when nothing waits.
+    public var oldestUndeliveredAcceptedAt: Date?
+    /// Referrals waiting for a team to accept or decline them, by team.
+    public var intakeWaiting: [String: Int64]
+    /// Referrals still untaken past their response target.
+    public var overdueReferrals: Int64
+    public var auditRows: Int64
+
+    static func read(_ db: Database, path: String, at now: Date) throws -> StoreStatistics {
+        let oldest = try Double.fetchOne(db, sql: """
+            SELECT m.accepted_at FROM delivery d JOIN message m ON m.seq = d.message_seq
+            WHERE d.state = 'pending' ORDER BY d.message_seq LIMIT 1
+            """)
+        var intake: [String: Int64] = [:]
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT json_extract(record, '$.team') AS team, COUNT(*) AS waiting
+            FROM referral WHERE status = 'sent' GROUP BY team
+            """)
+        while let row = try rows.next() {
+            intake[(row["team"] as String?) ?? "none"] = row["waiting"]
+        }
+        return StoreStatistics(
+            storeBytes: fileBytes(path) + fileBytes(path + "-wal"),
+            messages: try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM message") ?? 0,
+            undelivered: try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE state = 'pending'") ?? 0,
+            oldestUndeliveredAcceptedAt: oldest.map(Date.init(timeIntervalSince1970:)),
+            intakeWaiting: intake,
+            overdueReferrals: try Int64.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM referral WHERE status = 'sent' AND deadline IS NOT NULL AND deadline <= ?
+                """, arguments: [now.timeIntervalSince1970]) ?? 0,
+            auditRows: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM audit") ?? 0)
+    }
+
+    private static func fileBytes(_ path: String) -> Int64 {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+    }
+}
+
+extension SQLiteStore {
+    public func statistics(at now: Date) throws -> StoreStatistics {
+        try reading { db in try StoreStatistics.read(db, path: path, at: now) }
+    }
+}
+
+/// A second, read-only connection to a store a running broker owns: for the metrics
+/// endpoint and online backups, so neither waits in the broker's loop nor makes it wait
+/// (WAL lets readers and the one writer proceed together).
+public final class StoreInspector: Sendable {
+    private let db: DatabaseQueue
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(5)
+        db = try DatabaseQueue(path: path, configuration: config)
+    }
+
+    public func statistics(at now: Date) throws -> StoreStatistics {
+        try db.read { db in try StoreStatistics.read(db, path: path, at: now) }
+    }
+
+    /// Copies the whole store, as of one moment, to `destination` with SQLite's online backup
+    /// API: one consistent snapshot even while the broker keeps writing. The copy is a
+    /// complete store (a restore is copying it back) and returns what it holds.
+    @discardableResult
+    public func backup(to destination: String) throws -> StoreStatistics {
+        guard !FileManager.default.fileExists(atPath: destination) else {
+            throw StoreError.unavailable("\(destination) already exists; a backup never overwrites a file")
+        }
+        let copy = try DatabaseQueue(path: destination)
+        try db.backup(to: copy)
+        // A backup is one self-contained file: no write-ahead log beside it.
+        try copy.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
+        let figures = try copy.read { db in try StoreStatistics.read(db, path: destination, at: Date()) }
+        try copy.close()
+        return figures
+    }
+}
