@@ -57,6 +57,8 @@ enum QueuedMailFill {
     /// traffic would interleave them. The store must not be open in a broker.
     static func copy(_ firstIDs: [String], copies: Int, storePath: String) throws {
         let store = try SQLiteStore(path: storePath)
+        // The broker starts next on this file: it must have it to itself.
+        defer { store.close() }
         let originals = try firstIDs.map { try QueuedReferral(id: $0, in: store) }
         var pending: [NewMessage] = []
         pending.reserveCapacity(batch)

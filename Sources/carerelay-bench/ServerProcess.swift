@@ -26,6 +26,9 @@ final class ServerProcess {
         return try ServerProcess(brokerExecutable, [
             "serve", "--directory", system.directoryPath, "--store", system.storePath, "--key-file", system.keyFilePath,
             "--endpoint", "tcp://127.0.0.1:*", "--heartbeat", String(heartbeatMilliseconds), "--log-level", "warning",
+            // The operations endpoint is on by default, so it is measured too; on a free port,
+            // so that a broker someone else runs on this machine does not stop this one.
+            "--operations", "127.0.0.1:0",
         ], log: system.logPath)
     }
 
@@ -46,7 +49,7 @@ final class ServerProcess {
         try process.run()
         let line = String(decoding: output.fileHandleForReading.readDataToEndOfFileOrLine(), as: UTF8.self)
         secondsToListening = seconds(since: launchedAt)
-        guard line.contains("listening on"), let address = line.split(separator: " ").first(where: { $0.hasPrefix("tcp://") }) else {
+        guard line.contains("listening on"), let address = line.split(whereSeparator: \.isWhitespace).first(where: { $0.hasPrefix("tcp://") }) else {
             let tail = (try? String(contentsOfFile: log, encoding: .utf8)).map { String($0.suffix(2_000)) } ?? ""
             throw ValidationError("\(executable.lastPathComponent) did not start listening:\n\(line)\(tail)")
         }
