@@ -89,36 +89,11 @@ struct Bench: ParsableCommand {
             // One descriptor per client in the broker, which inherits this limit.
             try FileDescriptorLimit.raise(to: clients + 1_024)
             let (raw, broker) = try ConnectedClientsMemory.run(clients: clients)
-            table.add("baseline: raw libzmq CURVE ROUTER process, RSS idle", raw.idleBytes.mebibytes, unit: "MiB")
-            table.add("baseline: the same with \(raw.clients) clients connected", raw.connectedBytes.mebibytes, unit: "MiB",
-                      extra: String(format: "%.1f KiB per client (libzmq alone)", raw.bytesPerClient / 1024))
-            table.add("  connected in", raw.secondsToConnect, unit: "s",
-                      extra: String(format: "%.0f handshakes/s", Double(raw.clients) / raw.secondsToConnect))
-            table.add("broker RSS idle: \(clients) people in the directory, 0 clients", broker.idleBytes.mebibytes, unit: "MiB",
-                      extra: "separate process, VmRSS")
-            table.add("broker RSS with \(broker.clients) clients connected (CURVE, HELLO welcomed)", broker.connectedBytes.mebibytes, unit: "MiB",
-                      extra: String(format: "%.1f KiB per client: %.2f× the raw ROUTER's", broker.bytesPerClient / 1024, broker.bytesPerClient / raw.bytesPerClient))
-            table.add("  connected and welcomed in", broker.secondsToConnect, unit: "s",
-                      extra: String(format: "%.0f handshakes/s (%.2f× raw)", Double(broker.clients) / broker.secondsToConnect,
-                                    raw.secondsToConnect / broker.secondsToConnect))
+            table.addConnectedClients(raw: raw, broker: broker)
         }
         if wants("queued") {
             let recipients = smoke ? 10 : 1_000
-            let restart = try RestartWithQueuedMail.run(recipients: recipients, mailbox: 1_000, bodyBytes: bodyBytes)
-            let empty = restart.empty, queued = restart.queued
-            table.add("broker start, empty store: to listening / to serving", nil,
-                      unit: String(format: "%.0f / %.0f ms", empty.secondsToListening * 1000, empty.secondsToServing * 1000), extra: "baseline")
-            table.add("broker RSS serving, empty store", empty.residentBytes.mebibytes, unit: "MiB", extra: "baseline")
-            table.add("store filled: \(restart.messages) referrals queued for \(recipients) people", Double(restart.messages) / restart.fillSeconds,
-                      unit: "msg/s", extra: String(format: "store %.2f GB, store API in transactions of %d", Double(restart.storeBytes) / 1e9, QueuedMailFill.batch))
-            table.add("broker restart, \(restart.messages) queued: to listening", queued.secondsToListening * 1000, unit: "ms",
-                      ratio: queued.secondsToListening / empty.secondsToListening, ratioOf: "empty store")
-            table.add("broker restart, \(restart.messages) queued: to serving (first HELLO answered)", queued.secondsToServing * 1000, unit: "ms",
-                      ratio: queued.secondsToServing / empty.secondsToServing, ratioOf: "empty store")
-            table.add("broker RSS serving, \(restart.messages) queued", queued.residentBytes.mebibytes, unit: "MiB",
-                      ratio: Double(queued.residentBytes) / Double(empty.residentBytes), ratioOf: "empty store")
-            table.add("  one recipient's \(restart.mailbox) queued referrals delivered after the restart", restart.secondsToDrainOneMailbox * 1000, unit: "ms",
-                      extra: String(format: "%.0f msg/s, credit 64, confirming as received", Double(restart.mailbox) / restart.secondsToDrainOneMailbox))
+            table.addRestart(try RestartWithQueuedMail.run(recipients: recipients, mailbox: 1_000, bodyBytes: bodyBytes))
         }
         table.print()
     }

@@ -217,3 +217,20 @@ final class FleetStarts: @unchecked Sendable {
         return fleets
     }
 }
+
+extension Table {
+    mutating func addConnectedClients(raw: ConnectedClientsMemory.Result, broker: ConnectedClientsMemory.Result) {
+        add("baseline: raw libzmq CURVE ROUTER process, RSS idle", raw.idleBytes.mebibytes, unit: "MiB")
+        add("baseline: the same with \(raw.clients) clients connected", raw.connectedBytes.mebibytes, unit: "MiB",
+            extra: String(format: "%.1f KiB per client (libzmq alone)", raw.bytesPerClient / 1024))
+        add("  connected in", raw.secondsToConnect, unit: "s",
+            extra: String(format: "%.0f handshakes/s", Double(raw.clients) / raw.secondsToConnect))
+        add("broker RSS idle: \(broker.clients) people in the directory, 0 clients", broker.idleBytes.mebibytes, unit: "MiB",
+            extra: "separate process, VmRSS")
+        add("broker RSS with \(broker.clients) clients connected (CURVE, HELLO welcomed)", broker.connectedBytes.mebibytes, unit: "MiB",
+            extra: String(format: "%.1f KiB per client: %.2f× the raw ROUTER's", broker.bytesPerClient / 1024, broker.bytesPerClient / raw.bytesPerClient))
+        add("  connected and welcomed in", broker.secondsToConnect, unit: "s",
+            extra: String(format: "%.0f handshakes/s (%.2f× raw)", Double(broker.clients) / broker.secondsToConnect,
+                          raw.secondsToConnect / broker.secondsToConnect))
+    }
+}

@@ -187,3 +187,22 @@ enum RestartWithQueuedMail {
         }
     }
 }
+
+extension Table {
+    mutating func addRestart(_ restart: RestartWithQueuedMail.Result) {
+        let empty = restart.empty, queued = restart.queued, messages = restart.messages
+        add("broker restart after a crash, empty store: to listening / to serving", nil,
+            unit: String(format: "%.0f / %.0f ms", empty.secondsToListening * 1000, empty.secondsToServing * 1000), extra: "baseline")
+        add("broker RSS serving, empty store", empty.residentBytes.mebibytes, unit: "MiB", extra: "baseline")
+        add("store filled: \(messages) referrals queued for \(messages / restart.mailbox) people", Double(messages) / restart.fillSeconds,
+            unit: "msg/s", extra: String(format: "store %.2f GB, store API in transactions of %d", Double(restart.storeBytes) / 1e9, QueuedMailFill.batch))
+        add("broker restart after a crash, \(messages) queued: to listening", queued.secondsToListening * 1000, unit: "ms",
+            ratio: queued.secondsToListening / empty.secondsToListening, ratioOf: "empty store")
+        add("broker restart after a crash, \(messages) queued: to serving (first HELLO answered)", queued.secondsToServing * 1000, unit: "ms",
+            ratio: queued.secondsToServing / empty.secondsToServing, ratioOf: "empty store")
+        add("broker RSS serving, \(messages) queued", queued.residentBytes.mebibytes, unit: "MiB",
+            ratio: Double(queued.residentBytes) / Double(empty.residentBytes), ratioOf: "empty store")
+        add("  one recipient's \(restart.mailbox) queued referrals delivered after the restart", restart.secondsToDrainOneMailbox * 1000, unit: "ms",
+            extra: String(format: "%.0f msg/s, credit 64, confirming as received", Double(restart.mailbox) / restart.secondsToDrainOneMailbox))
+    }
+}
