@@ -292,13 +292,6 @@ public final class SQLiteStore: @unchecked Sendable {
         }
     }
 
-    /// People with anything waiting, so the broker can wake their sessions after a restart.
-    public func recipientsWithPendingMail() throws -> [PersonID] {
-        try db.read { db in
-            try String.fetchAll(db, sql: "SELECT DISTINCT recipient FROM delivery WHERE state = 'pending'").map(PersonID.init)
-        }
-    }
-
     /// Records that deliveries went out (with their audit lines), and withholds those the
     /// delivery-time consent check stopped.
     public func recordDeliveries(sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry], at now: Date) throws {
