@@ -87,7 +87,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "carerelay-bench", dependencies: [
-            "CareRelayBroker", "CareRelayClient", "CareRelayPolicy", "ZeroMQ",
+            "CareRelayBroker", "CareRelayClient", "CareRelayPolicy", "CareRelayStore", "ZeroMQ",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

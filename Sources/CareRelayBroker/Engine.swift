@@ -94,8 +94,8 @@ final class Engine {
         try control.bind(controlEndpoint)
         rebuildGatewayIndex()
         nextDeadline = try store.nextReferralDeadline()
-        // After a restart every unconfirmed delivery is due again.
-        for person in try store.recipientsWithPendingMail() { dirty.insert(person) }
+        // After a restart every unconfirmed delivery is due again: each person's mailbox is
+        // read from the start when their first session says HELLO (no scan needed here).
     }
 
     var boundEndpoint: String { (try? router.lastEndpoint) ?? configuration.endpoint }

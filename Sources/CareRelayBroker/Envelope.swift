@@ -25,20 +25,16 @@ struct Envelope: Codable, Sendable {
         onBehalfOf = header.onBehalfOf
     }
 
-    // Made once: a coder per call showed in the profile of the durable path.
-    private static let encoder: JSONEncoder = {
+    // A coder per call: keeping coders in stored properties made the tests crash with bad
+    // pointers on this toolchain (the reverted codec change); the cause was not found.
+    func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return encoder
-    }()
-    private static let decoder = JSONDecoder()
-
-    func encoded() -> [UInt8] {
-        (try? Self.encoder.encode(self)).map { [UInt8]($0) } ?? Array("{}".utf8)
+        return (try? encoder.encode(self)).map { [UInt8]($0) } ?? Array("{}".utf8)
     }
 
     static func decode(_ bytes: [UInt8]) -> Envelope? {
-        try? decoder.decode(Envelope.self, from: Data(bytes))
+        try? JSONDecoder().decode(Envelope.self, from: Data(bytes))
     }
 }
 

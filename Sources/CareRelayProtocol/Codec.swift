@@ -78,14 +78,6 @@ public enum BrokerCommand: Sendable, Equatable {
 /// failure is a `ProtocolError` with the code the specification gives it.
 public struct CRPCodec: Sendable {
     public let maxBodyBytes: Int
-    // Made once per codec: a coder per command showed in the durable path's profile. Both
-    // are Sendable and keep no state between calls.
-    private let decoder = JSONDecoder()
-    private let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 
     public init(maxBodyBytes: Int = 1 << 20) {
         self.maxBodyBytes = maxBodyBytes
@@ -151,6 +143,7 @@ public struct CRPCodec: Sendable {
     public func decodeBrokerCommand(_ frames: ArraySlice<[UInt8]>) throws(ProtocolError) -> BrokerCommand {
         // The broker's own headers grow with the recipients of a message (ACCEPTED lists each).
         let (name, header, body) = try split(frames, maxHeaderBytes: .max)
+        let decoder = JSONDecoder()
         func decode<T: Decodable>(_ type: T.Type) throws(ProtocolError) -> T {
             do {
                 return try decoder.decode(T.self, from: Data(header))
@@ -205,7 +198,7 @@ public struct CRPCodec: Sendable {
             throw ProtocolError(.malformedMessage, "\(T.self) takes no body frame; send 3 frames")
         }
         do {
-            return try decoder.decode(Strict<T>.self, from: Data(header)).value
+            return try JSONDecoder().decode(Strict<T>.self, from: Data(header)).value
         } catch let error as DecodingError {
             let text = describe(error)
             throw ProtocolError(text.contains(NHSNumber.invalidMarker) ? .invalidNHSNumber : .invalidHeader, "header: \(text)")
@@ -232,6 +225,8 @@ public struct CRPCodec: Sendable {
     }
 
     private func frames(_ name: String, _ header: some Encodable, body: [UInt8]? = nil) -> [[UInt8]] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding our own value types cannot fail; an empty object keeps the frame valid anyway.
         let headerBytes = (try? encoder.encode(header)).map { [UInt8]($0) } ?? Array("{}".utf8)
         var result: [[UInt8]] = [CRP.signature, Array(name.utf8), headerBytes]

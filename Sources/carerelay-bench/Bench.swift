@@ -28,12 +28,20 @@ struct Bench: ParsableCommand {
     @Option(help: "Message body size in bytes for the message-rate figures.")
     var bodyBytes = 1024
 
-    @Option(help: "Run only one part: baseline, durable, paced, fanout or consent (for profiling).")
+    @Option(help: "Run only one part: baseline, durable, paced, fanout, consent, clients or queued (for profiling).")
     var only: String?
+
+    // Roles this executable plays as a child process of the clients measure.
+    @Option(help: .hidden)
+    var fleet: String?
+    @Option(help: .hidden)
+    var rawRouter: String?
 
     func wants(_ part: String) -> Bool { only == nil || only == part }
 
     func run() throws {
+        if let fleet { return try FleetProcess.serve(planPath: fleet) }
+        if let rawRouter { return try RawRouter.serve(keyFile: rawRouter) }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .error
@@ -74,6 +82,18 @@ struct Bench: ParsableCommand {
             let cost = size == sizes[0] ? baseline : ConsentCost.run(patients: size, decisions: 200_000)
             table.add("consent decision, \(size) patients in the registry", cost, unit: "ns/decision",
                       ratio: cost / baseline, ratioOf: "\(sizes[0]) patients")
+        }
+
+        if wants("clients") {
+            let clients = smoke ? 200 : 10_000
+            // One descriptor per client in the broker, which inherits this limit.
+            try FileDescriptorLimit.raise(to: clients + 1_024)
+            let (raw, broker) = try ConnectedClientsMemory.run(clients: clients)
+            table.addConnectedClients(raw: raw, broker: broker)
+        }
+        if wants("queued") {
+            let recipients = smoke ? 10 : 1_000
+            table.addRestart(try RestartWithQueuedMail.run(recipients: recipients, mailbox: 1_000, bodyBytes: bodyBytes))
         }
         table.print()
     }

@@ -3,6 +3,7 @@ import CareRelayModel
 import CareRelayPolicy
 import CareRelayProtocol
 import Foundation
+import ArgumentParser
 import Logging
 import ZeroMQ
 
@@ -75,33 +76,14 @@ final class BenchSystem {
 
     /// A raw CRP connection that has said HELLO.
     func connection(_ person: PersonID, receive: Bool, credit: Int = 1_000) throws -> Socket {
-        let context = try ZMQContext()
-        let socket = try context.makeSocket(.dealer)
         guard let pair = keys[person] else { throw CocoaError(.featureUnsupported) }
-        try socket.setCurveServerKey(brokerKeys.publicKey)
-        try socket.setCurvePublicKey(pair.publicKey)
-        try socket.setCurveSecretKey(pair.secretKey)
-        try socket.setSendHighWaterMark(0)
-        try socket.setReceiveHighWaterMark(0)
-        try socket.setReceiveTimeout(10_000)
-        try socket.connect(server.endpoint)
-        let codec = CRPCodec()
-        _ = try socket.send(codec.encode(.hello(Hello(receive: receive, credit: credit))))
-        guard let reply = try socket.receive(), case .welcome = try codec.decodeBrokerCommand(reply.frames[...]) else {
-            throw CocoaError(.fileReadUnknown)
-        }
-        return socket
+        return try CRPConnection.open(in: try ZMQContext(), keys: pair, brokerKey: brokerKeys.publicKey,
+                                      endpoint: server.endpoint, receive: receive, credit: credit)
     }
 
     /// A valid referral body padded to about `bytes` bytes.
     func referralBody(bytes: Int) -> [UInt8] {
-        let base = """
-            {"authoredOn":"2026-11-23T10:00:00Z","category":"social-care","intent":"order","patientAgreed":true,\
-            "performer":{"person":"sw.bench"},"priority":"routine","reasonText":"%@",\
-            "requester":{"person":"gp.bench","role":"gp"},"serviceRequested":"Assessment","status":"active","subject":"\(patient.digits)"}
-            """
-        let padding = String(repeating: "x", count: max(1, bytes - base.utf8.count))
-        return Array(base.replacingOccurrences(of: "%@", with: padding).utf8)
+        ReferralBody.padded(patient: patient, from: "gp.bench", to: "sw.bench", bytes: bytes)
     }
 
     /// Mrs Bench's care team includes the MDT, and she agreed to be discussed there.
@@ -124,5 +106,57 @@ final class BenchSystem {
             "version":1,"attendees":[{"person":"chair.bench","role":"mdt-coordinator"}],\
             "items":[{"patient":"\(patient.digits)","reason":"Falls","interventions":[{"action":"OT visit","by":"chair.bench","result":"rails fitted"}],"owner":"chair.bench"}]}
             """.utf8)
+    }
+}
+
+/// A raw CRP connection as a client opens one: CURVE with the person's own key, then HELLO.
+enum CRPConnection {
+    /// Returns once the broker has answered WELCOME, so the person has a live session.
+    static func open(in context: ZMQContext, keys: CurveKeyPair, brokerKey: String, endpoint: String,
+                     receive: Bool, credit: Int = 64) throws -> Socket {
+        let socket = try dial(in: context, keys: keys, brokerKey: brokerKey, endpoint: endpoint)
+        try sendHello(on: socket, receive: receive, credit: credit)
+        try awaitWelcome(on: socket)
+        return socket
+    }
+
+    /// A DEALER connecting (in the background, as libzmq does) with the person's key.
+    static func dial(in context: ZMQContext, keys: CurveKeyPair, brokerKey: String, endpoint: String,
+                     timeoutMilliseconds: Int32 = 10_000) throws -> Socket {
+        let socket = try context.makeSocket(.dealer)
+        try socket.setCurveServerKey(brokerKey)
+        try socket.setCurvePublicKey(keys.publicKey)
+        try socket.setCurveSecretKey(keys.secretKey)
+        try socket.setSendHighWaterMark(0)
+        try socket.setReceiveHighWaterMark(0)
+        try socket.setReceiveTimeout(timeoutMilliseconds)
+        // Closing must not wait for unsent messages: the benchmark closes thousands at once.
+        try socket.setLinger(0)
+        try socket.connect(endpoint)
+        return socket
+    }
+
+    /// Queued until the CURVE handshake completes, then sent.
+    static func sendHello(on socket: Socket, receive: Bool, credit: Int) throws {
+        _ = try socket.send(CRPCodec().encode(.hello(Hello(receive: receive, credit: credit))))
+    }
+
+    static func awaitWelcome(on socket: Socket) throws {
+        guard let reply = try socket.receive(), case .welcome = try CRPCodec().decodeBrokerCommand(reply.frames[...]) else {
+            throw ValidationError("the broker did not answer HELLO with WELCOME")
+        }
+    }
+}
+
+/// Referral bodies as a GP writes them, padded to a chosen size with reason text.
+enum ReferralBody {
+    static func padded(patient: NHSNumber, from requester: PersonID, to performer: PersonID, bytes: Int) -> [UInt8] {
+        let base = """
+            {"authoredOn":"2026-11-23T10:00:00Z","category":"social-care","intent":"order","patientAgreed":true,\
+            "performer":{"person":"\(performer)"},"priority":"routine","reasonText":"%@",\
+            "requester":{"person":"\(requester)","role":"gp"},"serviceRequested":"Assessment","status":"active","subject":"\(patient.digits)"}
+            """
+        let padding = String(repeating: "x", count: max(1, bytes - base.utf8.count))
+        return Array(base.replacingOccurrences(of: "%@", with: padding).utf8)
     }
 }
