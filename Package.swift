@@ -109,7 +109,9 @@ let package = Package(
         .testTarget(name: "CareRelayModelTests", dependencies: ["CareRelayModel"]),
         .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol", "CareRelayFuzzing"]),
         .testTarget(name: "CareRelayPolicyTests", dependencies: ["CareRelayPolicy"]),
-        .testTarget(name: "CareRelayStoreTests", dependencies: ["CareRelayStore"]),
+        .testTarget(name: "CareRelayStoreTests", dependencies: [
+            "CareRelayStore", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "CareRelayBrokerTests", dependencies: [
             "CareRelayBroker", "CareRelayClient", "CareRelayHarness", "CareRelayFuzzing", "CareRelayOperations", "CareRelayStore",
             .product(name: "Prometheus", package: "swift-prometheus"),
