@@ -7,6 +7,7 @@ import GRDB
 public struct StoreStatistics: Sendable, Equatable, Codable {
     /// The database file with its write-ahead log.
     public var storeBytes: Int64
+    /// Messages ever accepted (the highest sequence: messages are never deleted).
     public var messages: Int64
     /// Deliveries stored and not yet confirmed by their recipient.
     public var undelivered: Int64
@@ -18,6 +19,9 @@ public struct StoreStatistics: Sendable, Equatable, Codable {
     public var overdueReferrals: Int64
     public var auditRows: Int64
 
+    /// Every query here costs in proportion to what waits, not to the store's history: the
+    /// broker answers `status` from its loop, so a count over a million rows would stall it.
+    /// `escalated IN (0, 1)` lets waiting referrals be found through `referral_deadline`.
     static func read(_ db: Database, path: String, at now: Date) throws -> StoreStatistics {
         let oldest = try Double.fetchOne(db, sql: """
             SELECT m.accepted_at FROM delivery d JOIN message m ON m.seq = d.message_seq
@@ -26,19 +30,19 @@ public struct StoreStatistics: Sendable, Equatable, Codable {
         var intake: [String: Int64] = [:]
         let rows = try Row.fetchCursor(db, sql: """
             SELECT json_extract(record, '$.team') AS team, COUNT(*) AS waiting
-            FROM referral WHERE status = 'sent' GROUP BY team
+            FROM referral WHERE escalated IN (0, 1) AND status = 'sent' GROUP BY team
             """)
         while let row = try rows.next() {
             intake[(row["team"] as String?) ?? "none"] = row["waiting"]
         }
         return StoreStatistics(
             storeBytes: fileBytes(path) + fileBytes(path + "-wal"),
-            messages: try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM message") ?? 0,
+            messages: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM message") ?? 0,
             undelivered: try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE state = 'pending'") ?? 0,
             oldestUndeliveredAcceptedAt: oldest.map(Date.init(timeIntervalSince1970:)),
             intakeWaiting: intake,
             overdueReferrals: try Int64.fetchOne(db, sql: """
-                SELECT COUNT(*) FROM referral WHERE status = 'sent' AND deadline IS NOT NULL AND deadline <= ?
+                SELECT COUNT(*) FROM referral WHERE escalated IN (0, 1) AND status = 'sent' AND deadline <= ?
                 """, arguments: [now.timeIntervalSince1970]) ?? 0,
             auditRows: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM audit") ?? 0)
     }
@@ -75,9 +79,8 @@ public final class StoreInspector: Sendable {
 
     /// Copies the whole store, as of one moment, to `destination` with SQLite's online backup
     /// API: one consistent snapshot even while the broker keeps writing. The copy is a
-    /// complete store (a restore is copying it back) and returns what it holds.
-    @discardableResult
-    public func backup(to destination: String) throws -> StoreStatistics {
+    /// complete store (a restore is copying it back); `StoreRestore.check` verifies it.
+    public func backup(to destination: String) throws {
         guard !FileManager.default.fileExists(atPath: destination) else {
             throw StoreError.unavailable("\(destination) already exists; a backup never overwrites a file")
         }
@@ -85,8 +88,6 @@ public final class StoreInspector: Sendable {
         try db.backup(to: copy)
         // A backup is one self-contained file: no write-ahead log beside it.
         try copy.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
-        let figures = try copy.read { db in try StoreStatistics.read(db, path: destination, at: Date()) }
         try copy.close()
-        return figures
     }
 }

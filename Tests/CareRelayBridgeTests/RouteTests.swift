@@ -340,38 +340,35 @@ import Testing
         }
     }
 
-    @Test func anUrgentCheckInOutOfHoursShowsTheFallbackContacts() async throws {
-        let fixture = try RouteFixture(now: RouteFixture.saturday)
+    /// Jean signs in at `now` and sends an urgent check-in; the page that answers it.
+    func urgentCheckIn(at now: Date) async throws -> (answer: Visitor.Page, fixture: RouteFixture) {
+        let fixture = try RouteFixture(now: now)
         let code = try fixture.invite()
         try fixture.deliverPlan(version: 3)
-        try await fixture.app.test(.router) { client in
+        let answer = try await fixture.app.test(.router) { client in
             let visitor = Visitor(client)
             _ = try await visitor.signIn(code)
             let form = try await visitor.get("/people/9434765919/check-in")
-            let answer = try await visitor.post("/people/9434765919/check-in",
-                                                CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key), urgency: "urgent"))
-            #expect(answer.status == .ok)
-            #expect(answer.text.contains("The team is closed now"))
-            #expect(answer.text.contains("open mon-fri 08:00-18:00"))
-            #expect(answer.text.contains("<li>District nurses: 0191 555 0100</li>"))
-            #expect(answer.text.contains("<li>Emergency: 999</li>"))
-            #expect(fixture.link.sent.first?.header.priority == .urgent)
+            return try await visitor.post("/people/9434765919/check-in",
+                                          CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key), urgency: "urgent"))
         }
+        return (answer, fixture)
+    }
+
+    @Test func anUrgentCheckInOutOfHoursShowsTheFallbackContacts() async throws {
+        let (answer, fixture) = try await urgentCheckIn(at: RouteFixture.saturday)
+        #expect(answer.status == .ok)
+        #expect(answer.text.contains("The team is closed now"))
+        #expect(answer.text.contains("open mon-fri 08:00-18:00"))
+        #expect(answer.text.contains("<li>District nurses: 0191 555 0100</li>"))
+        #expect(answer.text.contains("<li>Emergency: 999</li>"))
+        #expect(fixture.link.sent.first?.header.priority == .urgent)
     }
 
     @Test func anUrgentCheckInInHoursNeedsNoFallback() async throws {
-        let fixture = try RouteFixture(now: RouteFixture.weekday)
-        let code = try fixture.invite()
-        try fixture.deliverPlan(version: 3)
-        try await fixture.app.test(.router) { client in
-            let visitor = Visitor(client)
-            _ = try await visitor.signIn(code)
-            let form = try await visitor.get("/people/9434765919/check-in")
-            let answer = try await visitor.post("/people/9434765919/check-in",
-                                                CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key), urgency: "urgent"))
-            #expect(!answer.text.contains("The team is closed now"))
-            #expect(answer.text.contains("The team is open now"))
-        }
+        let (answer, _) = try await urgentCheckIn(at: RouteFixture.weekday)
+        #expect(!answer.text.contains("The team is closed now"))
+        #expect(answer.text.contains("The team is open now"))
     }
 
     @Test func whenTheBrokerCannotBeReachedTheAnswersStay() async throws {
