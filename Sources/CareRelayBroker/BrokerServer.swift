@@ -11,7 +11,8 @@ public final class BrokerServer: @unchecked Sendable {
     public let endpoint: String
     /// The loop's own account of itself, for health checks and status.
     public let vitals: BrokerVitals
-    public let storePath: String
+    /// The store it serves from, for a second reader of its figures (the operations endpoint).
+    public let store: any StoreProvider
     private let context: ZMQContext
     private let zap: ZAPHandler
     private let controlEndpoint: String
@@ -67,8 +68,8 @@ public final class BrokerServer: @unchecked Sendable {
             logger.critical("INSECURE DEVELOPMENT MODE: no encryption, no key checks; any local process can connect as anyone in the directory. Never use this with real patient data.",
                             metadata: ["endpoint": "\(configuration.endpoint)"])
         }
-        let store: SQLiteStore
-        do { store = try SQLiteStore(path: configuration.storePath) } catch { throw StartError.store("\(error)") }
+        let store: any MessageStore
+        do { store = try configuration.store.open() } catch { throw StartError.store("\(error)") }
         let policy: ConsentPolicy
         do {
             policy = try configuration.consentPolicyYAML.map { try ConsentPolicy(yaml: $0, source: "consent policy") } ?? .default
@@ -108,6 +109,8 @@ public final class BrokerServer: @unchecked Sendable {
                     configuration: configuration, context: context, directory: directory, store: store,
                     consent: gate, controlEndpoint: controlEndpoint, vitals: vitals, logger: logger)
                 engine.directorySource = box
+                // Another broker on a shared store wrote something for us: take it now.
+                store.sharedChanges?.onArrival { Self.signal("WAKE", context: context, endpoint: controlEndpoint) }
                 startResult.set(.success(engine.boundEndpoint))
                 ready.signal()
                 engine.run()
@@ -127,7 +130,7 @@ public final class BrokerServer: @unchecked Sendable {
         switch startResult.value {
         case .success(let endpoint)?:
             return BrokerServer(endpoint: endpoint, context: context, zap: zap, controlEndpoint: controlEndpoint,
-                                finished: finished, directoryBox: box, vitals: vitals, storePath: configuration.storePath)
+                                finished: finished, directoryBox: box, vitals: vitals, store: configuration.store)
         case .failure(let error)?:
             zap.stop()
             finished.wait()
@@ -139,10 +142,10 @@ public final class BrokerServer: @unchecked Sendable {
     }
 
     private init(endpoint: String, context: ZMQContext, zap: ZAPHandler, controlEndpoint: String,
-                 finished: DispatchGroup, directoryBox: DirectoryBox, vitals: BrokerVitals, storePath: String) {
+                 finished: DispatchGroup, directoryBox: DirectoryBox, vitals: BrokerVitals, store: any StoreProvider) {
         self.endpoint = endpoint
         self.vitals = vitals
-        self.storePath = storePath
+        self.store = store
         self.context = context
         self.zap = zap
         self.controlEndpoint = controlEndpoint
@@ -177,10 +180,14 @@ public final class BrokerServer: @unchecked Sendable {
     }
 
     private func signalLoop(_ word: String) {
+        Self.signal(word, context: context, endpoint: controlEndpoint)
+    }
+
+    private static func signal(_ word: String, context: ZMQContext, endpoint: String) {
         // The loop binds a DEALER, which takes any number of short-lived signallers.
         guard let socket = try? context.makeSocket(.dealer) else { return }
         defer { socket.close() }
-        guard (try? socket.connect(controlEndpoint)) != nil else { return }
+        guard (try? socket.connect(endpoint)) != nil else { return }
         _ = try? socket.send([Array(word.utf8)])
     }
 }

@@ -1,4 +1,5 @@
 import CareRelayModel
+import CareRelayStore
 import CoreMetrics
 import Foundation
 
@@ -6,8 +7,9 @@ import Foundation
 public struct BrokerConfiguration: Sendable {
     /// Where the ROUTER socket binds, e.g. "tcp://127.0.0.1:5570" or "tcp://127.0.0.1:*".
     public var endpoint: String
-    /// The SQLite file holding messages, deliveries, care teams, consent and audit.
-    public var storePath: String
+    /// Where messages, deliveries, care teams, consent and audit are kept: by default the
+    /// embedded SQLite file at `storePath`; a PostgreSQL store lets several brokers share one.
+    public var store: any StoreProvider
     /// The broker's CURVE keypair (Z85). Clients must know the public key.
     public var publicKey: String
     public var secretKey: String
@@ -31,7 +33,7 @@ public struct BrokerConfiguration: Sendable {
     public var metricsFactory: any MetricsFactory
 
     public init(
-        endpoint: String = "tcp://127.0.0.1:5570", storePath: String, publicKey: String, secretKey: String,
+        endpoint: String = "tcp://127.0.0.1:5570", storePath: String, store: (any StoreProvider)? = nil, publicKey: String, secretKey: String,
         maxBodyBytes: Int = 1 << 20, heartbeatMilliseconds: Int = 5_000,
         responseTargets: [Priority: TimeInterval] = BrokerConfiguration.defaultResponseTargets,
         batchLimit: Int = 512, consentPolicyYAML: String? = nil,
@@ -39,7 +41,7 @@ public struct BrokerConfiguration: Sendable {
         metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance, security: ConnectionSecurity = .curve
     ) {
         self.endpoint = endpoint
-        self.storePath = storePath
+        self.store = store ?? SQLiteStoreProvider(path: storePath)
         self.publicKey = publicKey
         self.secretKey = secretKey
         self.maxBodyBytes = maxBodyBytes

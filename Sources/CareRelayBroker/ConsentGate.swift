@@ -10,15 +10,26 @@ import Foundation
 struct ConsentGate {
     var engine: ConsentEngine
     var registry: ConsentRegistry
+    /// The newest consent message applied to the registry.
+    private(set) var appliedThrough: Int64 = 0
 
-    init(policy: ConsentPolicy, store: SQLiteStore) throws {
+    init(policy: ConsentPolicy, store: any MessageStore) throws {
         engine = ConsentEngine(policy: policy)
         registry = ConsentRegistry()
-        for record in try store.consentRecords() {
+        _ = try catchUp(from: store)
+    }
+
+    /// Applies consent messages stored since the last call, in the order they were accepted.
+    /// Returns whether there were any.
+    mutating func catchUp(from store: any MessageStore) throws -> Bool {
+        let records = try store.consentRecords(after: appliedThrough)
+        for record in records {
             if case .consent(let body)? = try? MessageBody.decode(kind: .consent, json: record.body) {
-                registry.apply(body)
+                _ = registry.apply(body)
             }
+            appliedThrough = record.seq
         }
+        return !records.isEmpty
     }
 
     /// What one message is, for the engine: its labelled parts and where it comes from.

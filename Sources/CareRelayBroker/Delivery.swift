@@ -8,6 +8,8 @@ extension Engine {
     /// Sends what is waiting to everyone marked dirty, within each connection's credit.
     func pumpDirty() {
         guard !dirty.isEmpty else { return }
+        // The delivery-time check uses every directive stored so far, other brokers' too.
+        if store.sharedChanges != nil { refreshConsent() }
         let people = dirty
         dirty.removeAll(keepingCapacity: true)
         let now = configuration.clock()

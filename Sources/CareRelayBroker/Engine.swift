@@ -14,7 +14,7 @@ final class Engine {
     let configuration: BrokerConfiguration
     let router: Socket
     let control: Socket
-    let store: SQLiteStore
+    let store: any MessageStore
     var directory: DirectoryIndex
     let codec: CRPCodec
     var logger: Logger
@@ -57,7 +57,7 @@ final class Engine {
     var pendingConfirms: [(routingID: [UInt8], recipient: PersonID, ids: [String])] = []
 
     init(configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex,
-         store: SQLiteStore, consent: ConsentGate, controlEndpoint: String, vitals: BrokerVitals, logger: Logger) throws {
+         store: any MessageStore, consent: ConsentGate, controlEndpoint: String, vitals: BrokerVitals, logger: Logger) throws {
         self.configuration = configuration
         self.directory = directory
         self.store = store
@@ -123,6 +123,7 @@ final class Engine {
             }
             if events.count == 2, events[1].contains(.readable) { handleControl() }
             if events.count == 2, events[0].contains(.readable) { drain() }
+            takeSharedChanges()
             runTimers()
             pumpDirty()
             // Wall time, not the configured clock: health checks compare it with the real now.
@@ -165,6 +166,37 @@ final class Engine {
         rebuildGatewayIndex()
         endRevokedSessions()
         logger.info("directory reloaded", metadata: ["people": "\(directory.directory.people.count)"])
+    }
+
+    /// With a store other brokers write to: act on what they wrote, as this broker would
+    /// have on its own writes. Arrives by notification (see `SharedChanges`), not polling.
+    private func takeSharedChanges() {
+        guard let changes = store.sharedChanges?.take(), !changes.isEmpty else { return }
+        var referralsChanged = false
+        for change in changes {
+            switch change {
+            case .mail(let person): dirty.insert(person)
+            case .careTeam(let patient): careTeams[patient] = nil
+            case .consent: refreshConsent()
+            case .referral: referralsChanged = true
+            }
+        }
+        if referralsChanged, let next = try? store.nextReferralDeadline() {
+            nextDeadline = min(nextDeadline ?? next, next)
+        }
+    }
+
+    /// Brings the consent registry up to date with the store. A new directive can withdraw
+    /// consent for messages already queued, so everyone connected is checked again.
+    func refreshConsent() {
+        do {
+            if try consent.catchUp(from: store) {
+                for person in sessions.all.map(\.person) { dirty.insert(person) }
+            }
+        } catch {
+            vitals.store(healthy: false, error: "\(error)")
+            logger.error("could not read consent directives", metadata: ["error": "\(error)"])
+        }
     }
 
     /// At shutdown, whatever is still waiting is answered "shutting down" rather than left

@@ -135,7 +135,7 @@ extension Engine {
             })
 
         case "audit":
-            let filter = SQLiteStore.AuditFilter(
+            let filter = AuditFilter(
                 patient: params["patient"], person: params["person"], message: params["message"],
                 limit: min(max(Int(params["limit"] ?? "") ?? 200, 1), 5_000))
             try require(isGovernance || filter.person == person.id.rawValue,

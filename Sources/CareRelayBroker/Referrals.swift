@@ -7,6 +7,9 @@ import Foundation
 extension Engine {
     struct ReferralChange {
         var record: ReferralRecord
+        /// The status the change was applied to: the store keeps the change only if the
+        /// referral still has it when the batch commits.
+        var readStatus: ReferralRecord.Status
         var recipients: [PersonID]
         var careTeamLinks: [String]
     }
@@ -52,6 +55,7 @@ extension Engine {
             record.status = next
         }
 
+        let readStatus = record.status
         var links: [String] = []
         switch event.change {
         case .withdrawn:
@@ -97,7 +101,7 @@ extension Engine {
         where person != actor.id && !recipients.contains(person) {
             recipients.append(person)
         }
-        return ReferralChange(record: record, recipients: recipients, careTeamLinks: links)
+        return ReferralChange(record: record, readStatus: readStatus, recipients: recipients, careTeamLinks: links)
     }
 
     /// Referrals past their response target and still untaken go to the team's co-ordinator,
@@ -135,13 +139,15 @@ extension Engine {
                 envelope: envelope.encoded(), patient: record.patient, correlation: record.messageID, body: body,
                 bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
                 deliveries: recipients.map { PlannedDelivery(recipient: $0, decision: .deliver, rule: "referral-escalation") },
-                referral: record, careTeamLinks: [],
+                // Several brokers may escalate at once: one stores it (the key is the same),
+                // and none escalates a referral someone took meanwhile.
+                referral: record, referralExpectedStatus: .sent, careTeamLinks: [],
                 audit: [AuditEntry(at: now, actor: Engine.brokerIdentity.rawValue, action: .escalate, patient: record.patient?.digits,
                                    message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")]))
             recipients.forEach { dirty.insert($0) }
         }
         do {
-            if !batch.isEmpty { _ = try store.accept(batch) }
+            if !batch.isEmpty { _ = try store.accept(batch, confirming: [], at: now) }
             nextDeadline = try store.nextReferralDeadline()
         } catch {
             logger.error("could not record escalations; will retry", metadata: ["error": "\(error)"])
@@ -173,7 +179,7 @@ extension Engine {
             audit: [AuditEntry(at: now, actor: Engine.brokerIdentity.rawValue, action: .override, patient: patient.digits,
                                message: messageID, recipient: coordinator.rawValue, decision: "notify-coordinator", rule: "R9-break-glass")])
         do {
-            _ = try store.accept([message])
+            _ = try store.accept([message], confirming: [], at: now)
             dirty.insert(coordinator)
         } catch {
             logger.error("could not store the override notice", metadata: ["error": "\(error)"])

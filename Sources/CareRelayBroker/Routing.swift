@@ -61,10 +61,12 @@ extension Engine {
         let batch = pendingSends
         pendingSends.removeAll(keepingCapacity: true)
         let now = configuration.clock()
+        // Decisions use every directive stored so far, including other brokers' ones.
+        if store.sharedChanges != nil, !batch.isEmpty { refreshConsent() }
         var results: [(pending: PendingSend, result: RouteResult)] = []
         var referralOverlay: [String: ReferralRecord] = [:]
         var keysInBatch: [String: Int] = [:]
-        let earlier: [String: SQLiteStore.EarlierSend]
+        let earlier: [String: EarlierSend]
         do {
             earlier = try store.earlierSends(batch.map { ($0.header.onBehalfOf ?? $0.person.id, $0.header.key) })
         } catch {
@@ -82,7 +84,7 @@ extension Engine {
             do {
                 let result = try route(pending, now: now, referrals: &referralOverlay, keysInBatch: keysInBatch, earlier: earlier)
                 if case .routed(let item) = result {
-                    keysInBatch[SQLiteStore.idempotencyKey(item.message.sender, item.message.key)] = results.count
+                    keysInBatch[idempotencyKey(item.message.sender, item.message.key)] = results.count
                 }
                 results.append((pending, result))
             } catch {
@@ -109,7 +111,7 @@ extension Engine {
                 outcomes = try metrics.timeStore(accepting: true) {
                     try store.accept(
                         routed.map(\.message),
-                        confirming: allConfirmations.map { SQLiteStore.Confirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
+                        confirming: allConfirmations.map { DeliveryConfirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
                 }
                 vitals.store(healthy: true)
                 applyConfirmations(allConfirmations)
@@ -155,6 +157,14 @@ extension Engine {
                     answer = Accepted(key: header.key, id: id, duplicate: true, recipients: deliveries.map { Self.outcome(for: $0) }, req: header.req)
                 case .conflict(let id):
                     reply(entry.pending.routingID, .rejected(Rejected(Self.conflict(key: header.key, id: id), command: "SEND", key: header.key, req: header.req)))
+                    continue
+                case .referralChanged(let current):
+                    // Another broker on the same store changed the referral between our read
+                    // and our write; nothing was stored, and the sender sees where it stands.
+                    var why = "referral \(current.messageID) was changed by someone else at the same moment: it is now \(current.status.rawValue)"
+                    if let taker = current.takenBy { why += " (taken by \(taker))" }
+                    reply(entry.pending.routingID, .rejected(Rejected(ProtocolError(.invalidTransition, why + "; nothing was stored"),
+                                                                      command: "SEND", key: header.key, req: header.req)))
                     continue
                 }
             case .duplicate(let id, let deliveries):
@@ -204,10 +214,10 @@ extension Engine {
     /// Everything that follows from a message being stored: registry and deadline updates,
     /// notices of overrides.
     private func afterStored(_ item: RoutedSend, now: Date) {
-        if case .consent = item.message.kind, case .consent(let body)? = try? MessageBody.decode(kind: .consent, json: item.message.body) {
-            consent.registry.apply(body)
-            // A withdrawal stops queued messages too: their delivery-time check now withholds.
-            for person in sessions.all.map(\.person) { dirty.insert(person) }
+        if case .consent = item.message.kind {
+            // Read back from the store rather than applied from the message in hand, so the
+            // registry takes directives in the store's order even when other brokers add some.
+            refreshConsent()
         }
         if let patient = item.message.patient, !item.message.careTeamLinks.isEmpty {
             careTeams[patient] = nil
@@ -225,7 +235,7 @@ extension Engine {
 
     private func route(
         _ pending: PendingSend, now: Date, referrals: inout [String: ReferralRecord], keysInBatch: [String: Int],
-        earlier: [String: SQLiteStore.EarlierSend]
+        earlier: [String: EarlierSend]
     ) throws(ProtocolError) -> RouteResult {
         let header = pending.header
         // The actor is the authenticated person, or a carer a gateway is entitled to act for.
@@ -241,7 +251,7 @@ extension Engine {
         // A resend is answered before anything else is checked or applied again: what was
         // accepted once stays accepted, whatever changed since.
         let fingerprint = Self.fingerprint(header, body: pending.body)
-        let idempotencyKey = SQLiteStore.idempotencyKey(actor.id, header.key)
+        let idempotencyKey = idempotencyKey(actor.id, header.key)
         if let first = keysInBatch[idempotencyKey] { return .repeatOf(index: first) }
         if let earlier = earlier[idempotencyKey] {
             guard earlier.fingerprint == fingerprint else { throw Self.conflict(key: header.key, id: earlier.id) }
@@ -272,12 +282,14 @@ extension Engine {
         }
 
         var referral: ReferralRecord?
+        var referralExpectedStatus: ReferralRecord.Status?
         var careTeamLinks: [String] = []
         var recipients: [(PersonID, topic: String?)]
         switch body {
         case .referralEvent(let event):
             let result = try applyReferralEvent(event, header: header, actor: actor, now: now, overlay: &referrals)
             referral = result.record
+            referralExpectedStatus = result.readStatus
             recipients = result.recipients.map { ($0, nil) }
             careTeamLinks = result.careTeamLinks
             patient = patient ?? result.record.patient
@@ -390,7 +402,8 @@ extension Engine {
             id: id, key: header.key, kind: header.kind, sender: actor.id, envelope: envelopeBytes,
             patient: patient, correlation: header.correlation, body: pending.body,
             bodyHash: fingerprint, acceptedAt: now,
-            deliveries: deliveries, referral: referral, careTeamLinks: careTeamLinks, audit: audit)
+            deliveries: deliveries, referral: referral, referralExpectedStatus: referralExpectedStatus,
+            careTeamLinks: careTeamLinks, audit: audit)
         var routed = RoutedSend(pending: pending, message: message, envelope: envelope, outcomes: outcomes, overrideNotices: uniqueNotices)
         if case .referralEvent(let event) = body { routed.confirmsOwnCopy = [event.referral] }
         return .routed(routed)

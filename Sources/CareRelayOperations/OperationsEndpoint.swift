@@ -16,7 +16,7 @@ import Prometheus
 public final class OperationsEndpoint: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let vitals: BrokerVitals
-    private let inspector: StoreInspector
+    private let inspector: any StoreStatisticsReader
     private let storeGauges: StoreGauges
     /// A loop that has not turned for this long is stalled: it turns at least once a second.
     public let stallLimit: TimeInterval
@@ -33,11 +33,11 @@ public final class OperationsEndpoint: Sendable {
         return factory
     }
 
-    public init(registry: PrometheusCollectorRegistry, vitals: BrokerVitals, storePath: String, stallLimit: TimeInterval = 10) throws {
+    public init(registry: PrometheusCollectorRegistry, vitals: BrokerVitals, store: any StoreProvider, stallLimit: TimeInterval = 10) throws {
         self.registry = registry
         self.vitals = vitals
         self.stallLimit = stallLimit
-        inspector = try StoreInspector(path: storePath)
+        inspector = try store.openStatisticsReader()
         storeGauges = StoreGauges(registry: registry)
     }
 

@@ -17,6 +17,10 @@ public struct NewMessage: Sendable {
     public var acceptedAt: Date
     public var deliveries: [PlannedDelivery]
     public var referral: ReferralRecord?
+    /// For an update to a referral already stored: the status the broker read before
+    /// applying the change. The update is stored only if the referral still has it (another
+    /// broker may have changed it meanwhile); nil for a new referral.
+    public var referralExpectedStatus: ReferralRecord.Status?
     /// Care team members ("team:ID" or "person:ID") to add for the patient, e.g. the team
     /// that accepted a referral now has a legitimate relationship.
     public var careTeamLinks: [String]
@@ -26,8 +30,9 @@ public struct NewMessage: Sendable {
         id: String, key: String, kind: MessageKind, sender: PersonID, envelope: [UInt8],
         patient: NHSNumber?, correlation: String?, body: [UInt8], bodyHash: [UInt8],
         acceptedAt: Date, deliveries: [PlannedDelivery], referral: ReferralRecord?,
-        careTeamLinks: [String] = [], audit: [AuditEntry]
+        referralExpectedStatus: ReferralRecord.Status? = nil, careTeamLinks: [String] = [], audit: [AuditEntry]
     ) {
+        self.referralExpectedStatus = referralExpectedStatus
         self.careTeamLinks = careTeamLinks
         self.id = id
         self.key = key
@@ -70,6 +75,9 @@ public enum StoreOutcome: Sendable, Equatable {
     case duplicate(id: String, deliveries: [PlannedDelivery])
     /// The sender used this idempotency key before for a different message.
     case conflict(id: String)
+    /// Not stored: the referral it updates no longer has the expected status (another broker
+    /// changed it first). Carries the referral as it is now.
+    case referralChanged(ReferralRecord)
 }
 
 /// A message waiting in one recipient's mailbox.
@@ -208,5 +216,70 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .notFound(let what): "not found: \(what)"
         case .inUse(let path): "\(path) is in use by another broker process; stop it first"
         }
+    }
+}
+
+/// A recipient's confirmation of deliveries, recorded with the next batch.
+public struct DeliveryConfirmation: Sendable {
+    public var recipient: PersonID
+    public var ids: [String]
+    public init(recipient: PersonID, ids: [String]) {
+        self.recipient = recipient
+        self.ids = ids
+    }
+}
+
+/// What was sent before under an idempotency key.
+public struct EarlierSend: Sendable {
+    public var id: String
+    public var fingerprint: [UInt8]
+    public var deliveries: [PlannedDelivery]
+    public init(id: String, fingerprint: [UInt8], deliveries: [PlannedDelivery]) {
+        self.id = id
+        self.fingerprint = fingerprint
+        self.deliveries = deliveries
+    }
+}
+
+public struct StoredMessage: Sendable {
+    public var seq: Int64
+    public var id: String
+    public var kind: MessageKind
+    public var sender: PersonID
+    public var envelope: [UInt8]
+    public var patient: NHSNumber?
+    public var body: [UInt8]
+    public var acceptedAt: Date
+}
+
+/// A consent message as stored: the registry is rebuilt from these.
+public struct ConsentRecord: Sendable {
+    public var seq: Int64
+    public var id: String
+    public var sender: PersonID
+    public var acceptedAt: Date
+    public var body: [UInt8]
+}
+
+/// One line of a person's message history.
+public struct HistoryEntry: Sendable {
+    public var id: String
+    public var kind: MessageKind
+    public var sender: PersonID
+    public var acceptedAt: Date
+    /// This person's delivery state, nil for messages they sent.
+    public var state: String?
+}
+
+public struct AuditFilter: Sendable {
+    public var patient: String?
+    public var person: String?
+    public var message: String?
+    public var limit: Int
+    public init(patient: String? = nil, person: String? = nil, message: String? = nil, limit: Int = 200) {
+        self.patient = patient
+        self.person = person
+        self.message = message
+        self.limit = limit
     }
 }

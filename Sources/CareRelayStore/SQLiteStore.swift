@@ -7,7 +7,7 @@ import GRDB
 /// has committed survives a crash or power loss. The broker owns one instance on its loop
 /// thread; every write that must be durable before an acknowledgement goes through one
 /// transaction per batch ("group commit").
-public final class SQLiteStore: @unchecked Sendable {
+public final class SQLiteStore: MessageStore, @unchecked Sendable {
     private let db: DatabaseQueue
     /// The newest audit row; the next row chains to it. Kept in memory because the store is
     /// the only writer, and advanced only after a transaction commits.
@@ -148,20 +148,10 @@ public final class SQLiteStore: @unchecked Sendable {
 
     // MARK: Accepting messages
 
-    /// A recipient's confirmation of deliveries, recorded with the next batch.
-    public struct Confirmation: Sendable {
-        public var recipient: PersonID
-        public var ids: [String]
-        public init(recipient: PersonID, ids: [String]) {
-            self.recipient = recipient
-            self.ids = ids
-        }
-    }
-
     /// Stores a batch of messages, their planned deliveries, referral records and audit lines,
     /// and the confirmations read in the same pass, in one synced transaction. Returns one
     /// outcome per message, in order.
-    public func accept(_ batch: [NewMessage], confirming confirmations: [Confirmation] = [], at now: Date = Date()) throws -> [StoreOutcome] {
+    public func accept(_ batch: [NewMessage], confirming confirmations: [DeliveryConfirmation] = [], at now: Date = Date()) throws -> [StoreOutcome] {
         var head = auditHead
         let outcomes = try write(synced: true) { db -> [StoreOutcome] in
             for confirmation in confirmations {
@@ -182,6 +172,14 @@ public final class SQLiteStore: @unchecked Sendable {
                         outcomes.append(.conflict(id: id))
                     }
                     continue
+                }
+                if let referral = message.referral, let expected = message.referralExpectedStatus {
+                    // A change to a stored referral: only from the status the broker read.
+                    let current = try Self.referral(id: referral.messageID, db)
+                    if let current, current.status != expected {
+                        outcomes.append(.referralChanged(current))
+                        continue
+                    }
                 }
                 try db.cachedStatement(sql: """
                     INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at)
@@ -223,13 +221,6 @@ public final class SQLiteStore: @unchecked Sendable {
         return outcomes
     }
 
-    /// What was sent before under an idempotency key.
-    public struct EarlierSend: Sendable {
-        public var id: String
-        public var fingerprint: [UInt8]
-        public var deliveries: [PlannedDelivery]
-    }
-
     /// What each (sender, key) pair already sent, if anything: its id, content fingerprint
     /// and the recipients' outcomes, so a resend is answered exactly as the first send was.
     /// One read for a whole batch.
@@ -240,15 +231,12 @@ public final class SQLiteStore: @unchecked Sendable {
             let statement = try db.cachedStatement(sql: "SELECT seq, id, body_hash FROM message WHERE sender = ? AND idempotency_key = ?")
             for (sender, key) in keys {
                 guard let row = try Row.fetchOne(statement, arguments: [sender.rawValue, key]) else { continue }
-                found[Self.idempotencyKey(sender, key)] = EarlierSend(
+                found[idempotencyKey(sender, key)] = EarlierSend(
                     id: row["id"], fingerprint: [UInt8](row["body_hash"] as Data), deliveries: try Self.deliveries(db, seq: row["seq"]))
             }
             return found
         }
     }
-
-    /// How a (sender, key) pair is written as one dictionary key.
-    public static func idempotencyKey(_ sender: PersonID, _ key: String) -> String { "\(sender)\u{0}\(key)" }
 
     private static func deliveries(_ db: Database, seq: Int64) throws -> [PlannedDelivery] {
         try Row.fetchAll(db.cachedStatement(sql: """
@@ -338,17 +326,6 @@ public final class SQLiteStore: @unchecked Sendable {
 
     // MARK: Messages and referrals
 
-    public struct StoredMessage: Sendable {
-        public var seq: Int64
-        public var id: String
-        public var kind: MessageKind
-        public var sender: PersonID
-        public var envelope: [UInt8]
-        public var patient: NHSNumber?
-        public var body: [UInt8]
-        public var acceptedAt: Date
-    }
-
     public func message(id: String) throws -> StoredMessage? {
         try db.read { db in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?"), arguments: [id]),
@@ -384,16 +361,6 @@ public final class SQLiteStore: @unchecked Sendable {
                 referral.messageID, json, referral.status.rawValue,
                 referral.deadline?.timeIntervalSince1970, referral.escalatedAt == nil ? 0 : 1,
             ])
-    }
-
-    /// Saves a referral's new state with its audit lines, in one transaction.
-    public func update(_ referral: ReferralRecord, audit: [AuditEntry]) throws {
-        var head = auditHead
-        try db.write { db in
-            try Self.save(referral, db)
-            for entry in audit { head = try Self.append(entry, after: head, db) }
-        }
-        auditHead = head
     }
 
     /// Referrals still waiting to be taken whose response target has passed.
@@ -436,7 +403,7 @@ public final class SQLiteStore: @unchecked Sendable {
     }
 
     /// Messages a person sent or received, newest first.
-    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [(id: String, kind: MessageKind, sender: PersonID, acceptedAt: Date, state: String?)] {
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [HistoryEntry] {
         try db.read { db in
             var sql = """
                 SELECT m.id, m.kind, m.sender, m.accepted_at, d.state FROM message m
@@ -452,7 +419,8 @@ public final class SQLiteStore: @unchecked Sendable {
             arguments += [limit]
             return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).compactMap { row in
                 guard let kind = MessageKind(rawValue: row["kind"]) else { return nil }
-                return (row["id"], kind, PersonID(row["sender"]), Date(timeIntervalSince1970: row["accepted_at"]), row["state"])
+                return HistoryEntry(id: row["id"], kind: kind, sender: PersonID(row["sender"]),
+                                    acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), state: row["state"])
             }
         }
     }
@@ -463,12 +431,6 @@ public final class SQLiteStore: @unchecked Sendable {
     public func careTeam(of patient: NHSNumber) throws -> [String] {
         try db.read { db in
             try String.fetchAll(db.cachedStatement(sql: "SELECT member FROM care_team WHERE patient = ? ORDER BY member"), arguments: [patient.digits])
-        }
-    }
-
-    public func allCareTeams() throws -> [(patient: String, member: String)] {
-        try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT patient, member FROM care_team").map { ($0["patient"], $0["member"]) }
         }
     }
 
@@ -494,17 +456,26 @@ public final class SQLiteStore: @unchecked Sendable {
 
     // MARK: Consent records
 
-    /// Consent messages in the order they were accepted: the consent registry is rebuilt from
-    /// them at start-up, so a directive is durable in the same transaction as its message.
-    public func consentRecords(patient: NHSNumber? = nil) throws -> [(id: String, sender: PersonID, acceptedAt: Date, body: [UInt8])] {
+    public func consentRecords(after: Int64) throws -> [ConsentRecord] {
+        try consentRecords(where: "seq > ?", [after])
+    }
+
+    public func consentRecords(patient: NHSNumber) throws -> [ConsentRecord] {
+        try consentRecords(where: "patient = ?", [patient.digits])
+    }
+
+    private func consentRecords(where condition: String, _ arguments: StatementArguments) throws -> [ConsentRecord] {
         try db.read { db in
-            let sql = "SELECT id, sender, accepted_at, body FROM message WHERE kind = 'consent'"
-                + (patient == nil ? "" : " AND patient = ?") + " ORDER BY seq"
-            return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: StatementArguments(patient.map { [$0.digits] } ?? [])).map { row in
-                (row["id"], PersonID(row["sender"]), Date(timeIntervalSince1970: row["accepted_at"]), [UInt8](row["body"] as Data))
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, id, sender, accepted_at, body FROM message WHERE kind = 'consent' AND \(condition) ORDER BY seq"),
+                             arguments: arguments).map { row in
+                ConsentRecord(seq: row["seq"], id: row["id"], sender: PersonID(row["sender"]),
+                              acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), body: [UInt8](row["body"] as Data))
             }
         }
     }
+
+    /// One writer: nothing changes behind this broker's back.
+    public var sharedChanges: SharedChanges? { nil }
 
     // MARK: Audit trail
 
@@ -547,19 +518,6 @@ public final class SQLiteStore: @unchecked Sendable {
             if let bytes { hasher.update(data: bytes) }
         }
         return Array(hasher.finalize())
-    }
-
-    public struct AuditFilter: Sendable {
-        public var patient: String?
-        public var person: String?
-        public var message: String?
-        public var limit: Int
-        public init(patient: String? = nil, person: String? = nil, message: String? = nil, limit: Int = 200) {
-            self.patient = patient
-            self.person = person
-            self.message = message
-            self.limit = limit
-        }
     }
 
     public func audit(_ filter: AuditFilter) throws -> [AuditRow] {

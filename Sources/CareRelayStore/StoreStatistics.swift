@@ -61,7 +61,7 @@ extension SQLiteStore {
 /// A second, read-only connection to a store a running broker owns: for the metrics
 /// endpoint and online backups, so neither waits in the broker's loop nor makes it wait
 /// (WAL lets readers and the one writer proceed together).
-public final class StoreInspector: Sendable {
+public final class StoreInspector: StoreStatisticsReader {
     private let db: DatabaseQueue
     public let path: String
 

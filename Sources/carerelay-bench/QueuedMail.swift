@@ -78,7 +78,7 @@ enum QueuedMailFill {
 
 /// A referral as the broker stored it, read back so that it can be stored again under new ids.
 struct QueuedReferral {
-    let stored: SQLiteStore.StoredMessage
+    let stored: StoredMessage
     let deliveries: [PlannedDelivery]
     let referral: ReferralRecord?
     let audit: [AuditEntry]

@@ -156,7 +156,7 @@ struct Serve: ParsableCommand {
     /// The HTTP endpoint for operators, on its own threads beside the broker's loop.
     private func startOperations(at address: HostAndPort, registry: PrometheusCollectorRegistry,
                                  server: BrokerServer, logger: Logger) throws -> OperationsServer {
-        let endpoint = try OperationsEndpoint(registry: registry, vitals: server.vitals, storePath: server.storePath)
+        let endpoint = try OperationsEndpoint(registry: registry, vitals: server.vitals, store: server.store)
         let host = address.host
         return OperationsServer(endpoint: endpoint, host: host, port: address.port, logger: logger) { port in
             // Scripts and tests read the bound port from this line.

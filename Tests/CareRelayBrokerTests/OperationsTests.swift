@@ -26,7 +26,7 @@ import ZeroMQ
         let registry = PrometheusCollectorRegistry()
         system.metricsRegistry = registry
         let server = try system.start()
-        let endpoint = try OperationsEndpoint(registry: registry, vitals: server.vitals, storePath: server.storePath)
+        let endpoint = try OperationsEndpoint(registry: registry, vitals: server.vitals, store: server.store)
 
         let nurse = try system.client("nurse.ali")
         for member in ["person:nurse.ali", "team:west.social-care", "person:carer.ellis"] {
@@ -83,7 +83,7 @@ import ZeroMQ
     @Test func healthSaysLiveAndReadyUntilTheBrokerStops() throws {
         let system = try CareSystem()
         let server = try system.start()
-        let endpoint = try OperationsEndpoint(registry: PrometheusCollectorRegistry(), vitals: server.vitals, storePath: server.storePath)
+        let endpoint = try OperationsEndpoint(registry: PrometheusCollectorRegistry(), vitals: server.vitals, store: server.store)
         let gp = try system.client("gp.khan", receive: false)
         _ = try gp.query("status")  // one full turn of the loop
         #expect(endpoint.liveness() == .ready)
@@ -120,7 +120,7 @@ import ZeroMQ
         load.waitForAcknowledged(200)
         let acceptedBeforeBackup = load.acknowledged
         let backup = system.folder.appendingPathComponent("backup.sqlite").path
-        try StoreInspector(path: server.storePath).backup(to: backup)
+        try StoreInspector(path: system.storePath).backup(to: backup)
         load.waitForAcknowledged(acceptedBeforeBackup.count + 100)  // still serving while and after
         load.stop()
         // A restore is refused while the broker has the store.

@@ -1,0 +1,135 @@
+import CareRelayModel
+import Foundation
+
+/// What the broker needs from durable storage. Two stores implement it: `SQLiteStore`, the
+/// embedded single-machine default, and `PostgresStore` (module CareRelayPostgres), which
+/// several brokers can share. The broker's loop is the only caller of one instance, on one
+/// thread; every call blocks until the store has answered.
+///
+/// The contract both keep (and `StoreContractTests` checks against both):
+/// - `accept` is one durable transaction: when it returns, every stored message survives a
+///   crash. A (sender, key) pair is stored once; a resend with the same content is a
+///   `duplicate`, with different content a `conflict`, whichever broker it reaches.
+/// - A referral update is stored only if the referral still has the status the broker read
+///   (`NewMessage.referralExpectedStatus`); otherwise the message is not stored and the outcome
+///   is `referralChanged`. Two brokers can never both take the same referral.
+/// - Message sequence numbers grow in commit order, so a mailbox read "after" the highest
+///   sequence already handed out never skips a message committed later.
+/// - The audit trail is one hash chain, however many brokers write to it.
+public protocol MessageStore: AnyObject, Sendable {
+    /// Stores a batch of messages (deliveries, referral records, care team links, audit lines)
+    /// and the confirmations read in the same pass, in one durable transaction. One outcome
+    /// per message, in order.
+    func accept(_ batch: [NewMessage], confirming confirmations: [DeliveryConfirmation], at now: Date) throws -> [StoreOutcome]
+    /// What each (sender, key) pair already sent, keyed by `idempotencyKey(_:_:)`.
+    func earlierSends(_ keys: [(sender: PersonID, key: String)]) throws -> [String: EarlierSend]
+    /// Undelivered messages for one recipient after sequence `after`, oldest first, skipping
+    /// those in flight.
+    func mailbox(for recipient: PersonID, after: Int64, excluding inFlight: Set<Int64>, limit: Int) throws -> [MailItem]
+    /// Deliveries that went out, those the delivery-time consent check withheld, and their
+    /// audit lines. Need not wait for the disk: losing it in a power cut means a redelivery.
+    func recordDeliveries(sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry], at now: Date) throws
+    /// Marks deliveries confirmed; returns the sequences that were pending.
+    func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64]
+
+    func message(id: String) throws -> StoredMessage?
+    func referral(id: String) throws -> ReferralRecord?
+    /// Referrals still waiting to be taken whose response target has passed.
+    func overdueReferrals(at now: Date) throws -> [ReferralRecord]
+    /// The earliest deadline of a referral still waiting, so the broker knows when to wake.
+    func nextReferralDeadline() throws -> Date?
+    func tracking(id: String) throws -> Tracking?
+    /// Messages a person sent or received, newest first.
+    func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [HistoryEntry]
+
+    /// Members of a patient's care team: "team:ID" and "person:ID" entries.
+    func careTeam(of patient: NHSNumber) throws -> [String]
+    func link(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws
+    func unlink(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws
+
+    /// Consent messages after sequence `after`, in the order they were accepted: the consent
+    /// registry is built from them (and, with several brokers, caught up from them).
+    func consentRecords(after: Int64) throws -> [ConsentRecord]
+    /// One patient's consent messages, in order.
+    func consentRecords(patient: NHSNumber) throws -> [ConsentRecord]
+
+    func appendAudit(_ entries: [AuditEntry]) throws
+    func audit(_ filter: AuditFilter) throws -> [AuditRow]
+    /// Recomputes the whole chain.
+    func verifyAudit() throws -> AuditVerification
+    /// Operators' figures, costing what waits, not the store's history.
+    func statistics(at now: Date) throws -> StoreStatistics
+
+    /// Changes other brokers made that this one must act on; nil for a store with one writer.
+    var sharedChanges: SharedChanges? { get }
+    /// Ends the store's use; nothing may call it afterwards.
+    func close()
+}
+
+/// How a (sender, key) pair is written as one dictionary key.
+public func idempotencyKey(_ sender: PersonID, _ key: String) -> String { "\(sender)\u{0}\(key)" }
+
+/// Opens the store a broker is configured with, and a second, independent reader of its
+/// figures for the operations endpoint (so a scrape never waits in the broker's loop).
+public protocol StoreProvider: Sendable, CustomStringConvertible {
+    func open() throws -> any MessageStore
+    func openStatisticsReader() throws -> any StoreStatisticsReader
+}
+
+public protocol StoreStatisticsReader: Sendable {
+    func statistics(at now: Date) throws -> StoreStatistics
+}
+
+public struct SQLiteStoreProvider: StoreProvider {
+    public var path: String
+    public init(path: String) { self.path = path }
+    public func open() throws -> any MessageStore { try SQLiteStore(path: path) }
+    public func openStatisticsReader() throws -> any StoreStatisticsReader { try StoreInspector(path: path) }
+    public var description: String { "SQLite \(path)" }
+}
+
+/// What one broker learns of another's writes to a shared store. The store collects them
+/// (from PostgreSQL notifications) and calls `wake` once when the first arrives, so the
+/// broker's loop takes them on its next turn instead of polling.
+public final class SharedChanges: @unchecked Sendable {
+    public enum Change: Sendable, Equatable {
+        /// A message was stored with a delivery for this person.
+        case mail(PersonID)
+        /// A consent directive was stored.
+        case consent
+        /// A patient's care team changed.
+        case careTeam(NHSNumber)
+        /// A referral was stored or changed: deadlines may have moved.
+        case referral
+    }
+
+    private let lock = NSLock()
+    private var waiting: [Change] = []
+    private var wake: (@Sendable () -> Void)?
+
+    public init() {}
+
+    /// Set by the broker before it serves.
+    public func onArrival(_ wake: @escaping @Sendable () -> Void) {
+        lock.lock(); defer { lock.unlock() }
+        self.wake = wake
+    }
+
+    public func post(_ changes: [Change]) {
+        guard !changes.isEmpty else { return }
+        lock.lock()
+        let wasEmpty = waiting.isEmpty
+        waiting += changes
+        let wake = self.wake
+        lock.unlock()
+        if wasEmpty { wake?() }
+    }
+
+    /// Everything that arrived since the last call.
+    public func take() -> [Change] {
+        lock.lock(); defer { lock.unlock() }
+        let taken = waiting
+        waiting.removeAll()
+        return taken
+    }
+}
