@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // libzmq's headers live in /usr/include; naming pkgConfig here would pull in
@@ -39,6 +40,13 @@ let package = Package(
             "CareRelayModel",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The store several brokers share. Beside SQLite, never instead of it: the broker
+        // sees only the MessageStore protocol.
+        .target(name: "CareRelayPostgres", dependencies: [
+            "CareRelayModel", "CareRelayStore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "CareRelayBroker", dependencies: [
             "ZeroMQ", "CareRelayModel", "CareRelayProtocol", "CareRelayPolicy", "CareRelayStore",
@@ -60,7 +68,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "carerelay-broker", dependencies: [
-            "CareRelayBroker", "CareRelayOperations", "CareRelayStore", "ZeroMQ",
+            "CareRelayBroker", "CareRelayOperations", "CareRelayStore", "CareRelayPostgres", "ZeroMQ",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -87,7 +95,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "carerelay-bench", dependencies: [
-            "CareRelayBroker", "CareRelayClient", "CareRelayPolicy", "CareRelayStore", "ZeroMQ",
+            "CareRelayBroker", "CareRelayClient", "CareRelayPolicy", "CareRelayStore", "CareRelayPostgres", "CareRelayHarness", "ZeroMQ",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -110,10 +118,10 @@ let package = Package(
         .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol", "CareRelayFuzzing"]),
         .testTarget(name: "CareRelayPolicyTests", dependencies: ["CareRelayPolicy"]),
         .testTarget(name: "CareRelayStoreTests", dependencies: [
-            "CareRelayStore", .product(name: "GRDB", package: "GRDB.swift"),
+            "CareRelayStore", "CareRelayPostgres", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "CareRelayBrokerTests", dependencies: [
-            "CareRelayBroker", "CareRelayClient", "CareRelayHarness", "CareRelayFuzzing", "CareRelayOperations", "CareRelayStore",
+            "CareRelayBroker", "CareRelayClient", "CareRelayHarness", "CareRelayFuzzing", "CareRelayOperations", "CareRelayStore", "CareRelayPostgres",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -178,6 +178,11 @@ public struct AuditRow: Sendable, Equatable, Codable {
     public var seq: Int64
     public var entry: AuditEntry
     public var hash: String
+    public init(seq: Int64, entry: AuditEntry, hash: String) {
+        self.seq = seq
+        self.entry = entry
+        self.hash = hash
+    }
 }
 
 public enum AuditVerification: Sendable, Equatable {
@@ -194,6 +199,13 @@ public struct Tracking: Sendable, Codable, Equatable {
         public var state: String
         public var deliveredAt: Date?
         public var confirmedAt: Date?
+        public init(person: PersonID, decision: String, state: String, deliveredAt: Date?, confirmedAt: Date?) {
+            self.person = person
+            self.decision = decision
+            self.state = state
+            self.deliveredAt = deliveredAt
+            self.confirmedAt = confirmedAt
+        }
     }
     public var id: String
     public var kind: MessageKind
@@ -202,6 +214,15 @@ public struct Tracking: Sendable, Codable, Equatable {
     public var recipients: [Recipient]
     public var referral: ReferralRecord?
     public var events: [String]
+    public init(id: String, kind: MessageKind, sender: PersonID, acceptedAt: Date, recipients: [Recipient], referral: ReferralRecord?, events: [String]) {
+        self.id = id
+        self.kind = kind
+        self.sender = sender
+        self.acceptedAt = acceptedAt
+        self.recipients = recipients
+        self.referral = referral
+        self.events = events
+    }
 }
 
 public enum StoreError: Error, Sendable, CustomStringConvertible {
@@ -250,6 +271,16 @@ public struct StoredMessage: Sendable {
     public var patient: NHSNumber?
     public var body: [UInt8]
     public var acceptedAt: Date
+    public init(seq: Int64, id: String, kind: MessageKind, sender: PersonID, envelope: [UInt8], patient: NHSNumber?, body: [UInt8], acceptedAt: Date) {
+        self.seq = seq
+        self.id = id
+        self.kind = kind
+        self.sender = sender
+        self.envelope = envelope
+        self.patient = patient
+        self.body = body
+        self.acceptedAt = acceptedAt
+    }
 }
 
 /// A consent message as stored: the registry is rebuilt from these.
@@ -259,6 +290,13 @@ public struct ConsentRecord: Sendable {
     public var sender: PersonID
     public var acceptedAt: Date
     public var body: [UInt8]
+    public init(seq: Int64, id: String, sender: PersonID, acceptedAt: Date, body: [UInt8]) {
+        self.seq = seq
+        self.id = id
+        self.sender = sender
+        self.acceptedAt = acceptedAt
+        self.body = body
+    }
 }
 
 /// One line of a person's message history.
@@ -269,6 +307,13 @@ public struct HistoryEntry: Sendable {
     public var acceptedAt: Date
     /// This person's delivery state, nil for messages they sent.
     public var state: String?
+    public init(id: String, kind: MessageKind, sender: PersonID, acceptedAt: Date, state: String?) {
+        self.id = id
+        self.kind = kind
+        self.sender = sender
+        self.acceptedAt = acceptedAt
+        self.state = state
+    }
 }
 
 public struct AuditFilter: Sendable {

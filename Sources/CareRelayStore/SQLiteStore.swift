@@ -1,5 +1,4 @@
 import CareRelayModel
-import Crypto
 import Foundation
 import GRDB
 
@@ -11,12 +10,7 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     private let db: DatabaseQueue
     /// The newest audit row; the next row chains to it. Kept in memory because the store is
     /// the only writer, and advanced only after a transaction commits.
-    private var auditHead: ChainHead
-
-    struct ChainHead {
-        var seq: Int64
-        var hash: [UInt8]
-    }
+    private var auditHead: AuditChain.Head
     public let path: String
     /// Held while this store is open: a second broker, or a restore, on the same file is
     /// refused instead of corrupting the chain head this instance keeps in memory.
@@ -36,12 +30,10 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
         try Self.migrator.migrate(db)
         auditHead = try db.read { db in
             try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").map {
-                ChainHead(seq: $0["seq"], hash: [UInt8]($0["hash"] as Data))
+                AuditChain.Head(seq: $0["seq"], hash: [UInt8]($0["hash"] as Data))
             }
-        } ?? ChainHead(seq: 0, hash: Self.genesis)
+        } ?? AuditChain.genesis
     }
-
-    static let genesis = [UInt8](repeating: 0, count: 32)
 
     /// One transaction. `synced` commits wait for the disk (fsync of the WAL): used for
     /// everything the broker acknowledges. Unsynced commits (deliveries sent, confirmations)
@@ -488,36 +480,16 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
         auditHead = head
     }
 
-    private static func append(_ entry: AuditEntry, after previous: ChainHead, _ db: Database) throws -> ChainHead {
-        let atMillis = Int64((entry.at.timeIntervalSince1970 * 1000).rounded())
+    private static func append(_ entry: AuditEntry, after previous: AuditChain.Head, _ db: Database) throws -> AuditChain.Head {
         // The store is the only writer, so the next row number is known before the insert and
         // the row goes in once, with its hash.
-        let seq = previous.seq + 1
-        let hash = chainHash(previous: previous.hash, seq: seq, atMillis: atMillis, entry: entry)
+        let (row, head) = AuditChain.next(after: previous, entry)
         try db.cachedStatement(sql: """
             INSERT INTO audit (seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [seq, atMillis, entry.actor, entry.action.rawValue, entry.patient, entry.message,
-                             entry.recipient, entry.decision, entry.rule, entry.detail, Data(hash)])
-        return ChainHead(seq: seq, hash: hash)
-    }
-
-    /// SHA-256 over the previous row's hash and every field of this row, each field length-
-    /// prefixed so that moving text between fields changes the hash.
-    static func chainHash(previous: [UInt8], seq: Int64, atMillis: Int64, entry: AuditEntry) -> [UInt8] {
-        var hasher = SHA256()
-        hasher.update(data: previous)
-        let fields: [String?] = [
-            String(seq), String(atMillis), entry.actor, entry.action.rawValue, entry.patient, entry.message,
-            entry.recipient, entry.decision, entry.rule, entry.detail,
-        ]
-        for field in fields {
-            let bytes = field.map { Array($0.utf8) }
-            var length = UInt32(bytes?.count ?? 0xFFFF_FFFF).bigEndian
-            withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
-            if let bytes { hasher.update(data: bytes) }
-        }
-        return Array(hasher.finalize())
+            """).execute(arguments: [row.seq, row.atMillis, entry.actor, entry.action.rawValue, entry.patient, entry.message,
+                             entry.recipient, entry.decision, entry.rule, entry.detail, Data(row.hash)])
+        return head
     }
 
     public func audit(_ filter: AuditFilter) throws -> [AuditRow] {
@@ -563,34 +535,18 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     }
 
     static func verifyAudit(_ db: Database) throws -> AuditVerification {
-        var previous = Self.genesis
-        var count = 0
-        var expectedSeq: Int64 = 1
+        var verifier = AuditChain.Verifier()
         let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
         while let row = try rows.next() {
-            let seq: Int64 = row["seq"]
-            let action: String = row["action"]
-            guard let parsedAction = AuditEntry.Action(rawValue: action) else {
-                return .broken(atRow: seq, reason: "unknown action '\(action)'")
+            if let broken = verifier.check(
+                seq: row["seq"], atMillis: row["at_ms"], action: row["action"], actor: row["actor"], patient: row["patient"],
+                message: row["message"], recipient: row["recipient"], decision: row["decision"], rule: row["rule"],
+                detail: row["detail"], hash: [UInt8](row["hash"] as Data))
+            {
+                return broken
             }
-            if seq != expectedSeq {
-                return .broken(atRow: expectedSeq, reason: "row \(expectedSeq) is missing")
-            }
-            let atMillis: Int64 = row["at_ms"]
-            let entry = AuditEntry(
-                at: Date(timeIntervalSince1970: Double(atMillis) / 1000), actor: row["actor"], action: parsedAction,
-                patient: row["patient"], message: row["message"], recipient: row["recipient"],
-                decision: row["decision"], rule: row["rule"], detail: row["detail"])
-            let stored = [UInt8](row["hash"] as Data)
-            let computed = Self.chainHash(previous: previous, seq: seq, atMillis: atMillis, entry: entry)
-            guard stored == computed else {
-                return .broken(atRow: seq, reason: "row \(seq) does not match its hash: it was changed, or a row before it was removed")
-            }
-            previous = stored
-            count += 1
-            expectedSeq += 1
         }
-        return .intact(rows: count)
+        return verifier.verdict
     }
 
     /// For tests and operators: run raw SQL against the store (used to prove tampering shows).

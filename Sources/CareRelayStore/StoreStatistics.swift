@@ -18,6 +18,15 @@ public struct StoreStatistics: Sendable, Equatable, Codable {
     /// Referrals still untaken past their response target.
     public var overdueReferrals: Int64
     public var auditRows: Int64
+    public init(storeBytes: Int64, messages: Int64, undelivered: Int64, oldestUndeliveredAcceptedAt: Date?, intakeWaiting: [String: Int64], overdueReferrals: Int64, auditRows: Int64) {
+        self.storeBytes = storeBytes
+        self.messages = messages
+        self.undelivered = undelivered
+        self.oldestUndeliveredAcceptedAt = oldestUndeliveredAcceptedAt
+        self.intakeWaiting = intakeWaiting
+        self.overdueReferrals = overdueReferrals
+        self.auditRows = auditRows
+    }
 
     /// Every query here costs in proportion to what waits, not to the store's history: the
     /// broker answers `status` from its loop, so a count over a million rows would stall it.

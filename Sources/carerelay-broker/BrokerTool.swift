@@ -1,6 +1,8 @@
 import ArgumentParser
 import CareRelayBroker
 import CareRelayOperations
+import CareRelayPostgres
+import CareRelayStore
 import Dispatch
 import Foundation
 import Logging
@@ -47,7 +49,9 @@ struct Serve: ParsableCommand {
     @Option(help: "The directory file (YAML) naming teams, people, roles and public keys.")
     var directory: String
 
-    @Option(help: "The SQLite store. Created on first start.")
+    @Option(help: ArgumentHelp(
+        "The store: a SQLite file (created on first start), or a PostgreSQL URL postgres://USER@HOST[:PORT]/DATABASE that several brokers share.",
+        discussion: "The PostgreSQL password comes from PGPASSWORD rather than the command line, where other users could read it. See docs/scale-out.md."))
     var store = "var/carerelay.sqlite"
 
     @Option(help: "The broker's CURVE key file. Created with a new key pair if missing; its public key is also written to <key-file>.pub for clients.")
@@ -76,6 +80,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Where the operations endpoint (metrics, health, status) listens, host:port; 'off' for none. Keep it off the public network.")
     var operations = "127.0.0.1:5571"
 
+    /// A PostgreSQL URL chooses the shared store; anything else is a SQLite file.
+    static func storeProvider(_ store: String) throws -> any StoreProvider {
+        guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") else { return SQLiteStoreProvider(path: store) }
+        var location: PostgresLocation
+        do { location = try PostgresLocation(url: store) } catch { throw ValidationError("--store: \(error)") }
+        if location.password == nil { location.password = ProcessInfo.processInfo.environment["PGPASSWORD"] }
+        return PostgresStoreProvider(location)
+    }
+
     func run() throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
@@ -95,12 +108,14 @@ struct Serve: ParsableCommand {
         let keys = insecureDevelopment ? CurveKeyPair(publicKey: "", secretKey: "") : try loadOrCreateKeys(logger: logger)
         let index = try DirectoryFile.load(path: directory)
         let policyText = try policy.map { try String(contentsOfFile: $0, encoding: .utf8) }
-        for folder in ([store] + (insecureDevelopment ? [] : [keyFile])).map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path }) {
+        let storeProvider = try Self.storeProvider(store)
+        let storeFiles = storeProvider is SQLiteStoreProvider ? [store] : []
+        for folder in (storeFiles + (insecureDevelopment ? [] : [keyFile])).map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path }) {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
         let registry = PrometheusCollectorRegistry()
         let configuration = BrokerConfiguration(
-            endpoint: endpoint, storePath: store, publicKey: keys.publicKey, secretKey: keys.secretKey,
+            endpoint: endpoint, storePath: store, store: storeProvider, publicKey: keys.publicKey, secretKey: keys.secretKey,
             maxBodyBytes: maxBody, heartbeatMilliseconds: heartbeat, consentPolicyYAML: policyText,
             metricsFactory: OperationsEndpoint.metricsFactory(for: registry),
             security: insecureDevelopment ? .insecureDevelopment : .curve)

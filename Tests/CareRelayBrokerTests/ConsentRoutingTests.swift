@@ -196,7 +196,7 @@ import Testing
         #expect(rows > 10)
 
         // Someone with access to the database file edits a decision...
-        try SQLiteStore.unsafeExecute("UPDATE audit SET recipient = 'vsb.green' WHERE seq = 7", onFileAt: system.storePath)
+        try system.tamper("UPDATE audit SET recipient = 'vsb.green' WHERE seq = 7")
         let edited = try coordinator.query("audit.verify", as: Verification.self)
         #expect(!edited.intact)
         #expect(edited.brokenAtRow == 7)
@@ -208,7 +208,7 @@ import Testing
         for index in 0..<3 {
             try gp2.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(reason: "number \(index)"))
         }
-        try SQLiteStore.unsafeExecute("DELETE FROM audit WHERE seq = 4", onFileAt: fresh.storePath)
+        try fresh.tamper("DELETE FROM audit WHERE seq = 4")
         let deleted = try fresh.client("coord.patel", receive: false).query("audit.verify", as: Verification.self)
         #expect(!deleted.intact)
         #expect(deleted.brokenAtRow == 4)

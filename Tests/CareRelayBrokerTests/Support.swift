@@ -2,6 +2,8 @@ import CareRelayBroker
 import CareRelayClient
 import CareRelayModel
 import CareRelayOperations
+import CareRelayPostgres
+import CareRelayStore
 import CareRelayProtocol
 import Foundation
 import Logging
@@ -40,6 +42,29 @@ final class CareSystem {
     /// Set before `start` to have the broker count into a Prometheus registry.
     var metricsRegistry: PrometheusCollectorRegistry?
     var storePath: String { folder.appendingPathComponent("store.sqlite").path }
+    /// Where the broker keeps its messages: SQLite at `storePath`, or, when Scripts/test sets
+    /// CARERELAY_TEST_POSTGRES to a server's URL, a new PostgreSQL database of this system's own
+    /// (the end-to-end and consent suites run once on each store).
+    let store: any StoreProvider
+
+    static let postgres: PostgresLocation? = ProcessInfo.processInfo.environment["CARERELAY_TEST_POSTGRES"]
+        .flatMap { try? PostgresLocation(url: $0) }
+
+    /// A new database on the test server, or nil when the tests run on SQLite only.
+    static func newPostgresDatabase() throws -> PostgresLocation? {
+        try postgres?.creatingDatabase("carerelay_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
+    }
+
+    /// Raw SQL behind the broker's back, on whichever store it uses (proves tampering shows).
+    func tamper(_ sql: String) throws {
+        if let provider = store as? PostgresStoreProvider {
+            let store = try PostgresStore(provider.location)
+            defer { store.close() }
+            try store.unsafeExecute(sql)
+        } else {
+            try SQLiteStore.unsafeExecute(sql, onFileAt: storePath)
+        }
+    }
 
     static let people: [(PersonID, String, [Role], [TeamID], [PersonID]?)] = [
         ("gp.khan", "Dr Amina Khan", [.gp], ["west.gp"], nil),
@@ -83,6 +108,7 @@ final class CareSystem {
         self.directory = try DirectoryIndex(directory)
         self.heartbeat = heartbeat
         self.responseTargets = responseTargets
+        store = try Self.newPostgresDatabase().map(PostgresStoreProvider.init) ?? SQLiteStoreProvider(path: folder.appendingPathComponent("store.sqlite").path)
     }
 
     let heartbeat: Int
@@ -91,7 +117,7 @@ final class CareSystem {
     var configuration: BrokerConfiguration {
         let clock = self.clock
         var configuration = BrokerConfiguration(
-            endpoint: "tcp://127.0.0.1:*", storePath: storePath, publicKey: brokerKeys.publicKey,
+            endpoint: "tcp://127.0.0.1:*", storePath: storePath, store: store, publicKey: brokerKeys.publicKey,
             secretKey: brokerKeys.secretKey, maxBodyBytes: 256 * 1024, heartbeatMilliseconds: heartbeat,
             responseTargets: responseTargets, clock: { clock.now() })
         if let metricsRegistry { configuration.metricsFactory = OperationsEndpoint.metricsFactory(for: metricsRegistry) }

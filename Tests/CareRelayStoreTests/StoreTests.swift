@@ -69,7 +69,7 @@ import Testing
         let at = Date(timeIntervalSince1970: 0)
         let a = AuditEntry(at: at, actor: "ab", action: .accept, patient: "c")
         let b = AuditEntry(at: at, actor: "a", action: .accept, patient: "bc")
-        #expect(SQLiteStore.chainHash(previous: SQLiteStore.genesis, seq: 1, atMillis: 0, entry: a)
-                != SQLiteStore.chainHash(previous: SQLiteStore.genesis, seq: 1, atMillis: 0, entry: b))
+        #expect(AuditChain.hash(previous: AuditChain.genesis.hash, seq: 1, atMillis: 0, entry: a)
+                != AuditChain.hash(previous: AuditChain.genesis.hash, seq: 1, atMillis: 0, entry: b))
     }
 }

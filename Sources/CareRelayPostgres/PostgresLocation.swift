@@ -1,0 +1,115 @@
+import CareRelayStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Where a PostgreSQL store is: read from a URL such as
+/// `postgres://carerelay:secret@db.example.nhs.uk:5432/carerelay`.
+public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String?
+    public var database: String
+
+    public init(host: String, port: Int = 5432, user: String, password: String? = nil, database: String) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+    }
+
+    public init(url text: String) throws {
+        guard let url = URLComponents(string: text), ["postgres", "postgresql"].contains(url.scheme ?? ""),
+              let host = url.host, !host.isEmpty, let user = url.user, !user.isEmpty
+        else {
+            throw StoreError.unavailable("'\(text)' is not a PostgreSQL URL: write postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+        }
+        let database = String(url.path.drop { $0 == "/" })
+        guard !database.isEmpty else {
+            throw StoreError.unavailable("'\(text)' names no database: write postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+        }
+        self.init(host: host, port: url.port ?? 5432, user: user, password: url.password, database: database)
+    }
+
+    /// Without the password: safe to log.
+    public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+}
+
+/// Chooses PostgreSQL in `BrokerConfiguration.store`.
+public struct PostgresStoreProvider: StoreProvider {
+    public var location: PostgresLocation
+    public init(_ location: PostgresLocation) { self.location = location }
+    public func open() throws -> any MessageStore { try PostgresStore(location) }
+    public func openStatisticsReader() throws -> any StoreStatisticsReader { try PostgresStatisticsReader(location) }
+    public var description: String { "PostgreSQL \(location)" }
+}
+
+/// The operations endpoint's own connection, so a scrape never queues behind the loop's
+/// transactions (nor runs inside one).
+public final class PostgresStatisticsReader: StoreStatisticsReader, @unchecked Sendable {
+    private let connection: PostgresConnection
+    private let logger: Logger
+    private let lock = NSLock()
+
+    init(_ location: PostgresLocation) throws {
+        var logger = Logger(label: "carerelay.store.postgres.statistics")
+        logger.logLevel = .warning
+        self.logger = logger
+        connection = try PostgresStore.connect(location, logger: logger)
+    }
+
+    public func statistics(at now: Date) throws -> StoreStatistics {
+        lock.lock(); defer { lock.unlock() }
+        return try PostgresStatistics.read(at: now) { try self.connection.query($0, logger: self.logger).wait() }
+    }
+
+    deinit { try? connection.close().wait() }
+}
+
+enum PostgresStatistics {
+    /// The same figures as SQLite's, each through an index, so the cost follows what waits.
+    static func read(at now: Date, _ run: (PostgresQuery) throws -> PostgresQueryResult) throws -> StoreStatistics {
+        func number(_ query: PostgresQuery) throws -> Int64 {
+            try run(query).first.map { try $0.decode(Int64?.self) ?? 0 } ?? 0
+        }
+        let oldest = try run("""
+            SELECT m.accepted_at FROM delivery d JOIN message m ON m.seq = d.message_seq
+            WHERE d.state = 'pending' ORDER BY d.message_seq LIMIT 1
+            """).first.map { try $0.decode(Double.self) }
+        var intake: [String: Int64] = [:]
+        for row in try run("SELECT COALESCE(team, 'none'), COUNT(*) FROM referral WHERE escalated IN (0, 1) AND status = 'sent' GROUP BY 1") {
+            let (team, waiting) = try row.decode((String, Int64).self)
+            intake[team] = waiting
+        }
+        return StoreStatistics(
+            storeBytes: try number("SELECT pg_database_size(current_database())"),
+            messages: try number("SELECT MAX(seq) FROM message"),
+            undelivered: try number("SELECT COUNT(*) FROM delivery WHERE state = 'pending'"),
+            oldestUndeliveredAcceptedAt: oldest.map(Date.init(timeIntervalSince1970:)),
+            intakeWaiting: intake,
+            overdueReferrals: try number("""
+                SELECT COUNT(*) FROM referral WHERE escalated IN (0, 1) AND status = 'sent' AND deadline <= \(now.timeIntervalSince1970)
+                """),
+            auditRows: try number("SELECT seq FROM audit_head"))
+    }
+}
+
+extension PostgresLocation {
+    /// Creates an empty database beside this one (same server and user) and returns where it
+    /// is: each test, benchmark or new locality starts from nothing.
+    public func creatingDatabase(_ name: String) throws -> PostgresLocation {
+        guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+            throw StoreError.unavailable("'\(name)': a database name here is letters, digits and underscores")
+        }
+        var logger = Logger(label: "carerelay.store.postgres.admin")
+        logger.logLevel = .warning
+        let connection = try PostgresStore.connect(self, logger: logger)
+        defer { try? connection.close().wait() }
+        _ = try connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger).wait()
+        var created = self
+        created.database = name
+        return created
+    }
+}

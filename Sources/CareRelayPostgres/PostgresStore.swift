@@ -1,0 +1,589 @@
+import CareRelayModel
+import CareRelayStore
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// The store several brokers share: PostgreSQL through postgres-nio. Each broker holds one
+/// instance with two connections: one its loop writes and reads through (every call waits
+/// for its answer, as the loop does with SQLite), and one that LISTENs for what the other
+/// brokers write (`sharedChanges`).
+///
+/// Several writers, one history:
+/// - Every transaction that stores messages or audit lines first locks the one row of
+///   `audit_head`. Writers therefore commit one after another, which keeps the audit trail a
+///   single chain and makes message sequence numbers grow in commit order (a mailbox cursor
+///   never skips a message another broker commits later). That lock is the cluster's
+///   durable-write ceiling; see docs/scale-out.md.
+/// - Under that lock an idempotency key, or a referral's status, cannot change between the
+///   check and the write: two brokers never both store one (sender, key) or both take a referral.
+/// - After each write the store NOTIFYs who has new mail, and whether consent, a care team
+///   or a referral changed; PostgreSQL delivers notifications only once the transaction
+///   commits, and every broker LISTENs.
+public final class PostgresStore: MessageStore, @unchecked Sendable {
+    public let location: PostgresLocation
+    public let sharedChanges: SharedChanges?
+    private let connection: PostgresConnection
+    private let listener: PostgresConnection
+    private let logger: Logger
+    /// Tells this broker's own notifications from the others'.
+    private let node = UUID().uuidString
+    static let channel = "carerelay"
+
+    public init(_ location: PostgresLocation, logger: Logger = Logger(label: "carerelay.store.postgres")) throws {
+        self.location = location
+        var quiet = logger
+        quiet.logLevel = .warning
+        self.logger = quiet
+        connection = try Self.connect(location, logger: quiet)
+        do {
+            try Self.migrate(connection, logger: quiet)
+            listener = try Self.connect(location, logger: quiet)
+        } catch {
+            try? connection.close().wait()
+            throw error
+        }
+        let changes = SharedChanges()
+        sharedChanges = changes
+        let node = self.node
+        listener.addListener(channel: Self.channel) { _, notification in
+            changes.post(Self.changes(in: notification.payload, from: node))
+        }
+        _ = try listener.query("LISTEN carerelay", logger: quiet).wait()
+    }
+
+    static func connect(_ location: PostgresLocation, logger: Logger) throws -> PostgresConnection {
+        let configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: .disable)
+        return try PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger
+        ).wait()
+    }
+
+    public func close() {
+        try? listener.close().wait()
+        try? connection.close().wait()
+    }
+
+    // MARK: Running statements
+
+    @discardableResult
+    private func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        do {
+            return try connection.query(query, logger: logger).wait()
+        } catch let error as PSQLError {
+            throw StoreError.unavailable("PostgreSQL: \(error.serverInfo?[.message] ?? String(reflecting: error))")
+        }
+    }
+
+    /// One transaction. `synced: false` lets the commit return before the WAL reaches the disk
+    /// (deliveries sent, confirmations), as SQLite's unsynced commits do: a crash of the
+    /// database server loses at most those, which means a redelivery, never a lost message.
+    private func transaction<T>(synced: Bool = true, _ body: () throws -> T) throws -> T {
+        try run("BEGIN")
+        do {
+            if !synced { try run("SET LOCAL synchronous_commit = off") }
+            let result = try body()
+            try run("COMMIT")
+            return result
+        } catch {
+            _ = try? connection.query("ROLLBACK", logger: logger).wait()
+            throw error
+        }
+    }
+
+    /// Takes the chain's lock for the rest of the transaction and returns its head.
+    private func lockAuditHead() throws -> AuditChain.Head {
+        let rows = try run("SELECT seq, hash FROM audit_head FOR UPDATE")
+        guard let row = rows.first else { throw StoreError.unavailable("the audit_head row is missing") }
+        let (seq, hash) = try row.decode((Int64, ByteBuffer).self)
+        return AuditChain.Head(seq: seq, hash: Array(hash.readableBytesView))
+    }
+
+    private func append(_ entries: [AuditEntry], after head: AuditChain.Head) throws {
+        guard !entries.isEmpty else { return }
+        var head = head
+        var rows: [AuditRowToStore] = []
+        rows.reserveCapacity(entries.count)
+        for entry in entries {
+            let next = AuditChain.next(after: head, entry)
+            rows.append(next.row)
+            head = next.head
+        }
+        try run("""
+            INSERT INTO audit (seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
+            SELECT seq, at_ms, actor, action, NULLIF(patient, ''), NULLIF(message, ''), NULLIF(recipient, ''),
+                   NULLIF(decision, ''), NULLIF(rule, ''), NULLIF(detail, ''), hash
+            FROM unnest(\(rows.map(\.seq))::int8[], \(rows.map(\.atMillis))::int8[], \(rows.map(\.entry.actor))::text[],
+                        \(rows.map(\.entry.action.rawValue))::text[], \(rows.map { $0.entry.patient ?? "" })::text[],
+                        \(rows.map { $0.entry.message ?? "" })::text[], \(rows.map { $0.entry.recipient ?? "" })::text[],
+                        \(rows.map { $0.entry.decision ?? "" })::text[], \(rows.map { $0.entry.rule ?? "" })::text[],
+                        \(rows.map { $0.entry.detail ?? "" })::text[], \(rows.map { ByteBuffer(bytes: $0.hash) })::bytea[])
+                AS a(seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
+            """)
+        try run("UPDATE audit_head SET seq = \(head.seq), hash = \(ByteBuffer(bytes: head.hash))")
+    }
+
+    /// Tells the other brokers, on commit. Payloads stay under PostgreSQL's 8,000-byte limit.
+    private func notify(_ changes: [SharedChanges.Change]) throws {
+        guard !changes.isEmpty else { return }
+        var payloads: [String] = []
+        var current = node
+        for change in changes {
+            let word: String = switch change {
+            case .mail(let person): "m:\(person)"
+            case .consent: "c"
+            case .careTeam(let patient): "t:\(patient.digits)"
+            case .referral: "r"
+            }
+            if current.utf8.count + word.utf8.count > 7_000 {
+                payloads.append(current)
+                current = node
+            }
+            current += "\t" + word
+        }
+        payloads.append(current)
+        try run("SELECT pg_notify('carerelay', p) FROM unnest(\(payloads)::text[]) AS p")
+    }
+
+    static func changes(in payload: String, from ownNode: String) -> [SharedChanges.Change] {
+        let words = payload.split(separator: "\t", omittingEmptySubsequences: true)
+        guard let sender = words.first, sender != ownNode else { return [] }
+        return words.dropFirst().compactMap { word -> SharedChanges.Change? in
+            if word.hasPrefix("m:") { return .mail(PersonID(String(word.dropFirst(2)))) }
+            if word.hasPrefix("t:") { return (try? NHSNumber(validating: String(word.dropFirst(2)))).map { .careTeam($0) } }
+            if word == "c" { return .consent }
+            if word == "r" { return .referral }
+            return nil
+        }
+    }
+
+    // MARK: Accepting messages
+
+    public func accept(_ batch: [NewMessage], confirming confirmations: [DeliveryConfirmation], at now: Date) throws -> [StoreOutcome] {
+        try transaction {
+            let head = try lockAuditHead()
+            for confirmation in confirmations {
+                _ = try confirm(confirmation.recipient, ids: confirmation.ids, at: now)
+            }
+            guard !batch.isEmpty else { return [] }
+            let earlier = try earlierSendsLocked(batch.map { ($0.sender, $0.key) })
+            var outcomes: [StoreOutcome?] = Array(repeating: nil, count: batch.count)
+            // Referral changes apply in batch order from the stored state; one that finds the
+            // referral no longer as its sender read it is not stored.
+            let referralIDs = batch.compactMap { $0.referralExpectedStatus == nil ? nil : $0.referral?.messageID }
+            var referrals = try storedReferrals(referralIDs)
+            var toStore: [Int] = []
+            var keysSeen = Set<String>()
+            for (index, message) in batch.enumerated() {
+                let key = idempotencyKey(message.sender, message.key)
+                if let found = earlier[key] {
+                    outcomes[index] = found.fingerprint == message.bodyHash ? .duplicate(id: found.id, deliveries: found.deliveries) : .conflict(id: found.id)
+                    continue
+                }
+                guard keysSeen.insert(key).inserted else { continue }  // the broker answers repeats within a batch itself
+                if let referral = message.referral, let expected = message.referralExpectedStatus,
+                   let current = referrals[referral.messageID], current.status != expected {
+                    outcomes[index] = .referralChanged(current)
+                    continue
+                }
+                if let referral = message.referral { referrals[referral.messageID] = referral }
+                toStore.append(index)
+            }
+            let stored = toStore.map { batch[$0] }
+            let seqs = try insertMessages(stored)
+            for (index, seq) in zip(toStore, seqs) { outcomes[index] = .stored(seq: seq) }
+            try insertDeliveries(stored, seqs: seqs)
+            try saveReferrals(stored.compactMap(\.referral))
+            try linkCareTeams(stored)
+            try append(stored.flatMap(\.audit), after: head)
+            try notify(Self.changes(storing: stored))
+            return outcomes.map { $0 ?? .conflict(id: "") }
+        }
+    }
+
+    private static func changes(storing messages: [NewMessage]) -> [SharedChanges.Change] {
+        var recipients = Set<PersonID>()
+        var changes: [SharedChanges.Change] = []
+        for message in messages {
+            for delivery in message.deliveries where delivery.decision != .withheld && recipients.insert(delivery.recipient).inserted {
+                changes.append(.mail(delivery.recipient))
+            }
+            if message.kind == .consent { changes.append(.consent) }
+            if let patient = message.patient, !message.careTeamLinks.isEmpty { changes.append(.careTeam(patient)) }
+            if message.referral != nil { changes.append(.referral) }
+        }
+        return changes
+    }
+
+    private func insertMessages(_ messages: [NewMessage]) throws -> [Int64] {
+        guard !messages.isEmpty else { return [] }
+        let rows = try run("""
+            INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at)
+            SELECT id, kind, sender, idempotency_key, body_hash, envelope, NULLIF(patient, ''), NULLIF(correlation, ''), body, accepted_at
+            FROM unnest(\(messages.map(\.id))::text[], \(messages.map(\.kind.rawValue))::text[], \(messages.map(\.sender.rawValue))::text[],
+                        \(messages.map(\.key))::text[], \(messages.map { ByteBuffer(bytes: $0.bodyHash) })::bytea[],
+                        \(messages.map { ByteBuffer(bytes: $0.envelope) })::bytea[], \(messages.map { $0.patient?.digits ?? "" })::text[],
+                        \(messages.map { $0.correlation ?? "" })::text[], \(messages.map { ByteBuffer(bytes: $0.body) })::bytea[],
+                        \(messages.map(\.acceptedAt.timeIntervalSince1970))::float8[])
+                WITH ORDINALITY AS m(id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at, ord)
+            ORDER BY ord
+            RETURNING seq, id
+            """)
+        var seqByID: [String: Int64] = [:]
+        for row in rows {
+            let (seq, id) = try row.decode((Int64, String).self)
+            seqByID[id] = seq
+        }
+        return try messages.map {
+            guard let seq = seqByID[$0.id] else { throw StoreError.unavailable("message \($0.id) was not stored") }
+            return seq
+        }
+    }
+
+    private func insertDeliveries(_ messages: [NewMessage], seqs: [Int64]) throws {
+        var columns = (seq: [Int64](), recipient: [String](), state: [String](), decision: [String](), rule: [String](), reason: [String](), topic: [String]())
+        for (message, seq) in zip(messages, seqs) {
+            for delivery in message.deliveries {
+                columns.seq.append(seq)
+                columns.recipient.append(delivery.recipient.rawValue)
+                columns.state.append(delivery.decision == .withheld ? "withheld" : "pending")
+                columns.decision.append(delivery.decision.rawValue)
+                columns.rule.append(delivery.rule)
+                columns.reason.append(delivery.reason ?? "")
+                columns.topic.append(delivery.topic ?? "")
+            }
+        }
+        guard !columns.seq.isEmpty else { return }
+        try run("""
+            INSERT INTO delivery (message_seq, recipient, state, decision, rule, reason, topic)
+            SELECT seq, recipient, state, decision, rule, NULLIF(reason, ''), NULLIF(topic, '')
+            FROM unnest(\(columns.seq)::int8[], \(columns.recipient)::text[], \(columns.state)::text[], \(columns.decision)::text[],
+                        \(columns.rule)::text[], \(columns.reason)::text[], \(columns.topic)::text[])
+                AS d(seq, recipient, state, decision, rule, reason, topic)
+            ON CONFLICT DO NOTHING
+            """)
+    }
+
+    private func storedReferrals(_ ids: [String]) throws -> [String: ReferralRecord] {
+        guard !ids.isEmpty else { return [:] }
+        var found: [String: ReferralRecord] = [:]
+        for row in try run("SELECT record FROM referral WHERE message_id = ANY(\(ids)::text[])") {
+            let record = try JSONDecoder().decode(ReferralRecord.self, from: Data(try row.decode(String.self).utf8))
+            found[record.messageID] = record
+        }
+        return found
+    }
+
+    private func saveReferrals(_ records: [ReferralRecord]) throws {
+        // A batch may change one referral twice: its last state is what is kept.
+        var last: [String: ReferralRecord] = [:]
+        var order: [String] = []
+        for record in records {
+            if last.updateValue(record, forKey: record.messageID) == nil { order.append(record.messageID) }
+        }
+        guard !order.isEmpty else { return }
+        let final = order.compactMap { last[$0] }
+        let json = try final.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        try run("""
+            INSERT INTO referral (message_id, record, team, status, deadline, escalated)
+            SELECT id, record, NULLIF(team, ''), status, NULLIF(deadline, 'NaN'::float8), escalated
+            FROM unnest(\(final.map(\.messageID))::text[], \(json)::text[], \(final.map { $0.team?.rawValue ?? "" })::text[],
+                        \(final.map(\.status.rawValue))::text[], \(final.map { $0.deadline?.timeIntervalSince1970 ?? .nan })::float8[],
+                        \(final.map { $0.escalatedAt == nil ? 0 : 1 })::int8[])
+                AS r(id, record, team, status, deadline, escalated)
+            ON CONFLICT (message_id) DO UPDATE SET record = excluded.record, team = excluded.team, status = excluded.status,
+                deadline = excluded.deadline, escalated = excluded.escalated
+            """)
+    }
+
+    private func linkCareTeams(_ messages: [NewMessage]) throws {
+        var columns = (patient: [String](), member: [String](), by: [String](), at: [Double]())
+        for message in messages {
+            guard let patient = message.patient else { continue }
+            for member in message.careTeamLinks {
+                columns.patient.append(patient.digits)
+                columns.member.append(member)
+                columns.by.append(message.sender.rawValue)
+                columns.at.append(message.acceptedAt.timeIntervalSince1970)
+            }
+        }
+        guard !columns.patient.isEmpty else { return }
+        try run("""
+            INSERT INTO care_team (patient, member, added_by, added_at)
+            SELECT * FROM unnest(\(columns.patient)::text[], \(columns.member)::text[], \(columns.by)::text[], \(columns.at)::float8[])
+            ON CONFLICT DO NOTHING
+            """)
+    }
+
+    public func earlierSends(_ keys: [(sender: PersonID, key: String)]) throws -> [String: EarlierSend] {
+        try earlierSendsLocked(keys)
+    }
+
+    private func earlierSendsLocked(_ keys: [(sender: PersonID, key: String)]) throws -> [String: EarlierSend] {
+        guard !keys.isEmpty else { return [:] }
+        let rows = try run("""
+            SELECT m.seq, m.id, m.sender, m.idempotency_key, m.body_hash FROM message m
+            JOIN unnest(\(keys.map(\.sender.rawValue))::text[], \(keys.map(\.key))::text[]) AS k(sender, key)
+              ON m.sender = k.sender AND m.idempotency_key = k.key
+            """)
+        guard !rows.isEmpty else { return [:] }
+        var found: [String: EarlierSend] = [:]
+        var keyBySeq: [Int64: String] = [:]
+        for row in rows {
+            let (seq, id, sender, key, hash) = try row.decode((Int64, String, String, String, ByteBuffer).self)
+            let dictionaryKey = idempotencyKey(PersonID(sender), key)
+            found[dictionaryKey] = EarlierSend(id: id, fingerprint: Array(hash.readableBytesView), deliveries: [])
+            keyBySeq[seq] = dictionaryKey
+        }
+        for row in try run("""
+            SELECT message_seq, recipient, decision, rule, reason, topic FROM delivery
+            WHERE message_seq = ANY(\(Array(keyBySeq.keys))::int8[]) ORDER BY message_seq, recipient
+            """) {
+            let (seq, recipient, decision, rule, reason, topic) = try row.decode((Int64, String, String, String, String?, String?).self)
+            guard let key = keyBySeq[seq] else { continue }
+            found[key]?.deliveries.append(PlannedDelivery(
+                recipient: PersonID(recipient), decision: PlannedDelivery.Decision(rawValue: decision) ?? .deliver,
+                rule: rule, reason: reason, topic: topic))
+        }
+        return found
+    }
+
+    // MARK: Mailboxes
+
+    public func mailbox(for recipient: PersonID, after: Int64, excluding inFlight: Set<Int64>, limit: Int) throws -> [MailItem] {
+        guard limit > 0 else { return [] }
+        let rows = try run("""
+            SELECT m.seq, m.id, m.kind, m.sender, m.envelope, m.patient, m.body, m.accepted_at, d.topic
+            FROM delivery d JOIN message m ON m.seq = d.message_seq
+            WHERE d.recipient = \(recipient.rawValue) AND d.state = 'pending' AND d.message_seq > \(after)
+            ORDER BY d.message_seq LIMIT \(limit + inFlight.count)
+            """)
+        var items: [MailItem] = []
+        for row in rows where items.count < limit {
+            let (seq, id, kindText, sender, envelope, patient, body, acceptedAt, topic) =
+                try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double, String?).self)
+            guard !inFlight.contains(seq), let kind = MessageKind(rawValue: kindText) else { continue }
+            items.append(MailItem(
+                seq: seq, id: id, kind: kind, sender: PersonID(sender), envelope: Array(envelope.readableBytesView),
+                patient: patient.flatMap { try? NHSNumber(validating: $0) }, body: Array(body.readableBytesView),
+                acceptedAt: Date(timeIntervalSince1970: acceptedAt), recipient: recipient, topic: topic))
+        }
+        return items
+    }
+
+    public func recordDeliveries(sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry], at now: Date) throws {
+        guard !sent.isEmpty || !withheld.isEmpty || !audit.isEmpty else { return }
+        try transaction(synced: false) {
+            let head = try lockAuditHead()
+            if !sent.isEmpty {
+                try run("""
+                    UPDATE delivery d SET delivered_at = COALESCE(d.delivered_at, \(now.timeIntervalSince1970))
+                    FROM unnest(\(sent.map(\.seq))::int8[], \(sent.map(\.recipient.rawValue))::text[]) AS s(seq, recipient)
+                    WHERE d.message_seq = s.seq AND d.recipient = s.recipient
+                    """)
+            }
+            if !withheld.isEmpty {
+                try run("""
+                    UPDATE delivery d SET state = 'withheld', decision = 'withheld', rule = w.rule, reason = w.reason
+                    FROM unnest(\(withheld.map(\.seq))::int8[], \(withheld.map(\.recipient.rawValue))::text[],
+                                \(withheld.map(\.rule))::text[], \(withheld.map(\.reason))::text[]) AS w(seq, recipient, rule, reason)
+                    WHERE d.message_seq = w.seq AND d.recipient = w.recipient AND d.state = 'pending'
+                    """)
+            }
+            try append(audit, after: head)
+        }
+    }
+
+    public func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64] {
+        guard !ids.isEmpty else { return [] }
+        return try transaction(synced: false) { try confirm(recipient, ids: ids, at: now) }
+    }
+
+    private func confirm(_ recipient: PersonID, ids: [String], at now: Date) throws -> [Int64] {
+        guard !ids.isEmpty else { return [] }
+        let at = now.timeIntervalSince1970
+        return try run("""
+            UPDATE delivery d SET state = 'confirmed', confirmed_at = \(at), delivered_at = COALESCE(d.delivered_at, \(at))
+            FROM message m
+            WHERE m.id = ANY(\(ids)::text[]) AND d.message_seq = m.seq AND d.recipient = \(recipient.rawValue) AND d.state = 'pending'
+            RETURNING d.message_seq
+            """).map { try $0.decode(Int64.self) }
+    }
+
+    // MARK: Messages and referrals
+
+    public func message(id: String) throws -> StoredMessage? {
+        guard let row = try run("""
+            SELECT seq, id, kind, sender, envelope, patient, body, accepted_at FROM message WHERE id = \(id)
+            """).first else { return nil }
+        let (seq, id, kindText, sender, envelope, patient, body, acceptedAt) =
+            try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double).self)
+        guard let kind = MessageKind(rawValue: kindText) else { return nil }
+        return StoredMessage(
+            seq: seq, id: id, kind: kind, sender: PersonID(sender), envelope: Array(envelope.readableBytesView),
+            patient: patient.flatMap { try? NHSNumber(validating: $0) }, body: Array(body.readableBytesView),
+            acceptedAt: Date(timeIntervalSince1970: acceptedAt))
+    }
+
+    public func referral(id: String) throws -> ReferralRecord? {
+        try storedReferrals([id])[id]
+    }
+
+    public func overdueReferrals(at now: Date) throws -> [ReferralRecord] {
+        try run("""
+            SELECT record FROM referral WHERE escalated = 0 AND status = 'sent' AND deadline <= \(now.timeIntervalSince1970)
+            """).map { try JSONDecoder().decode(ReferralRecord.self, from: Data(try $0.decode(String.self).utf8)) }
+    }
+
+    public func nextReferralDeadline() throws -> Date? {
+        try run("SELECT MIN(deadline) FROM referral WHERE escalated = 0 AND status = 'sent'").first
+            .flatMap { try $0.decode(Double?.self) }.map(Date.init(timeIntervalSince1970:))
+    }
+
+    public func tracking(id: String) throws -> Tracking? {
+        guard let row = try run("SELECT seq, kind, sender, accepted_at FROM message WHERE id = \(id)").first else { return nil }
+        let (seq, kindText, sender, acceptedAt) = try row.decode((Int64, String, String, Double).self)
+        guard let kind = MessageKind(rawValue: kindText) else { return nil }
+        let recipients = try run("""
+            SELECT recipient, decision, state, delivered_at, confirmed_at FROM delivery WHERE message_seq = \(seq) ORDER BY recipient
+            """).map { row in
+            let (person, decision, state, deliveredAt, confirmedAt) = try row.decode((String, String, String, Double?, Double?).self)
+            return Tracking.Recipient(
+                person: PersonID(person), decision: decision, state: state,
+                deliveredAt: deliveredAt.map(Date.init(timeIntervalSince1970:)), confirmedAt: confirmedAt.map(Date.init(timeIntervalSince1970:)))
+        }
+        let events = try run("SELECT id FROM message WHERE correlation = \(id) ORDER BY seq").map { try $0.decode(String.self) }
+        return Tracking(
+            id: id, kind: kind, sender: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt),
+            recipients: recipients, referral: try referral(id: id), events: events)
+    }
+
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [HistoryEntry] {
+        try run("""
+            SELECT m.id, m.kind, m.sender, m.accepted_at, d.state FROM message m
+            LEFT JOIN delivery d ON d.message_seq = m.seq AND d.recipient = \(person.rawValue)
+            WHERE (m.sender = \(person.rawValue) OR d.recipient IS NOT NULL)
+              AND (\(kind?.rawValue ?? "")::text = '' OR m.kind = \(kind?.rawValue ?? ""))
+            ORDER BY m.seq DESC LIMIT \(limit)
+            """).compactMap { row in
+            let (id, kindText, sender, acceptedAt, state) = try row.decode((String, String, String, Double, String?).self)
+            guard let kind = MessageKind(rawValue: kindText) else { return nil }
+            return HistoryEntry(id: id, kind: kind, sender: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt), state: state)
+        }
+    }
+
+    // MARK: Care teams
+
+    public func careTeam(of patient: NHSNumber) throws -> [String] {
+        try run("SELECT member FROM care_team WHERE patient = \(patient.digits) ORDER BY member").map { try $0.decode(String.self) }
+    }
+
+    public func link(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
+        try transaction {
+            let head = try lockAuditHead()
+            try run("""
+                INSERT INTO care_team (patient, member, added_by, added_at)
+                VALUES (\(patient.digits), \(member), \(actor.rawValue), \(now.timeIntervalSince1970)) ON CONFLICT DO NOTHING
+                """)
+            try append([AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "link \(member)")], after: head)
+            try notify([.careTeam(patient)])
+        }
+    }
+
+    public func unlink(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
+        try transaction {
+            let head = try lockAuditHead()
+            try run("DELETE FROM care_team WHERE patient = \(patient.digits) AND member = \(member)")
+            try append([AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)")], after: head)
+            try notify([.careTeam(patient)])
+        }
+    }
+
+    // MARK: Consent records
+
+    public func consentRecords(after: Int64) throws -> [ConsentRecord] {
+        try consentRecords(run("""
+            SELECT seq, id, sender, accepted_at, body FROM message WHERE kind = 'consent' AND seq > \(after) ORDER BY seq
+            """))
+    }
+
+    public func consentRecords(patient: NHSNumber) throws -> [ConsentRecord] {
+        try consentRecords(run("""
+            SELECT seq, id, sender, accepted_at, body FROM message WHERE kind = 'consent' AND patient = \(patient.digits) ORDER BY seq
+            """))
+    }
+
+    private func consentRecords(_ rows: PostgresQueryResult) throws -> [ConsentRecord] {
+        try rows.map { row in
+            let (seq, id, sender, acceptedAt, body) = try row.decode((Int64, String, String, Double, ByteBuffer).self)
+            return ConsentRecord(seq: seq, id: id, sender: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt),
+                                 body: Array(body.readableBytesView))
+        }
+    }
+
+    // MARK: Audit trail
+
+    public func appendAudit(_ entries: [AuditEntry]) throws {
+        guard !entries.isEmpty else { return }
+        try transaction { try append(entries, after: try lockAuditHead()) }
+    }
+
+    public func audit(_ filter: AuditFilter) throws -> [AuditRow] {
+        try run("""
+            SELECT seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash FROM audit
+            WHERE (\(filter.patient ?? "")::text = '' OR patient = \(filter.patient ?? ""))
+              AND (\(filter.person ?? "")::text = '' OR actor = \(filter.person ?? "") OR recipient = \(filter.person ?? ""))
+              AND (\(filter.message ?? "")::text = '' OR message = \(filter.message ?? ""))
+            ORDER BY seq LIMIT \(filter.limit)
+            """).map { row in
+            let (seq, atMillis, actor, action, patient, message, recipient, decision, rule, detail, hash) =
+                try row.decode((Int64, Int64, String, String, String?, String?, String?, String?, String?, String?, ByteBuffer).self)
+            let entry = AuditEntry(
+                at: Date(timeIntervalSince1970: Double(atMillis) / 1000), actor: actor, action: AuditEntry.Action(rawValue: action) ?? .accept,
+                patient: patient, message: message, recipient: recipient, decision: decision, rule: rule, detail: detail)
+            return AuditRow(seq: seq, entry: entry, hash: hash.readableBytesView.map { String(format: "%02x", $0) }.joined())
+        }
+    }
+
+    /// Reads the chain a page at a time, so a long trail is never held in memory whole.
+    public func verifyAudit() throws -> AuditVerification {
+        var verifier = AuditChain.Verifier()
+        var last: Int64 = 0
+        while true {
+            let rows = try run("""
+                SELECT seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash FROM audit
+                WHERE seq > \(last) ORDER BY seq LIMIT 10000
+                """)
+            if rows.isEmpty { break }
+            for row in rows {
+                let (seq, atMillis, actor, action, patient, message, recipient, decision, rule, detail, hash) =
+                    try row.decode((Int64, Int64, String, String, String?, String?, String?, String?, String?, String?, ByteBuffer).self)
+                if let broken = verifier.check(
+                    seq: seq, atMillis: atMillis, action: action, actor: actor, patient: patient, message: message,
+                    recipient: recipient, decision: decision, rule: rule, detail: detail, hash: Array(hash.readableBytesView))
+                {
+                    return broken
+                }
+                last = seq
+            }
+        }
+        // The head names the newest row written; a trail that stops short of it was truncated.
+        if let head = try run("SELECT seq FROM audit_head").first.map({ try $0.decode(Int64.self) }), head != last {
+            return .broken(atRow: last + 1, reason: "row \(last + 1) is missing: the trail ends before the chain's head (row \(head))")
+        }
+        return verifier.verdict
+    }
+
+    public func statistics(at now: Date) throws -> StoreStatistics {
+        try PostgresStatistics.read(at: now) { try self.run($0) }
+    }
+
+    /// For tests: raw SQL, as someone with access to the database could run it.
+    public func unsafeExecute(_ sql: String) throws {
+        try run(PostgresQuery(unsafeSQL: sql))
+    }
+}
