@@ -2,6 +2,7 @@ import CareRelayBroker
 import CareRelayClient
 import CareRelayHarness
 import CareRelayModel
+import CareRelayPostgres
 import CareRelayProtocol
 import Foundation
 import Testing
@@ -19,7 +20,9 @@ extension BrokerProcess {
         if !FileManager.default.fileExists(atPath: keyPath) {
             try system.brokerKeys.save(path: keyPath, comment: "test broker")
         }
-        try self.init(executable: BrokerProcess.executable, directory: directoryPath, store: system.storePath,
+        // A system on PostgreSQL gives every node its database's URL (the test server has no password).
+        let store = (system.store as? PostgresStoreProvider)?.location.description ?? system.storePath
+        try self.init(executable: BrokerProcess.executable, directory: directoryPath, store: store,
                       keyFile: keyPath, endpoint: endpoint ?? "tcp://127.0.0.1:\(port)",
                       extraArguments: ["--operations", "127.0.0.1:0"] + extraArguments)
     }
