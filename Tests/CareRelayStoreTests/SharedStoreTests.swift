@@ -1,0 +1,111 @@
+import CareRelayModel
+import CareRelayPostgres
+import CareRelayStore
+import Foundation
+import Testing
+
+/// Two PostgresStore instances on one database, as two brokers hold them: what one writes the
+/// other is told of, and neither can undo or duplicate the other's work. Runs when Scripts/test
+/// has started a PostgreSQL server (CARERELAY_TEST_POSTGRES).
+private let server = ProcessInfo.processInfo.environment["CARERELAY_TEST_POSTGRES"].flatMap { try? PostgresLocation(url: $0) }
+
+@Suite(.enabled(if: server != nil, "needs a PostgreSQL server: run Scripts/test, or set CARERELAY_TEST_POSTGRES"))
+struct SharedStoreTests {
+    /// Two brokers' stores on a new database of their own.
+    func twoBrokers() throws -> (PostgresStore, PostgresStore) {
+        let location = try #require(server).creatingDatabase("carerelay_store_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
+        return (try PostgresStore(location), try PostgresStore(location))
+    }
+
+    func message(_ id: String, key: String, to recipient: PersonID = "sw.lee", referral: ReferralRecord? = nil,
+                 expecting expected: ReferralRecord.Status? = nil) -> NewMessage {
+        let now = Date()
+        return NewMessage(
+            id: id, key: key, kind: referral == nil || expected == nil ? .referral : .referralEvent, sender: "gp.khan",
+            envelope: Array("{}".utf8), patient: nil, correlation: nil, body: Array("{}".utf8), bodyHash: Array(key.utf8), acceptedAt: now,
+            deliveries: [PlannedDelivery(recipient: recipient, decision: .deliver, rule: "R6-implied-consent")],
+            referral: referral, referralExpectedStatus: expected,
+            audit: [AuditEntry(at: now, actor: "gp.khan", action: .accept, message: id)])
+    }
+
+    @Test func aMessageStoredByOneBrokerIsAnnouncedToTheOther() throws {
+        let (first, second) = try twoBrokers()
+        defer { first.close(); second.close() }
+        let arrived = DispatchSemaphore(value: 0)
+        try #require(second.sharedChanges).onArrival { arrived.signal() }
+        _ = try first.accept([message("m1", key: "k1")], confirming: [], at: Date())
+        #expect(arrived.wait(timeout: .now() + 10) == .success, "no notification within 10 s")
+        #expect(second.sharedChanges?.take() == [.mail("sw.lee")])
+        // Its own writes are not announced back to the writer.
+        #expect(first.sharedChanges?.take() == [])
+        #expect(try second.mailbox(for: "sw.lee", after: 0, excluding: [], limit: 10).map(\.id) == ["m1"])
+    }
+
+    @Test func aKeyIsStoredOnceWhicheverBrokerItReaches() throws {
+        let (first, second) = try twoBrokers()
+        defer { first.close(); second.close() }
+        guard case .stored = try first.accept([message("m1", key: "k")], confirming: [], at: Date())[0] else {
+            Issue.record("not stored"); return
+        }
+        let again = try second.accept([message("m2", key: "k")], confirming: [], at: Date())
+        guard case .duplicate(let id, _) = again[0] else { Issue.record("resend through another broker was stored: \(again)"); return }
+        #expect(id == "m1")
+    }
+
+    @Test func twoBrokersCannotBothTakeAReferral() throws {
+        let (first, second) = try twoBrokers()
+        defer { first.close(); second.close() }
+        let sent = ReferralRecord(messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: .sent,
+                                  deadline: Date().addingTimeInterval(3_600), updatedAt: Date())
+        _ = try first.accept([message("r1", key: "r1", referral: sent)], confirming: [], at: Date())
+        // Both brokers read "sent", and each applies an acceptance to it.
+        var byLee = sent, byOkafor = sent
+        byLee.status = .accepted
+        byLee.takenBy = "sw.lee"
+        byOkafor.status = .accepted
+        byOkafor.takenBy = "sw.okafor"
+        let leeOutcome = try first.accept([message("e1", key: "e1", referral: byLee, expecting: .sent)], confirming: [], at: Date())
+        let okaforOutcome = try second.accept([message("e2", key: "e2", referral: byOkafor, expecting: .sent)], confirming: [], at: Date())
+        guard case .stored = leeOutcome[0] else { Issue.record("first acceptance not stored"); return }
+        guard case .referralChanged(let current) = okaforOutcome[0] else { Issue.record("second acceptance stored: \(okaforOutcome)"); return }
+        #expect(current.takenBy == "sw.lee")
+        #expect(try second.referral(id: "r1")?.takenBy == "sw.lee")
+        #expect(try second.message(id: "e2") == nil)
+    }
+
+    @Test func writersInterleavedOnTwoBrokersKeepOneAuditChain() throws {
+        let (first, second) = try twoBrokers()
+        defer { first.close(); second.close() }
+        let group = DispatchGroup()
+        let failures = Failures()
+        for (name, store) in [("a", first), ("b", second)] {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                do {
+                    for n in 0..<50 {
+                        _ = try store.accept([message("\(name)\(n)", key: "\(name)\(n)")], confirming: [], at: Date())
+                        try store.recordDeliveries(sent: [], withheld: [], audit: [AuditEntry(at: Date(), actor: "carerelay", action: .deliver, message: "\(name)\(n)")], at: Date())
+                    }
+                } catch { failures.add(error) }
+            }.start()
+        }
+        group.wait()
+        #expect(failures.all.isEmpty)
+        #expect(try first.verifyAudit() == .intact(rows: 200))
+        // Sequence numbers follow commit order: each broker's own messages come in its order.
+        let seqs = try first.mailbox(for: "sw.lee", after: 0, excluding: [], limit: 200)
+        #expect(seqs.count == 100)
+        #expect(seqs.filter { $0.id.hasPrefix("a") }.map(\.id) == (0..<50).map { "a\($0)" })
+        // Tampering shows, as on SQLite.
+        try first.unsafeExecute("UPDATE audit SET actor = 'someone-else' WHERE seq = 17")
+        #expect(try second.verifyAudit() == .broken(atRow: 17, reason: "row 17 does not match its hash: it was changed, or a row before it was removed"))
+    }
+}
+
+private final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [any Error] = []
+    func add(_ error: any Error) { lock.lock(); errors.append(error); lock.unlock() }
+    var all: [any Error] { lock.lock(); defer { lock.unlock() }; return errors }
+}
