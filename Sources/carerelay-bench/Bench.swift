@@ -3,6 +3,7 @@ import CareRelayBroker
 import CareRelayClient
 import CareRelayModel
 import CareRelayPolicy
+import CareRelayPostgres
 import CareRelayProtocol
 import Dispatch
 import Foundation
@@ -28,8 +29,11 @@ struct Bench: ParsableCommand {
     @Option(help: "Message body size in bytes for the message-rate figures.")
     var bodyBytes = 1024
 
-    @Option(help: "Run only one part: baseline, durable, paced, fanout, consent, clients or queued (for profiling).")
+    @Option(help: "Run only one part: baseline, durable, paced, fanout, consent, clients, queued or postgres (for profiling).")
     var only: String?
+
+    @Option(help: "A PostgreSQL server (postgres://USER@HOST:PORT/DATABASE) for the durable path on the shared store with 1, 2 and 3 nodes; each run gets a new database beside the one named. Scripts/bench starts one.")
+    var postgres: String?
 
     // Roles this executable plays as a child process of the clients measure.
     @Option(help: .hidden)
@@ -52,6 +56,7 @@ struct Bench: ParsableCommand {
         print("CareRelay benchmark: \(ProcessInfo.processInfo.processorCount) cores, libzmq \(ZMQLibrary.versionString), body \(bodyBytes) B\(smoke ? ", SMOKE MODE (figures not meaningful)" : "")")
 
         var rawCurveRate: Double?
+        var sqliteDurableRate: Double?
         if wants("baseline") || wants("durable") {
             let rawPlain = try RawHop.run(messages: 10_000 * scale, bodyBytes: bodyBytes, curve: false)
             let rawCurve = try RawHop.run(messages: 10_000 * scale, bodyBytes: bodyBytes, curve: true)
@@ -61,8 +66,20 @@ struct Bench: ParsableCommand {
         }
         if wants("durable") || only == "durable-only" {
             let durable = try DurablePath.saturate(messages: 1_000 * scale, bodyBytes: bodyBytes)
+            sqliteDurableRate = durable.rate
             table.add("durable referral path at saturation (send, sync, accept, deliver, confirm)", durable.rate, unit: "msg/s",
                       ratio: rawCurveRate.map { durable.rate / $0 }, ratioOf: "CURVE hop")
+        }
+        if let postgres, wants("postgres") || wants("durable") {
+            let server = try PostgresLocation(url: postgres)
+            for nodes in 1...3 {
+                let database = try server.creatingDatabase("carerelay_bench_\(nodes)_\(UInt32.random(in: 0...UInt32.max))")
+                let system = try BenchSystem(store: PostgresStoreProvider(database), nodes: nodes)
+                let durable = try DurablePath.saturate(messages: 1_000 * scale, bodyBytes: bodyBytes, system: system)
+                table.add("  on PostgreSQL, \(nodes) node\(nodes == 1 ? "" : "s")\(nodes > 1 ? " (each message crosses nodes)" : "")", durable.rate, unit: "msg/s",
+                          ratio: sqliteDurableRate.map { durable.rate / $0 } ?? rawCurveRate.map { durable.rate / $0 },
+                          ratioOf: sqliteDurableRate == nil ? "CURVE hop" : "SQLite")
+            }
         }
         for rate in [1_000, 10_000] where wants("paced") {
             let paced = try DurablePath.paced(rate: rate, seconds: smoke ? 1 : 10, bodyBytes: bodyBytes)

@@ -54,28 +54,43 @@ enum DurablePath {
     }
 
     /// As fast as the broker goes: a window of SENDs in flight, all delivered and confirmed.
-    static func saturate(messages: Int, bodyBytes: Int) throws -> Saturation {
-        let system = try BenchSystem()
-        let sender = try system.connection("gp.bench", receive: false)
-        let receiver = try system.connection("sw.bench", receive: true)
-        let arrivals = Arrivals()
-        let codec = CRPCodec()
-        let body = system.referralBody(bytes: bodyBytes)
-        let start = ContinuousClock.now
-        let done = startReceiver(receiver, count: messages, arrivals: arrivals)
-        var sent = 0, answered = 0
-        let window = 512
-        while answered < messages {
-            while sent < messages && sent - answered < window {
-                let header = SendHeader(key: "s\(sent)", kind: .referral, to: [.person("sw.bench")], patient: system.patient)
-                _ = try sender.send(codec.encode(.send(header, body: body)))
-                sent += 1
-            }
-            guard try sender.receive() != nil else { break }
-            answered += 1
+    /// With several nodes, every pair sends at once, each from its node to the next.
+    static func saturate(messages: Int, bodyBytes: Int, system: BenchSystem? = nil) throws -> Saturation {
+        let system = try system ?? BenchSystem()
+        let share = messages / system.pairs.count
+        var receivers: [DispatchSemaphore] = []
+        var senders: [Handoff<Socket>] = []
+        for pair in system.pairs {
+            senders.append(Handoff(try system.connection(pair.sender, receive: false, node: pair.senderNode)))
+            let receiver = try system.connection(pair.recipient, receive: true, node: pair.recipientNode)
+            receivers.append(startReceiver(receiver, count: share, arrivals: Arrivals()))
         }
-        done.wait()
-        return Saturation(rate: Double(messages) / seconds(since: start))
+        let patient = system.patient
+        let start = ContinuousClock.now
+        let sending = DispatchGroup()
+        for (pair, sender) in zip(system.pairs, senders) {
+            sending.enter()
+            Thread {
+                defer { sending.leave() }
+                let codec = CRPCodec()
+                // A referral is made by its sender: each pair's body names its own people.
+                let body = ReferralBody.padded(patient: patient, from: pair.sender, to: pair.recipient, bytes: bodyBytes)
+                var sent = 0, answered = 0
+                let window = 512
+                while answered < share {
+                    while sent < share && sent - answered < window {
+                        let header = SendHeader(key: "s\(sent)", kind: .referral, to: [.person(pair.recipient)], patient: patient)
+                        _ = try? sender.value.send(codec.encode(.send(header, body: body)))
+                        sent += 1
+                    }
+                    guard (try? sender.value.receive()) != nil else { break }
+                    answered += 1
+                }
+            }.start()
+        }
+        sending.wait()
+        receivers.forEach { $0.wait() }
+        return Saturation(rate: Double(share * system.pairs.count) / seconds(since: start))
     }
 
     /// A fixed offered rate; latency from SEND to DELIVER at the recipient.

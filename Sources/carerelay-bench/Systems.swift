@@ -2,6 +2,7 @@ import CareRelayBroker
 import CareRelayModel
 import CareRelayPolicy
 import CareRelayProtocol
+import CareRelayStore
 import Foundation
 import ArgumentParser
 import Logging
@@ -30,14 +31,19 @@ func nhsNumbers(count: Int, from start: Int = 100_000_000) -> [NHSNumber] {
 }
 
 /// A broker in this process with a generated directory: a GP, a social worker and an MDT.
+/// With a shared store, several brokers (nodes) in this process on one database, and a
+/// sending GP and a receiving social worker per node.
 final class BenchSystem {
     let folder: URL
-    let server: BrokerServer
+    let servers: [BrokerServer]
+    var server: BrokerServer { servers[0] }
+    /// (sender, recipient, sender's node, recipient's node) for each pair of people.
+    let pairs: [(sender: PersonID, recipient: PersonID, senderNode: Int, recipientNode: Int)]
     let brokerKeys: CurveKeyPair
     let keys: [PersonID: CurveKeyPair]
     let patient = nhsNumbers(count: 1)[0]
 
-    init(mdtMembers: Int = 0) throws {
+    init(mdtMembers: Int = 0, store: (any StoreProvider)? = nil, nodes: Int = 1) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("carerelay-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         brokerKeys = try CurveKeyPair.generate()
@@ -50,6 +56,15 @@ final class BenchSystem {
         }
         try person("gp.bench", [.gp], ["bench.gp"])
         try person("sw.bench", [.socialWorker], ["bench.social-care"])
+        // Each further node has a pair of its own, sending to the next node: every message
+        // crosses from one broker to another through the shared store.
+        var pairs: [(sender: PersonID, recipient: PersonID, senderNode: Int, recipientNode: Int)] = [("gp.bench", "sw.bench", 0, nodes > 1 ? 1 : 0)]
+        for node in 1..<max(1, nodes) {
+            try person(PersonID("gp.bench.\(node)"), [.gp], ["bench.gp"])
+            try person(PersonID("sw.bench.\(node)"), [.socialWorker], ["bench.social-care"])
+            pairs.append((PersonID("gp.bench.\(node)"), PersonID("sw.bench.\(node)"), node, (node + 1) % nodes))
+        }
+        self.pairs = pairs
         try person("chair.bench", [.mdtCoordinator], ["bench.mdt"])
         for index in 0..<mdtMembers { try person(PersonID("member.\(index)"), [.communityNurse], ["bench.mdt"]) }
         let directory = Directory(
@@ -61,24 +76,29 @@ final class BenchSystem {
         self.keys = keys
         var logger = Logger(label: "carerelay.bench")
         logger.logLevel = .error
-        server = try BrokerServer.start(
-            configuration: BrokerConfiguration(
-                endpoint: "tcp://127.0.0.1:*", storePath: folder.appendingPathComponent("store.sqlite").path,
-                publicKey: brokerKeys.publicKey, secretKey: brokerKeys.secretKey, maxBodyBytes: 1 << 20,
-                heartbeatMilliseconds: 60_000, batchLimit: 1_024),
-            directory: try DirectoryIndex(directory), logger: logger)
+        let index = try DirectoryIndex(directory)
+        let folder = self.folder
+        let brokerKeys = self.brokerKeys
+        servers = try (0..<max(1, nodes)).map { _ in
+            try BrokerServer.start(
+                configuration: BrokerConfiguration(
+                    endpoint: "tcp://127.0.0.1:*", storePath: folder.appendingPathComponent("store.sqlite").path, store: store,
+                    publicKey: brokerKeys.publicKey, secretKey: brokerKeys.secretKey, maxBodyBytes: 1 << 20,
+                    heartbeatMilliseconds: 60_000, batchLimit: 1_024),
+                directory: index, logger: logger)
+        }
     }
 
     deinit {
-        server.stop()
+        servers.forEach { $0.stop() }
         try? FileManager.default.removeItem(at: folder)
     }
 
     /// A raw CRP connection that has said HELLO.
-    func connection(_ person: PersonID, receive: Bool, credit: Int = 1_000) throws -> Socket {
+    func connection(_ person: PersonID, receive: Bool, credit: Int = 1_000, node: Int = 0) throws -> Socket {
         guard let pair = keys[person] else { throw CocoaError(.featureUnsupported) }
         return try CRPConnection.open(in: try ZMQContext(), keys: pair, brokerKey: brokerKeys.publicKey,
-                                      endpoint: server.endpoint, receive: receive, credit: credit)
+                                      endpoint: servers[node].endpoint, receive: receive, credit: credit)
     }
 
     /// A valid referral body padded to about `bytes` bytes.
