@@ -177,20 +177,22 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             let referralIDs = batch.compactMap { $0.referralExpectedStatus == nil ? nil : $0.referral?.messageID }
             var referrals = try storedReferrals(referralIDs)
             var toStore: [Int] = []
-            var keysSeen = Set<String>()
+            var firstWithKey: [String: NewMessage] = [:]
             for (index, message) in batch.enumerated() {
                 let key = idempotencyKey(message.sender, message.key)
-                if let found = earlier[key] {
+                // Stored before, or earlier in this batch: answered as SQLite answers it.
+                let found = earlier[key] ?? firstWithKey[key].map { EarlierSend(id: $0.id, fingerprint: $0.bodyHash, deliveries: $0.deliveries) }
+                if let found {
                     outcomes[index] = found.fingerprint == message.bodyHash ? .duplicate(id: found.id, deliveries: found.deliveries) : .conflict(id: found.id)
                     continue
                 }
-                guard keysSeen.insert(key).inserted else { continue }  // the broker answers repeats within a batch itself
                 if let referral = message.referral, let expected = message.referralExpectedStatus,
                    let current = referrals[referral.messageID], current.status != expected {
                     outcomes[index] = .referralChanged(current)
                     continue
                 }
                 if let referral = message.referral { referrals[referral.messageID] = referral }
+                firstWithKey[key] = message
                 toStore.append(index)
             }
             let stored = toStore.map { batch[$0] }
@@ -201,7 +203,10 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             try linkCareTeams(stored)
             try append(stored.flatMap(\.audit), after: head)
             try notify(Self.changes(storing: stored))
-            return outcomes.map { $0 ?? .conflict(id: "") }
+            return try outcomes.map {
+                guard let outcome = $0 else { throw StoreError.unavailable("a message of the batch was left without an outcome") }
+                return outcome
+            }
         }
     }
 

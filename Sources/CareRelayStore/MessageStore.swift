@@ -6,7 +6,8 @@ import Foundation
 /// several brokers can share. The broker's loop is the only caller of one instance, on one
 /// thread; every call blocks until the store has answered.
 ///
-/// The contract both keep (and `StoreContractTests` checks against both):
+/// The contract both keep (checked by StoreTests and, for several writers, SharedStoreTests;
+/// the broker suites run on both stores in Scripts/test):
 /// - `accept` is one durable transaction: when it returns, every stored message survives a
 ///   crash. A (sender, key) pair is stored once; a resend with the same content is a
 ///   `duplicate`, with different content a `conflict`, whichever broker it reaches.
