@@ -179,6 +179,11 @@ final class Engine {
             case .careTeam(let patient): careTeams[patient] = nil
             case .consent: refreshConsent()
             case .referral: referralsChanged = true
+            case .everything:
+                for person in sessions.all.map(\.person) { dirty.insert(person) }
+                careTeams.removeAll()
+                refreshConsent()
+                referralsChanged = true
             }
         }
         if referralsChanged, let next = try? store.nextReferralDeadline() {

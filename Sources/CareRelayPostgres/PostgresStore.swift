@@ -25,8 +25,9 @@ import PostgresNIO
 public final class PostgresStore: MessageStore, @unchecked Sendable {
     public let location: PostgresLocation
     public let sharedChanges: SharedChanges?
-    private let connection: PostgresConnection
-    private let listener: PostgresConnection
+    /// Used by the broker's loop thread only. Replaced when the server drops it.
+    private var connection: PostgresConnection
+    private let listener: NotificationListener
     private let logger: Logger
     /// Tells this broker's own notifications from the others'.
     private let node = UUID().uuidString
@@ -38,20 +39,15 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         quiet.logLevel = .warning
         self.logger = quiet
         connection = try Self.connect(location, logger: quiet)
+        let changes = SharedChanges()
+        sharedChanges = changes
         do {
             try Self.migrate(connection, logger: quiet)
-            listener = try Self.connect(location, logger: quiet)
+            listener = try NotificationListener(location, node: node, changes: changes, logger: quiet)
         } catch {
             try? connection.close().wait()
             throw error
         }
-        let changes = SharedChanges()
-        sharedChanges = changes
-        let node = self.node
-        listener.addListener(channel: Self.channel) { _, notification in
-            changes.post(Self.changes(in: notification.payload, from: node))
-        }
-        _ = try listener.query("LISTEN carerelay", logger: quiet).wait()
     }
 
     static func connect(_ location: PostgresLocation, logger: Logger) throws -> PostgresConnection {
@@ -64,7 +60,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     }
 
     public func close() {
-        try? listener.close().wait()
+        listener.stop()
         try? connection.close().wait()
     }
 
@@ -72,6 +68,16 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
 
     @discardableResult
     private func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        if connection.isClosed {
+            // The server (or the network) dropped the connection: the statement that saw it
+            // failed, so its batch was refused and will be resent; this one reconnects.
+            do {
+                connection = try Self.connect(location, logger: logger)
+            } catch {
+                throw StoreError.unavailable("PostgreSQL at \(location) cannot be reached: \(String(reflecting: error))")
+            }
+            logger.notice("reconnected to PostgreSQL", metadata: ["database": "\(location)"])
+        }
         do {
             return try connection.query(query, logger: logger).wait()
         } catch let error as PSQLError {
@@ -138,6 +144,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             case .consent: "c"
             case .careTeam(let patient): "t:\(patient.digits)"
             case .referral: "r"
+            case .everything: "e"
             }
             if current.utf8.count + word.utf8.count > 7_000 {
                 payloads.append(current)
@@ -157,6 +164,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             if word.hasPrefix("t:") { return (try? NHSNumber(validating: String(word.dropFirst(2)))).map { .careTeam($0) } }
             if word == "c" { return .consent }
             if word == "r" { return .referral }
+            if word == "e" { return .everything }
             return nil
         }
     }

@@ -102,6 +102,9 @@ public final class SharedChanges: @unchecked Sendable {
         case careTeam(NHSNumber)
         /// A referral was stored or changed: deadlines may have moved.
         case referral
+        /// Notifications may have been missed (the connection carrying them was lost):
+        /// everything shared must be read again.
+        case everything
     }
 
     private let lock = NSLock()

@@ -73,6 +73,48 @@ struct SharedStoreTests {
         #expect(try second.message(id: "e2") == nil)
     }
 
+    /// Waits for a store's notifications, event by event, until `predicate` holds of them.
+    final class Watch: @unchecked Sendable {
+        let feed: SharedChanges
+        let arrived = DispatchSemaphore(value: 0)
+        var seen: [SharedChanges.Change] = []
+        init(_ store: PostgresStore) throws {
+            feed = try #require(store.sharedChanges)
+            feed.onArrival { [arrived] in arrived.signal() }
+        }
+        func until(_ what: String, _ predicate: ([SharedChanges.Change]) -> Bool) {
+            while true {
+                seen += feed.take()
+                if predicate(seen) { return }
+                guard arrived.wait(timeout: .now() + 15) == .success else {
+                    Issue.record("waited 15 s for \(what); saw \(seen)")
+                    return
+                }
+            }
+        }
+    }
+
+    @Test func aBrokerWhoseConnectionsTheServerDropsReconnectsAndIsToldToReadAgain() throws {
+        let (first, second) = try twoBrokers()
+        defer { first.close(); second.close() }
+        let (toFirst, toSecond) = (try Watch(first), try Watch(second))
+        // The server ends every connection to this database but the one asking.
+        try first.unsafeExecute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        // Each broker hears that its notifications may have gaps (the connection that carried
+        // them is gone), and again once it listens anew.
+        for watch in [toFirst, toSecond] {
+            watch.until("two calls to read everything again") { $0.count { $0 == .everything } >= 2 }
+        }
+        // The second broker's own connection was dropped: its next statement fails, and the
+        // one after reconnects.
+        _ = try? second.accept([message("lost", key: "lost")], confirming: [], at: Date())
+        guard case .stored = try second.accept([message("m1", key: "m1", to: "sw.okafor")], confirming: [], at: Date())[0] else {
+            Issue.record("not stored after reconnecting"); return
+        }
+        // And notifications flow again, over the rebuilt listener.
+        toFirst.until("the new message announced") { $0.contains(.mail("sw.okafor")) }
+    }
+
     @Test func writersInterleavedOnTwoBrokersKeepOneAuditChain() throws {
         let (first, second) = try twoBrokers()
         defer { first.close(); second.close() }
