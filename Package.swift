@@ -109,7 +109,7 @@ let package = Package(
         ]),
         .target(name: "CareRelayHarness", dependencies: ["ZeroMQ"]),
         .executableTarget(name: "carerelay-soak", dependencies: [
-            "CareRelayHarness", "CareRelayFuzzing", "CareRelayBroker", "CareRelayClient", "CareRelayStore", "CareRelayModel", "CareRelayProtocol", "ZeroMQ",
+            "CareRelayHarness", "CareRelayFuzzing", "CareRelayBroker", "CareRelayClient", "CareRelayStore", "CareRelayPostgres", "CareRelayModel", "CareRelayProtocol", "ZeroMQ",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -66,7 +66,8 @@ struct CrashSoak {
         if !allArrived { log("not every accepted message arrived within 30 s of the last delivery") }
 
         // Nothing reported accepted is missing from the store, and nothing is stored twice.
-        let store = try SQLiteStore(path: system.storePath)
+        let store = try system.openStore()
+        defer { store.close() }
         let accepted = ledger.lock { ledger.accepted }
         figures.acceptedButNotStored = accepted.values.filter { ((try? store.message(id: $0)) ?? nil) == nil }.count
         figures.storedMessages = try store.history(for: "sw.1", kind: .referral, limit: Int.max / 2).count
@@ -88,7 +89,9 @@ struct CrashSoak {
 
     private func verifyAudit(_ figures: inout Figures, after moment: String) {
         do {
-            switch try SQLiteStore(path: system.storePath).verifyAudit() {
+            let store = try system.openStore()
+            defer { store.close() }
+            switch try store.verifyAudit() {
             case .intact: figures.auditVerifications += 1
             case .broken(let row, let reason): figures.auditFailures.append("after \(moment): row \(row): \(reason)")
             }

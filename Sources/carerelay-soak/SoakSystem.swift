@@ -2,6 +2,8 @@ import CareRelayBroker
 import CareRelayClient
 import CareRelayHarness
 import CareRelayModel
+import CareRelayPostgres
+import CareRelayStore
 import CareRelayProtocol
 import Foundation
 import ZeroMQ
@@ -12,6 +14,8 @@ import ZeroMQ
 final class SoakSystem: @unchecked Sendable {
     let folder: URL
     let storePath: String
+    /// Set when the broker runs on PostgreSQL instead of the SQLite file at `storePath`.
+    let postgres: PostgresLocation?
     let directoryPath: String
     let keyPath: String
     let brokerKeys: CurveKeyPair
@@ -28,7 +32,8 @@ final class SoakSystem: @unchecked Sendable {
     ]
 
     /// `storeFolder` puts the store elsewhere (a small tmpfs, to fill the disk).
-    init(executable: URL, storeFolder: URL? = nil, heartbeat: Int = 1_000) throws {
+    init(executable: URL, storeFolder: URL? = nil, postgres: PostgresLocation? = nil, heartbeat: Int = 1_000) throws {
+        self.postgres = postgres
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("carerelay-soak-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         storePath = (storeFolder ?? folder).appendingPathComponent("store.sqlite").path
@@ -55,8 +60,14 @@ final class SoakSystem: @unchecked Sendable {
 
     func removeFiles() { try? FileManager.default.removeItem(at: folder) }
 
+    /// The broker's store, opened beside it (or after it was killed) to check what it holds.
+    func openStore() throws -> any MessageStore {
+        if let postgres { return try PostgresStore(postgres) }
+        return try SQLiteStore(path: storePath)
+    }
+
     func startBroker(port: Int) throws -> BrokerProcess {
-        try BrokerProcess(executable: executable, directory: directoryPath, store: storePath, keyFile: keyPath,
+        try BrokerProcess(executable: executable, directory: directoryPath, store: postgres?.description ?? storePath, keyFile: keyPath,
                           endpoint: "tcp://127.0.0.1:\(port)", extraArguments: ["--heartbeat", "\(heartbeat)", "--operations", "off"],
                           logLevel: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG_LEVEL"] ?? "error",
                           logFile: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG"])

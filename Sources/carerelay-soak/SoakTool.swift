@@ -1,6 +1,7 @@
 import ArgumentParser
 import CareRelayFuzzing
 import CareRelayHarness
+import CareRelayPostgres
 import Foundation
 
 /// Reliability and security under faults, load and hostile input: prints one table of
@@ -38,6 +39,9 @@ struct SoakTool: ParsableCommand {
     @Option(help: "The carerelay-broker executable (default: beside this one).")
     var broker: String?
 
+    @Option(help: "Run crash, consumers and hostile on the PostgreSQL store: a server URL (postgres://USER@HOST:PORT/DATABASE); each part gets a new database beside the one named. Scripts/soak --postgres starts a server.")
+    var postgres: String?
+
     func wants(_ part: String) -> Bool { only == nil || only == part }
 
     func run() throws {
@@ -48,9 +52,16 @@ struct SoakTool: ParsableCommand {
         }
         print("carerelay-soak: seed \(seed), \(ProcessInfo.processInfo.processorCount) cores, broker \(executable.path)")
         var report = Report()
+        let server = try postgres.map { try PostgresLocation(url: $0) }
+        if let server { print("store: PostgreSQL on \(server.host):\(server.port), a new database per part") }
+        /// A system on a new PostgreSQL database when one was asked for, else on SQLite.
+        func system() throws -> SoakSystem {
+            let database = try server?.creatingDatabase("carerelay_soak_\(UInt32.random(in: 0...UInt32.max))")
+            return try SoakSystem(executable: executable, postgres: database)
+        }
 
         if wants("crash") {
-            let system = try SoakSystem(executable: executable)
+            let system = try system()
             defer { system.removeFiles() }
             var soak = CrashSoak(system: system, kills: kills, rng: SplitMix64(seed: seed), log: log)
             report.crash(try soak.run())
@@ -59,12 +70,12 @@ struct SoakTool: ParsableCommand {
             report.store(try StoreFailureSoak(executable: executable, log: log).run())
         }
         if wants("consumers") {
-            let system = try SoakSystem(executable: executable)
+            let system = try system()
             defer { system.removeFiles() }
             report.consumers(try ConsumerSoak(system: system, seconds: seconds, backlog: backlog, log: log).run())
         }
         if wants("hostile") {
-            let system = try SoakSystem(executable: executable)
+            let system = try system()
             defer { system.removeFiles() }
             report.hostile(try HostileSoak(system: system, seconds: seconds, seed: seed, log: log).run())
         }
