@@ -562,14 +562,17 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         }
     }
 
-    /// Reads the chain a page at a time, so a long trail is never held in memory whole.
+    /// Reads the chain a page at a time, so a long trail is never held in memory whole. Other
+    /// brokers may be appending meanwhile: the chain is checked up to the head as it was when
+    /// the check began (every row up to it was committed with it).
     public func verifyAudit() throws -> AuditVerification {
+        let head = try run("SELECT seq FROM audit_head").first.map { try $0.decode(Int64.self) } ?? 0
         var verifier = AuditChain.Verifier()
         var last: Int64 = 0
-        while true {
+        while last < head {
             let rows = try run("""
                 SELECT seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash FROM audit
-                WHERE seq > \(last) ORDER BY seq LIMIT 10000
+                WHERE seq > \(last) AND seq <= \(head) ORDER BY seq LIMIT 10000
                 """)
             if rows.isEmpty { break }
             for row in rows {
@@ -585,7 +588,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             }
         }
         // The head names the newest row written; a trail that stops short of it was truncated.
-        if let head = try run("SELECT seq FROM audit_head").first.map({ try $0.decode(Int64.self) }), head != last {
+        if head != last {
             return .broken(atRow: last + 1, reason: "row \(last + 1) is missing: the trail ends before the chain's head (row \(head))")
         }
         return verifier.verdict

@@ -24,9 +24,9 @@ struct WellBehavedPair {
         let ledger = Ledger()
         let stop = StopFlag(), receiving = StopFlag()
         let senders = DispatchGroup(), receivers = DispatchGroup()
-        let receiver = ReceivingApplication(system: system, person: recipient, port: port, ledger: ledger)
+        let receiver = ReceivingApplication(system: system, person: recipient, endpoint: SoakSystem.endpoint(port), ledger: ledger)
         spawn(receivers, "pair receiver") { receiver.run(stop: receiving) }
-        let application = Handoff(SendingApplication(system: system, person: sender, recipient: recipient, port: port, ledger: ledger))
+        let application = Handoff(SendingApplication(system: system, person: sender, recipient: recipient, endpoint: SoakSystem.endpoint(port), ledger: ledger))
         let start = Date()
         spawn(senders, "pair sender") { application.value.run(keyPrefix: keyPrefix, stop: stop) }
         _ = ledger.wait(idleTimeout: seconds) { Date().timeIntervalSince(start) >= seconds }
@@ -75,7 +75,7 @@ struct ConsumerSoak {
         let context = try ZMQContext()
         let stalled = try system.rawConnection("sw.slow", port: port, context: context, receive: true, credit: 64)
         let ledger = Ledger()
-        let flooder = SendingApplication(system: system, person: "gp.3", recipient: "sw.slow", port: port, ledger: ledger)
+        let flooder = SendingApplication(system: system, person: "gp.3", recipient: "sw.slow", endpoint: SoakSystem.endpoint(port), ledger: ledger)
         figures.memory.append((0, broker.residentKiB ?? 0))
         let step = max(1, backlog / 10)
         for index in 0..<backlog {
@@ -90,7 +90,7 @@ struct ConsumerSoak {
         // comes back as a new connection and must receive every message, once each.
         stalled.close()
         let returned = Date()
-        let client = try CareRelayClient(configuration: system.configuration("sw.slow", port: port, receive: true, credit: 256))
+        let client = try CareRelayClient(configuration: system.configuration("sw.slow", endpoint: SoakSystem.endpoint(port), receive: true, credit: 256))
         var received = Set<String>()
         figures.vanishedExpected = ledger.acceptedCount
         while received.count < figures.vanishedExpected, let delivery = try client.nextDelivery(timeout: .seconds(15)) {

@@ -6,15 +6,19 @@ import Foundation
 
 /// SIGKILLs the broker at random moments under sustained load and restarts it on the same
 /// store; at the end every acknowledged referral must have reached the application once, and
-/// the audit chain must verify after every kill.
+/// the audit chain must verify after every kill. With several nodes (a shared PostgreSQL
+/// store), each kill takes a node chosen at random while the others keep serving; the
+/// applications list every node and fail over.
 struct CrashSoak {
     let system: SoakSystem
     let kills: Int
+    var nodes = 1
     var rng: SplitMix64
     let log: (String) -> Void
 
     struct Figures {
         var kills = 0
+        var nodes = 1
         var auditVerifications = 0
         var auditFailures: [String] = []
         var tally = Ledger.Tally()
@@ -28,18 +32,24 @@ struct CrashSoak {
 
     mutating func run() throws -> Figures {
         let start = Date()
-        let port = try freePort()
-        var broker = try system.startBroker(port: port)
+        let ports = try (0..<nodes).map { _ in try freePort() }
+        var brokers = try ports.map { try system.startBroker(port: $0) }
+        /// Every node, starting with `first`: where an application connects and fails over to.
+        func endpoints(from first: Int) -> String {
+            (0..<nodes).map { SoakSystem.endpoint(ports[(first + $0) % nodes]) }.joined(separator: ",")
+        }
         let ledger = Ledger()
         let stop = StopFlag(), receiving = StopFlag()
         let senders = DispatchGroup(), receivers = DispatchGroup()
-        let receiver = ReceivingApplication(system: system, person: "sw.1", port: port, ledger: ledger)
+        // The recipient on the last node, the senders spread over all: most messages cross nodes.
+        let receiver = ReceivingApplication(system: system, person: "sw.1", endpoint: endpoints(from: nodes - 1), ledger: ledger)
         spawn(receivers, "receiver") { receiver.run(stop: receiving) }
-        for sender in ["gp.1", "gp.2", "gp.3"] as [PersonID] {
-            let application = Handoff(SendingApplication(system: system, person: sender, recipient: "sw.1", port: port, ledger: ledger))
+        for (index, sender) in (["gp.1", "gp.2", "gp.3"] as [PersonID]).enumerated() {
+            let application = Handoff(SendingApplication(system: system, person: sender, recipient: "sw.1", endpoint: endpoints(from: index % nodes), ledger: ledger))
             spawn(senders, "sender \(sender)") { application.value.run(keyPrefix: sender.rawValue, stop: stop) }
         }
         var figures = Figures()
+        figures.nodes = nodes
         for kill in 1...kills {
             // Under load: wait for at least one new acknowledgement since the last restart,
             // then let a random part of a second more pass, so kills land anywhere in a batch.
@@ -48,20 +58,21 @@ struct CrashSoak {
                 throw SoakFailure("no message was accepted within 30 s after restart \(kill - 1)")
             }
             Thread.sleep(forTimeInterval: Double.random(in: 0.05..<0.8, using: &rng))  // the random moment, not synchronisation
-            broker.kill()
+            let victim = Int.random(in: 0..<nodes, using: &rng)
+            brokers[victim].kill()
             figures.kills += 1
             verifyAudit(&figures, after: "kill \(kill)")
             // Half the time the receiving application restarts too, losing its memory.
             if Bool.random(using: &rng) { receiver.restart() }
-            broker = try system.startBroker(port: port)
-            log("kill \(kill)/\(kills): \(ledger.acceptedCount) accepted so far, audit intact")
+            brokers[victim] = try system.startBroker(port: ports[victim])
+            log("kill \(kill)/\(kills)\(nodes > 1 ? " (node \(victim + 1) of \(nodes))" : ""): \(ledger.acceptedCount) accepted so far, audit intact")
         }
         stop.set()
         senders.wait()
         let allArrived = ledger.awaitAllDelivered(idleTimeout: 30)
         receiving.set()
         receivers.wait()
-        broker.terminate()
+        brokers.forEach { _ = $0.terminate() }
         verifyAudit(&figures, after: "the final stop")
         if !allArrived { log("not every accepted message arrived within 30 s of the last delivery") }
 

@@ -25,6 +25,7 @@ struct Report {
 
     mutating func crash(_ f: CrashSoak.Figures) {
         let p = "crash safety"
+        if f.nodes > 1 { add(p, "broker nodes sharing one store (each kill takes one at random)", "\(f.nodes)") }
         add(p, "SIGKILLs survived", "\(f.kills)")
         add(p, "audit chain verifications passed (after every kill and at the end)", "\(f.auditVerifications)")
         require(p, "audit chain failures", f.auditFailures.count)

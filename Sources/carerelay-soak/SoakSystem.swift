@@ -73,9 +73,11 @@ final class SoakSystem: @unchecked Sendable {
                           logFile: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG"])
     }
 
-    func configuration(_ person: PersonID, port: Int, receive: Bool, credit: Int = 32, replyTimeout: Duration = .seconds(2), attempts: Int = 2) -> ClientConfiguration {
+    static func endpoint(_ port: Int) -> String { "tcp://127.0.0.1:\(port)" }
+
+    func configuration(_ person: PersonID, endpoint: String, receive: Bool, credit: Int = 32, replyTimeout: Duration = .seconds(2), attempts: Int = 2) -> ClientConfiguration {
         ClientConfiguration(
-            endpoint: "tcp://127.0.0.1:\(port)", brokerPublicKey: brokerKeys.publicKey, keys: keys[person] ?? CurveKeyPair(publicKey: "", secretKey: ""),
+            endpoint: endpoint, brokerPublicKey: brokerKeys.publicKey, keys: keys[person] ?? CurveKeyPair(publicKey: "", secretKey: ""),
             receive: receive, credit: credit, replyTimeout: replyTimeout, attempts: attempts, clientName: "carerelay-soak")
     }
 

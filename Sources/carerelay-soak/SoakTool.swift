@@ -39,6 +39,9 @@ struct SoakTool: ParsableCommand {
     @Option(help: "The carerelay-broker executable (default: beside this one).")
     var broker: String?
 
+    @Option(help: "With --postgres: how many broker nodes share the store in the crash part (each kill takes one at random).")
+    var nodes = 1
+
     @Option(help: "Run crash, consumers and hostile on the PostgreSQL store: a server URL (postgres://USER@HOST:PORT/DATABASE); each part gets a new database beside the one named. Scripts/soak --postgres starts a server.")
     var postgres: String?
 
@@ -63,7 +66,8 @@ struct SoakTool: ParsableCommand {
         if wants("crash") {
             let system = try system()
             defer { system.removeFiles() }
-            var soak = CrashSoak(system: system, kills: kills, rng: SplitMix64(seed: seed), log: log)
+            guard nodes == 1 || server != nil else { throw ValidationError("--nodes: several brokers need a shared store (--postgres)") }
+            var soak = CrashSoak(system: system, kills: kills, nodes: nodes, rng: SplitMix64(seed: seed), log: log)
             report.crash(try soak.run())
         }
         if wants("store") {

@@ -44,7 +44,7 @@ struct StoreFailureSoak {
         let port = try freePort()
         let broker = try system.startBroker(port: port)
         let ledger = Ledger()
-        let sender = SendingApplication(system: system, person: "gp.1", recipient: "sw.1", port: port, ledger: ledger)
+        let sender = SendingApplication(system: system, person: "gp.1", recipient: "sw.1", endpoint: SoakSystem.endpoint(port), ledger: ledger)
 
         for index in 0..<200 { if case .accepted? = sender.send(key: "before-\(index)") { figures.acceptedBeforeFull += 1 } }
 
@@ -75,7 +75,7 @@ struct StoreFailureSoak {
         // While the disk is still full, the recipient comes online and receives everything stored.
         let stop = StopFlag()
         let receivers = DispatchGroup()
-        let receiver = ReceivingApplication(system: system, person: "sw.1", port: port, ledger: ledger)
+        let receiver = ReceivingApplication(system: system, person: "sw.1", endpoint: SoakSystem.endpoint(port), ledger: ledger)
         spawn(receivers, "receiver") { receiver.run(stop: stop) }
         figures.expectedWhileFull = ledger.acceptedCount
         let deliveredWhileFull = ledger.awaitAllDelivered(idleTimeout: 20)

@@ -10,15 +10,16 @@ final class SendingApplication {
     let system: SoakSystem
     let person: PersonID
     let recipient: PersonID
-    let port: Int
+    /// Where the application connects: one broker, or several to fail over between.
+    let endpoint: String
     let ledger: Ledger
     private var client: CareRelayClient?
 
-    init(system: SoakSystem, person: PersonID, recipient: PersonID, port: Int, ledger: Ledger) {
+    init(system: SoakSystem, person: PersonID, recipient: PersonID, endpoint: String, ledger: Ledger) {
         self.system = system
         self.person = person
         self.recipient = recipient
-        self.port = port
+        self.endpoint = endpoint
         self.ledger = ledger
     }
 
@@ -32,7 +33,7 @@ final class SendingApplication {
         let (header, body) = SoakSystem.referral(from: person, to: recipient, key: key)
         while Date() < deadline {
             do {
-                if client == nil { client = try CareRelayClient(configuration: system.configuration(person, port: port, receive: false)) }
+                if client == nil { client = try CareRelayClient(configuration: system.configuration(person, endpoint: endpoint, receive: false)) }
                 guard let client else { continue }
                 let answer = try client.send(header, body: body)
                 ledger.recordAccepted(key: key, id: answer.id, duplicate: answer.duplicate)
@@ -70,17 +71,18 @@ final class SendingApplication {
 final class ReceivingApplication: @unchecked Sendable {
     let system: SoakSystem
     let person: PersonID
-    let port: Int
+    /// Where the application connects: one broker, or several to fail over between.
+    let endpoint: String
     let ledger: Ledger
     let credit: Int
     private let lock = NSLock()
     private var restartRequested = false
     private(set) var restarts = 0
 
-    init(system: SoakSystem, person: PersonID, port: Int, ledger: Ledger, credit: Int = 32) {
+    init(system: SoakSystem, person: PersonID, endpoint: String, ledger: Ledger, credit: Int = 32) {
         self.system = system
         self.person = person
-        self.port = port
+        self.endpoint = endpoint
         self.ledger = ledger
         self.credit = credit
     }
@@ -107,7 +109,7 @@ final class ReceivingApplication: @unchecked Sendable {
             }
             do {
                 if client == nil {
-                    client = try CareRelayClient(configuration: system.configuration(person, port: port, receive: true, credit: credit))
+                    client = try CareRelayClient(configuration: system.configuration(person, endpoint: endpoint, receive: true, credit: credit))
                 }
                 guard let current = client, let delivery = try current.nextDelivery(timeout: .milliseconds(300)) else { continue }
                 let id = delivery.header.id
