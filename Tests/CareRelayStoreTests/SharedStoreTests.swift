@@ -73,6 +73,31 @@ struct SharedStoreTests {
         #expect(try second.message(id: "e2") == nil)
     }
 
+    @Test func anOverdueReferralIsEscalatedOnceThoughEveryBrokerTries() throws {
+        let (first, second) = try twoBrokers()
+        defer { first.close(); second.close() }
+        let sent = ReferralRecord(messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: .sent,
+                                  deadline: Date().addingTimeInterval(-1), updatedAt: Date())
+        _ = try first.accept([message("r1", key: "r1", referral: sent)], confirming: [], at: Date())
+        // Both brokers' timers find it overdue and build the same escalation (as the engine
+        // does: the broker's identity, a key derived from the referral, expecting "sent").
+        #expect(try first.overdueReferrals(at: Date()).map(\.messageID) == ["r1"])
+        #expect(try second.overdueReferrals(at: Date()).map(\.messageID) == ["r1"])
+        var escalated = sent
+        escalated.escalatedAt = Date()
+        func escalation(_ id: String) -> NewMessage {
+            var message = message(id, key: "escalate-r1", to: "coord.patel", referral: escalated, expecting: .sent)
+            message.sender = "carerelay"
+            message.bodyHash = Array("escalation".utf8)
+            return message
+        }
+        let outcomes = [try first.accept([escalation("x1")], confirming: [], at: Date())[0],
+                        try second.accept([escalation("x2")], confirming: [], at: Date())[0]]
+        #expect(outcomes.filter { if case .stored = $0 { true } else { false } }.count == 1)
+        #expect(try first.overdueReferrals(at: Date()).isEmpty)
+        #expect(try second.mailbox(for: "coord.patel", after: 0, excluding: [], limit: 10).count == 1)
+    }
+
     /// Waits for a store's notifications, event by event, until `predicate` holds of them.
     final class Watch: @unchecked Sendable {
         let feed: SharedChanges
