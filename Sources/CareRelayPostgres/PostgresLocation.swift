@@ -4,20 +4,36 @@ import Logging
 import PostgresNIO
 
 /// Where a PostgreSQL store is: read from a URL such as
-/// `postgres://carerelay:secret@db.example.nhs.uk:5432/carerelay`.
+/// `postgres://carerelay@db.example.nhs.uk:5432/carerelay?sslmode=verify-full&sslrootcert=/etc/carerelay/db-ca.pem`.
 public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int
     public var user: String
     public var password: String?
     public var database: String
+    public var security: TransportSecurity
 
-    public init(host: String, port: Int = 5432, user: String, password: String? = nil, database: String) {
+    /// How the connection to the database is protected. Patient data crosses it, so anything
+    /// but loopback defaults to TLS with the server's certificate verified.
+    public enum TransportSecurity: Sendable, Equatable {
+        /// Plain TCP: the default on loopback only (`sslmode=disable`).
+        case disable
+        /// TLS without checking whose certificate it is (`sslmode=require`): encrypted, but
+        /// open to someone in the middle.
+        case require
+        /// TLS with the certificate checked against the system's roots or the given file, and
+        /// the server's host name against it (`sslmode=verify-full`, `sslrootcert=FILE`).
+        case verifyFull(rootCertificate: String?)
+    }
+
+    public init(host: String, port: Int = 5432, user: String, password: String? = nil, database: String,
+                security: TransportSecurity? = nil) {
         self.host = host
         self.port = port
         self.user = user
         self.password = password
         self.database = database
+        self.security = security ?? (Self.isLoopback(host) ? .disable : .verifyFull(rootCertificate: nil))
     }
 
     public init(url text: String) throws {
@@ -30,11 +46,38 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         guard !database.isEmpty else {
             throw StoreError.unavailable("'\(text)' names no database: write postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
         }
-        self.init(host: host, port: url.port ?? 5432, user: user, password: url.password, database: database)
+        var options: [String: String] = [:]
+        for item in url.queryItems ?? [] { options[item.name] = item.value ?? "" }
+        if let unknown = options.keys.first(where: { !["sslmode", "sslrootcert"].contains($0) }) {
+            throw StoreError.unavailable("'\(unknown)' in the PostgreSQL URL is not an option CareRelay knows: use sslmode and sslrootcert")
+        }
+        var security: TransportSecurity?
+        switch options["sslmode"] {
+        case nil: security = options["sslrootcert"].map { .verifyFull(rootCertificate: $0) }
+        case "disable": security = .disable
+        case "require": security = .require
+        case "verify-full": security = .verifyFull(rootCertificate: options["sslrootcert"])
+        case let mode?:
+            throw StoreError.unavailable("sslmode=\(mode) is not supported: use disable, require or verify-full")
+        }
+        self.init(host: host, port: url.port ?? 5432, user: user, password: url.password, database: database, security: security)
     }
 
-    /// Without the password: safe to log.
-    public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
+    /// Without the password: safe to log, and a URL another broker can be given.
+    public var description: String {
+        let base = "postgres://\(user)@\(host):\(port)/\(database)"
+        switch security {
+        case .disable: return Self.isLoopback(host) ? base : base + "?sslmode=disable"
+        case .require: return base + "?sslmode=require"
+        case .verifyFull(let root):
+            guard let root else { return Self.isLoopback(host) ? base + "?sslmode=verify-full" : base }
+            return base + "?sslmode=verify-full&sslrootcert=" + (root.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? root)
+        }
+    }
 }
 
 /// Chooses PostgreSQL in `BrokerConfiguration.store`.

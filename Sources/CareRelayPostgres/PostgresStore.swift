@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PostgresNIO
 
 /// The store several brokers share: PostgreSQL through postgres-nio. Each broker holds one
@@ -51,9 +52,23 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     }
 
     static func connect(_ location: PostgresLocation, logger: Logger) throws -> PostgresConnection {
+        let tls: PostgresConnection.Configuration.TLS
+        switch location.security {
+        case .disable:
+            tls = .disable
+        case .require:
+            var settings = TLSConfiguration.makeClientConfiguration()
+            settings.certificateVerification = .none
+            tls = .require(try NIOSSLContext(configuration: settings))
+        case .verifyFull(let root):
+            var settings = TLSConfiguration.makeClientConfiguration()
+            settings.certificateVerification = .fullVerification
+            if let root { settings.trustRoots = .file(root) }
+            tls = .require(try NIOSSLContext(configuration: settings))
+        }
         let configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
-            database: location.database, tls: .disable)
+            database: location.database, tls: tls)
         return try PostgresConnection.connect(
             on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger
         ).wait()
@@ -596,6 +611,11 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
 
     public func statistics(at now: Date) throws -> StoreStatistics {
         try PostgresStatistics.read(at: now) { try self.run($0) }
+    }
+
+    /// Whether the server says this connection is encrypted (TLS), for operators and tests.
+    public func isEncrypted() throws -> Bool {
+        try run("SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)").first?.decode(Bool.self) ?? false
     }
 
     /// For tests: raw SQL, as someone with access to the database could run it.

@@ -51,7 +51,7 @@ struct Serve: ParsableCommand {
 
     @Option(help: ArgumentHelp(
         "The store: a SQLite file (created on first start), or a PostgreSQL URL postgres://USER@HOST[:PORT]/DATABASE that several brokers share.",
-        discussion: "The PostgreSQL password comes from PGPASSWORD rather than the command line, where other users could read it. See docs/scale-out.md."))
+        discussion: "The PostgreSQL password comes from PGPASSWORD rather than the command line, where other users could read it. Off loopback the connection uses TLS and checks the server's certificate (add ?sslrootcert=FILE for a private root; ?sslmode=require or disable to relax it). See docs/scale-out.md."))
     var store = "var/carerelay.sqlite"
 
     @Option(help: "The broker's CURVE key file. Created with a new key pair if missing; its public key is also written to <key-file>.pub for clients.")

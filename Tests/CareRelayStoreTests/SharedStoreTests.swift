@@ -28,6 +28,27 @@ struct SharedStoreTests {
             audit: [AuditEntry(at: now, actor: "gp.khan", action: .accept, message: id)])
     }
 
+    @Test func theConnectionIsEncryptedAndTheServerCheckedWhenAsked() throws {
+        let root = try #require(ProcessInfo.processInfo.environment["CARERELAY_TEST_POSTGRES_CA"], "Scripts/test names the server's certificate")
+        var location = try #require(server)
+        location.security = .verifyFull(rootCertificate: root)
+        let verified = try PostgresStore(location)
+        defer { verified.close() }
+        #expect(try verified.isEncrypted())
+        location.security = .require
+        let unverified = try PostgresStore(location)
+        defer { unverified.close() }
+        #expect(try unverified.isEncrypted())
+        // The test server's certificate is its own root: without it, verification fails and
+        // nothing is sent.
+        location.security = .verifyFull(rootCertificate: nil)
+        #expect(throws: (any Error).self) { _ = try PostgresStore(location) }
+        location.security = .disable
+        let plain = try PostgresStore(location)
+        defer { plain.close() }
+        #expect(try !plain.isEncrypted())
+    }
+
     @Test func aMessageStoredByOneBrokerIsAnnouncedToTheOther() throws {
         let (first, second) = try twoBrokers()
         defer { first.close(); second.close() }
