@@ -3,6 +3,7 @@ import CareRelayClient
 import CareRelayHarness
 import CareRelayModel
 import CareRelayPostgres
+import CareRelayProtocol
 import CareRelayStore
 import Foundation
 import Testing
@@ -101,5 +102,34 @@ struct ScaleOutTests {
         let verification = try client("coord.patel", on: 2, receive: false).query("audit.verify", as: Verification.self)
         #expect(verification.intact)
         #expect((verification.rows ?? 0) > load.acknowledged.count)
+    }
+
+    /// The database drops every connection (a restart, a failover): the brokers refuse what
+    /// they cannot store, reconnect, catch up on what they may have missed, and carry on.
+    @Test func brokersRecoverWhenTheDatabaseDropsTheirConnections() throws {
+        let system = try CareSystem()
+        let ports = [try freePort(), try freePort()]
+        let nodes = try ports.map { try BrokerProcess(system: system, port: $0) }
+        defer { nodes.forEach { _ = $0.terminate() } }
+        let gp = try system.client("gp.khan", receive: false, endpoint: "tcp://127.0.0.1:\(ports[0])", replyTimeout: .seconds(5))
+        let lee = try system.client("sw.lee", endpoint: "tcp://127.0.0.1:\(ports[1])")
+        let before = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, body: try Bodies.referral(reason: "before"))
+        #expect(try lee.expectDelivery().header.id == before.id)
+
+        try system.tamper("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        // The first send after the drop may be refused as store-unavailable (nothing stored);
+        // the same key again is accepted once the broker has reconnected.
+        let key = "after-the-drop"
+        var accepted: Accepted?
+        for _ in 0..<3 where accepted == nil {
+            do {
+                accepted = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, key: key, body: try Bodies.referral(reason: "after"))
+            } catch ClientError.rejected(let refusal) {
+                #expect(refusal.code == .storeUnavailable)
+            }
+        }
+        let after = try #require(accepted)
+        #expect(try lee.expectDelivery(within: 15).header.id == after.id)
+        #expect(try lee.nextDelivery(timeout: .seconds(1)) == nil, "nothing delivered twice")
     }
 }
