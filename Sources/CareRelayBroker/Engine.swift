@@ -172,20 +172,21 @@ final class Engine {
     /// have on its own writes. Arrives by notification (see `SharedChanges`), not polling.
     private func takeSharedChanges() {
         guard let changes = store.sharedChanges?.take(), !changes.isEmpty else { return }
-        var referralsChanged = false
+        var referralsChanged = false, consentChanged = false
         for change in changes {
             switch change {
             case .mail(let person): dirty.insert(person)
             case .careTeam(let patient): careTeams[patient] = nil
-            case .consent: refreshConsent()
+            case .consent: consentChanged = true
             case .referral: referralsChanged = true
             case .everything:
                 for person in sessions.all.map(\.person) { dirty.insert(person) }
                 careTeams.removeAll()
-                refreshConsent()
+                consentChanged = true
                 referralsChanged = true
             }
         }
+        if consentChanged { refreshConsent() }
         if referralsChanged, let next = try? store.nextReferralDeadline() {
             nextDeadline = min(nextDeadline ?? next, next)
         }

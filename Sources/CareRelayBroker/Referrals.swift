@@ -146,15 +146,18 @@ extension Engine {
                                    message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")]))
             recipients.forEach { dirty.insert($0) }
         }
+        let outcomes: [StoreOutcome]
         do {
-            if !batch.isEmpty { _ = try store.accept(batch, confirming: [], at: now) }
+            outcomes = batch.isEmpty ? [] : try store.accept(batch, confirming: [], at: now)
             nextDeadline = try store.nextReferralDeadline()
         } catch {
             logger.error("could not record escalations; will retry", metadata: ["error": "\(error)"])
             nextDeadline = now.addingTimeInterval(5)
             return
         }
-        for record in records {
+        // With several brokers, another may have escalated it first, or a team taken it.
+        for (record, outcome) in zip(records, outcomes) {
+            guard case .stored = outcome else { continue }
             logger.notice("referral escalated", metadata: ["referral": "\(record.messageID)", "team": "\(record.team.map(\.rawValue) ?? "-")"])
         }
     }
