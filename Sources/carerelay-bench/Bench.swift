@@ -80,6 +80,14 @@ struct Bench: ParsableCommand {
                           ratio: sqliteDurableRate.map { durable.rate / $0 } ?? rawCurveRate.map { durable.rate / $0 },
                           ratioOf: sqliteDurableRate == nil ? "CURVE hop" : "SQLite")
             }
+            // Latency across nodes: sent through one broker, stored, announced, delivered by another.
+            for nodes in [1, 2] {
+                let database = try server.creatingDatabase("carerelay_bench_paced_\(nodes)_\(UInt32.random(in: 0...UInt32.max))")
+                let system = try BenchSystem(store: PostgresStoreProvider(database), nodes: nodes)
+                let paced = try DurablePath.paced(rate: 1_000, seconds: smoke ? 1 : 10, bodyBytes: bodyBytes, system: system)
+                table.add("  on PostgreSQL, \(nodes) node\(nodes == 1 ? "" : "s"), 1000 msg/s offered: achieved", paced.achieved, unit: "msg/s")
+                table.add("    send→deliver p50 / p99 / p99.9\(nodes > 1 ? " (across nodes)" : "")", nil, unit: paced.latencyText)
+            }
         }
         for rate in [1_000, 10_000] where wants("paced") {
             let paced = try DurablePath.paced(rate: rate, seconds: smoke ? 1 : 10, bodyBytes: bodyBytes)

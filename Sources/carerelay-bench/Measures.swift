@@ -94,10 +94,12 @@ enum DurablePath {
     }
 
     /// A fixed offered rate; latency from SEND to DELIVER at the recipient.
-    static func paced(rate: Int, seconds duration: Int, bodyBytes: Int) throws -> Paced {
-        let system = try BenchSystem()
-        let sender = try system.connection("gp.bench", receive: false)
-        let receiver = try system.connection("sw.bench", receive: true)
+    /// With several nodes, the first pair: sent through one broker, delivered by another.
+    static func paced(rate: Int, seconds duration: Int, bodyBytes: Int, system: BenchSystem? = nil) throws -> Paced {
+        let system = try system ?? BenchSystem()
+        let pair = system.pairs[0]
+        let sender = try system.connection(pair.sender, receive: false, node: pair.senderNode)
+        let receiver = try system.connection(pair.recipient, receive: true, node: pair.recipientNode)
         let arrivals = Arrivals()
         let codec = CRPCodec()
         let body = system.referralBody(bytes: bodyBytes)
@@ -115,7 +117,7 @@ enum DurablePath {
             while sent < total && ContinuousClock.now >= next {
                 let key = "p\(sent)"
                 sentAt[key] = .now
-                _ = try sender.send(codec.encode(.send(SendHeader(key: key, kind: .referral, to: [.person("sw.bench")], patient: system.patient), body: body)))
+                _ = try sender.send(codec.encode(.send(SendHeader(key: key, kind: .referral, to: [.person(pair.recipient)], patient: system.patient), body: body)))
                 sent += 1
                 next += interval
             }
