@@ -114,7 +114,7 @@ import ZeroMQ
 
     @Test func aBackupTakenUnderLoadRestoresEverythingAcceptedBeforeIt() throws {
         let system = try CareSystem()
-        let server = try system.start()
+        try system.start()
         let load = SendingLoad(system: system, to: .person("sw.lee"))
         load.start()
         load.waitForAcknowledged(200)
