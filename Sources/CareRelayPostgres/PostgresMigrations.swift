@@ -114,7 +114,7 @@ extension PostgresStore {
             _ = try run("COMMIT")
         } catch {
             _ = try? run("ROLLBACK")
-            throw StoreError.unavailable("PostgreSQL migration failed: \(String(reflecting: error))")
+            throw StoreError.unavailable("PostgreSQL migration failed: \(explain(error))")
         }
     }
 }

@@ -69,9 +69,22 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         let configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: tls)
-        return try PostgresConnection.connect(
-            on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger
-        ).wait()
+        do {
+            return try PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger
+            ).wait()
+        } catch {
+            throw StoreError.unavailable("cannot connect to PostgreSQL at \(location): \(explain(error))")
+        }
+    }
+
+    /// The server's own words when it gave any ("database \"x\" does not exist"), else the
+    /// network's ("connection refused"): postgres-nio keeps both out of its description.
+    static func explain(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] { return message }
+        if let underlying = error.underlying { return "\(underlying)" }
+        return "\(error.code)"
     }
 
     public func close() {
@@ -96,7 +109,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         do {
             return try connection.query(query, logger: logger).wait()
         } catch let error as PSQLError {
-            throw StoreError.unavailable("PostgreSQL: \(error.serverInfo?[.message] ?? String(reflecting: error))")
+            throw StoreError.unavailable("PostgreSQL: \(Self.explain(error))")
         }
     }
 

@@ -37,6 +37,7 @@ struct Backup: ParsableCommand {
     var to: String
 
     func run() throws {
+        try refusePostgres(store)
         let inspector = try StoreInspector(path: store)
         try inspector.backup(to: to)
         let report = try StoreRestore.check(backup: to)
@@ -68,6 +69,7 @@ struct Restore: ParsableCommand {
     var check = false
 
     func run() throws {
+        try refusePostgres(store)
         if check {
             let report = try StoreRestore.check(backup: from)
             print("backup \(from) is sound: \(report.statistics.messages) messages, audit chain intact (\(report.auditRows) lines)")
@@ -112,4 +114,10 @@ struct RotateKey: ParsableCommand {
             next: give clients the new public key, then restart the broker
             """)
     }
+}
+
+/// Backup and restore here are SQLite's; a shared PostgreSQL store is backed up by PostgreSQL.
+func refusePostgres(_ store: String) throws {
+    guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") else { return }
+    throw ValidationError("--store: backup and restore here are for the SQLite store; back up a PostgreSQL store with pg_dump or base backups with WAL archiving (docs/scale-out.md)")
 }
