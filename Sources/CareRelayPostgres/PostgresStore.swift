@@ -99,12 +99,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         if connection.isClosed {
             // The server (or the network) dropped the connection: the statement that saw it
             // failed, so its batch was refused and will be resent; this one reconnects.
-            do {
-                connection = try Self.connect(location, logger: logger)
-            } catch {
-                throw StoreError.unavailable("PostgreSQL at \(location) cannot be reached: \(String(reflecting: error))")
-            }
-            logger.notice("reconnected to PostgreSQL", metadata: ["database": "\(location)"])
+            connection = try Self.connect(location, logger: logger)
+            logger.warning("reconnected to PostgreSQL after losing the connection", metadata: ["database": "\(location)"])
         }
         do {
             return try connection.query(query, logger: logger).wait()
