@@ -119,6 +119,30 @@ struct SharedStoreTests {
         #expect(try second.mailbox(for: "coord.patel", after: 0, excluding: [], limit: 10).count == 1)
     }
 
+    @Test func operatorsFiguresCountWhatWaits() throws {
+        let (first, second) = try twoBrokers()
+        defer { first.close(); second.close() }
+        let overdue = ReferralRecord(messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: .sent,
+                                     deadline: Date().addingTimeInterval(-60), updatedAt: Date())
+        let later = ReferralRecord(messageID: "r2", referrer: "gp.khan", team: "west.nursing", patient: nil, status: .sent,
+                                   deadline: Date().addingTimeInterval(3_600), updatedAt: Date())
+        _ = try first.accept([message("r1", key: "r1", referral: overdue), message("r2", key: "r2", referral: later)], confirming: [], at: Date())
+        _ = try second.confirm(recipient: "sw.lee", ids: ["r2"], at: Date())
+        let figures = try first.statistics(at: Date())
+        #expect(figures.messages == 2)
+        #expect(figures.undelivered == 1)
+        #expect(figures.oldestUndeliveredAcceptedAt != nil)
+        #expect(figures.intakeWaiting == ["west.social-care": 1, "west.nursing": 1])
+        #expect(figures.overdueReferrals == 1)
+        #expect(figures.auditRows == 2)
+        #expect(figures.storeBytes > 0)
+        // The same through the operations endpoint's own connection (its scrapes never wait
+        // in the broker's loop); the database's size may move between the two reads.
+        var viaReader = try PostgresStoreProvider(first.location).openStatisticsReader().statistics(at: Date())
+        viaReader.storeBytes = figures.storeBytes
+        #expect(viaReader == figures)
+    }
+
     /// Waits for a store's notifications, event by event, until `predicate` holds of them.
     final class Watch: @unchecked Sendable {
         let feed: SharedChanges
