@@ -231,7 +231,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             let head = try lockAuditHead()
             _ = try confirm(confirmations.flatMap { confirmation in confirmation.ids.map { (confirmation.recipient, $0) } }, at: now)
             guard !batch.isEmpty else { return [] }
-            let earlier = try earlierSendsLocked(batch.map { ($0.sender, $0.key) })
+            // Read again under the lock: another broker may have stored one of these keys since.
+            let earlier = try earlierSends(batch.map { ($0.sender, $0.key) })
             var outcomes: [StoreOutcome?] = Array(repeating: nil, count: batch.count)
             // Referral changes apply in batch order from the stored state; one that finds the
             // referral no longer as its sender read it is not stored.
@@ -399,10 +400,6 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     }
 
     public func earlierSends(_ keys: [(sender: PersonID, key: String)]) throws -> [String: EarlierSend] {
-        try earlierSendsLocked(keys)
-    }
-
-    private func earlierSendsLocked(_ keys: [(sender: PersonID, key: String)]) throws -> [String: EarlierSend] {
         guard !keys.isEmpty else { return [:] }
         let rows = try run("""
             SELECT m.seq, m.id, m.sender, m.idempotency_key, m.body_hash FROM message m
