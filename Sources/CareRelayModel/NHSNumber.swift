@@ -25,13 +25,16 @@ public struct NHSNumber: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     public init(validating text: String) throws(ValidationError) {
+        // Every message about a patient passes here two or three times, so the digits are
+        // read as UTF-8 bytes; only input with something else in it is read as characters,
+        // to name the offending character.
         var values: [Int] = []
         values.reserveCapacity(10)
-        for character in text where character != " " && character != "-" {
-            guard let value = character.wholeNumberValue, character.isASCII else {
-                throw .nonDigit(character)
+        for byte in text.utf8 where byte != UInt8(ascii: " ") && byte != UInt8(ascii: "-") {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else {
+                throw .nonDigit(Self.firstNonDigit(in: text))
             }
-            values.append(value)
+            values.append(Int(byte - UInt8(ascii: "0")))
         }
         guard values.count == 10 else { throw .wrongLength(values.count) }
         let weighted = zip(values.prefix(9), (2...10).reversed()).reduce(0) { $0 + $1.0 * $1.1 }
@@ -40,7 +43,11 @@ public struct NHSNumber: Hashable, Sendable, Codable, CustomStringConvertible {
         guard let expected, expected == values[9] else {
             throw .checkDigitMismatch(expected: expected, found: values[9])
         }
-        digits = values.map(String.init).joined()
+        digits = text.utf8.count == 10 ? text : String(decoding: values.map { UInt8(ascii: "0") + UInt8($0) }, as: UTF8.self)
+    }
+
+    private static func firstNonDigit(in text: String) -> Character {
+        text.first { $0 != " " && $0 != "-" && !($0.isASCII && $0.isWholeNumber) } ?? "?"
     }
 
     /// Starts the description of every decoding failure caused by a bad NHS number, so that

@@ -43,8 +43,8 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     private func write<T>(synced: Bool, _ body: (Database) throws -> T) throws -> T {
         if synced { return try db.write(body) }
         return try db.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+            try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
+            defer { try? db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute() }
             var result: Result<T, any Error>?
             try db.inTransaction {
                 result = Result { try body(db) }

@@ -29,7 +29,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Message body size in bytes for the message-rate figures.")
     var bodyBytes = 1024
 
-    @Option(help: "Run only one part: baseline, durable, paced, fanout, consent, clients, queued or postgres (for profiling).")
+    @Option(help: "Run only one part: baseline, durable, paced, stages, fanout, consent, clients, queued or postgres (for profiling).")
     var only: String?
 
     @Option(help: "A PostgreSQL server (postgres://USER@HOST:PORT/DATABASE) for the durable path on the shared store with 1, 2 and 3 nodes; each run gets a new database beside the one named. Scripts/bench starts one.")
@@ -63,6 +63,18 @@ struct Bench: ParsableCommand {
             rawCurveRate = rawCurve.rate
             table.add("baseline: raw libzmq hop DEALER→ROUTER→DEALER", rawPlain.rate, unit: "msg/s")
             table.add("baseline: the same hop with CURVE", rawCurve.rate, unit: "msg/s")
+        }
+        if wants("stages") {
+            var parsed: Double?
+            for stage in try StageCosts.run(bodyBytes: bodyBytes, iterations: smoke ? 1_000 : 20_000) {
+                if stage.name.hasPrefix("  baseline") {
+                    table.add(stage.name, stage.microseconds, unit: "µs/message",
+                              extra: parsed.map { String(format: "the typed stage above is %.1f× this", $0 / stage.microseconds) })
+                } else {
+                    table.add("stage alone: \(stage.name)", stage.microseconds, unit: "µs/message")
+                    parsed = stage.microseconds
+                }
+            }
         }
         if wants("durable") || only == "durable-only" {
             let durable = try DurablePath.saturate(messages: 1_000 * scale, bodyBytes: bodyBytes)
