@@ -7,6 +7,8 @@ import Foundation
 /// loop does for every referral, timed in isolation so that a change to one shows.
 enum StageCosts {
     struct Stage { var name: String; var microseconds: Double }
+    /// A stage that did not do its work: timing it would measure nothing.
+    struct NotDone: Error, CustomStringConvertible { var description: String }
 
     static func run(bodyBytes: Int, iterations: Int) throws -> [Stage] {
         let patient = nhsNumbers(count: 1)[0]
@@ -37,14 +39,14 @@ enum StageCosts {
         // and no Codable: what JSON itself costs here, against what the typed checks add.
         let headerData = Data(sendFrames[2]), bodyData = Data(body)
         stages.append(try time("decode a SEND command (frames, strict header)") {
-            guard case .send(_, let b) = try codec.decodeClientCommand(sendFrames[...]) else { return 0 }
+            guard case .send(_, let b) = try codec.decodeClientCommand(sendFrames[...]) else { throw NotDone(description: "the SEND did not decode as one") }
             return b.count
         })
         stages.append(try time("  baseline: parse the same header, untyped (JSONSerialization)") {
             (try JSONSerialization.jsonObject(with: headerData) as? [String: Any])?.count ?? 0
         })
         stages.append(try time("validate a referral body against its schema") {
-            guard case .referral(let r) = try MessageBody.decode(kind: .referral, json: body) else { return 0 }
+            guard case .referral(let r) = try MessageBody.decode(kind: .referral, json: body) else { throw NotDone(description: "the body did not decode as a referral") }
             return r.reasonText.utf8.count
         })
         stages.append(try time("  baseline: parse the same body, untyped (JSONSerialization)") {
@@ -89,6 +91,7 @@ enum StageCosts {
             let outcomes = try store.accept(messages, at: now)
             accept += ContinuousClock.now - start
             let seqs = outcomes.compactMap { outcome -> Int64? in if case .stored(let seq) = outcome { seq } else { nil } }
+            guard seqs.count == batch else { throw NotDone(description: "the store kept \(seqs.count) of \(batch) referrals") }
             start = ContinuousClock.now
             try store.recordDeliveries(
                 sent: seqs.map { ($0, PersonID("sw.bench")) }, withheld: [],
@@ -96,7 +99,8 @@ enum StageCosts {
                                                  recipient: "sw.bench", decision: "deliver:deliver", rule: "direct-care") }, at: now)
             deliver += ContinuousClock.now - start
             start = ContinuousClock.now
-            _ = try store.confirm(recipient: "sw.bench", ids: messages.map(\.id), at: now)
+            let confirmed = try store.confirm(recipient: "sw.bench", ids: messages.map(\.id), at: now)
+            guard confirmed.count == batch else { throw NotDone(description: "\(confirmed.count) of \(batch) deliveries confirmed") }
             confirm += ContinuousClock.now - start
         }
         func perMessage(_ total: Duration) -> Double {
