@@ -99,6 +99,7 @@ let package = Package(
         .executableTarget(name: "carerelay-bench", dependencies: [
             "CareRelayBroker", "CareRelayClient", "CareRelayPolicy", "CareRelayStore", "CareRelayPostgres", "CareRelayHarness", "ZeroMQ",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -22,6 +22,7 @@ final class BrokerMetrics {
     private let connected: Gauge
     private let storeCommit: CoreMetrics.Timer
     private let storeDeliveryRecord: CoreMetrics.Timer
+    private let loopTurn: CoreMetrics.Timer
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -33,6 +34,7 @@ final class BrokerMetrics {
         connected = Gauge(label: "carerelay_connected_clients", factory: factory)
         storeCommit = CoreMetrics.Timer(label: "carerelay_store_seconds", dimensions: [("operation", "accept")], factory: factory)
         storeDeliveryRecord = CoreMetrics.Timer(label: "carerelay_store_seconds", dimensions: [("operation", "record_deliveries")], factory: factory)
+        loopTurn = CoreMetrics.Timer(label: "carerelay_loop_turn_seconds", factory: factory)
     }
 
     func accepted(_ kind: MessageKind) {
@@ -62,6 +64,13 @@ final class BrokerMetrics {
     func duplicateSend() { duplicates.increment() }
 
     func connectedClients(_ count: Int) { connected.record(count) }
+
+    /// One turn of the loop that had work: everything read in one pass stored, answered and
+    /// delivered. A command that arrives during a turn waits for the rest of it and then for
+    /// its own, so this is what send-to-deliver latency is made of.
+    func loopTurn(nanoseconds: UInt64) {
+        loopTurn.recordNanoseconds(Int64(clamping: nanoseconds))
+    }
 
     /// Times a store write; the figure operators watch for a failing or slow disk.
     func timeStore<T>(accepting: Bool, _ body: () throws -> T) rethrows -> T {

@@ -121,11 +121,17 @@ final class Engine {
                 logger.error("poll failed; stopping", metadata: ["error": "\(error)"])
                 break
             }
+            let turnStart = DispatchTime.now().uptimeNanoseconds
+            let commandsWaiting = events.count == 2 && events[0].contains(.readable)
             if events.count == 2, events[1].contains(.readable) { handleControl() }
-            if events.count == 2, events[0].contains(.readable) { drain() }
+            if commandsWaiting { drain() }
             takeSharedChanges()
             runTimers()
+            let deliveriesWaiting = !dirty.isEmpty
             pumpDirty()
+            if commandsWaiting || deliveriesWaiting {
+                metrics.loopTurn(nanoseconds: DispatchTime.now().uptimeNanoseconds - turnStart)
+            }
             // Wall time, not the configured clock: health checks compare it with the real now.
             vitals.turn(at: Date(), connectedClients: sessions.count)
             metrics.connectedClients(sessions.count)

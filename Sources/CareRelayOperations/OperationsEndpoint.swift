@@ -25,7 +25,7 @@ public final class OperationsEndpoint: Sendable {
     /// land in `registry`.
     public static func metricsFactory(for registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: registry)
-        // Store writes: a synced commit costs a few milliseconds; a failing disk, seconds.
+        // Store writes and loop turns: a few milliseconds each; a failing disk, seconds.
         factory.defaultDurationHistogramBuckets = [
             .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
             .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),

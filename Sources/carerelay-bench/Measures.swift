@@ -51,6 +51,10 @@ enum DurablePath {
         var achieved: Double
         var p50: Double, p99: Double, p999: Double
         var latencyText: String { String(format: "%.2f / %.2f / %.2f ms", p50, p99, p999) }
+        /// The broker's own timers (its loop's turns, its synced commits), when it is in this
+        /// process on SQLite: p50, p99 and the largest, in milliseconds.
+        var turns: (count: Int, referralsPerTurn: Double, busy: Double, ms: [Double])?
+        var commits: [Double]?
     }
 
     /// As fast as the broker goes: a window of SENDs in flight, all delivered and confirmed.
@@ -96,7 +100,8 @@ enum DurablePath {
     /// A fixed offered rate; latency from SEND to DELIVER at the recipient.
     /// With several nodes, the first pair: sent through one broker, delivered by another.
     static func paced(rate: Int, seconds duration: Int, bodyBytes: Int, system: BenchSystem? = nil) throws -> Paced {
-        let system = try system ?? BenchSystem()
+        let timers = RecordedTimers()
+        let system = try system ?? BenchSystem(timers: timers)
         let pair = system.pairs[0]
         let sender = try system.connection(pair.sender, receive: false, node: pair.senderNode)
         let receiver = try system.connection(pair.recipient, receive: true, node: pair.recipientNode)
@@ -144,7 +149,16 @@ enum DurablePath {
             guard !latencies.isEmpty else { return .nan }
             return latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
         }
-        return Paced(achieved: Double(total) / elapsed, p50: percentile(0.5), p99: percentile(0.99), p999: percentile(0.999))
+        var result = Paced(achieved: Double(total) / elapsed, p50: percentile(0.5), p99: percentile(0.99), p999: percentile(0.999))
+        let points = [0.5, 0.99, 1.0]
+        let turnKey = RecordedTimers.key("carerelay_loop_turn_seconds", [])
+        // Turns before the first SEND (HELLOs) are a handful among thousands.
+        let turnTotal = timers.total(turnKey)
+        result.turns = timers.percentiles(turnKey, points).map {
+            (turnTotal.count, Double(total) / Double(max(1, turnTotal.count)), turnTotal.seconds / elapsed, $0)
+        }
+        result.commits = timers.percentiles(RecordedTimers.key("carerelay_store_seconds", [("operation", "accept")]), points)
+        return result
     }
 }
 

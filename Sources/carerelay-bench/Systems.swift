@@ -5,6 +5,7 @@ import CareRelayProtocol
 import CareRelayStore
 import Foundation
 import ArgumentParser
+import CoreMetrics
 import Logging
 import ZeroMQ
 
@@ -43,7 +44,7 @@ final class BenchSystem {
     let keys: [PersonID: CurveKeyPair]
     let patient = nhsNumbers(count: 1)[0]
 
-    init(mdtMembers: Int = 0, store: (any StoreProvider)? = nil, nodes: Int = 1) throws {
+    init(mdtMembers: Int = 0, store: (any StoreProvider)? = nil, nodes: Int = 1, timers: RecordedTimers? = nil) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("carerelay-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         brokerKeys = try CurveKeyPair.generate()
@@ -84,7 +85,7 @@ final class BenchSystem {
                 configuration: BrokerConfiguration(
                     endpoint: "tcp://127.0.0.1:*", storePath: folder.appendingPathComponent("store.sqlite").path, store: store,
                     publicKey: brokerKeys.publicKey, secretKey: brokerKeys.secretKey, maxBodyBytes: 1 << 20,
-                    heartbeatMilliseconds: 60_000, batchLimit: 1_024),
+                    heartbeatMilliseconds: 60_000, batchLimit: 1_024, metricsFactory: timers ?? NOOPMetricsHandler.instance),
                 directory: index, logger: logger)
         }
     }

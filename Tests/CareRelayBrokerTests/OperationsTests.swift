@@ -73,6 +73,10 @@ import ZeroMQ
         #expect(sample(text, "carerelay_referrals_overdue") == 0)
         #expect(sample(text, "carerelay_ready") == 1)
         #expect(text.contains(#"carerelay_store_seconds_count{operation="accept"}"#))
+        // Each of the three accepted messages was handled in a turn of its own (every client
+        // waits for its answer before sending again), and each of those turns had ended
+        // before the loop could read the next command.
+        #expect((sample(text, "carerelay_loop_turn_seconds_count") ?? 0) >= 3, "\(text)")
         // Past the same-day target (8 hours) the referral counts as overdue.
         let later = try endpoint.metricsText(now: Date().addingTimeInterval(9 * 3_600))
         #expect(sample(later, "carerelay_referrals_overdue") == 1)
