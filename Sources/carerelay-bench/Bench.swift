@@ -106,13 +106,11 @@ struct Bench: ParsableCommand {
             table.add("durable path at \(rate) msg/s offered: achieved", paced.achieved, unit: "msg/s")
             table.add("  send→deliver p50 / p99 / p99.9", nil, unit: paced.latencyText)
             if let turns = paced.turns {
-                table.add("  the broker's loop: turns with work, p50 / p99 / max", nil,
-                          unit: String(format: "%.2f / %.2f / %.2f ms", turns.ms[0], turns.ms[1], turns.ms[2]),
-                          extra: String(format: "%d turns, %.1f referrals a turn, busy %.0f%% of the time", turns.count, turns.referralsPerTurn, turns.busy * 100))
+                table.add("  the broker's loop: turns with work, p50 / p99 / max", nil, unit: turns.text,
+                          extra: String(format: "%d turns, %.1f referrals a turn, busy %.0f%% of the time", turns.count, paced.referralsPerTurn, paced.busy * 100))
             }
             if let commits = paced.commits {
-                table.add("  the broker's synced commits, p50 / p99 / max", nil,
-                          unit: String(format: "%.2f / %.2f / %.2f ms", commits[0], commits[1], commits[2]))
+                table.add("  the broker's synced commits, p50 / p99 / max", nil, unit: commits.text)
             }
         }
 

@@ -51,10 +51,14 @@ enum DurablePath {
         var achieved: Double
         var p50: Double, p99: Double, p999: Double
         var latencyText: String { String(format: "%.2f / %.2f / %.2f ms", p50, p99, p999) }
-        /// The broker's own timers (its loop's turns, its synced commits), when it is in this
-        /// process on SQLite: p50, p99 and the largest, in milliseconds.
-        var turns: (count: Int, referralsPerTurn: Double, busy: Double, ms: [Double])?
-        var commits: [Double]?
+        /// The broker's own timers (its loop's turns with work, its synced commits), when it
+        /// is in this process on SQLite.
+        var turns: RecordedTimers.Summary?
+        var commits: RecordedTimers.Summary?
+        var referralsPerTurn: Double { turns.map { Double(messages) / Double(max(1, $0.count)) } ?? .nan }
+        /// The share of the run the loop spent in turns (the few before the first SEND included).
+        var busy: Double { turns.map { $0.totalSeconds / seconds } ?? .nan }
+        var messages = 0, seconds = 1.0
     }
 
     /// As fast as the broker goes: a window of SENDs in flight, all delivered and confirmed.
@@ -145,19 +149,12 @@ enum DurablePath {
             latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
         }
         latencies.sort()
-        func percentile(_ p: Double) -> Double {
-            guard !latencies.isEmpty else { return .nan }
-            return latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
-        }
-        var result = Paced(achieved: Double(total) / elapsed, p50: percentile(0.5), p99: percentile(0.99), p999: percentile(0.999))
-        let points = [0.5, 0.99, 1.0]
-        let turnKey = RecordedTimers.key("carerelay_loop_turn_seconds", [])
-        // Turns before the first SEND (HELLOs) are a handful among thousands.
-        let turnTotal = timers.total(turnKey)
-        result.turns = timers.percentiles(turnKey, points).map {
-            (turnTotal.count, Double(total) / Double(max(1, turnTotal.count)), turnTotal.seconds / elapsed, $0)
-        }
-        result.commits = timers.percentiles(RecordedTimers.key("carerelay_store_seconds", [("operation", "accept")]), points)
+        var result = Paced(achieved: Double(total) / elapsed, p50: percentile(latencies, 0.5) ?? .nan,
+                           p99: percentile(latencies, 0.99) ?? .nan, p999: percentile(latencies, 0.999) ?? .nan)
+        result.turns = timers.summary(RecordedTimers.key("carerelay_loop_turn_seconds"))
+        result.commits = timers.summary(RecordedTimers.key("carerelay_store_seconds", [("operation", "accept")]))
+        result.messages = total
+        result.seconds = elapsed
         return result
     }
 }
