@@ -13,6 +13,9 @@ struct ConsentGate {
     /// The newest consent message applied to the registry.
     private(set) var appliedThrough: Int64 = 0
 
+    /// Who may read or change what on the doors that are not deliveries, from the same policy.
+    var access: AccessPolicy { AccessPolicy(engine: engine) }
+
     init(policy: ConsentPolicy, store: any MessageStore) throws {
         engine = ConsentEngine(policy: policy)
         registry = ConsentRegistry()
@@ -77,26 +80,15 @@ extension Engine {
             nhsNumber: nil, relationships: relationships)
     }
 
-    enum CareTeamMember: Hashable {
-        case person(PersonID)
-        case team(TeamID)
-
-        init?(_ text: String) {
-            if text.hasPrefix("person:") { self = .person(PersonID(String(text.dropFirst(7)))) }
-            else if text.hasPrefix("team:") { self = .team(TeamID(String(text.dropFirst(5)))) }
-            else { return nil }
-        }
-
-        var text: String {
-            switch self {
-            case .person(let id): "person:\(id)"
-            case .team(let id): "team:\(id)"
-            }
-        }
-    }
-
     /// Agenda items have no ids of their own; their position names them.
     static func agendaPartID(_ index: Int) -> String { "item-\(index + 1)" }
+
+    /// How a person stands towards a patient for the access policy: their place in the care
+    /// team and whether the patient objected to them.
+    func standing(of person: Directory.Person, toward patient: NHSNumber) throws -> AccessPolicy.Standing {
+        let asker = try consentRecipient(person, patients: [patient], addressedTeams: [], addressedPeople: [], isReferral: false)
+        return consent.access.standing(of: asker, toward: patient, directives: consent.registry, now: configuration.clock())
+    }
 
     func careTeam(of patient: NHSNumber) throws -> [CareTeamMember] {
         if let cached = careTeams[patient] { return cached }

@@ -1,4 +1,5 @@
 import CareRelayModel
+import CareRelayPolicy
 import CareRelayProtocol
 import CareRelayStore
 import Crypto
@@ -440,13 +441,6 @@ final class Engine {
             endSession(session.routingID)
             logger.info("session expired", metadata: ["person": "\(session.person)"])
         }
-    }
-}
-
-extension Directory.Person {
-    /// Only a gateway acts for others, and only for those its directory entry lists.
-    func actsAsGateway(for other: PersonID) -> Bool {
-        roles.contains(.gateway) && (actsFor ?? []).contains(other)
     }
 }
 

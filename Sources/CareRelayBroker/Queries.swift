@@ -1,11 +1,13 @@
 import CareRelayModel
+import CareRelayPolicy
 import CareRelayProtocol
 import CareRelayStore
 import Foundation
 
 extension Engine {
-    /// Reads and small administrative requests. Each checks who is asking: identity and roles
-    /// come from the directory entry of the authenticated key.
+    /// Reads and small administrative requests. Identity and roles come from the directory
+    /// entry of the authenticated key; whether the asker may read or change anything about a
+    /// patient is the access policy's decision (`AccessPolicy`, Protocols/access-policy.md).
     func answer(_ routingID: [UInt8], person: Directory.Person, query: Query) {
         let params = query.params ?? [:]
         do {
@@ -36,148 +38,43 @@ extension Engine {
         }
     }
 
-    private func require(_ allowed: Bool, _ reason: String) throws {
-        if !allowed { throw ProtocolError(.notPermitted, reason) }
+    private func idParam(_ params: [String: String]) throws -> String {
+        guard let id = params["id"] else { throw ProtocolError(.invalidHeader, "params.id: name the message id") }
+        return id
     }
 
     private func evaluate(_ name: String, params: [String: String], person: Directory.Person) throws -> [UInt8] {
-        let now = configuration.clock()
-        let isProfessional = person.roles.contains(where: \.isRegisteredProfessional)
-        let isGovernance = person.roles.contains(.administrator) || person.roles.contains(.careCoordinator)
         switch name {
         case "status":
             // Figures only (counts, sizes, times): safe for anyone the directory knows.
             var vitalsNow = vitals.snapshot
             vitalsNow.connectedClients = sessions.count
-            return try json(BrokerStatusReport(vitals: vitalsNow, store: try store.statistics(at: now)))
-
-        case "inbox":
-            var subject = person.id
-            if let other = params["for"].map(PersonID.init) {
-                try require(person.actsAsGateway(for: other), "params.for: you may read only your own inbox or that of someone you act for")
-                subject = other
-            }
-            let kind = try params["kind"].map { text -> MessageKind in
-                guard let kind = MessageKind(rawValue: text) else { throw ProtocolError(.invalidHeader, "params.kind: unknown kind '\(text)'") }
-                return kind
-            }
-            let limit = min(max(Int(params["limit"] ?? "") ?? 50, 1), 500)
-            struct Line: Encodable { var id: String, kind: MessageKind, from: PersonID, acceptedAt: Date, state: String? }
-            return try json(try store.history(for: subject, kind: kind, limit: limit).map {
-                Line(id: $0.id, kind: $0.kind, from: $0.sender, acceptedAt: $0.acceptedAt, state: $0.state)
-            })
-
-        case "track":
-            guard let id = params["id"] else { throw ProtocolError(.invalidHeader, "params.id: name the message id to track") }
-            guard let tracking = try store.tracking(id: id) else { throw ProtocolError(.unknownMessage, "message \(id) is not known to this broker") }
-            let teamMembers = tracking.referral?.team.map { directory.members(of: $0) } ?? []
-            let coordinator = tracking.referral?.team.flatMap { directory.team($0)?.coordinator }
-            // A recipient whose copy was withheld may not track it: the recipients and the
-            // referral record describe a patient whose consent kept the message from them.
-            try require(
-                tracking.sender == person.id || tracking.recipients.contains { $0.person == person.id && $0.decision != "withheld" }
-                    || teamMembers.contains(person.id) || coordinator == person.id,
-                "only the sender, the recipients and the receiving team may track message \(id)")
-            return try json(tracking)
-
+            return try json(BrokerStatusReport(vitals: vitalsNow, store: try store.statistics(at: configuration.clock())))
+        case "inbox": return try inbox(params, person: person)
+        case "track": return try track(try idParam(params), person: person)
+        case "message": return try messageView(try idParam(params), as: params["as"].map(PersonID.init), person: person)
         case "careteam":
-            try require(isProfessional, "only registered professionals may see care teams")
             let patient = try patientParam(params)
+            try AccessPolicy.enforce(consent.access.mayRead(.careTeam, asker: person, standing: try standing(of: person, toward: patient)))
             return try json(try store.careTeam(of: patient))
-
         case "careteam.link", "careteam.unlink":
-            try require(isProfessional, "only registered professionals may change care teams")
-            let patient = try patientParam(params)
-            guard let memberText = params["member"], let member = CareTeamMember(memberText) else {
-                throw ProtocolError(.invalidHeader, "params.member: write team:ID or person:ID")
-            }
-            switch member {
-            case .person(let id) where directory.person(id) == nil:
-                throw ProtocolError(.unknownAddress, "\(memberText): no such person in the directory")
-            case .team(let id) where directory.team(id) == nil:
-                throw ProtocolError(.unknownAddress, "\(memberText): no such team in the directory")
-            default: break
-            }
-            let current = try careTeam(of: patient)
-            let inTeam = current.contains { m in
-                switch m {
-                case .person(let id): id == person.id
-                case .team(let id): person.teams.contains(id)
-                }
-            }
-            // The first link founds the care team; after that only its members or a
-            // co-ordinator may change it.
-            try require(current.isEmpty || inTeam || person.roles.contains(.careCoordinator),
-                        "only members of this patient's care team, or a care co-ordinator, may change it")
-            if name == "careteam.link" {
-                try store.link(patient: patient, member: member.text, by: person.id, at: now)
-            } else {
-                try store.unlink(patient: patient, member: member.text, by: person.id, at: now)
-            }
-            careTeams[patient] = nil
-            for session in sessions.all { dirty.insert(session.person) }
-            return try json(try store.careTeam(of: patient))
-
+            return try changeCareTeam(link: name == "careteam.link", params, person: person)
         case "consent":
             let patient = try patientParam(params)
-            let inTeam = try careTeam(of: patient).contains { m in
-                switch m {
-                case .person(let id): id == person.id
-                case .team(let id): person.teams.contains(id)
-                }
-            }
-            try require(isProfessional && (inTeam || person.roles.contains(.careCoordinator)),
-                        "only registered professionals in the patient's care team may read their consent record")
+            try AccessPolicy.enforce(consent.access.mayRead(.consentDirectives, asker: person, standing: try standing(of: person, toward: patient)))
             struct Line: Encodable { var message: String, recordedBy: PersonID, acceptedAt: Date, record: String }
             // The history of consent messages; the registry in force is what they add up to.
             return try json(try store.consentRecords(patient: patient).map {
                 Line(message: $0.id, recordedBy: $0.sender, acceptedAt: $0.acceptedAt, record: String(decoding: $0.body, as: UTF8.self))
             })
-
-        case "audit":
-            let filter = AuditFilter(
-                patient: params["patient"], person: params["person"], message: params["message"],
-                limit: min(max(Int(params["limit"] ?? "") ?? 200, 1), 5_000))
-            try require(isGovernance || filter.person == person.id.rawValue,
-                        "only administrators and care co-ordinators may query the audit trail beyond their own actions (add person=\(person.id))")
-            return try json(try store.audit(filter))
-
+        case "audit": return try audit(params, person: person)
         case "audit.verify":
-            try require(isGovernance, "only administrators and care co-ordinators may verify the audit trail")
+            try AccessPolicy.enforce(consent.access.mayVerifyAudit(asker: person))
             struct Verification: Encodable { var intact: Bool, rows: Int?, brokenAtRow: Int64?, reason: String? }
             switch try store.verifyAudit() {
             case .intact(let rows): return try json(Verification(intact: true, rows: rows, brokenAtRow: nil, reason: nil))
             case .broken(let row, let reason): return try json(Verification(intact: false, rows: nil, brokenAtRow: row, reason: reason))
             }
-
-        case "message":
-            // A message as one person receives it, consent applied as it stands now. The sender
-            // and governance roles may ask how another recipient sees it ("as"), which is how an
-            // MDT co-ordinator checks what each attendee will read.
-            guard let id = params["id"] else { throw ProtocolError(.invalidHeader, "params.id: name the message id") }
-            guard let stored = try store.message(id: id), let tracking = try store.tracking(id: id) else {
-                throw ProtocolError(.unknownMessage, "message \(id) is not known to this broker")
-            }
-            let viewerID = params["as"].map(PersonID.init) ?? person.id
-            let isSender = stored.sender == person.id
-            let actsFor = person.actsAsGateway(for: viewerID)
-            try require(viewerID == person.id || isSender || isGovernance || actsFor,
-                        "only the sender may see how another recipient receives message \(id)")
-            guard let viewer = directory.person(viewerID) else { throw ProtocolError(.unknownAddress, "person:\(viewerID): no such person") }
-            let isRecipient = tracking.recipients.contains { $0.person == viewerID }
-            try require(isRecipient || viewerID == stored.sender, "\(viewerID) is not a recipient of message \(id)")
-            if viewerID == stored.sender {
-                return try json(MessageView(header: nil, body: String(decoding: stored.body, as: UTF8.self), withheld: nil))
-            }
-            let item = MailItem(seq: stored.seq, id: stored.id, kind: stored.kind, sender: stored.sender, envelope: stored.envelope,
-                                patient: stored.patient, body: stored.body, acceptedAt: stored.acceptedAt, recipient: viewerID, topic: nil)
-            switch prepareDelivery(item, to: viewer, now: now, attempt: 0) {
-            case .send(let header, let body, _, _):
-                return try json(MessageView(header: header, body: String(decoding: body, as: UTF8.self), withheld: nil))
-            case .withhold(_, let reason):
-                return try json(MessageView(header: nil, body: nil, withheld: reason))
-            }
-
         case "directory":
             struct Entry: Encodable { var id: PersonID, name: String, roles: [Role], teams: [TeamID] }
             struct Team: Encodable { var id: TeamID, name: String, kind: String, locality: LocalityID, coordinator: PersonID?, hours: String?, fallback: [String]? }
@@ -187,9 +84,168 @@ extension Engine {
                 teams: directory.directory.teams.map {
                     Team(id: $0.id, name: $0.name, kind: $0.kind.rawValue, locality: $0.locality, coordinator: $0.coordinator, hours: $0.hours, fallback: $0.fallback)
                 }))
-
         default:
             throw ProtocolError(.invalidHeader, "query: unknown query '\(name)'; queries are status, inbox, track, message, careteam, careteam.link, careteam.unlink, consent, audit, audit.verify, directory")
+        }
+    }
+
+    // MARK: Inbox and messages
+
+    private func inbox(_ params: [String: String], person: Directory.Person) throws -> [UInt8] {
+        var subject = person.id
+        if let other = params["for"].map(PersonID.init) {
+            guard person.actsAsGateway(for: other) else {
+                throw ProtocolError(.notPermitted, "params.for: you may read only your own inbox or that of someone you act for")
+            }
+            subject = other
+        }
+        let kind = try params["kind"].map { text -> MessageKind in
+            guard let kind = MessageKind(rawValue: text) else { throw ProtocolError(.invalidHeader, "params.kind: unknown kind '\(text)'") }
+            return kind
+        }
+        let limit = min(max(Int(params["limit"] ?? "") ?? 50, 1), 500)
+        struct Line: Encodable { var id: String, kind: MessageKind, from: PersonID, acceptedAt: Date, state: String? }
+        // A copy withheld from its recipient is not theirs to see, not even as a line saying so.
+        return try json(try store.history(for: subject, kind: kind, limit: limit).filter { $0.state != "withheld" }.map {
+            Line(id: $0.id, kind: $0.kind, from: $0.sender, acceptedAt: $0.acceptedAt, state: $0.state)
+        })
+    }
+
+    /// How `person` stands to a tracked message, and towards the patient it is about.
+    private func copy(of person: Directory.Person, in tracking: Tracking) -> AccessPolicy.Copy {
+        if tracking.sender == person.id { return .sender }
+        if let mine = tracking.recipients.first(where: { $0.person == person.id }) {
+            return .recipient(withheld: mine.decision == "withheld" || mine.state == "withheld")
+        }
+        if let team = tracking.referral?.team, directory.members(of: team).contains(person.id) || directory.team(team)?.coordinator == person.id {
+            return .handler
+        }
+        return .none
+    }
+
+    private func unknown(_ id: String) -> ProtocolError {
+        ProtocolError(.unknownMessage, "message \(id) is not known to this broker")
+    }
+
+    /// The tracked message and the asker's part in it, or "not known" when the policy hides it.
+    private func visibleMessage(_ id: String, to person: Directory.Person) throws -> (StoredMessage, Tracking, AccessPolicy.Copy, AccessPolicy.Standing?) {
+        guard let stored = try store.message(id: id), let tracking = try store.tracking(id: id) else { throw unknown(id) }
+        let part = copy(of: person, in: tracking)
+        let patient = stored.patient ?? tracking.referral?.patient
+        let towardsPatient = try patient.map { try standing(of: person, toward: $0) }
+        if consent.access.mayReadMessage(part, standing: towardsPatient) != .allow { throw unknown(id) }
+        return (stored, tracking, part, towardsPatient)
+    }
+
+    private func track(_ id: String, person: Directory.Person) throws -> [UInt8] {
+        var (_, tracking, copy, standing) = try visibleMessage(id, to: person)
+        if !consent.access.seesDecisions(asker: person, copy: copy, standing: standing) {
+            // Who the message was withheld from says what the patient decided about them.
+            tracking.recipients.removeAll { $0.decision == "withheld" || $0.state == "withheld" }
+        }
+        return try json(tracking)
+    }
+
+    /// A message as one person receives it, consent applied as it stands now. The sender may
+    /// ask how each recipient sees it (`as`), which is how an MDT co-ordinator checks what each
+    /// attendee will read; a gateway reads the copies of the carers it acts for.
+    private func messageView(_ id: String, as requested: PersonID?, person: Directory.Person) throws -> [UInt8] {
+        let viewerID = requested ?? person.id
+        var asker = person
+        if viewerID != person.id, person.actsAsGateway(for: viewerID), let carer = directory.person(viewerID) {
+            asker = carer  // the bridge reads exactly what the carer may read
+        }
+        let (stored, tracking, copy, _) = try visibleMessage(id, to: asker)
+        try AccessPolicy.enforce(consent.access.mayView(as: viewerID, asker: asker, copy: copy))
+        guard let viewer = directory.person(viewerID) else { throw ProtocolError(.unknownAddress, "person:\(viewerID): no such person") }
+        if viewerID == stored.sender {
+            return try json(MessageView(header: nil, body: String(decoding: stored.body, as: UTF8.self), withheld: nil))
+        }
+        guard tracking.recipients.contains(where: { $0.person == viewerID }) else {
+            throw ProtocolError(.notPermitted, "\(viewerID) is not a recipient of message \(id)")
+        }
+        let item = MailItem(seq: stored.seq, id: stored.id, kind: stored.kind, sender: stored.sender, envelope: stored.envelope,
+                            patient: stored.patient, body: stored.body, acceptedAt: stored.acceptedAt, recipient: viewerID, topic: nil)
+        switch prepareDelivery(item, to: viewer, now: configuration.clock(), attempt: 0) {
+        case .send(let header, let body, _, _):
+            return try json(MessageView(header: header, body: String(decoding: body, as: UTF8.self), withheld: nil))
+        case .withhold(_, let reason):
+            // Only the sender learns that (and why) a recipient may not read it.
+            guard copy == .sender else { throw unknown(id) }
+            return try json(MessageView(header: nil, body: nil, withheld: reason))
+        }
+    }
+
+    // MARK: Care teams
+
+    private func changeCareTeam(link: Bool, _ params: [String: String], person: Directory.Person) throws -> [UInt8] {
+        let patient = try patientParam(params)
+        guard let memberText = params["member"], let member = CareTeamMember(memberText) else {
+            throw ProtocolError(.invalidHeader, "params.member: write team:ID or person:ID")
+        }
+        switch member {
+        case .person(let id) where directory.person(id) == nil:
+            throw ProtocolError(.unknownAddress, "\(memberText): no such person in the directory")
+        case .team(let id) where directory.team(id) == nil:
+            throw ProtocolError(.unknownAddress, "\(memberText): no such team in the directory")
+        default: break
+        }
+        let current = try careTeam(of: patient)
+        try AccessPolicy.enforce(consent.access.mayChangeCareTeam(
+            asker: person, standing: try standing(of: person, toward: patient), careTeamIsEmpty: current.isEmpty, member: member))
+        let now = configuration.clock()
+        if link {
+            try store.link(patient: patient, member: member.description, by: person.id, at: now)
+        } else {
+            try store.unlink(patient: patient, member: member.description, by: person.id, at: now)
+        }
+        careTeams[patient] = nil
+        // Relationships decide consent: what waits for anyone may now go, or not.
+        for session in sessions.all { dirty.insert(session.person) }
+        return try json(try store.careTeam(of: patient))
+    }
+
+    // MARK: Audit
+
+    private func audit(_ params: [String: String], person: Directory.Person) throws -> [UInt8] {
+        let filter = AuditFilter(
+            patient: params["patient"], person: params["person"], message: params["message"],
+            limit: min(max(Int(params["limit"] ?? "") ?? 200, 1), 5_000))
+        let scope: AccessPolicy.AuditScope
+        if filter.person == person.id.rawValue {
+            scope = .ownActions
+        } else if let message = filter.message, filter.person == nil {
+            let readable = (try? visibleMessage(message, to: person)) != nil
+            let patient = try store.message(id: message).flatMap { $0.patient }
+            scope = .message(readable ? .allow : .conceal, try patient.map { try standing(of: person, toward: $0) })
+        } else if let text = filter.patient, filter.person == nil, filter.message == nil {
+            let patient = try patientParam(["patient": text])
+            scope = .patient(try standing(of: person, toward: patient))
+        } else {
+            scope = .everything
+        }
+        let (decision, view) = consent.access.mayQueryAudit(asker: person, scope: scope)
+        if decision == .conceal, let message = filter.message { throw unknown(message) }
+        try AccessPolicy.enforce(decision)
+        var rows = try store.audit(filter)
+        if view == .own {
+            // Nothing that says what was withheld from the asker, and no rule ids: a rule such
+            // as R1-objection would tell them what the patient decided.
+            rows.removeAll { $0.entry.recipient == person.id.rawValue && $0.entry.action == .withhold }
+            for index in rows.indices { rows[index].entry.rule = nil }
+        }
+        return try json(rows)
+    }
+}
+
+extension AccessPolicy {
+    /// Turns a refusal into the protocol's answer. A concealed thing is answered as unknown by
+    /// the caller, which knows what it was asked for; here it is a plain refusal.
+    static func enforce(_ decision: Decision) throws(ProtocolError) {
+        switch decision {
+        case .allow: return
+        case .refuse(let reason): throw ProtocolError(.notPermitted, reason)
+        case .conceal: throw ProtocolError(.notPermitted, "not permitted")
         }
     }
 }

@@ -1,4 +1,5 @@
 import CareRelayModel
+import CareRelayPolicy
 import CareRelayProtocol
 import CareRelayStore
 import Crypto
@@ -39,12 +40,14 @@ extension Engine {
         }
 
         let teamMembers = record.team.map { directory.members(of: $0) } ?? []
-        let isHandler: Bool
-        if record.team != nil {
-            isHandler = teamMembers.contains(actor.id)
-        } else {
-            isHandler = ((try? store.tracking(id: record.messageID))?.recipients.contains { $0.person == actor.id }) ?? false
+        // The actor's own copy of the referral, if any (nil for one stored in this same batch).
+        let ownCopy: Tracking.Recipient?
+        do {
+            ownCopy = try store.tracking(id: record.messageID)?.recipients.first { $0.person == actor.id }
+        } catch {
+            throw ProtocolError(.storeUnavailable, "the broker could not read the referral; nothing was accepted")
         }
+        let isHandler = record.team != nil ? teamMembers.contains(actor.id) : ownCopy != nil
 
         func transition(from allowed: Set<ReferralRecord.Status>, to next: ReferralRecord.Status) throws(ProtocolError) {
             guard allowed.contains(record.status) else {
@@ -66,7 +69,14 @@ extension Engine {
         case .escalated:
             throw ProtocolError(.notPermitted, "only the broker escalates a referral")
         case .accepted, .declined, .allocated, .completed:
-            guard isHandler else {
+            // A referral withheld from someone does not exist for them: they cannot take it.
+            let standing = try record.patient.map { patient throws(ProtocolError) in try readStanding(of: actor, toward: patient) }
+            switch consent.access.mayActOnReferral(
+                isHandler: isHandler, ownCopyWithheld: ownCopy.map { $0.decision == "withheld" || $0.state == "withheld" } ?? false,
+                standing: standing ?? AccessPolicy.Standing(relationships: [], objected: false)) {
+            case .allow: break
+            case .conceal: throw ProtocolError(.unknownMessage, "referral \(event.referral) is not known to this broker")
+            case .refuse:
                 throw ProtocolError(.notPermitted, "only members of the team the referral was sent to may \(event.change.type.rawValue) it")
             }
             switch event.change {
@@ -80,6 +90,10 @@ extension Engine {
             case .allocated(let allocation):
                 guard record.team == nil || teamMembers.contains(allocation.person) else {
                     throw ProtocolError(.notPermitted, "allocatedTo: \(allocation.person) is not a member of team \(record.team.map(\.rawValue) ?? "")")
+                }
+                if let patient = record.patient, let allocatee = directory.person(allocation.person) {
+                    try AccessPolicy.enforce(consent.access.mayAllocate(
+                        to: allocatee.id, standing: try readStanding(of: allocatee, toward: patient)))
                 }
                 try transition(from: [.sent, .accepted, .allocated], to: .allocated)
                 if record.takenBy == nil {

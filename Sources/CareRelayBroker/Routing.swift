@@ -255,7 +255,7 @@ extension Engine {
         if let first = keysInBatch[idempotencyKey] { return .repeatOf(index: first) }
         if let earlier = earlier[idempotencyKey] {
             guard earlier.fingerprint == fingerprint else { throw Self.conflict(key: header.key, id: earlier.id) }
-            return .duplicate(id: earlier.id, deliveries: earlier.deliveries)
+            return .duplicate(id: earlier.id, deliveries: mayListRecipients(to: header.to, sender: actor) ? earlier.deliveries : [])
         }
         guard Self.maySend(header.kind, roles: actor.roles) else {
             throw ProtocolError(.notPermitted, "your roles (\(actor.roles.map(\.rawValue).joined(separator: ", "))) may not send \(header.kind.rawValue) messages")
@@ -280,6 +280,7 @@ extension Engine {
         if header.breakGlass != nil, !actor.roles.contains(where: \.isRegisteredProfessional) {
             throw ProtocolError(.notPermitted, "breakGlass: only a registered professional may override consent")
         }
+        try authorise(body, actor: actor)
 
         var referral: ReferralRecord?
         var referralExpectedStatus: ReferralRecord.Status?
@@ -404,6 +405,7 @@ extension Engine {
             bodyHash: fingerprint, acceptedAt: now,
             deliveries: deliveries, referral: referral, referralExpectedStatus: referralExpectedStatus,
             careTeamLinks: careTeamLinks, audit: audit)
+        if !mayListRecipients(to: header.to, sender: actor) { outcomes = [] }
         var routed = RoutedSend(pending: pending, message: message, envelope: envelope, outcomes: outcomes, overrideNotices: uniqueNotices)
         if case .referralEvent(let event) = body { routed.confirmsOwnCopy = [event.referral] }
         return .routed(routed)

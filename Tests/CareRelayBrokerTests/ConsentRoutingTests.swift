@@ -31,7 +31,8 @@ import Testing
         try nurse.send(.consent, to: [], body: try Bodies.consent(
             id: "cd-ellis-1", actor: ["role": "person", "reference": "nurse.ali"], categories: ["mental-health"]))
 
-        // Her community psychiatric nurse (outside the care team's teams) shares the plan.
+        // Her community psychiatric nurse (in her care team, outside its teams) shares the plan.
+        _ = try nurse.query("careteam.link", ["patient": ellis.digits, "member": "person:cpn.brown"])
         let cpn = try system.client("cpn.brown", receive: false)
         let accepted = try cpn.send(.carePlanShare, to: [.careTeam(ellis)], patient: ellis, body: try Bodies.carePlan())
         let outcome = Dictionary(uniqueKeysWithValues: accepted.recipients.map { ($0.person, $0) })
@@ -136,8 +137,9 @@ import Testing
         try system.start()
         try careTeam(system)
         let outsider = try system.client("gp.east", receive: false)
-        // Without a relationship, the out-of-area GP's plan to the social worker is withheld...
-        _ = try outsider.query("careteam", ["patient": ellis.digits])
+        // Without a relationship, the out-of-area GP may not read the care team, and the plan
+        // to the GP is withheld...
+        #expect(refusal { _ = try outsider.query("careteam", ["patient": ellis.digits]) } == .notPermitted)
         let denied = try outsider.send(.carePlanShare, to: [.person("gp.khan")], patient: robson, body: try Bodies.carePlan(patient: robson))
         #expect(denied.recipients.first?.decision == .withheld)
         // ...until they break glass with a reason.
@@ -158,9 +160,12 @@ import Testing
             return failure.code == .notPermitted
         }
 
-        let coordinator = try system.client("coord.patel", receive: false)
-        let audit = try coordinator.query("audit", ["message": override.id], as: [AuditLine].self)
+        // Mr Robson has no care team, so no co-ordinator governs him: information governance
+        // (the administrator) reads the override in the audit trail.
+        let governance = try system.client("admin.it", receive: false)
+        let audit = try governance.query("audit", ["message": override.id], as: [AuditLine].self)
         #expect(audit.contains { $0.entry.action == "override" && $0.entry.rule == "R9-break-glass" })
+        #expect(refusal { _ = try system.client("coord.patel", receive: false).query("audit", ["message": override.id]) } == .unknownMessage)
     }
 
     @Test func theCoordinatorIsToldOfAnOverrideOnTheirPatient() throws {

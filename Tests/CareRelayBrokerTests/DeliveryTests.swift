@@ -12,7 +12,9 @@ import ZeroMQ
         let system = try CareSystem()
         try system.start()
         let gp = try system.client("gp.khan", receive: false)
-        _ = try gp.query("careteam.link", ["patient": ellis.digits, "member": "team:west.social-care"])
+        for member in ["person:gp.khan", "team:west.social-care"] {
+            _ = try gp.query("careteam.link", ["patient": ellis.digits, "member": member])
+        }
         // Both co-ordinators watch the whole locality's referrals.
         let coordinator = try system.client("coord.patel")
         try coordinator.subscribe("referral/west/*")

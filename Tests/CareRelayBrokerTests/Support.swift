@@ -31,7 +31,8 @@ let ellis = try! NHSNumber(validating: "9434765919")
 let robson = try! NHSNumber(validating: "4010232137")
 
 /// A small care system: one locality with a GP practice, a social care intake, community
-/// nursing, a mental health team, an MDT, a voluntary sector broker, a carer and a bridge.
+/// nursing, a mental health team, an MDT, a voluntary sector broker, a carer and a bridge; and
+/// a second locality with a GP practice and a social care team (people unrelated to the first).
 final class CareSystem {
     let folder: URL
     let brokerKeys: CurveKeyPair
@@ -79,6 +80,7 @@ final class CareSystem {
         ("bridge", "Carer bridge", [.gateway], [], ["carer.ellis"]),
         ("admin.it", "IT service desk", [.administrator], [], nil),
         ("gp.east", "Dr Chris Moss", [.gp], ["east.gp"], nil),
+        ("coord.east", "Ruth Hall", [.careCoordinator], ["east.social-care"], nil),
     ]
 
     init(heartbeat: Int = 5_000, responseTargets: [Priority: TimeInterval] = BrokerConfiguration.defaultResponseTargets) throws {
@@ -100,6 +102,7 @@ final class CareSystem {
                 .init(id: "west.mdt", name: "West Wednesday MDT", kind: .mdt, locality: "west", coordinator: "mdt.jones"),
                 .init(id: "west.voluntary", name: "Age UK Sunderland volunteers", locality: "west"),
                 .init(id: "east.gp", name: "Hendon Surgery", locality: "east"),
+                .init(id: "east.social-care", name: "East social care", locality: "east", coordinator: "coord.east"),
             ],
             people: Self.people.map { p in
                 Directory.Person(id: p.0, name: p.1, roles: p.2, organisation: "sunderland-ccg", teams: p.3,
@@ -220,9 +223,10 @@ enum Bodies {
         return try json(body)
     }
 
-    static func checkIn(patient: NHSNumber = ellis) throws -> [UInt8] {
+    static func checkIn(patient: NHSNumber = ellis, carer: PersonID = "carer.ellis") throws -> [UInt8] {
         var body = try example("carer.checkin", "valid-night-checkin-urgent.json")
         body["patient"] = patient.digits
+        body["carer"] = carer.rawValue
         return try json(body)
     }
 

@@ -1,0 +1,66 @@
+import CareRelayModel
+import CareRelayPolicy
+import CareRelayProtocol
+import Foundation
+
+extension Engine {
+    /// What a message changes about a patient's record, and every field in it that names a
+    /// person or a team, checked against the authenticated sender (or the carer a gateway acts
+    /// for) by the access policy, before it is routed. Referral events are checked with the
+    /// referral they change (`applyReferralEvent`).
+    func authorise(_ body: MessageBody, actor: Directory.Person) throws(ProtocolError) {
+        switch body {
+        case .referral(let referral):
+            if let team = referral.requester.team, !actor.teams.contains(team) {
+                throw ProtocolError(.notPermitted, "body requester.team: you (\(actor.id)) are not a member of team '\(team)'")
+            }
+        case .consent(let record):
+            try AccessPolicy.enforce(consent.access.mayRecordConsent(
+                asker: actor, standing: try readStanding(of: actor, toward: record.patient), performer: record.performer))
+        case .carerCheckIn(let checkIn):
+            try AccessPolicy.enforce(consent.access.mayCheckIn(
+                carer: actor, standing: try readStanding(of: actor, toward: checkIn.patient), author: checkIn.carer))
+        case .carerInvite(let invite):
+            guard let carer = directory.person(invite.carer), carer.roles.contains(.carer) else {
+                throw ProtocolError(.unknownAddress, "body carer: \(invite.carer) is not a carer in the directory")
+            }
+            for patient in invite.patients {
+                try AccessPolicy.enforce(consent.access.mayInvite(
+                    issuer: actor, issuedBy: invite.issuedBy, issuerStanding: try readStanding(of: actor, toward: patient),
+                    carerStanding: try readStanding(of: carer, toward: patient), carer: carer.id))
+            }
+        default:
+            break
+        }
+    }
+
+    /// `standing(of:toward:)` for the routing path, where a store failure refuses the send.
+    func readStanding(of person: Directory.Person, toward patient: NHSNumber) throws(ProtocolError) -> AccessPolicy.Standing {
+        do {
+            return try standing(of: person, toward: patient)
+        } catch {
+            throw ProtocolError(.storeUnavailable, "the broker could not read the care team; nothing was accepted. Retry with the same key")
+        }
+    }
+
+    /// ACCEPTED lists who received a message. For a message addressed to a patient's care team,
+    /// that list is the care team itself: only those who may read it see it.
+    func mayListRecipients(to addresses: [Address], sender: Directory.Person) -> Bool {
+        for case .careTeam(let patient) in addresses {
+            guard let standing = try? standing(of: sender, toward: patient),
+                  consent.access.mayRead(.careTeam, asker: sender, standing: standing) == .allow
+            else { return false }
+        }
+        return true
+    }
+}
+
+extension ConsentBody {
+    /// Who recorded the directive or the withdrawal.
+    var performer: PersonID {
+        switch self {
+        case .grant(let directive), .object(let directive): directive.recordedBy.person
+        case .withdraw(let withdrawal): withdrawal.recordedBy.person
+        }
+    }
+}
