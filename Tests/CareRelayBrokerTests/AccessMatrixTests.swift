@@ -73,15 +73,11 @@ import Testing
             brown = try system.client("cpn.brown", receive: false)
             let everyTeam = ["west.gp", "west.social-care", "west.nursing", "west.mdt", "west.voluntary", "east.gp", "east.social-care"]
             for patient in [ellis, AccessMatrixTests.shaw] {
-                for member in ["person:cpn.brown"] + everyTeam.map { "team:\($0)" } + ["person:carer.ellis"] {
-                    _ = try brown.query("careteam.link", ["patient": patient.digits, "member": member])
-                }
+                try system.linkCareTeam(of: patient, ["person:cpn.brown"] + everyTeam.map { "team:\($0)" } + ["person:carer.ellis"], by: "cpn.brown")
                 try brown.send(.consent, to: [], body: try Bodies.consent(
                     id: "carer-\(patient.digits)", patient: patient, actor: ["role": "person", "reference": "carer.ellis"], by: "cpn.brown"))
             }
-            for member in ["person:cpn.brown", "person:sw.lee"] {
-                _ = try brown.query("careteam.link", ["patient": robson.digits, "member": member])
-            }
+            try system.linkCareTeam(of: robson, ["person:cpn.brown", "person:sw.lee"], by: "cpn.brown")
             var objection = try jsonObject(try Bodies.consent(
                 id: "shaw-objects", patient: AccessMatrixTests.shaw, type: "deny", actor: ["role": "person", "reference": "gp.khan"],
                 by: "cpn.brown", action: "object"))

@@ -14,11 +14,8 @@ import Testing
     @Test func aCarerCannotReadAnotherPatientsData() throws {
         let system = try CareSystem()
         try system.start()
-        let nurse = try system.client("nurse.ali", receive: false)
-        _ = try nurse.query("careteam.link", ["patient": robson.digits, "member": "person:nurse.ali"])
-        for member in ["person:nurse.ali", "person:carer.ellis"] {
-            _ = try nurse.query("careteam.link", ["patient": ellis.digits, "member": member])
-        }
+        let nurse = try system.linkCareTeam(of: robson, ["person:nurse.ali"])
+        try system.linkCareTeam(of: ellis, ["person:nurse.ali", "person:carer.ellis"])
         // Mrs Ellis agreed that Jean may see her care plan: the control that deliveries do flow.
         try nurse.send(.consent, to: [], body: try Bodies.consent(id: "cd-ellis-carer", actor: ["role": "person", "reference": "carer.ellis"]))
 

@@ -13,10 +13,7 @@ import Testing
     /// Mrs Ellis's care team: the nurse, the GP practice, the social care intake, and Jean as her
     /// carer (and `alsoInCareTeam`), with an objection (recorded by the nurse) against `objectedTo`.
     static func ellisWithObjection(to objectedTo: PersonID, in system: CareSystem, alsoInCareTeam: [String] = []) throws -> CareRelayClient {
-        let nurse = try system.client("nurse.ali", receive: false)
-        for member in ["person:nurse.ali", "team:west.gp", "team:west.social-care", "person:carer.ellis"] + alsoInCareTeam {
-            _ = try nurse.query("careteam.link", ["patient": ellis.digits, "member": member])
-        }
+        let nurse = try system.linkCareTeam(of: ellis, ["person:nurse.ali", "team:west.gp", "team:west.social-care", "person:carer.ellis"] + alsoInCareTeam)
         try nurse.send(.consent, to: [], body: try Bodies.consent(
             id: "ellis-objects", type: "deny", actor: ["role": "person", "reference": objectedTo.rawValue], action: "object"))
         return nurse
@@ -120,8 +117,7 @@ import Testing
     @Test func nobodyAttachesPeopleToAPatientUnrelatedToThem() throws {
         let system = try CareSystem()
         try system.start()
-        let nurse = try system.client("nurse.ali", receive: false)
-        _ = try nurse.query("careteam.link", ["patient": robson.digits, "member": "person:nurse.ali"])
+        let nurse = try system.linkCareTeam(of: robson, ["person:nurse.ali"])
         let outsider = try system.client("coord.east", receive: false)
         #expect(refusal { _ = try outsider.query("careteam.link", ["patient": robson.digits, "member": "person:carer.ellis"]) } == .notPermitted)
         // A patient with no care team yet: founding it means linking yourself or your own team.
@@ -139,11 +135,8 @@ import Testing
     @Test func checkInsComeFromThePatientsOwnCarerInTheirOwnName() throws {
         let system = try CareSystem()
         try system.start()
-        let nurse = try system.client("nurse.ali", receive: false)
-        _ = try nurse.query("careteam.link", ["patient": robson.digits, "member": "person:nurse.ali"])
-        for member in ["person:nurse.ali", "person:carer.ellis"] {
-            _ = try nurse.query("careteam.link", ["patient": ellis.digits, "member": member])
-        }
+        try system.linkCareTeam(of: robson, ["person:nurse.ali"])
+        try system.linkCareTeam(of: ellis, ["person:nurse.ali", "person:carer.ellis"])
         let carer = try system.client("carer.ellis", receive: false)
         let bridge = try system.client("bridge", receive: false)
         #expect(refusal { try carer.send(.carerCheckIn, to: [.careTeam(robson)], patient: robson, body: try Bodies.checkIn(patient: robson)) } == .notPermitted)

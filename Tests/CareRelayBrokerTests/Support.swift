@@ -138,6 +138,17 @@ final class CareSystem {
 
     var endpoint: String { server?.endpoint ?? "" }
 
+    /// Links each member ("person:ID", "team:ID") into the patient's care team as `person`,
+    /// who must be allowed to (the first link founds the team: link yourself first).
+    @discardableResult
+    func linkCareTeam(of patient: NHSNumber, _ members: [String], by person: PersonID = "nurse.ali") throws -> CareRelayClient {
+        let linker = try client(person, receive: false)
+        for member in members {
+            _ = try linker.query("careteam.link", ["patient": patient.digits, "member": member])
+        }
+        return linker
+    }
+
     func client(_ person: PersonID, receive: Bool = true, credit: Int = 64, endpoint: String? = nil,
                 keys: CurveKeyPair? = nil, brokerKey: String? = nil, replyTimeout: Duration = .seconds(5)) throws -> CareRelayClient {
         try CareRelayClient(configuration: ClientConfiguration(
