@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol", "CareRelayFuzzing"]),
         .testTarget(name: "CareRelayPolicyTests", dependencies: ["CareRelayPolicy"]),
         .testTarget(name: "CareRelayStoreTests", dependencies: [
-            "CareRelayStore", "CareRelayPostgres", .product(name: "GRDB", package: "GRDB.swift"),
+            "CareRelayStore", "CareRelayPostgres", "CareRelayHarness", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "CareRelayBrokerTests", dependencies: [
             "CareRelayBroker", "CareRelayClient", "CareRelayHarness", "CareRelayFuzzing", "CareRelayOperations", "CareRelayStore", "CareRelayPostgres",

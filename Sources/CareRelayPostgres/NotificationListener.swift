@@ -32,13 +32,17 @@ final class NotificationListener: @unchecked Sendable {
         connection.addListener(channel: PostgresStore.channel) { _, notification in
             changes.post(PostgresStore.changes(in: notification.payload, from: node))
         }
-        _ = try connection.query("LISTEN carerelay", logger: logger).wait()
+        guard try connection.query("LISTEN carerelay", logger: logger).wait(atMost: location.timeout) != nil else {
+            let closing: EventLoopFuture<Void> = connection.close()
+            closing.whenComplete { _ in }
+            throw StoreError.unavailable("PostgreSQL did not answer LISTEN within \(location.timeout)")
+        }
         lock.lock()
         let stopped = self.stopped
         if !stopped { self.connection = connection }
         lock.unlock()
         guard !stopped else {
-            try? connection.close().wait()
+            _ = try? connection.close().wait(atMost: location.timeout)
             return
         }
         connection.closeFuture.whenComplete { [weak self] _ in self?.lost() }
@@ -74,6 +78,6 @@ final class NotificationListener: @unchecked Sendable {
         let connection = self.connection
         self.connection = nil
         lock.unlock()
-        try? connection?.close().wait()
+        _ = try? connection?.close().wait(atMost: location.timeout)
     }
 }

@@ -12,6 +12,11 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     public var password: String?
     public var database: String
     public var security: TransportSecurity
+    /// How long any one connection attempt, statement or commit may take (`timeout=SECONDS`,
+    /// default 10). One that takes longer fails, and its connection is dropped and replaced:
+    /// the broker refuses what it had in hand (`500 store-unavailable`) and goes on serving.
+    public var timeout: Duration = Self.defaultTimeout
+    public static let defaultTimeout: Duration = .seconds(10)
 
     /// How the connection to the database is protected. Patient data crosses it, so anything
     /// but loopback defaults to TLS with the server's certificate verified.
@@ -48,8 +53,15 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         }
         var options: [String: String] = [:]
         for item in url.queryItems ?? [] { options[item.name] = item.value ?? "" }
-        if let unknown = options.keys.first(where: { !["sslmode", "sslrootcert"].contains($0) }) {
-            throw StoreError.unavailable("'\(unknown)' in the PostgreSQL URL is not an option CareRelay knows: use sslmode and sslrootcert")
+        if let unknown = options.keys.first(where: { !["sslmode", "sslrootcert", "timeout"].contains($0) }) {
+            throw StoreError.unavailable("'\(unknown)' in the PostgreSQL URL is not an option CareRelay knows: use sslmode, sslrootcert and timeout")
+        }
+        var timeout = Self.defaultTimeout
+        if let text = options["timeout"] {
+            guard let seconds = Double(text), seconds >= 0.1, seconds <= 600 else {
+                throw StoreError.unavailable("timeout=\(text): give the seconds a statement may take, from 0.1 to 600")
+            }
+            timeout = .milliseconds(Int(seconds * 1000))
         }
         var security: TransportSecurity?
         switch options["sslmode"] {
@@ -61,6 +73,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
             throw StoreError.unavailable("sslmode=\(mode) is not supported: use disable, require or verify-full")
         }
         self.init(host: host, port: url.port ?? 5432, user: user, password: url.password, database: database, security: security)
+        self.timeout = timeout
     }
 
     static func isLoopback(_ host: String) -> Bool {
@@ -69,14 +82,24 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
 
     /// Without the password: safe to log, and a URL another broker can be given.
     public var description: String {
-        let base = "postgres://\(user)@\(host):\(port)/\(database)"
+        var options: [String] = []
         switch security {
-        case .disable: return Self.isLoopback(host) ? base : base + "?sslmode=disable"
-        case .require: return base + "?sslmode=require"
+        case .disable: if !Self.isLoopback(host) { options.append("sslmode=disable") }
+        case .require: options.append("sslmode=require")
         case .verifyFull(let root):
-            guard let root else { return Self.isLoopback(host) ? base + "?sslmode=verify-full" : base }
-            return base + "?sslmode=verify-full&sslrootcert=" + (root.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? root)
+            if let root {
+                options.append("sslmode=verify-full")
+                options.append("sslrootcert=" + (root.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? root))
+            } else if Self.isLoopback(host) {
+                options.append("sslmode=verify-full")
+            }
         }
+        if timeout != Self.defaultTimeout {
+            let (seconds, attoseconds) = timeout.components
+            options.append("timeout=\(Double(seconds) + Double(attoseconds) / 1e18)")
+        }
+        let base = "postgres://\(user)@\(host):\(port)/\(database)"
+        return options.isEmpty ? base : base + "?" + options.joined(separator: "&")
     }
 }
 
@@ -94,18 +117,25 @@ public struct PostgresStoreProvider: StoreProvider {
 public final class PostgresStatisticsReader: StoreStatisticsReader, @unchecked Sendable {
     private let connection: PostgresConnection
     private let logger: Logger
+    private let timeout: Duration
     private let lock = NSLock()
 
     init(_ location: PostgresLocation) throws {
         var logger = Logger(label: "carerelay.store.postgres.statistics")
         logger.logLevel = .warning
         self.logger = logger
+        timeout = location.timeout
         connection = try PostgresStore.connect(location, logger: logger)
     }
 
     public func statistics(at now: Date) throws -> StoreStatistics {
         lock.lock(); defer { lock.unlock() }
-        return try PostgresStatistics.read(at: now) { try self.connection.query($0, logger: self.logger).wait() }
+        return try PostgresStatistics.read(at: now) { query in
+            guard let rows = try self.connection.query(query, logger: self.logger).wait(atMost: self.timeout) else {
+                throw StoreError.unavailable("PostgreSQL did not answer within \(self.timeout)")
+            }
+            return rows
+        }
     }
 
     deinit { try? connection.close().wait() }

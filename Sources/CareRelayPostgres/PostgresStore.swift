@@ -26,8 +26,10 @@ import PostgresNIO
 public final class PostgresStore: MessageStore, @unchecked Sendable {
     public let location: PostgresLocation
     public let sharedChanges: SharedChanges?
-    /// Used by the broker's loop thread only. Replaced when the server drops it.
+    /// Used by the broker's loop thread only. Replaced when the server drops it, or when it
+    /// stopped answering within the location's timeout (`abandoned`).
     private var connection: PostgresConnection
+    private var abandoned = false
     private let listener: NotificationListener
     private let logger: Logger
     /// Tells this broker's own notifications from the others'.
@@ -66,16 +68,28 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             if let root { settings.trustRoots = .file(root) }
             tls = .require(try NIOSSLContext(configuration: settings))
         }
-        let configuration = PostgresConnection.Configuration(
+        var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: tls)
+        configuration.options.connectTimeout = .nanoseconds(Int64(location.timeout.components.seconds) * 1_000_000_000
+                                                             + location.timeout.components.attoseconds / 1_000_000_000)
+        let connecting = PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger)
+        let connection: PostgresConnection?
         do {
-            return try PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger
-            ).wait()
+            // The connect time-out covers TCP; the start-up exchange after it gets the same again.
+            connection = try connecting.wait(atMost: location.timeout * 2)
         } catch {
             throw StoreError.unavailable("cannot connect to PostgreSQL at \(location): \(explain(error))")
         }
+        guard let connection else {
+            connecting.whenSuccess { late in
+                let closing: EventLoopFuture<Void> = late.close()
+                closing.whenComplete { _ in }
+            }
+            throw StoreError.unavailable("cannot connect to PostgreSQL at \(location): no answer within \(location.timeout * 2)")
+        }
+        return connection
     }
 
     /// The server's own words when it gave any ("database \"x\" does not exist"), else the
@@ -89,24 +103,42 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
 
     public func close() {
         listener.stop()
-        try? connection.close().wait()
+        _ = try? connection.close().wait(atMost: location.timeout)
     }
 
     // MARK: Running statements
 
+    /// Runs one statement, waiting at most the location's timeout. A connection the server or
+    /// the network dropped, or one that stopped answering, is replaced by the next statement:
+    /// the one that saw the fault failed, so its batch was refused and will be resent.
     @discardableResult
     private func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
-        if connection.isClosed {
-            // The server (or the network) dropped the connection: the statement that saw it
-            // failed, so its batch was refused and will be resent; this one reconnects.
+        if connection.isClosed || abandoned {
             connection = try Self.connect(location, logger: logger)
+            abandoned = false
             logger.warning("reconnected to PostgreSQL after losing the connection", metadata: ["database": "\(location)"])
         }
+        let answer: PostgresQueryResult?
         do {
-            return try connection.query(query, logger: logger).wait()
+            answer = try connection.query(query, logger: logger).wait(atMost: location.timeout)
         } catch let error as PSQLError {
             throw StoreError.unavailable("PostgreSQL: \(Self.explain(error))")
         }
+        guard let answer else {
+            abandonConnection()
+            throw StoreError.unavailable("PostgreSQL did not answer within \(location.timeout); the connection was dropped and will be replaced")
+        }
+        return answer
+    }
+
+    /// Gives up on a connection that stopped answering, without waiting for it: closing it
+    /// fails whatever it still had in hand, and the server rolls back an open transaction
+    /// when it sees the connection go.
+    private func abandonConnection() {
+        abandoned = true
+        let closing: EventLoopFuture<Void> = connection.close()
+        closing.whenComplete { _ in }
+        logger.warning("PostgreSQL stopped answering; dropped the connection", metadata: ["database": "\(location)", "timeout": "\(location.timeout)"])
     }
 
     /// One transaction. Its commit waits for the disk unless the body says otherwise (see
@@ -118,7 +150,9 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             try run("COMMIT")
             return result
         } catch {
-            _ = try? connection.query("ROLLBACK", logger: logger).wait()
+            // On a connection still answering, within the same time as any statement; an
+            // abandoned one has nothing left to roll back.
+            if !abandoned, !connection.isClosed { _ = try? run("ROLLBACK") }
             throw error
         }
     }

@@ -46,7 +46,8 @@ final class CareSystem {
     /// Where the broker keeps its messages: SQLite at `storePath`, or, when Scripts/test sets
     /// CARERELAY_TEST_POSTGRES to a server's URL, a new PostgreSQL database of this system's own
     /// (the end-to-end and consent suites run once on each store).
-    let store: any StoreProvider
+    /// Replaceable before `start` (a test may put a PostgreSQL store behind a proxy).
+    var store: any StoreProvider
 
     static let postgres: PostgresLocation? = ProcessInfo.processInfo.environment["CARERELAY_TEST_POSTGRES"]
         .flatMap { try? PostgresLocation(url: $0) }
