@@ -19,12 +19,17 @@ public struct BridgeConfiguration: Sendable {
     /// Sign-in attempts allowed per IP address and per code within `signInWindow`.
     public var signInLimit: Int
     public var signInWindow: TimeInterval
+    /// Sign-in attempts allowed from everyone together within `signInWindow`.
+    public var signInOverallLimit: Int
+    /// How many addresses, and how many codes, the sign-in limiter remembers at most.
+    public var signInRemembered: Int
     /// The time zone of service hours and of the times shown.
     public var timeZone: TimeZone
     public var now: @Sendable () -> Date
 
     public init(gatewayID: PersonID, secureCookies: Bool = false, trustForwardedFor: Bool = false,
                 sessionLifetime: TimeInterval = 8 * 3600, signInLimit: Int = 5, signInWindow: TimeInterval = 15 * 60,
+                signInOverallLimit: Int = 1_000, signInRemembered: Int = 10_000,
                 timeZone: TimeZone = TimeZone(identifier: "Europe/London") ?? .gmt, now: @escaping @Sendable () -> Date = Date.init) {
         self.gatewayID = gatewayID
         self.secureCookies = secureCookies
@@ -32,6 +37,8 @@ public struct BridgeConfiguration: Sendable {
         self.sessionLifetime = sessionLifetime
         self.signInLimit = signInLimit
         self.signInWindow = signInWindow
+        self.signInOverallLimit = signInOverallLimit
+        self.signInRemembered = signInRemembered
         self.timeZone = timeZone
         self.now = now
     }
@@ -75,7 +82,7 @@ public struct Bridge: Sendable {
     public let link: any BrokerLink
     public let hub: LiveHub
     let renderer = Renderer()
-    let limiter: RateLimiter
+    let limiter: SignInLimiter
     let directory: DirectoryCache
     let logger: Logger
 
@@ -87,7 +94,8 @@ public struct Bridge: Sendable {
         self.store = store
         self.link = link
         self.hub = hub
-        self.limiter = RateLimiter(limit: configuration.signInLimit, window: configuration.signInWindow)
+        self.limiter = SignInLimiter(limit: configuration.signInLimit, overallLimit: configuration.signInOverallLimit,
+                                     window: configuration.signInWindow, remembering: configuration.signInRemembered)
         self.directory = DirectoryCache(link: link)
         self.logger = logger
     }
@@ -163,11 +171,16 @@ public struct Bridge: Sendable {
         return response
     }
 
+    /// The client's address, for sign-in limits and logs. X-Forwarded-For's first value is
+    /// whatever the client sent the proxy, so only the characters of an IPv4 or IPv6 address
+    /// are kept, and at most 64 of them.
     func clientAddress(_ request: Request, context: BridgeContext) -> String {
+        var address = context.peer ?? ""
         if configuration.trustForwardedFor, let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!] {
-            return forwarded.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+            address = forwarded.split(separator: ",").first.map(String.init) ?? ""
         }
-        return context.peer ?? "unknown"
+        let kept = address.unicodeScalars.filter { $0.properties.isASCIIHexDigit || ".:[]".unicodeScalars.contains($0) }.prefix(64)
+        return kept.isEmpty ? "unknown" : String(String.UnicodeScalarView(kept))
     }
 
     func signIn(_ request: Request, context: BridgeContext) async throws -> Response {
@@ -184,7 +197,7 @@ public struct Bridge: Sendable {
         }
         let hash = InvitationCode.hash(typed)
         let address = clientAddress(request, context: context)
-        guard limiter.attempt(["ip:\(address)", "code:\(hash)"], now: now) else {
+        guard limiter.attempt(address: address, codeHash: hash, now: now) else {
             logger.notice("sign-in attempts limited", metadata: ["address": "\(address)"])
             return signInPage(request, code: "", error: "Too many attempts. For your safety, wait 15 minutes and try again, or ask your care co-ordinator for a new code.",
                               status: .tooManyRequests)
@@ -468,11 +481,6 @@ public struct Bridge: Sendable {
         return renderer.fragment("liveUpdate", context)
     }
 
-    static func sse(event: String, id: String, data: String) -> String {
-        let lines = data.split(separator: "\n", omittingEmptySubsequences: false).map { "data: \($0)" }.joined(separator: "\n")
-        return "event: \(event)\nid: \(id)\n\(lines)\n\n"
-    }
-
     func events(_ request: Request, context: BridgeContext) async throws -> Response {
         guard let signed = try signedIn(request) else { return problem("Signed out", "Sign in again to see updates.", status: .unauthorized) }
         let carer = signed.session.carer
@@ -495,13 +503,13 @@ public struct Bridge: Sendable {
                     sent.insert(message.header.id)
                     lastSeq = message.seq
                     let html = bridge.liveFragment(message.header, body: message.body, patient: patient)
-                    try await writer.write(ByteBuffer(string: Self.sse(event: "update", id: String(message.seq), data: html)))
+                    try await writer.write(ByteBuffer(string: EventStreamFormat.event("update", id: String(message.seq), data: html)))
                 }
                 for await event in stream {
                     guard event.seq > lastSeq, sent.insert(event.header.id).inserted else { continue }
                     lastSeq = event.seq
                     let html = bridge.liveFragment(event.header, body: event.body, patient: patient)
-                    try await writer.write(ByteBuffer(string: Self.sse(event: "update", id: String(lastSeq), data: html)))
+                    try await writer.write(ByteBuffer(string: EventStreamFormat.event("update", id: String(lastSeq), data: html)))
                 }
                 try await writer.finish(nil)
             })

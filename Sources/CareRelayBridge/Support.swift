@@ -16,42 +16,17 @@ public struct BridgeContext: RequestContext {
     }
 }
 
-/// Counts attempts in a sliding window per key (an IP address, an invitation code's hash).
-public final class RateLimiter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var attempts: [String: [Date]] = [:]
-    public let limit: Int
-    public let window: TimeInterval
-
-    public init(limit: Int, window: TimeInterval) {
-        self.limit = limit
-        self.window = window
-    }
-
-    /// Records an attempt for every key; false when any key was already at its limit.
-    public func attempt(_ keys: [String], now: Date) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        if attempts.count > 10_000 {
-            attempts = attempts.filter { $0.value.contains { now.timeIntervalSince($0) < window } }
-        }
-        var allowed = true
-        for key in keys {
-            let recent = (attempts[key] ?? []).filter { now.timeIntervalSince($0) < window }
-            if recent.count >= limit { allowed = false }
-            attempts[key] = recent + [now]
-        }
-        return allowed
-    }
-}
-
 /// Renders the Mustache templates into full pages.
 struct Renderer: Sendable {
     let library: MustacheLibrary
 
     init() {
+        MustacheContentTypes.register(ScalarHTMLEscaping(), named: ScalarHTMLEscaping.name)
         var library = MustacheLibrary()
         for (name, text) in Templates.all {
-            do { try library.register(text, named: name) } catch { fatalError("template \(name) does not parse: \(error)") }
+            // Every template escapes with ScalarHTMLEscaping rather than Mustache's own.
+            let template = "{{% CONTENT_TYPE: \(ScalarHTMLEscaping.name)}}" + text
+            do { try library.register(template, named: name) } catch { fatalError("template \(name) does not parse: \(error)") }
         }
         self.library = library
     }
@@ -136,6 +111,30 @@ enum Display {
         guard let parsed = parser.date(from: date.description) else { return date.description }
         parser.dateFormat = "d MMMM yyyy"
         return parser.string(from: parsed)
+    }
+}
+
+/// HTML escaping by Unicode scalar, for text and double- or single-quoted attribute values.
+/// Mustache's own escaping compares whole Characters, and a quote or an angle bracket that a
+/// combining mark follows is one Character that is not a quote: it went out raw, and the
+/// browser, which reads code points, took the quote as the end of the attribute.
+struct ScalarHTMLEscaping: MustacheContentType {
+    static let name = "CARERELAY_HTML"
+
+    func escapeText(_ text: String) -> String {
+        var escaped = ""
+        escaped.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": escaped += "&amp;"
+            case "<": escaped += "&lt;"
+            case ">": escaped += "&gt;"
+            case "\"": escaped += "&quot;"
+            case "'": escaped += "&#39;"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
     }
 }
 

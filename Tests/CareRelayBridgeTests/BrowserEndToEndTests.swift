@@ -125,9 +125,11 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
         let system = try BrokerSystem()
         let coordinator = try ClientOnQueue { try system.client("coord.patel") }
 
-        // Priya's team looks after Mrs Ellis (so a check-in about her reaches Priya on implied consent).
+        // Priya's team looks after Mrs Ellis (so a check-in about her reaches Priya on implied
+        // consent), and Jean is her carer in that care team (so she may check in about her).
         try await coordinator.run { client in
             _ = try client.query("careteam.link", ["patient": ellis.digits, "member": "team:west.social-care"])
+            _ = try client.query("careteam.link", ["patient": ellis.digits, "member": "person:carer.ellis"])
         }
         // Mrs Ellis consents to Jean seeing her general, social care and medication information.
         let now = ISO8601DateFormatter()

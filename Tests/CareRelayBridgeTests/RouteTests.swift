@@ -1,4 +1,4 @@
-import CareRelayBridge
+@testable import CareRelayBridge
 @testable import CareRelayClient
 import CareRelayModel
 import CareRelayProtocol
@@ -222,6 +222,44 @@ import Testing
             let other = try await Visitor(client, address: "192.0.2.100").signIn("OTHR-CODE-HERE")
             #expect(other.status == .unauthorized)
         }
+    }
+}
+
+@Suite struct SignInFloodTests {
+    /// 30,000 wrong codes, each different, each from its own address: the limiter remembers
+    /// at most its bound, and still refuses beyond the overall limit until the window passes.
+    @Test(.timeLimit(.minutes(8)))
+    func distinctWrongCodesAndAddressesKeepTheLimiterWithinItsBound() async throws {
+        let fixture = try RouteFixture(trustForwardedFor: true)
+        let code = try fixture.invite()
+        let limiter = fixture.bridge.limiter
+        // Addresses and codes are each remembered up to this many, however many are tried.
+        let bound = 2 * fixture.bridge.configuration.signInRemembered
+        try await fixture.app.test(.live) { client in
+            let visitor = Visitor(client)
+            let csrf = try #require(try await visitor.get("/sign-in").csrf)
+            var refusedOverall = 0
+            for n in 0..<30_000 {
+                visitor.address = "198.18.\(n / 256).\(n % 256)"
+                // The form token is a double-submit one: the same value in cookie and field
+                // stands for a visitor who kept the form open.
+                visitor.cookies["crb_form"] = csrf
+                let answer = try await visitor.post("/sign-in", [("csrf", csrf), ("code", InvitationCode.generate())])
+                try #require(answer.status == .unauthorized || answer.status == .tooManyRequests, "attempt \(n): \(answer.status)")
+                if answer.status == .tooManyRequests { refusedOverall += 1 }
+                if n % 1_000 == 999 {
+                    try #require(limiter.remembered <= bound, "after \(n + 1) codes the limiter holds \(limiter.remembered) entries")
+                }
+            }
+            #expect(refusedOverall >= 30_000 - fixture.bridge.configuration.signInOverallLimit, "the overall limit holds")
+            // Now even the right code, from an address never seen, waits for the window ...
+            visitor.address = "192.0.2.1"
+            #expect(try await visitor.signIn(code).status == .tooManyRequests)
+            // ... after which it works (it was never used).
+            fixture.clock.advance(by: 15 * 60 + 1)
+            #expect(try await visitor.signIn(code).status == .seeOther)
+        }
+        #expect(limiter.remembered <= bound)
     }
 }
 

@@ -104,15 +104,24 @@ struct RouteFixture {
     /// Stores a care plan as the broker would deliver it to the carer (the mental health
     /// section already removed by consent).
     func deliverPlan(version: Int, change: String = "Evening call moved to 18:00.", id: String = UUID().uuidString) throws {
+        let plan = try planDelivery(version: version, change: change, id: id)
+        try store.storeDelivery(plan.header, body: plan.body, now: clock.now())
+    }
+
+    /// A care plan as the broker would deliver it to the carer; `edit` changes the plan's JSON.
+    func planDelivery(version: Int, change: String = "Evening call moved to 18:00.", id: String = UUID().uuidString,
+                      fromName: String = "Priya Patel", edit: (inout [String: Any]) -> Void = { _ in }) throws -> (header: DeliverHeader, body: [UInt8]) {
         var plan = try Examples.object("careplan.share", "valid-home-plan-with-mental-health-section.json")
         plan["version"] = version
         plan["changeSummary"] = change
-        plan["sections"] = (plan["sections"] as! [[String: Any]]).filter { !(($0["labels"] as? [String]) ?? []).contains("mental-health") }
+        let sections = try #require(plan["sections"] as? [[String: Any]])
+        plan["sections"] = sections.filter { !(($0["labels"] as? [String]) ?? []).contains("mental-health") }
+        edit(&plan)
         let body = [UInt8](try JSONSerialization.data(withJSONObject: plan, options: [.sortedKeys]))
-        let header = DeliverHeader(id: "m-\(id)", recipient: "carer.ellis", kind: .carePlanShare, from: "coord.patel", fromName: "Priya Patel",
+        let header = DeliverHeader(id: "m-\(id)", recipient: "carer.ellis", kind: .carePlanShare, from: "coord.patel", fromName: fromName,
                                    to: [.person("carer.ellis")], patient: ellis, priority: nil, labels: nil, correlation: nil,
                                    sentAt: Timestamp(clock.now()).text, redacted: ["mood"], override: nil, topic: nil, attempt: 1)
-        try store.storeDelivery(header, body: body, now: clock.now())
+        return (header, body)
     }
 }
 
@@ -193,5 +202,80 @@ final class Visitor: @unchecked Sendable {
         let form = try await get("/sign-in")
         let csrf = try #require(form.csrf)
         return try await post("/sign-in", [("csrf", csrf), ("code", code)])
+    }
+}
+
+/// One event of a `text/event-stream` body, as a browser's EventSource reads it.
+struct ServerSentEvent: Equatable {
+    var type: String
+    var data: String
+    var id: String?
+}
+
+enum EventStream {
+    /// Parses an event stream the way the HTML standard's EventSource does: lines end at CR,
+    /// LF or CRLF; a blank line dispatches the event gathered so far; `data` lines are joined
+    /// with LF; a line starting with a colon is a comment.
+    static func parse(_ text: String) -> [ServerSentEvent] {
+        var events: [ServerSentEvent] = []
+        var type = "", data = "", id: String?
+        for line in lines(text) {
+            if line.isEmpty {
+                if !data.isEmpty {
+                    events.append(ServerSentEvent(type: type.isEmpty ? "message" : type, data: String(data.dropLast()), id: id))
+                }
+                type = ""
+                data = ""
+                continue
+            }
+            if line.hasPrefix(":") { continue }
+            let parts = line.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            let field = String(parts[0])
+            var value = parts.count > 1 ? String(parts[1]) : ""
+            if value.hasPrefix(" ") { value.removeFirst() }
+            switch field {
+            case "event": type = value
+            case "data": data += value + "\n"
+            case "id" where !value.contains("\u{0}"): id = value
+            default: break
+            }
+        }
+        return events
+    }
+
+    /// The stream's lines, split at CR, LF and CRLF (by Unicode scalar: a Swift Character
+    /// holds CRLF as one).
+    static func lines(_ text: String) -> [String] {
+        var lines: [String] = []
+        var current = String.UnicodeScalarView()
+        var afterCR = false
+        for scalar in text.unicodeScalars {
+            if afterCR && scalar == "\n" { afterCR = false; continue }
+            afterCR = scalar == "\r"
+            if scalar == "\r" || scalar == "\n" {
+                lines.append(String(current))
+                current = String.UnicodeScalarView()
+            } else {
+                current.append(scalar)
+            }
+        }
+        if !current.isEmpty { lines.append(String(current)) }
+        return lines
+    }
+}
+
+extension Visitor.Page {
+    /// Where the page's script opens its live stream (the live region's data-events).
+    var eventsURL: String? {
+        guard let range = text.range(of: #"data-events="([^"]*)""#, options: .regularExpression) else { return nil }
+        return String(text[range]).components(separatedBy: "data-events=\"").last.map { String($0.dropLast()) }
+    }
+
+    /// Whether the UTF-8 of the page holds `needle`'s UTF-8 exactly (String.contains compares
+    /// by Character, so it would not find a quote that a combining mark follows).
+    func containsBytes(_ needle: String) -> Bool {
+        let haystack = Array(text.utf8), pattern = Array(needle.utf8)
+        guard !pattern.isEmpty, haystack.count >= pattern.count else { return false }
+        return (0...(haystack.count - pattern.count)).contains { start in haystack[start..<(start + pattern.count)].elementsEqual(pattern) }
     }
 }
