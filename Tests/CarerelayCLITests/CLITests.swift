@@ -1,4 +1,6 @@
+import CareRelayClient
 import CareRelayModel
+import CareRelayProtocol
 import Foundation
 import Testing
 import ZeroMQ
@@ -391,6 +393,118 @@ import ZeroMQ
         #expect(result.stderr.contains("subscription-denied") || result.stderr.contains("not-permitted"), "\(result)")
     }
 
+    // MARK: text from messages on a terminal
+
+    /// Terminal controls a message could carry: a screen clear, a window-title change ended
+    /// by BEL, an 8-bit CSI (C1), DEL, a right-to-left override, a lone carriage return and a
+    /// line break followed by a forged label.
+    static let hostile = "Falls at home\u{1B}[2J\u{1B}]0;owned\u{07}\u{9B}31m\u{7F} \u{202E}gnp.exe\u{202C}\rOVERWRITTEN\r\nTaken by: sw.forged"
+
+    /// The control characters (and bidirectional overrides) in `text`, other than the line
+    /// feeds the output's own lines end with.
+    static func rawControls(_ text: String) -> [String] {
+        text.unicodeScalars.filter { s in
+            (s.value < 0x20 && s != "\n") || (0x7F...0x9F).contains(s.value) || (0x202A...0x202E).contains(s.value) || (0x2066...0x2069).contains(s.value)
+        }.map { String(format: "U+%04X", $0.value) }
+    }
+
+    static func expectSafe(_ result: CLIResult, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(result.status == 0, "\(what): \(result)", sourceLocation: sourceLocation)
+        #expect(rawControls(result.stdout).isEmpty, "\(what) printed \(rawControls(result.stdout)) raw: \(result.stdout.debugDescription)", sourceLocation: sourceLocation)
+        #expect(rawControls(result.stderr).isEmpty, "\(what) printed \(rawControls(result.stderr)) raw to stderr", sourceLocation: sourceLocation)
+        #expect(!result.stdout.contains("\nTaken by: sw.forged"), "\(what): a line break in a message starts no line of its own", sourceLocation: sourceLocation)
+    }
+
+    @Test func escapeSequencesInACheckInNeverReachTheTerminalRaw() throws {
+        let system = try CareSystem()
+        try system.start()
+        let coordinator = try system.cli("coord.patel")
+        for member in ["team:west.social-care", "person:carer.ellis"] {
+            let linked = try coordinator.run(["careteam", "link", "--patient", ellisNHS, "--member", member])
+            #expect(linked.status == 0, "\(linked)")
+        }
+        // Jean Ellis checks in with the controls in what she typed.
+        var checkIn = try Fixtures.example("carer.checkin", "valid-routine-evening.json")
+        checkIn["carer"] = "carer.ellis"
+        checkIn["patient"] = ellisNHS
+        checkIn["concerns"] = Self.hostile
+        var wellbeing = try #require(checkIn["patientWellbeing"] as? [String: Any])
+        wellbeing["text"] = Self.hostile
+        checkIn["patientWellbeing"] = wellbeing
+        let body = [UInt8](try JSONSerialization.data(withJSONObject: checkIn))
+        let carer = try CareRelayClient(configuration: ClientConfiguration(
+            endpoint: system.endpoint, brokerPublicKey: system.brokerKeys.publicKey, keys: try #require(system.keys["carer.ellis"])))
+        func sendCheckIn() throws -> String {
+            try carer.send(SendHeader(key: UUID().uuidString, kind: .carerCheckIn, to: [.person("coord.patel")],
+                                      patient: try NHSNumber(validating: ellisNHS)), body: body).id
+        }
+
+        let text = try coordinator.start(["watch", "--count", "1", "--timeout", "60"])
+        #expect(text.waitFor { _, err in err.contains("Watching as") }, "watch did not start: \(text.stderr)")
+        let first = try sendCheckIn()
+        let printed = try text.finish()
+        Self.expectSafe(printed, "watch")
+        #expect(printed.stdout.contains(first), "\(printed)")
+        #expect(printed.stdout.contains(#"concerns: Falls at home\u001B[2J\u001B]0;owned\u0007"#), "controls are shown, escaped: \(printed.stdout)")
+
+        let json = try coordinator.start(["watch", "--json", "--count", "1", "--timeout", "60"])
+        #expect(json.waitFor { _, err in err.contains("Watching as") }, "watch did not start: \(json.stderr)")
+        let second = try sendCheckIn()
+        let lines = try json.finish()
+        Self.expectSafe(lines, "watch --json")
+        let line = try #require(try JSONSerialization.jsonObject(with: Data(lines.stdout.utf8)) as? [String: Any], "not JSON: \(lines)")
+        #expect((line["header"] as? [String: Any])?["id"] as? String == second)
+        let delivered = try #require((line["body"] as? String).flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        #expect(delivered["concerns"] as? String == Self.hostile, "JSON output keeps the value exactly")
+    }
+
+    @Test func escapeSequencesInAReferralAndAPlanNeverReachTheTerminalRaw() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.cli("gp.khan")
+        let sent = try gp.run(["referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS, "--service", "Assessment \(Self.hostile)",
+                               "--reason", Self.hostile, "--patient-agreed"])
+        let id = try #require(sentID(sent), "\(sent)")
+        let social = try system.cli("sw.okafor")
+        Self.expectSafe(try social.run(["referral", "inbox"]), "referral inbox")
+        let show = try social.run(["referral", "show", id])
+        Self.expectSafe(show, "referral show")
+        #expect(show.stdout.contains(#"Reason:    Falls at home\u001B[2J"#), "\(show.stdout)")
+        let showJSON = try social.run(["referral", "show", id, "--json"])
+        Self.expectSafe(showJSON, "referral show --json")
+        #expect((try? JSONSerialization.jsonObject(with: Data(showJSON.stdout.utf8))) != nil, "valid JSON: \(showJSON.stdout)")
+
+        let declined = try system.cli("sw.lee").run(["referral", "decline", id, "--reason", Self.hostile, "--code", "no-capacity"])
+        #expect(declined.status == 0, "\(declined)")
+        let track = try gp.run(["referral", "track", id])
+        Self.expectSafe(track, "referral track")
+        #expect(track.stdout.contains("declined by sw.lee (Daniel Lee): Falls at home\\u001B[2J"), "\(track.stdout)")
+        let trackJSON = try gp.run(["referral", "track", id, "--json"])
+        Self.expectSafe(trackJSON, "referral track --json")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(trackJSON.stdout.utf8)) as? [String: Any], "\(trackJSON.stdout)")
+        let timeline = try #require(report["timeline"] as? [[String: Any]])
+        #expect(timeline.contains { ($0["what"] as? String)?.contains(Self.hostile) == true }, "JSON keeps the value exactly: \(timeline)")
+        Self.expectSafe(try system.cli("coord.patel").run(["audit", "query", "--message", id]), "audit query")
+
+        // A care plan whose change summary and section text carry the same.
+        let nurse = try system.cli("nurse.ali")
+        // The referral made the GP a member of the care team; a member adds the nurses.
+        #expect(try system.cli("gp.khan").run(["careteam", "link", "--patient", ellisNHS, "--member", "team:west.nursing"]).status == 0)
+        #expect(try nurse.run(["careteam", "link", "--patient", ellisNHS, "--member", "person:gp.khan"]).status == 0)
+        for version in [1, 2] {
+            let path = try Fixtures.carePlan(version: version, wellbeingText: "\(version) \(Self.hostile)", in: nurse.workingDirectory)
+            var plan = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+            plan["changeSummary"] = Self.hostile
+            try JSONSerialization.data(withJSONObject: plan).write(to: URL(fileURLWithPath: path))
+            let shared = try nurse.run(["careplan", "share", "--file", path, "--to", "person:gp.khan"])
+            #expect(shared.status == 0, "\(shared)")
+        }
+        Self.expectSafe(try gp.run(["careplan", "versions", "--patient", ellisNHS]), "careplan versions")
+        let diff = try gp.run(["careplan", "diff", "--patient", ellisNHS])
+        Self.expectSafe(diff, "careplan diff")
+        #expect(diff.stdout.contains("Falls at home\\u001B[2J"), "\(diff.stdout)")
+    }
+
     // MARK: audit, status, keys, config
 
     @Test func auditQueryAndVerify() throws {
@@ -399,6 +513,8 @@ import ZeroMQ
         let gp = try system.cli("gp.khan")
         let id = try #require(sentID(try gp.run(["referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
                                                  "--service", "Assessment", "--reason", "Falls", "--patient-agreed"])))
+        // Accepted by the intake, Mrs Ellis is in the care of the co-ordinator's team.
+        #expect(try system.cli("sw.okafor").run(["referral", "accept", id]).status == 0)
         let coordinator = try system.cli("coord.patel")
         let verify = try coordinator.run(["audit", "verify"])
         #expect(verify.status == 0, "\(verify)")

@@ -140,7 +140,7 @@ struct CarePlanCommand: ParsableCommand {
             var top: [String] = []
             for field in topFields {
                 let a = CarePlanCommand.text(older.json[field]), b = CarePlanCommand.text(newer.json[field])
-                if a != b { top.append("\(field): \(a) -> \(b)") }
+                if a != b { top.append("\(field): \(Terminal.safe(a, singleLine: true)) -> \(Terminal.safe(b, singleLine: true))") }
             }
             if !top.isEmpty { changes.append(Change(section: "(plan)", change: "changed", details: top)) }
             let oldSections = (older.json["sections"] as? [[String: Any]]) ?? []
@@ -150,28 +150,29 @@ struct CarePlanCommand: ParsableCommand {
             for section in newSections {
                 guard let id = section["id"] as? String else { continue }
                 guard let old = oldByID[id] else {
-                    changes.append(Change(section: id, change: "added", details: ["\(CarePlanCommand.text(section["title"])): \(Format.oneLine(CarePlanCommand.text(section["text"]), max: 200))"]))
+                    changes.append(Change(section: id, change: "added", details: ["\(Format.oneLine(CarePlanCommand.text(section["title"]), max: 200)): \(Format.oneLine(CarePlanCommand.text(section["text"]), max: 200))"]))
                     continue
                 }
                 var details: [String] = []
                 for field in ["title", "kind", "text", "labels", "activities"] {
                     let a = CarePlanCommand.text(old[field]), b = CarePlanCommand.text(section[field])
-                    if a != b { details.append("\(field):\n      - \(a)\n      + \(b)") }
+                    // The values on one line each: the lines of the detail are its own.
+                    if a != b { details.append("\(field):\n      - \(Terminal.safe(a, singleLine: true))\n      + \(Terminal.safe(b, singleLine: true))") }
                 }
                 if !details.isEmpty { changes.append(Change(section: id, change: "changed", details: details)) }
             }
             for section in oldSections {
                 if let id = section["id"] as? String, !newIDs.contains(id) {
-                    changes.append(Change(section: id, change: "removed", details: [CarePlanCommand.text(section["title"])]))
+                    changes.append(Change(section: id, change: "removed", details: [Format.oneLine(CarePlanCommand.text(section["title"]), max: 200)]))
                 }
             }
             let report = Report(plan: planID, from: older.plan.version, to: newer.plan.version, changeSummary: newer.plan.changeSummary, changes: changes)
             if globals.json { Console.json(report); return }
             Console.out("Care plan \(planID): version \(older.plan.version) -> \(newer.plan.version)")
-            Console.out("Author's summary: \(newer.plan.changeSummary)")
+            Console.out("Author's summary: \(Terminal.block(newer.plan.changeSummary, indent: 18))")
             if changes.isEmpty { Console.out("No differences in the parts you can see."); return }
             for change in changes {
-                Console.out("  \(change.change.uppercased()) \(change.section)")
+                Console.out(Terminal.safe("  \(change.change.uppercased()) \(change.section)", singleLine: true))
                 for detail in change.details { Console.out("    \(detail)") }
             }
         }

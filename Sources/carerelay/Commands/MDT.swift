@@ -267,9 +267,9 @@ struct MDTCommand: ParsableCommand {
             guard case .mdtAgenda(let a)? = try? MessageBody.decode(kind: .mdtAgenda, json: bytes) else {
                 Console.rawJSON(bytes); return
             }
-            Console.out("\(a.title) (meeting \(a.meeting), version \(a.version))\(asPerson.map { ", as \($0) receives it" } ?? "")")
+            Console.out(Terminal.safe("\(a.title) (meeting \(a.meeting), version \(a.version))\(asPerson.map { ", as \($0) receives it" } ?? "")", singleLine: true))
             Console.out("  when:  \(a.start)\(a.end.map { " to \($0)" } ?? "")")
-            Console.out("  where: \(a.location)")
+            Console.out("  where: \(Terminal.safe(a.location, singleLine: true))")
             if let chair = a.chair { Console.out("  chair: \(chair)") }
             Console.out("")
             Console.out("ATTENDEES")
@@ -281,17 +281,17 @@ struct MDTCommand: ParsableCommand {
             for (index, entry) in a.items.enumerated() {
                 switch entry {
                 case .withheld(let placeholder):
-                    Console.out("  \(index + 1). [WITHHELD] \(placeholder.notice)")
+                    Console.out("  \(index + 1). [WITHHELD] \(Terminal.safe(placeholder.notice, singleLine: true))")
                 case .item(let item):
                     let labels = item.sensitivity.map { " [\($0.map(\.rawValue).joined(separator: ", "))]" } ?? ""
                     Console.out("  \(index + 1). \(item.patient.formatted), owner \(item.owner)\(labels)")
-                    Console.out("     \(item.reason)")
+                    Console.out("     \(Terminal.block(item.reason, indent: 5))")
                     for i in item.interventions {
-                        Console.out("     - \(i.action), by \(i.by)\(i.date.map { " on \($0)" } ?? ""): \(i.result)")
+                        Console.out(Terminal.safe("     - \(i.action), by \(i.by)\(i.date.map { " on \($0)" } ?? ""): \(i.result)", singleLine: true))
                     }
                 }
             }
-            if let notes = a.notes { Console.out(""); Console.out("Notes: \(notes)") }
+            if let notes = a.notes { Console.out(""); Console.out("Notes: \(Terminal.block(notes, indent: 7))") }
         }
     }
 }

@@ -210,7 +210,7 @@ struct ReferralCommand: ParsableCommand {
             }
             guard let bytes = view.bodyBytes else { throw Failure(Exit.software, "the broker sent no body") }
             if let header = view.header {
-                Console.out("From:      \(header.fromName) (\(header.from)), sent \(header.sentAt)")
+                Console.out(Terminal.safe("From:      \(header.fromName) (\(header.from)), sent \(header.sentAt)", singleLine: true))
                 if let redacted = header.redacted, !redacted.isEmpty { Console.out("Redacted:  \(redacted.joined(separator: ", "))") }
             }
             guard case .referral(let r)? = try? MessageBody.decode(kind: .referral, json: bytes) else {
@@ -220,14 +220,14 @@ struct ReferralCommand: ParsableCommand {
             Console.out("Referral:  \(id)")
             Console.out("Patient:   \(r.subject.formatted)\(r.patientAgreed ? " (agrees)" : " (has NOT agreed)")")
             Console.out("Priority:  \(r.priority.rawValue)    Category: \(r.category.rawValue)")
-            Console.out("Service:   \(r.serviceRequested)")
+            Console.out("Service:   \(Terminal.block(r.serviceRequested, indent: 11))")
             Console.out("Requester: \(r.requester.person) (\(r.requester.role.rawValue))")
             let performer = [r.performer.person.map { "person:\($0)" }, r.performer.team.map { "team:\($0)" }, r.performer.role.map(\.rawValue)]
                 .compactMap { $0 }.joined(separator: " ")
             Console.out("To:        \(performer)")
             Console.out("Written:   \(r.authoredOn)")
-            Console.out("Reason:    \(r.reasonText)")
-            if let info = r.supportingInfo { Console.out("Context:   \(info)") }
+            Console.out("Reason:    \(Terminal.block(r.reasonText, indent: 11))")
+            if let info = r.supportingInfo { Console.out("Context:   \(Terminal.block(info, indent: 11))") }
         }
     }
 
@@ -425,7 +425,7 @@ struct ReferralCommand: ParsableCommand {
             }
             Console.out("")
             Console.out("TIMELINE")
-            for step in steps { Console.out("  \(Format.date(step.at))  \(step.what)") }
+            for step in steps { Console.out("  \(Format.date(step.at))  \(Terminal.safe(step.what, singleLine: true))") }
             Console.out("")
             Console.table(["RECIPIENT", "DECISION", "STATE", "DELIVERED", "RECEIVED"], track.recipients.map {
                 [$0.person, $0.decision, $0.state, Format.date($0.deliveredAt), Format.date($0.confirmedAt)]

@@ -76,8 +76,8 @@ struct Watch: ParsableCommand {
                 var text = "\(h.sentAt)  \(h.kind.rawValue)  \(h.id)  from \(h.fromName) (\(h.from))"
                 if let patient = h.patient { text += "  patient \(patient.formatted)" }
                 if let priority = h.priority { text += "  \(priority.rawValue.uppercased())" }
-                Console.out(text)
-                Console.out("    \(summary)")
+                Console.out(Terminal.safe(text, singleLine: true))
+                Console.out("    " + Terminal.safe(summary, singleLine: true))
                 if let redacted = h.redacted, !redacted.isEmpty { Console.out("    (redacted for you: \(redacted.joined(separator: ", ")))") }
                 if h.override == true { Console.out("    (sent by breaking glass: consent overridden, audited)") }
             }

@@ -1,14 +1,16 @@
 import Foundation
 
 /// Writes straight to the file descriptors (no buffering), so a test or a pipe sees each line
-/// as soon as it is written.
+/// as soon as it is written. Everything written goes through `Terminal.safe`, so no control
+/// character from a message reaches the terminal whichever command printed it; JSON stays
+/// valid JSON (see Terminal).
 enum Console {
     static func out(_ text: String = "") {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        FileHandle.standardOutput.write(Data((Terminal.safe(text) + "\n").utf8))
     }
 
     static func err(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        FileHandle.standardError.write(Data((Terminal.safe(text) + "\n").utf8))
     }
 
     static func json(_ value: some Encodable) {
@@ -30,8 +32,10 @@ enum Console {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// A plain table: a header row and left-aligned columns.
+    /// A plain table: a header row and left-aligned columns, one line per row whatever the
+    /// cells hold.
     static func table(_ headers: [String], _ rows: [[String]]) {
+        let rows = rows.map { $0.map { Terminal.safe($0, singleLine: true) } }
         var widths = headers.map(\.count)
         for row in rows {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
@@ -83,8 +87,8 @@ enum Format {
         return String(format: "%.2f GiB", Double(count) / Double(1 << 30))
     }
 
-        static func oneLine(_ text: String, max: Int = 60) -> String {
-        let flat = text.replacingOccurrences(of: "\n", with: " ")
+    static func oneLine(_ text: String, max: Int = 60) -> String {
+        let flat = Terminal.safe(text, singleLine: true)
         return flat.count > max ? String(flat.prefix(max - 1)) + "…" : flat
     }
 }
