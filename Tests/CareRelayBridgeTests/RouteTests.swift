@@ -441,6 +441,38 @@ import Testing
         #expect(try #require(ServiceHours("24/7")).isOpen(at: Date(), timeZone: london))
     }
 
+    @Test func theSignInLimiterForgetsTheLeastRecentlyTriedFirst() {
+        let limiter = SignInLimiter(limit: 2, overallLimit: 100, window: 60, remembering: 3)
+        let start = Date()
+        func attempt(_ address: String, _ code: String, after seconds: TimeInterval = 0) -> Bool {
+            limiter.attempt(address: address, codeHash: code, now: start + seconds)
+        }
+        #expect(attempt("a", "code-1") && attempt("a", "code-2"))
+        #expect(!attempt("a", "code-3"), "a third attempt from one address within the window")
+        #expect(attempt("b", "code-4") && attempt("c", "code-5"))
+        #expect(!attempt("a", "code-6"), "three addresses fit: a is still remembered")
+        #expect(limiter.remembered <= 6)
+        // d and e push out b and c (a, just tried, is the most recent) ...
+        #expect(attempt("d", "code-7") && attempt("e", "code-8"))
+        #expect(!attempt("a", "code-9"))
+        // ... then f, g and h push out a, which may try again.
+        #expect(attempt("f", "code-10") && attempt("g", "code-11") && attempt("h", "code-12"))
+        #expect(attempt("a", "code-13"))
+        #expect(limiter.remembered == 6, "three addresses and three codes")
+        #expect(attempt("a", "code-14", after: 1))
+        #expect(!attempt("a", "code-15", after: 2))
+        // Refused attempts count too: a window after the last two, a may try again.
+        #expect(attempt("a", "code-16", after: 62) && attempt("a", "code-17", after: 62))
+    }
+
+    @Test func theOverallSignInLimitHoldsAcrossAddressesAndCodes() {
+        let limiter = SignInLimiter(limit: 5, overallLimit: 10, window: 60, remembering: 100)
+        let start = Date()
+        for n in 0..<10 { #expect(limiter.attempt(address: "192.0.2.\(n)", codeHash: "code-\(n)", now: start)) }
+        #expect(!limiter.attempt(address: "192.0.2.99", codeHash: "code-99", now: start + 59))
+        #expect(limiter.attempt(address: "192.0.2.99", codeHash: "code-99", now: start + 60))
+    }
+
     @Test func invitationCodesNormalise() {
         let code = InvitationCode.generate()
         #expect(code.count == 14)
