@@ -7,12 +7,13 @@ import Foundation
 extension Engine {
     /// Sends what is waiting to everyone marked dirty, within each connection's credit.
     func pumpDirty() {
+        let now = configuration.clock()
+        retryStoreBacklog(now: now)
         guard !dirty.isEmpty else { return }
         // The delivery-time check uses every directive stored so far, other brokers' too.
         if store.sharedChanges != nil { refreshConsent() }
         let people = dirty
         dirty.removeAll(keepingCapacity: true)
-        let now = configuration.clock()
         var sent: [(seq: Int64, recipient: PersonID)] = []
         var withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)] = []
         var audit: [AuditEntry] = []
@@ -26,8 +27,9 @@ extension Engine {
         } catch {
             vitals.store(healthy: false, error: "\(error)")
             // The deliveries went out and stay pending until confirmed, so nothing is lost;
-            // only their audit lines are missing, which the operator must know.
-            logger.error("could not record deliveries in the audit trail", metadata: ["error": "\(error)", "count": "\(sent.count)"])
+            // their records and audit lines are written once the store answers again.
+            storeBacklog.keep(sent: sent, withheld: withheld, audit: audit)
+            logger.error("could not record deliveries; kept until the store answers", metadata: ["error": "\(error)", "count": "\(sent.count)"])
         }
     }
 
@@ -51,7 +53,9 @@ extension Engine {
             do {
                 items = try store.mailbox(for: person, after: deliveryCursor[person] ?? 0, excluding: inFlight, limit: session.spareCredit)
             } catch {
-                logger.error("could not read a mailbox", metadata: ["person": "\(person)", "error": "\(error)"])
+                // Read again once the store answers, for as long as they stay connected.
+                storeBacklog.unreadMailboxes.insert(person)
+                logger.error("could not read a mailbox; reading it again once the store answers", metadata: ["person": "\(person)", "error": "\(error)"])
                 return
             }
             for item in items {
@@ -176,14 +180,20 @@ extension Engine {
         do {
             for confirm in batch { _ = try store.confirm(recipient: confirm.recipient, ids: confirm.ids, at: now) }
         } catch {
-            // The store cannot write (a full disk, say). The recipient has the messages, so
-            // their credit is freed anyway and deliveries keep flowing from what is stored;
-            // the deliveries stay pending on disk and come again after a restart, where the
-            // client's deduplication drops them. Withholding credit instead would stall every
-            // recipient until the disk recovered.
-            logger.error("could not record confirmations; they will be redelivered after a restart", metadata: ["error": "\(error)"])
+            // The store cannot write (a full disk, a database restarting). The recipient has
+            // the messages, so their credit is freed anyway and deliveries keep flowing from
+            // what is stored; the confirmations are kept and written once the store answers.
+            // Withholding credit instead would stall every recipient until it recovered.
+            keepUnrecorded(batch)
+            logger.error("could not record confirmations; kept until the store answers", metadata: ["error": "\(error)"])
         }
         applyConfirmations(batch)
+    }
+
+    /// Confirmations the store could not take, for `retryStoreBacklog`. Writing one twice is
+    /// harmless (only pending deliveries change), so a batch that partly succeeded is kept whole.
+    func keepUnrecorded(_ batch: [(routingID: [UInt8], recipient: PersonID, ids: [String])]) {
+        storeBacklog.confirmations += batch.map { DeliveryConfirmation(recipient: $0.recipient, ids: $0.ids) }
     }
 
     /// Frees the credit the confirmed deliveries held.

@@ -56,6 +56,8 @@ final class Engine {
     }
     var pendingSends: [PendingSend] = []
     var pendingConfirms: [(routingID: [UInt8], recipient: PersonID, ids: [String])] = []
+    /// What a failing store could not take, written once it answers again.
+    var storeBacklog = StoreBacklog()
 
     init(configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex,
          store: any MessageStore, consent: ConsentGate, controlEndpoint: String, vitals: BrokerVitals, logger: Logger) throws {

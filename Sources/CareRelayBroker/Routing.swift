@@ -118,7 +118,9 @@ extension Engine {
             } catch {
                 vitals.store(healthy: false, error: "\(error)")
                 // Nothing of this batch is acknowledged: the senders retry with the same keys.
-                // The confirmations still free their credit (see recordConfirmations).
+                // The confirmations still free their credit and are kept for the store (see
+                // recordConfirmations).
+                keepUnrecorded(confirmations)
                 applyConfirmations(confirmations)
                 logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
                 for item in results {

@@ -56,4 +56,40 @@ struct StoreFaultTests {
         system.stop()
         #expect(ContinuousClock.now - stopping < .seconds(10), "the broker stopped within its store's time-out")
     }
+
+    /// The database goes silent just as a receiver confirms one referral while the next waits
+    /// for her credit: the confirmation cannot be written and her mailbox cannot be read. Once
+    /// the database answers, the confirmation is written and the waiting referral arrives on
+    /// the connection she kept, with no new HELLO; tracking shows what she confirmed.
+    @Test func nothingIsLeftBehindOnALiveSessionWhenTheDatabaseComesBack() throws {
+        let system = try CareSystem()
+        let database = try #require(try CareSystem.newPostgresDatabase())
+        let proxy = try FreezingProxy(toLoopbackPort: database.port)
+        defer { proxy.stop() }
+        var location = database
+        location.port = proxy.port
+        location.timeout = .milliseconds(500)
+        system.store = PostgresStoreProvider(location)
+        try system.start()
+
+        let gp = try system.client("gp.khan", receive: false, replyTimeout: .seconds(15))
+        let lee = try system.client("sw.lee", credit: 1)
+        let first = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, body: try Bodies.referral())
+        let second = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, body: try Bodies.referral())
+        let delivered = try #require(try lee.nextDelivery(timeout: .seconds(10)))
+        #expect(delivered.header.id == first.id)
+        #expect(try lee.nextDelivery(timeout: .milliseconds(300)) == nil, "one credit: the second waits")
+
+        proxy.freeze()
+        try lee.confirm([first.id])
+        // Her confirmation freed the credit, but the mailbox read behind it fails meanwhile.
+        #expect(try lee.nextDelivery(timeout: .seconds(2)) == nil)
+        proxy.thaw()
+
+        let next = try #require(try lee.nextDelivery(timeout: .seconds(15)), "the waiting referral arrives once the database answers")
+        #expect(next.header.id == second.id)
+        try lee.confirm([second.id])
+        let tracked = try gp.query("track", ["id": first.id], as: Tracking.self)
+        #expect(tracked.recipients.first { $0.person == "sw.lee" }?.state == "confirmed", "the confirmation sent while the database was silent was kept")
+    }
 }
