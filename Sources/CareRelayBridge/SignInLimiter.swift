@@ -11,29 +11,31 @@ import Foundation
 /// `overallLimit` per `window`, so guessing codes with many addresses stays as slow as that.
 public final class SignInLimiter: @unchecked Sendable {
     private let lock = NSLock()
-    private var addresses: RecentlyUsed<SlidingWindow>
-    private var codes: RecentlyUsed<SlidingWindow>
-    private var overall: SlidingWindow
-    public let limit: Int
+    private var addresses: AttemptTable<String>
+    private var codes: AttemptTable<String>
+    private var overall: AttemptTable<Int>
     public let window: TimeInterval
 
     public init(limit: Int, overallLimit: Int, window: TimeInterval, remembering capacity: Int) {
-        self.limit = max(1, limit)
         self.window = window
-        addresses = RecentlyUsed(capacity: max(1, capacity))
-        codes = RecentlyUsed(capacity: max(1, capacity))
-        overall = SlidingWindow(limit: max(1, overallLimit))
+        addresses = AttemptTable(limit: limit, capacity: capacity)
+        codes = AttemptTable(limit: limit, capacity: capacity)
+        overall = AttemptTable(limit: overallLimit, capacity: 1)
     }
 
     /// Records an attempt against the address, the code's hash and the overall window; false
     /// when any of them was already at its limit. Every attempt counts, refused ones too, so
     /// that trying on through a refusal keeps the refusal going.
     public func attempt(address: String, codeHash: String, now: Date) -> Bool {
-        let limit = self.limit, window = self.window
+        let time = now.timeIntervalSinceReferenceDate
+        // 15 hex digits (60 bits) of the hash are plenty to tell codes apart and fit in a
+        // Swift string without a heap allocation; two codes that share them would only share
+        // one count, which is stricter, never looser.
+        let code = String(codeHash.prefix(15))
         return lock.withLock {
-            let byAddress = addresses.update(address, new: { SlidingWindow(limit: limit) }) { $0.record(now, window: window) }
-            let byCode = codes.update(codeHash, new: { SlidingWindow(limit: limit) }) { $0.record(now, window: window) }
-            let everyone = overall.record(now, window: window)
+            let byAddress = addresses.record(address, at: time, window: window)
+            let byCode = codes.record(code, at: time, window: window)
+            let everyone = overall.record(0, at: time, window: window)
             return byAddress && byCode && everyone
         }
     }
@@ -44,85 +46,85 @@ public final class SignInLimiter: @unchecked Sendable {
     }
 }
 
-/// The times of the last `limit` attempts, oldest overwritten first.
-struct SlidingWindow {
-    private var times: [Date] = []
-    private var oldest = 0
-    let limit: Int
-
-    init(limit: Int) {
-        self.limit = limit
-        times.reserveCapacity(limit)
-    }
-
-    /// Records an attempt at `now`; true when fewer than `limit` earlier ones fall within
-    /// `window` of it (the oldest of the last `limit` is then outside it).
-    mutating func record(_ now: Date, window: TimeInterval) -> Bool {
-        if times.count < limit {
-            times.append(now)
-            return true
-        }
-        let allowed = now.timeIntervalSince(times[oldest]) >= window
-        times[oldest] = now
-        oldest = (oldest + 1) % limit
-        return allowed
-    }
-}
-
-/// A dictionary of at most `capacity` entries that forgets the least recently used one to
-/// make room: a doubly linked list threaded through a fixed pool of slots, so every
-/// operation is O(1) and nothing grows past the capacity.
-struct RecentlyUsed<Value> {
+/// The times of the last `limit` attempts of at most `capacity` keys, the key tried least
+/// recently forgotten to make room. Slots live in arrays that grow to the capacity and no
+/// further: a doubly linked list through the slots orders them by use, and each slot's
+/// times are a ring in one shared array, so every attempt is O(1) and allocates nothing
+/// once the table is full.
+struct AttemptTable<Key: Hashable> {
     private struct Slot {
-        var key: String
-        var value: Value
+        var key: Key
         var older: Int
         var newer: Int
+        /// How many of the slot's `limit` times are set, and where the oldest is once all are.
+        var filled: Int
+        var oldestTime: Int
     }
 
     private var slots: [Slot] = []
-    private var index: [String: Int] = [:]
+    /// Slot i's attempt times are at i * limit ..< (i + 1) * limit.
+    private var times: [TimeInterval] = []
+    private var index: [Key: Int] = [:]
     private var newest = -1
     private var oldest = -1
+    let limit: Int
     let capacity: Int
 
-    init(capacity: Int) {
-        self.capacity = capacity
+    init(limit: Int, capacity: Int) {
+        self.limit = max(1, limit)
+        self.capacity = max(1, capacity)
     }
 
     var count: Int { index.count }
 
-    /// Runs `change` on the entry for `key` (made from `new` when absent, in the place of the
-    /// least recently used entry when full) and makes it the most recently used.
-    mutating func update<Result>(_ key: String, new: () -> Value, _ change: (inout Value) -> Result) -> Result {
+    /// Records an attempt by `key` at `now`; true when fewer than `limit` of its earlier
+    /// attempts fall within `window` of it (the oldest of its last `limit` is then outside).
+    mutating func record(_ key: Key, at now: TimeInterval, window: TimeInterval) -> Bool {
+        let slot = use(key)
+        let base = slot * limit
+        if slots[slot].filled < limit {
+            times[base + slots[slot].filled] = now
+            slots[slot].filled += 1
+            return true
+        }
+        let at = base + slots[slot].oldestTime
+        let allowed = now - times[at] >= window
+        times[at] = now
+        slots[slot].oldestTime = (slots[slot].oldestTime + 1) % limit
+        return allowed
+    }
+
+    /// The slot of `key`, made the most recently used: found, new, or the least recently
+    /// used one given over to it when the table is full.
+    private mutating func use(_ key: Key) -> Int {
         let slot: Int
         if let found = index[key] {
             slot = found
             unlink(slot)
         } else if slots.count < capacity {
             slot = slots.count
-            slots.append(Slot(key: key, value: new(), older: -1, newer: -1))
+            slots.append(Slot(key: key, older: -1, newer: -1, filled: 0, oldestTime: 0))
+            times.append(contentsOf: repeatElement(0, count: limit))
             index[key] = slot
         } else {
             slot = oldest
             unlink(slot)
             index[slots[slot].key] = nil
-            slots[slot].key = key
-            slots[slot].value = new()
+            slots[slot] = Slot(key: key, older: -1, newer: -1, filled: 0, oldestTime: 0)
             index[key] = slot
         }
-        // Make it the newest.
         slots[slot].older = newest
-        slots[slot].newer = -1
         if newest >= 0 { slots[newest].newer = slot }
         newest = slot
         if oldest < 0 { oldest = slot }
-        return change(&slots[slot].value)
+        return slot
     }
 
     private mutating func unlink(_ slot: Int) {
         let older = slots[slot].older, newer = slots[slot].newer
         if older >= 0 { slots[older].newer = newer } else { oldest = newer }
         if newer >= 0 { slots[newer].older = older } else { newest = older }
+        slots[slot].older = -1
+        slots[slot].newer = -1
     }
 }
