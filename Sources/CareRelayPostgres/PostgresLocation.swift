@@ -158,7 +158,7 @@ enum PostgresStatistics {
         }
         return StoreStatistics(
             storeBytes: try number("SELECT pg_database_size(current_database())"),
-            messages: try number("SELECT MAX(seq) FROM message"),
+            messages: try number("SELECT messages FROM audit_head"),
             undelivered: try number("SELECT COUNT(*) FROM delivery WHERE state = 'pending'"),
             oldestUndeliveredAcceptedAt: oldest.map(Date.init(timeIntervalSince1970:)),
             intakeWaiting: intake,

@@ -93,6 +93,11 @@ extension PostgresStore {
             """,
             "INSERT INTO audit_head (seq, hash) VALUES (0, decode(repeat('00', 32), 'hex'))",
         ]),
+        // How many messages are stored, kept on the row every writer locks (status reports it).
+        ("v2", [
+            "ALTER TABLE audit_head ADD COLUMN messages BIGINT NOT NULL DEFAULT 0",
+            "UPDATE audit_head SET messages = (SELECT COUNT(*) FROM message)",
+        ]),
     ]
 
     static func migrate(_ connection: PostgresConnection, logger: Logger) throws {

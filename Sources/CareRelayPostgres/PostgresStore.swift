@@ -175,7 +175,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     /// The audit lines after `head` and the new head, as two parts of a WITH clause
     /// (`audit_rows AS (...), audit_moved AS (...)`), so they go in the statement that ends
     /// the transaction's work rather than in round trips of their own.
-    private static func appendAudit(_ entries: [AuditEntry], after head: AuditChain.Head, to statement: inout Statement) {
+    private static func appendAudit(_ entries: [AuditEntry], after head: AuditChain.Head, countingMessages stored: Int = 0, to statement: inout Statement) {
         var head = head
         var rows: [AuditRowToStore] = []
         rows.reserveCapacity(entries.count)
@@ -207,7 +207,10 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             audit_moved AS (UPDATE audit_head SET seq =
             """)
         statement.bind(head.seq, as: "int8", then: ", hash = ")
-        statement.bind(ByteBuffer(bytes: head.hash), as: "bytea", then: ")")
+        // The count of messages rides on the same locked row: sequences skip numbers when a
+        // transaction rolls back or a broker dies mid-batch, so the highest is not a count.
+        statement.bind(ByteBuffer(bytes: head.hash), as: "bytea", then: ", messages = messages + ")
+        statement.bind(Int64(stored), as: "int8", then: ")")
     }
 
     /// What the other brokers are told on commit, as payloads under PostgreSQL's 8,000-byte limit.
@@ -235,11 +238,11 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
 
     /// Ends a writing transaction's work in one statement: its audit lines, the chain's new
     /// head, and the notifications PostgreSQL sends on commit.
-    private func finish(audit entries: [AuditEntry], after head: AuditChain.Head, notifying changes: [SharedChanges.Change],
-                        alsoWith preceding: (inout Statement) -> Void = { _ in }) throws {
+    private func finish(audit entries: [AuditEntry], after head: AuditChain.Head, countingMessages stored: Int = 0,
+                        notifying changes: [SharedChanges.Change], alsoWith preceding: (inout Statement) -> Void = { _ in }) throws {
         var statement = Statement("WITH ")
         preceding(&statement)
-        Self.appendAudit(entries, after: head, to: &statement)
+        Self.appendAudit(entries, after: head, countingMessages: stored, to: &statement)
         statement.sql(" SELECT pg_notify('carerelay', p) FROM unnest(")
         statement.bind(payloads(changes), as: "text[]", then: ") AS p")
         try run(statement.query)
@@ -296,7 +299,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             for (index, seq) in zip(toStore, seqs) { outcomes[index] = .stored(seq: seq) }
             try saveReferrals(stored.compactMap(\.referral))
             try linkCareTeams(stored)
-            try finish(audit: stored.flatMap(\.audit), after: head, notifying: Self.changes(storing: stored))
+            try finish(audit: stored.flatMap(\.audit), after: head, countingMessages: stored.count, notifying: Self.changes(storing: stored))
             return try outcomes.map {
                 guard let outcome = $0 else { throw StoreError.unavailable("a message of the batch was left without an outcome") }
                 return outcome

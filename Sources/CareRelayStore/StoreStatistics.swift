@@ -7,7 +7,8 @@ import GRDB
 public struct StoreStatistics: Sendable, Equatable, Codable {
     /// The database file with its write-ahead log.
     public var storeBytes: Int64
-    /// Messages ever accepted (the highest sequence: messages are never deleted).
+    /// Messages stored (a count: never deleted, and on PostgreSQL counted as they are stored,
+    /// since its sequences skip numbers).
     public var messages: Int64
     /// Deliveries stored and not yet confirmed by their recipient.
     public var undelivered: Int64
