@@ -197,7 +197,7 @@ struct ReferralCommand: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a referral as you received it (consent applied).",
-            discussion: "Exit 66 if it is withheld from you.\n\nExample:\n  carerelay referral show mm7qk3x1c-4f2a9")
+            discussion: "A referral withheld from you is not known to you: unknown-message (exit 65), as for a mistyped id.\n\nExample:\n  carerelay referral show mm7qk3x1c-4f2a9")
         @OptionGroup var globals: Globals
         @Argument(help: "The referral's message id.") var id: String
 
@@ -205,9 +205,6 @@ struct ReferralCommand: ParsableCommand {
             let client = try globals.connect()
             let view = try brokerCall { () throws(ClientError) in try client.query("message", ["id": id], as: MessageView.self) }
             if globals.json { Console.json(view); return }
-            if let reason = view.withheld {
-                throw Failure(Exit.withheld, "referral \(id) is withheld from you: \(reason)")
-            }
             guard let bytes = view.bodyBytes else { throw Failure(Exit.software, "the broker sent no body") }
             if let header = view.header {
                 Console.out(Terminal.safe("From:      \(header.fromName) (\(header.from)), sent \(header.sentAt)", singleLine: true))

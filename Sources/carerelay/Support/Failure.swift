@@ -12,8 +12,8 @@ enum Exit {
     static let usage: Int32 = 64
     /// The broker refused the request (its error code name and reason are printed).
     static let rejected: Int32 = 65
-    /// Accepted, but at least one recipient will receive nothing (withheld by consent), or
-    /// the message asked for is withheld from you.
+    /// Accepted, but at least one recipient will receive nothing (withheld by consent), or,
+    /// as its sender, you asked how a recipient sees a message withheld from them.
     static let withheld: Int32 = 66
     /// No answer: the broker is down or unreachable, or the broker key configured is wrong.
     static let unavailable: Int32 = 69
@@ -35,7 +35,7 @@ enum Exit {
           65  the broker refused the request; its error code
               (e.g. not-permitted, invalid-transition) and reason are printed
           66  accepted, but some recipients receive nothing (withheld by
-              consent); or the message you asked to see is withheld from you
+              consent); or the recipient you asked about (--as) may not read it
           69  no answer from the broker: it is down or unreachable, or the
               broker key in your configuration is not the broker's
           70  the broker answered something this client does not understand
