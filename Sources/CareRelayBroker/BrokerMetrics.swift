@@ -19,6 +19,7 @@ final class BrokerMetrics {
     private let withheldAtRouting: Counter
     private let withheldAtDelivery: Counter
     private let duplicates: Counter
+    private let ignoredCommands: Counter
     private let connected: Gauge
     private let storeCommit: CoreMetrics.Timer
     private let storeDeliveryRecord: CoreMetrics.Timer
@@ -31,6 +32,7 @@ final class BrokerMetrics {
         withheldAtRouting = Counter(label: "carerelay_withheld_total", dimensions: [("stage", "routing")], factory: factory)
         withheldAtDelivery = Counter(label: "carerelay_withheld_total", dimensions: [("stage", "delivery")], factory: factory)
         duplicates = Counter(label: "carerelay_duplicate_sends_total", factory: factory)
+        ignoredCommands = Counter(label: "carerelay_commands_ignored_total", factory: factory)
         connected = Gauge(label: "carerelay_connected_clients", factory: factory)
         storeCommit = CoreMetrics.Timer(label: "carerelay_store_seconds", dimensions: [("operation", "accept")], factory: factory)
         storeDeliveryRecord = CoreMetrics.Timer(label: "carerelay_store_seconds", dimensions: [("operation", "record_deliveries")], factory: factory)
@@ -62,6 +64,9 @@ final class BrokerMetrics {
     }
 
     func duplicateSend() { duplicates.increment() }
+
+    /// A command dropped unread because its key sent too many malformed ones (RefusalBudget).
+    func ignored() { ignoredCommands.increment() }
 
     func connectedClients(_ count: Int) { connected.record(count) }
 

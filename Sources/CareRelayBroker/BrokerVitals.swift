@@ -1,6 +1,7 @@
 import CareRelayProtocol
 import CareRelayStore
 import Foundation
+import ZeroMQ
 
 /// What the loop thread tells the rest of the process about itself, for health checks and
 /// `status`: written by the loop once per turn, read by the operations endpoint. The loop
@@ -15,6 +16,8 @@ public final class BrokerVitals: @unchecked Sendable {
         public var storeHealthy: Bool
         public var lastStoreError: String?
         public var stopping: Bool
+        /// Keys whose commands are being ignored after too many malformed ones (RefusalBudget).
+        public var throttledKeys: Int = 0
     }
 
     private let lock = NSLock()
@@ -34,6 +37,11 @@ public final class BrokerVitals: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         state.lastTurn = now
         state.connectedClients = connectedClients
+    }
+
+    func throttled(keys: Int) {
+        lock.lock(); defer { lock.unlock() }
+        state.throttledKeys = keys
     }
 
     func store(healthy: Bool, error: String? = nil) {
@@ -59,6 +67,10 @@ public struct BrokerStatusReport: Codable, Sendable, Equatable {
     public var storeHealthy: Bool
     public var stopping: Bool
     public var store: StoreStatistics
+    /// The libzmq the broker runs on, e.g. "4.3.4, CareRelay patch 1" (Scripts/libzmq/build).
+    public var libzmq: String?
+    /// Keys being ignored for sending too many malformed commands.
+    public var throttledKeys: Int?
 
     public init(vitals: BrokerVitals.Snapshot, store: StoreStatistics, now: Date = Date()) {
         broker = CareRelayBroker.version
@@ -69,5 +81,7 @@ public struct BrokerStatusReport: Codable, Sendable, Equatable {
         storeHealthy = vitals.storeHealthy
         stopping = vitals.stopping
         self.store = store
+        libzmq = ZMQLibrary.buildDescription
+        throttledKeys = vitals.throttledKeys
     }
 }

@@ -31,6 +31,16 @@ public struct BrokerConfiguration: Sendable {
     public var security: ConnectionSecurity
     /// Where the broker's counters go (e.g. a Prometheus registry); the default records nothing.
     public var metricsFactory: any MetricsFactory
+    /// Most messages libzmq queues from one connection before it stops reading that
+    /// connection's socket (ZMQ_RCVHWM; TCP then pushes back on the sender). With the
+    /// largest frame libzmq accepts this bounds what one connection holds in the broker's
+    /// memory (Protocols/CRP.md, security considerations). A client waits for its answers,
+    /// so it never has many commands queued.
+    public var receiveQueueMessages: Int = 32
+    /// How long a new connection may take over its handshake before it is dropped.
+    public var handshakeMilliseconds: Int = 5_000
+    /// When a key that keeps sending malformed commands is ignored for a while.
+    public var refusalLimits = RefusalLimits()
 
     public init(
         endpoint: String = "tcp://127.0.0.1:5570", storePath: String, store: (any StoreProvider)? = nil, publicKey: String, secretKey: String,

@@ -58,6 +58,8 @@ final class Engine {
     var pendingConfirms: [(routingID: [UInt8], recipient: PersonID, ids: [String])] = []
     /// What a failing store could not take, written once it answers again.
     var storeBacklog = StoreBacklog()
+    /// Malformed commands per key, and the keys being ignored for sending too many.
+    var refusals: RefusalBudget
 
     init(configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex,
          store: any MessageStore, consent: ConsentGate, controlEndpoint: String, vitals: BrokerVitals, logger: Logger) throws {
@@ -69,6 +71,7 @@ final class Engine {
         codec = CRPCodec(maxBodyBytes: configuration.maxBodyBytes)
         metrics = BrokerMetrics(factory: configuration.metricsFactory)
         self.vitals = vitals
+        refusals = RefusalBudget(limits: configuration.refusalLimits)
 
         router = try context.makeSocket(.router)
         switch configuration.security {
@@ -83,11 +86,21 @@ final class Engine {
         // Fail loudly instead of dropping a reply to a peer that has gone.
         try router.setRouterMandatory(true)
         // Credit keeps deliveries far below this; it only bounds replies to a peer that
-        // sends without reading.
+        // sends without reading (and the ZMTP heartbeat below ends such a peer's connection).
         try router.setSendHighWaterMark(100_000)
-        try router.setReceiveHighWaterMark(100_000)
-        // A peer cannot make the broker allocate more than one body plus headers.
+        // Per connection, at most this many messages wait in the broker; beyond it libzmq
+        // stops reading that peer's socket and TCP pushes back. It is what bounds the memory
+        // a flooding client can take (CRP.md, security considerations).
+        try router.setReceiveHighWaterMark(Int32(clamping: configuration.receiveQueueMessages))
+        // No frame larger than one body plus slack, so a slightly oversize body is still read
+        // and answered 409 rather than cut off; the loop drops frames beyond the fifth unread.
         try router.setMaxMessageSize(Int64(configuration.maxBodyBytes) * 2 + 64 * 1024)
+        // A connection that never completes its CURVE handshake (raw TCP, garbage) is dropped
+        // after this rather than libzmq's 30 s.
+        try router.setHandshakeInterval(Int32(clamping: configuration.handshakeMilliseconds))
+        // ZMTP heartbeats find dead peers. On Debian's unpatched libzmq 4.3.4 the heartbeat
+        // timer is one of two ways a flooding peer's reset aborts the process; the patched
+        // build from Scripts/libzmq/build fixes both (the other is a PING the peer sends).
         try router.setHeartbeatInterval(Int32(configuration.heartbeatMilliseconds))
         try router.setHeartbeatTimeout(Int32(configuration.heartbeatMilliseconds * 3))
         try router.setHeartbeatTTL(Int32(configuration.heartbeatMilliseconds * 3))
@@ -114,7 +127,11 @@ final class Engine {
     // MARK: Loop
 
     func run() {
-        logger.info("broker serving", metadata: ["endpoint": "\(boundEndpoint)"])
+        logger.info("broker serving", metadata: ["endpoint": "\(boundEndpoint)", "libzmq": "\(ZMQLibrary.buildDescription)"])
+        if ZMQLibrary.carerelayPatchLevel == nil {
+            logger.warning("this libzmq lacks CareRelay's patch: a client that floods a connection and then resets it can abort the broker (libzmq issue 4841). Run Scripts/setup, which builds the patched libzmq (Scripts/libzmq/build).",
+                           metadata: ["libzmq": "\(ZMQLibrary.versionString)"])
+        }
         while !stopping {
             let events: [PollEvents]
             do {
@@ -218,7 +235,7 @@ final class Engine {
     /// unanswered: those senders retry with the same keys elsewhere or later.
     private func refuseWaitingCommands() {
         drain()  // what was already read into this batch is stored and answered first
-        while let message = try? router.receive(dontWait: true), let routingID = message.frames.first {
+        while let message = try? router.receive(dontWait: true, maxFrames: Self.maxFrames), let routingID = message.frames.first {
             let frames = message.frames.dropFirst()
             let tags = frames.count >= 3 ? Self.tags(in: frames[frames.startIndex + 2]) : (req: nil, key: nil)
             reply(routingID, .rejected(Rejected(ProtocolError(.shuttingDown, "the broker is shutting down; nothing was accepted. Retry in a moment"),
@@ -232,7 +249,7 @@ final class Engine {
         while read < configuration.batchLimit {
             let message: Multipart?
             do {
-                message = try router.receive(dontWait: true)
+                message = try router.receive(dontWait: true, maxFrames: Self.maxFrames)
             } catch {
                 logger.warning("receive failed", metadata: ["error": "\(error)"])
                 break
@@ -246,20 +263,34 @@ final class Engine {
 
     // MARK: Commands
 
+    /// The routing id and at most four CRP frames plus one, to say how many there were.
+    static let maxFrames = 6
+
     private func handle(_ message: Multipart) {
         guard let routingID = message.frames.first, message.frames.count >= 2 else { return }
+        let now = configuration.clock()
+        // A key over its budget of malformed commands is ignored: dropped before anything
+        // is decoded, so a flood costs the loop a dictionary look-up per message.
+        let peer = message.userID ?? routingID.hexPrefix
+        if refusals.isIgnored(peer, now: now) {
+            metrics.ignored()
+            return
+        }
         adoptReloadedDirectory()
         let frames = message.frames.dropFirst()
-        let now = configuration.clock()
         let command: ClientCommand
-        do {
+        do throws(ProtocolError) {
+            if message.discardedFrames > 0 {
+                throw ProtocolError(.malformedMessage,
+                    "a CRP message has 3 or 4 frames (signature, command, header[, body]); this one has \(frames.count + message.discardedFrames)")
+            }
             command = try codec.decodeClientCommand(frames)
         } catch {
             let name = frames.dropFirst().first.flatMap { printableCommand($0) }
             // Echo the request's tags when the header can be read at all, so the client can
             // match the refusal to its request instead of waiting for an answer.
             let tags = frames.count >= 3 ? Self.tags(in: frames[frames.startIndex + 2]) : (req: nil, key: nil)
-            reply(routingID, .rejected(Rejected(error, command: name, key: tags.key, req: tags.req)))
+            refuseMalformed(routingID, peer: peer, Rejected(error, command: name, key: tags.key, req: tags.req), now: now)
             logger.notice("refused a malformed command", metadata: ["code": "\(error.code.name)", "req": "\(tags.req ?? "-")"])
             // The reason can quote what was sent (an NHS number, a field): debug only.
             logger.debug("refused a malformed command: reason", metadata: ["req": "\(tags.req ?? "-")", "reason": "\(error.reason)"])
@@ -320,6 +351,24 @@ final class Engine {
         case .bye:
             endSession(routingID)
         }
+    }
+
+    /// Answers a malformed command and charges it to the sender's key. The refusal that
+    /// empties the key's budget is followed by `429 throttled`; then the key's sessions end
+    /// (what they held unconfirmed goes back to the mailbox) and it is ignored for a while.
+    private func refuseMalformed(_ routingID: [UInt8], peer: String, _ refusal: Rejected, now: Date) {
+        reply(routingID, .rejected(refusal))
+        guard refusals.charge(peer, now: now) == .answerAndThrottle else { return }
+        let limits = refusals.limits
+        reply(routingID, .rejected(Rejected(ProtocolError(.throttled,
+            "too many malformed commands from this key (more than \(limits.burst) at over \(Int(limits.perSecond)) a second): the broker ignores every command from it, on every connection, for \(Int(limits.ignoreSeconds)) s. Fix the client; nothing was accepted"),
+            command: refusal.command)))
+        for session in sessions.all where session.key == peer || session.routingID == routingID {
+            endSession(session.routingID)
+        }
+        vitals.throttled(keys: refusals.ignoredCount(now: now))
+        logger.warning("ignoring a key that sent too many malformed commands", metadata: [
+            "person": "\(directory.peopleByKey[peer]?.id.rawValue ?? "unknown")", "seconds": "\(Int(limits.ignoreSeconds))"])
     }
 
     /// The `req` and `key` fields of a header that failed stricter decoding, if present.
@@ -431,6 +480,8 @@ final class Engine {
         if now.timeIntervalSince(lastSweep) >= 1 {
             lastSweep = now
             expireSilentSessions(now: now)
+            refusals.sweep(now: now)
+            vitals.throttled(keys: refusals.ignoredCount(now: now))
         }
         if let deadline = nextDeadline, deadline <= now {
             escalateOverdueReferrals(now: now)

@@ -18,6 +18,8 @@ public enum ErrorCode: Int, Sendable, Codable, CaseIterable, CustomStringConvert
     case helloRequired = 413
     case unknownMessage = 414
     case invalidTransition = 415
+    /// Too many malformed commands from one key: the broker ignores it for a while.
+    case throttled = 429
     case storeUnavailable = 500
     case shuttingDown = 503
 
@@ -40,6 +42,7 @@ public enum ErrorCode: Int, Sendable, Codable, CaseIterable, CustomStringConvert
         case .helloRequired: "hello-required"
         case .unknownMessage: "unknown-message"
         case .invalidTransition: "invalid-transition"
+        case .throttled: "throttled"
         case .storeUnavailable: "store-unavailable"
         case .shuttingDown: "shutting-down"
         }

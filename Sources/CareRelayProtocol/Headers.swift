@@ -24,6 +24,42 @@ public struct Hello: Codable, Sendable, Equatable, StrictlyDecodable {
     }
     public enum CodingKeys: String, CodingKey, CaseIterable { case receive, credit, client, req }
     public typealias FieldKeys = CodingKeys
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        receive = try c.decode(Bool.self, forKey: .receive)
+        credit = try CreditWindow.decode(from: c, forKey: .credit)
+        client = try c.decodeIfPresent(String.self, forKey: .client)
+        req = try c.decodeIfPresent(String.self, forKey: .req)
+    }
+}
+
+/// The window of unconfirmed deliveries a connection asks for (HELLO and CREDIT): a whole
+/// number from 0 to 10000. JSON can say 1e30, 2.5 or -4; each is refused with
+/// `404 invalid-header` and a reason, never clamped silently or left unanswered.
+public enum CreditWindow {
+    public static let range = 0...10_000
+
+    static func decode<Key: CodingKey>(from c: KeyedDecodingContainer<Key>, forKey key: Key) throws -> Int {
+        // Missing: the usual "required field is missing".
+        if !c.contains(key) { return try c.decode(Int.self, forKey: key) }
+        // An Int first; a number an Int cannot hold (1e30, 2^70, 2.5) is read again as a
+        // Double only to say what was wrong with it.
+        if let whole = try? c.decode(Int.self, forKey: key) {
+            guard range.contains(whole) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription:
+                    "\(whole) is out of range: the window is a whole number of deliveries from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return whole
+        }
+        guard let number = try? c.decode(Double.self, forKey: key) else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription:
+                "must be a number: a whole number of deliveries from \(range.lowerBound) to \(range.upperBound)")
+        }
+        let what = number.rounded() == number ? "is out of range" : "is not a whole number"
+        throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription:
+            "\(number) \(what): the window is a whole number of deliveries from \(range.lowerBound) to \(range.upperBound)")
+    }
 }
 
 public struct SendHeader: Codable, Sendable, Equatable, StrictlyDecodable {
@@ -83,6 +119,10 @@ public struct Credit: Codable, Sendable, Equatable, StrictlyDecodable {
     public init(credit: Int) { self.credit = credit }
     public enum CodingKeys: String, CodingKey, CaseIterable { case credit }
     public typealias FieldKeys = CodingKeys
+
+    public init(from decoder: any Decoder) throws {
+        credit = try CreditWindow.decode(from: try decoder.container(keyedBy: CodingKeys.self), forKey: .credit)
+    }
 }
 
 public struct SubscriptionRequest: Codable, Sendable, Equatable, StrictlyDecodable {

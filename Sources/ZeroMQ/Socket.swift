@@ -33,6 +33,9 @@ public struct Multipart: Sendable, Hashable {
     public var userID: String?
     /// The "Peer-Address" of the sending peer (the IP address for TCP).
     public var peerAddress: String?
+    /// Parts received beyond `receive(maxFrames:)`'s limit and thrown away unread: libzmq
+    /// bounds each part's size but not how many parts a message has.
+    public var discardedFrames = 0
 
     public init(frames: [[UInt8]], userID: String? = nil, peerAddress: String? = nil) {
         self.frames = frames
@@ -149,10 +152,12 @@ public final class Socket {
         try send(frames.map { Array($0.utf8) }, dontWait: dontWait)
     }
 
-    /// Receives one whole multipart message.
+    /// Receives one whole multipart message. Parts beyond `maxFrames` are taken off the socket
+    /// and dropped without being copied (counted in `discardedFrames`), so a peer sending a
+    /// message of a million parts costs a loop, not memory.
     ///
     /// - Returns: `nil` if `dontWait` is set and nothing is waiting, or the receive timeout expired.
-    public func receive(dontWait: Bool = false) throws(ZMQError) -> Multipart? {
+    public func receive(dontWait: Bool = false, maxFrames: Int = .max) throws(ZMQError) -> Multipart? {
         let handle = try liveHandle()
         var result = Multipart(frames: [])
         var message = zmq_msg_t()
@@ -168,7 +173,9 @@ public final class Socket {
                 throw error
             }
             let size = zmq_msg_size(&message)
-            if size > 0, let data = zmq_msg_data(&message) {
+            if result.frames.count >= maxFrames {
+                result.discardedFrames += 1
+            } else if size > 0, let data = zmq_msg_data(&message) {
                 result.frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
             } else {
                 result.frames.append([])

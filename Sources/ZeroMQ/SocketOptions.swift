@@ -116,6 +116,10 @@ extension Socket {
     }
     public func setMaxMessageSize(_ bytes: Int64) throws(ZMQError) { try setOption(ZMQ_MAXMSGSIZE, bytes) }
 
+    /// How long a new connection may take over its ZMTP/CURVE handshake before it is dropped
+    /// (libzmq's default is 30 s); bounds how long a connection that sends nothing useful lives.
+    public func setHandshakeInterval(_ milliseconds: Int32) throws(ZMQError) { try setOption(ZMQ_HANDSHAKE_IVL, milliseconds) }
+
     // MARK: Heartbeats (ZMTP 3.1 PING/PONG, milliseconds)
 
     public var heartbeatInterval: Int32 {

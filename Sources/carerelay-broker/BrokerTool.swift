@@ -66,6 +66,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest message body accepted, in bytes.")
     var maxBody = 1 << 20
 
+    @Option(help: ArgumentHelp(
+        "Most messages queued from one connection before the broker stops reading it (ZMQ_RCVHWM).",
+        discussion: "With the largest frame (2 x --max-body + 64 KiB) this bounds one connection's memory; TCP pushes back on a client that sends faster. See Protocols/CRP.md, security considerations."))
+    var receiveQueue = 32
+
     @Flag(help: ArgumentHelp(
         "For local development only: no CURVE. Clients connect with ZeroMQ PLAIN, the username naming a person id in the directory (password ignored).",
         discussion: "Nothing is encrypted or authenticated, so the broker refuses to start unless --endpoint is loopback (tcp://127.x.x.x, tcp://localhost, tcp://[::1], ipc://, inproc://)."))
@@ -114,11 +119,12 @@ struct Serve: ParsableCommand {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
         let registry = PrometheusCollectorRegistry()
-        let configuration = BrokerConfiguration(
+        var configuration = BrokerConfiguration(
             endpoint: endpoint, storePath: store, store: storeProvider, publicKey: keys.publicKey, secretKey: keys.secretKey,
             maxBodyBytes: maxBody, heartbeatMilliseconds: heartbeat, consentPolicyYAML: policyText,
             metricsFactory: OperationsEndpoint.metricsFactory(for: registry),
             security: insecureDevelopment ? .insecureDevelopment : .curve)
+        configuration.receiveQueueMessages = receiveQueue
         let server: BrokerServer
         do {
             server = try BrokerServer.start(configuration: configuration, directory: index, logger: logger)
@@ -156,7 +162,7 @@ struct Serve: ParsableCommand {
         }
         // Written unbuffered: scripts and tests wait for this line to know the broker is up.
         FileHandle.standardOutput.write(Data("""
-            carerelay-broker \(CareRelayBroker.version) listening on \(server.endpoint) (libzmq \(ZMQLibrary.versionString))
+            carerelay-broker \(CareRelayBroker.version) listening on \(server.endpoint) (libzmq \(ZMQLibrary.buildDescription))
             broker public key: \(insecureDevelopment ? "none: INSECURE DEVELOPMENT MODE (PLAIN, username = person id)" : keys.publicKey)
 
             """.utf8))

@@ -13,14 +13,14 @@ final class RawClient {
     let socket: Socket
     let codec = CRPCodec()
 
-    init(system: CareSystem, person: PersonID) throws {
+    init(system: CareSystem, person: PersonID, endpoint: String? = nil) throws {
         context = try ZMQContext()
         socket = try context.makeSocket(.dealer)
         try socket.setCurveServerKey(system.brokerKeys.publicKey)
         try socket.setCurvePublicKey(system.keys[person]!.publicKey)
         try socket.setCurveSecretKey(system.keys[person]!.secretKey)
         try socket.setReceiveTimeout(5_000)
-        try socket.connect(system.endpoint)
+        try socket.connect(endpoint ?? system.endpoint)
     }
 
     deinit { socket.close() }
