@@ -82,6 +82,23 @@ struct Report {
         require(p, "broker process down at the end", f.brokerAlive ? 0 : 1)
     }
 
+    /// The bounds RELIABILITY.md and CRP.md's security considerations promise under attack.
+    static let attackMemoryBoundMiB = 256
+    static let attackP99BoundMilliseconds = 250.0
+
+    mutating func attack(_ p: String, _ f: AttackFigures) {
+        for (measure, value) in f.detail { add(p, measure, value) }
+        add(p, "broker RSS before / peak (VmHWM) / after", "\(f.rssBeforeKiB / 1024) / \(f.peakRSSKiB / 1024) / \(f.rssAfterKiB / 1024) MiB")
+        require(p, "peak RSS over \(Self.attackMemoryBoundMiB) MiB", f.peakRSSKiB / 1024 > Self.attackMemoryBoundMiB ? 1 : 0)
+        add(p, "well-behaved SEND -> ACCEPTED alone", f.baseline.summary)
+        add(p, "well-behaved SEND -> ACCEPTED during the attack", f.during.summary)
+        let p99 = f.during.percentile(99)
+        require(p, "p99 during the attack over \(Int(Self.attackP99BoundMilliseconds)) ms (or nothing measured)", p99.isNaN || p99 > Self.attackP99BoundMilliseconds ? 1 : 0)
+        require(p, "well-behaved sends unanswered during the attack", f.during.failures)
+        require(p, "broker process down at the end", f.brokerAlive ? 0 : 1)
+        require(p, "broker not serving at the end (a new client's referral not accepted)", f.servingAtEnd ? 0 : 1)
+    }
+
     mutating func fuzz(_ f: FuzzCampaign.Report) {
         let p = "decoder fuzz (seeded generator)"
         add(p, "inputs tried", String(format: "%d in %.0f s (%d decoded, %d refused)", f.inputs, f.seconds, f.accepted, f.refused))

@@ -16,6 +16,8 @@ struct SoakTool: ParsableCommand {
               carerelay-soak                          # the default run, a few minutes
               carerelay-soak --kills 200 --seconds 60 --fuzz-seconds 600 --seed 42
               carerelay-soak --only crash --kills 20
+              carerelay-soak --only flood --flood-seconds 20
+              carerelay-soak --only reset --reset-rounds 50
             """)
 
     @Option(help: "How many times to SIGKILL the broker under load.")
@@ -33,7 +35,16 @@ struct SoakTool: ParsableCommand {
     @Option(help: "Seed for every random choice; printed so a run can be repeated.")
     var seed: UInt64 = UInt64(Date().timeIntervalSince1970)
 
-    @Option(help: "Run one part: crash, store, consumers, hostile or fuzz.")
+    @Option(help: "Seconds of the malformed flood (beside raw TCP garbage connections).")
+    var floodSeconds = 10.0
+
+    @Option(help: "Raw TCP connections writing garbage during the flood, at a time.")
+    var garbageConnections = 8
+
+    @Option(help: "Rounds of the client that floods PINGs without reading and then resets.")
+    var resetRounds = 30
+
+    @Option(help: "Run one part: crash, store, consumers, hostile, flood, reset or fuzz.")
     var only: String?
 
     @Option(help: "The carerelay-broker executable (default: beside this one).")
@@ -82,6 +93,16 @@ struct SoakTool: ParsableCommand {
             let system = try system()
             defer { system.removeFiles() }
             report.hostile(try HostileSoak(system: system, seconds: seconds, seed: seed, log: log).run())
+        }
+        if wants("flood") {
+            let system = try system()
+            defer { system.removeFiles() }
+            report.attack("malformed flood", try FloodSoak(system: system, seconds: floodSeconds, garbageConnections: garbageConnections, log: log).run())
+        }
+        if wants("reset") {
+            let system = try system()
+            defer { system.removeFiles() }
+            report.attack("client that stops reading, then resets", try ResetSoak(system: system, rounds: resetRounds, seconds: seconds, log: log).run())
         }
         if wants("fuzz") {
             report.fuzz(FuzzCampaign.run(seed: seed, inputs: .max, seconds: fuzzSeconds))
