@@ -71,11 +71,23 @@ public final class BrokerProcess {
         errors.fileHandleForReading.readabilityHandler = nil
     }
 
-    /// SIGTERM, then waits for the exit; returns the exit status.
+    /// SIGTERM, then waits for the exit; returns the exit status. A broker still running after
+    /// `patience` has ignored SIGTERM: it is killed (status 9, SIGKILL) so that a hung broker
+    /// fails its test instead of stopping the run.
     @discardableResult
-    public func terminate() -> Int32 {
+    public func terminate(patience: TimeInterval = 30) -> Int32 {
         process.terminate()
-        process.waitUntilExit()
+        let deadline = Date().addingTimeInterval(patience)
+        let exited = DispatchSemaphore(value: 0)
+        let watcher = Thread { [process] in
+            process.waitUntilExit()
+            exited.signal()
+        }
+        watcher.start()
+        if exited.wait(timeout: .now() + deadline.timeIntervalSinceNow) == .timedOut {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            exited.wait()
+        }
         errors.fileHandleForReading.readabilityHandler = nil
         return process.terminationStatus
     }
