@@ -26,9 +26,9 @@ struct ScaleOutTests {
             try system.client(person, receive: receive, credit: credit, endpoint: endpoints(from: node), replyTimeout: .seconds(2))
         }
 
-        // Mrs Ellis's care team is recorded through node 0.
+        // Mrs Ellis's care team (her CPN among them) is recorded through node 0.
         let admin = try client("nurse.ali", on: 0, receive: false)
-        for member in ["person:nurse.ali", "team:west.social-care", "person:carer.ellis"] {
+        for member in ["person:nurse.ali", "team:west.social-care", "person:carer.ellis", "person:cpn.brown"] {
             _ = try admin.query("careteam.link", ["patient": ellis.digits, "member": member])
         }
         let gp = try client("gp.khan", on: 0)
