@@ -20,7 +20,7 @@ public final class FreezingProxy: @unchecked Sendable {
         self.targetPort = targetPort
         let listening = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard listening >= 0 else { throw ProxyError("socket: \(errno)") }
-        var address = Self.loopback(port: 0)
+        var address = LoopbackSocket.address(port: 0)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listening, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -50,24 +50,11 @@ public final class FreezingProxy: @unchecked Sendable {
         for socket in open { shutdown(socket, Int32(SHUT_RDWR)) }
     }
 
-    private static func loopback(port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return address
-    }
-
     private func acceptLoop() {
         while true {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { return }
-            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = Self.loopback(port: targetPort)
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { close(client); close(server); continue }
+            guard let server = LoopbackSocket.connect(port: targetPort) else { close(client); continue }
             gate.lock(); sockets += [client, server]; gate.unlock()
             Thread.detachNewThread { [self] in pump(from: client, to: server) }
             Thread.detachNewThread { [self] in pump(from: server, to: client) }

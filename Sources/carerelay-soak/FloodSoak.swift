@@ -158,17 +158,8 @@ struct FloodSoak {
                     var rng = SystemRandomNumberGenerator()
                     var bytes = [UInt8](repeating: 0, count: 4_096)
                     while !stop.isSet {
-                        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                        guard fd >= 0 else { return }
+                        guard let fd = LoopbackSocket.connect(port: port) else { continue }
                         defer { close(fd) }
-                        var address = sockaddr_in()
-                        address.sin_family = sa_family_t(AF_INET)
-                        address.sin_port = in_port_t(UInt16(port).bigEndian)
-                        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-                        let connected = withUnsafePointer(to: &address) {
-                            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-                        }
-                        guard connected == 0 else { continue }
                         counts.garbageConnects += 1
                         // Garbage until the broker drops the connection.
                         while !stop.isSet {
