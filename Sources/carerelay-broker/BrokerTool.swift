@@ -16,7 +16,7 @@ struct BrokerTool: ParsableCommand {
         abstract: "The CareRelay message broker for integrated health and social care.",
         discussion: "Run `carerelay-broker serve --help` for the broker's options (serve is the default).",
         version: CareRelayBroker.version,
-        subcommands: [Serve.self, Backup.self, Restore.self, RotateKey.self, SampleSystem.self],
+        subcommands: [Serve.self, Backup.self, Restore.self, GenerateKey.self, RotateKey.self, SampleSystem.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -116,6 +116,34 @@ struct RotateKey: ParsableCommand {
     }
 }
 
+struct GenerateKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate-key",
+        abstract: "Make the broker's CURVE key pair before its first start (never overwrites one).",
+        discussion: """
+            Writes a new key pair to --key-file (readable by its owner only) and its public half             to <key-file>.pub. Several brokers sharing one PostgreSQL store must all have the same             pair: make it once, on one machine, and copy the key file to every node over a channel             you trust (scp, your configuration management's secrets), keeping it readable only by             the user the broker runs as; give clients the .pub. A single broker may skip this: it             makes its own pair at first start.
+
+            Example:
+              carerelay-broker generate-key --key-file var/broker.key
+            """)
+
+    @Option(help: "Where to write the broker's key pair.")
+    var keyFile = "var/broker.key"
+
+    func run() throws {
+        guard !FileManager.default.fileExists(atPath: keyFile) else {
+            throw ValidationError("\(keyFile) exists already: a key pair in use is replaced with rotate-key, never overwritten")
+        }
+        let pair = try CurveKeyPair.generate()
+        try pair.save(path: keyFile, comment: "CareRelay broker key pair")
+        try pair.savePublic(path: keyFile + ".pub", comment: "CareRelay broker public key: give this to clients")
+        print("""
+            broker public key: \(pair.publicKey)
+            written to \(keyFile) (secret: copy it to every node, readable by the broker's user only) and \(keyFile).pub (for clients)
+            """)
+    }
+}
+
 /// Backup and restore here are SQLite's; a shared PostgreSQL store is backed up by PostgreSQL.
 func refusePostgres(_ store: String) throws {
     guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") else { return }
