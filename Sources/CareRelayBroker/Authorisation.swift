@@ -3,7 +3,7 @@ import CareRelayPolicy
 import CareRelayProtocol
 import Foundation
 
-extension Engine {
+extension BrokerCore {
     /// What a message changes about a patient's record, and every field in it that names a
     /// person or a team, checked against the authenticated sender (or the carer a gateway acts
     /// for) by the access policy, before it is routed. Referral events are checked with the

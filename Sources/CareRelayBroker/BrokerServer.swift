@@ -108,7 +108,7 @@ public final class BrokerServer: @unchecked Sendable {
                 let engine = try Engine(
                     configuration: configuration, context: context, directory: directory, store: store,
                     consent: gate, controlEndpoint: controlEndpoint, vitals: vitals, logger: logger)
-                engine.directorySource = box
+                engine.core.directorySource = box
                 // Another broker on a shared store wrote something for us: take it now.
                 store.sharedChanges?.onArrival { Self.signal("WAKE", context: context, endpoint: controlEndpoint) }
                 startResult.set(.success(engine.boundEndpoint))

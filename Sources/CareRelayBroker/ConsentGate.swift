@@ -53,7 +53,7 @@ struct ConsentGate {
     }
 }
 
-extension Engine {
+extension BrokerCore {
     /// The recipient as the directory knows them, with their relationships to each patient
     /// the message is about (from the care teams in the store and the referral's addressees).
     func consentRecipient(_ person: Directory.Person, patients: Set<NHSNumber>, addressedTeams: Set<TeamID>, addressedPeople: Set<PersonID>, isReferral: Bool) throws -> ConsentRecipient {

@@ -4,8 +4,9 @@ import CareRelayProtocol
 import CareRelayStore
 import Foundation
 
-extension Engine {
-    /// Sends what is waiting to everyone marked dirty, within each connection's credit.
+extension BrokerCore {
+    /// Puts what is waiting for everyone marked dirty in the outbox, within each
+    /// connection's credit. Their records are written by `flush` once they have left.
     func pumpDirty() {
         let now = configuration.clock()
         retryStoreBacklog(now: now)
@@ -14,22 +15,8 @@ extension Engine {
         if store.sharedChanges != nil { refreshConsent() }
         let people = dirty
         dirty.removeAll(keepingCapacity: true)
-        var sent: [(seq: Int64, recipient: PersonID)] = []
-        var withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)] = []
-        var audit: [AuditEntry] = []
         for person in people {
-            pump(person, now: now, sent: &sent, withheld: &withheld, audit: &audit)
-        }
-        do {
-            try metrics.timeStore(accepting: false) {
-                try store.recordDeliveries(sent: sent, withheld: withheld, audit: audit, at: now)
-            }
-        } catch {
-            vitals.store(healthy: false, error: "\(error)")
-            // The deliveries went out and stay pending until confirmed, so nothing is lost;
-            // their records and audit lines are written once the store answers again.
-            storeBacklog.keep(sent: sent, withheld: withheld, audit: audit)
-            logger.error("could not record deliveries; kept until the store answers", metadata: ["error": "\(error)", "count": "\(sent.count)"])
+            pump(person, now: now)
         }
     }
 
@@ -41,10 +28,7 @@ extension Engine {
         return result
     }
 
-    private func pump(
-        _ person: PersonID, now: Date, sent: inout [(seq: Int64, recipient: PersonID)],
-        withheld: inout [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: inout [AuditEntry]
-    ) {
+    private func pump(_ person: PersonID, now: Date) {
         guard let recipient = directory.person(person) else { return }
         for routingID in connections(for: person) {
             guard let session = sessions[routingID], session.spareCredit > 0 else { continue }
@@ -59,28 +43,69 @@ extension Engine {
                 return
             }
             for item in items {
-                guard sessions[routingID] != nil else { return }
                 deliveryCursor[person] = max(deliveryCursor[person] ?? 0, item.seq)
                 let key = DeliveryKey(seq: item.seq, recipient: person)
                 let attempt = 1 + (attempts[key] ?? 0)
                 switch prepareDelivery(item, to: recipient, now: now, attempt: attempt) {
                 case .withhold(let rule, let reason):
-                    withheld.append((item.seq, person, rule, reason))
                     metrics.withheld(atDelivery: true)
-                    audit.append(AuditEntry(at: now, actor: "carerelay", action: .withhold, patient: item.patient?.digits,
-                                            message: item.id, recipient: person.rawValue, decision: "deliver:withheld", rule: rule,
-                                            detail: "consent checked again before delivery"))
+                    unrecordedDeliveries.entries.append(.withheld(key, rule: rule, reason: reason, audit: AuditEntry(
+                        at: now, actor: "carerelay", action: .withhold, patient: item.patient?.digits,
+                        message: item.id, recipient: person.rawValue, decision: "deliver:withheld", rule: rule,
+                        detail: "consent checked again before delivery")))
                 case .send(let header, let body, let rule, let action):
-                    guard send(routingID, codec.encode(.deliver(header, body: body))) else { return }
+                    deliver(routingID, codec.encode(.deliver(header, body: body)), key: key)
                     attempts[key] = attempt
                     sessions[routingID]?.inFlight[key] = item.id
-                    sent.append((item.seq, person))
-                    metrics.delivered(redacted: action == .redact)
-                    audit.append(AuditEntry(at: now, actor: "carerelay", action: action, patient: item.patient?.digits,
-                                            message: item.id, recipient: person.rawValue, decision: "deliver:\(action.rawValue)", rule: rule,
-                                            detail: header.attempt > 1 ? "attempt \(header.attempt)" : nil))
+                    unrecordedDeliveries.entries.append(.sent(key, redacted: action == .redact, audit: AuditEntry(
+                        at: now, actor: "carerelay", action: action, patient: item.patient?.digits,
+                        message: item.id, recipient: person.rawValue, decision: "deliver:\(action.rawValue)", rule: rule,
+                        detail: header.attempt > 1 ? "attempt \(header.attempt)" : nil)))
                 }
             }
+        }
+    }
+
+    /// A delivery that could not leave: it is no longer in flight, so the mailbox offers it
+    /// again (the cursor is reset), and it has no record.
+    func unsent(_ key: DeliveryKey, via routingID: [UInt8]) {
+        sessions[routingID]?.inFlight[key] = nil
+        attempts[key] = attempts[key].flatMap { $0 > 1 ? $0 - 1 : nil }
+        unrecordedDeliveries.entries.removeAll { if case .sent(key, _, _) = $0 { true } else { false } }
+        deliveryCursor[key.recipient] = nil
+        dirty.insert(key.recipient)
+    }
+
+    /// Writes the records of the deliveries that left, and of those withheld at delivery.
+    func recordDeliveries() {
+        let records = unrecordedDeliveries
+        guard !records.isEmpty else { return }
+        unrecordedDeliveries = DeliveryRecords()
+        let now = configuration.clock()
+        var sent: [(seq: Int64, recipient: PersonID)] = []
+        var withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)] = []
+        var audit: [AuditEntry] = []
+        for entry in records.entries {
+            switch entry {
+            case .sent(let key, let redacted, let line):
+                sent.append((key.seq, key.recipient))
+                metrics.delivered(redacted: redacted)
+                audit.append(line)
+            case .withheld(let key, let rule, let reason, let line):
+                withheld.append((key.seq, key.recipient, rule, reason))
+                audit.append(line)
+            }
+        }
+        do {
+            try metrics.timeStore(accepting: false) {
+                try store.recordDeliveries(sent: sent, withheld: withheld, audit: audit, at: now)
+            }
+        } catch {
+            vitals.store(healthy: false, error: "\(error)")
+            // The deliveries went out and stay pending until confirmed, so nothing is lost;
+            // their records and audit lines are written once the store answers again.
+            storeBacklog.keep(sent: sent, withheld: withheld, audit: audit)
+            logger.error("could not record deliveries; kept until the store answers", metadata: ["error": "\(error)", "count": "\(sent.count)"])
         }
     }
 
@@ -143,7 +168,7 @@ extension Engine {
 
     /// The broker itself sends escalation and override notices; it is not in the directory.
     func systemSender(_ id: PersonID) -> Directory.Person? {
-        guard id == Engine.brokerIdentity else { return nil }
+        guard id == BrokerCore.brokerIdentity else { return nil }
         return Directory.Person(id: id, name: "CareRelay", roles: [.administrator], organisation: nil, teams: [], key: "", actsFor: nil)
     }
 
@@ -210,4 +235,17 @@ extension Engine {
             dirty.insert(confirm.recipient)
         }
     }
+}
+
+/// Deliveries put in the outbox and not yet recorded in the store, in the order they were
+/// decided (the audit chain keeps that order): those sent and those withheld by the
+/// delivery-time consent check, each with its audit line.
+struct DeliveryRecords {
+    enum Entry {
+        case sent(DeliveryKey, redacted: Bool, audit: AuditEntry)
+        case withheld(DeliveryKey, rule: String, reason: String, audit: AuditEntry)
+    }
+    var entries: [Entry] = []
+
+    var isEmpty: Bool { entries.isEmpty }
 }

@@ -4,7 +4,7 @@ import CareRelayProtocol
 import CareRelayStore
 import Foundation
 
-extension Engine {
+extension BrokerCore {
     /// Reads and small administrative requests. Identity and roles come from the directory
     /// entry of the authenticated key; whether the asker may read or change anything about a
     /// patient is the access policy's decision (`AccessPolicy`, Protocols/access-policy.md).

@@ -5,7 +5,7 @@ import CareRelayStore
 import Crypto
 import Foundation
 
-extension Engine {
+extension BrokerCore {
     struct ReferralChange {
         var record: ReferralRecord
         /// The status the change was applied to: the store keeps the change only if the
@@ -141,7 +141,7 @@ extension Engine {
             let event = ReferralEvent(
                 referral: record.messageID,
                 change: .escalated(reason: "not accepted\(team) within its response target; escalated to \(coordinator.map(\.rawValue) ?? "the referrer")"),
-                at: Timestamp(now), by: Engine.brokerIdentity)
+                at: Timestamp(now), by: BrokerCore.brokerIdentity)
             let envelope = Envelope(
                 SendHeader(key: "escalate-\(record.messageID)", kind: .referralEvent, to: recipients.map(Address.person),
                            patient: record.patient, priority: .urgent, correlation: record.messageID),
@@ -149,14 +149,14 @@ extension Engine {
             let id = MessageID.make(at: now)
             let body = event.encode()
             batch.append(NewMessage(
-                id: id, key: "escalate-\(record.messageID)", kind: .referralEvent, sender: Engine.brokerIdentity,
+                id: id, key: "escalate-\(record.messageID)", kind: .referralEvent, sender: BrokerCore.brokerIdentity,
                 envelope: envelope.encoded(), patient: record.patient, correlation: record.messageID, body: body,
                 bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
                 deliveries: recipients.map { PlannedDelivery(recipient: $0, decision: .deliver, rule: "referral-escalation") },
                 // Several brokers may escalate at once: one stores it (the key is the same),
                 // and none escalates a referral someone took meanwhile.
                 referral: record, referralExpectedStatus: .sent, careTeamLinks: [],
-                audit: [AuditEntry(at: now, actor: Engine.brokerIdentity.rawValue, action: .escalate, patient: record.patient?.digits,
+                audit: [AuditEntry(at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .escalate, patient: record.patient?.digits,
                                    message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")]))
             recipients.forEach { dirty.insert($0) }
         }
@@ -189,11 +189,11 @@ extension Engine {
             fromName: "CareRelay")
         let message = NewMessage(
             id: MessageID.make(at: now), key: "override-\(messageID)-\(coordinator)", kind: .notice,
-            sender: Engine.brokerIdentity, envelope: envelope.encoded(), patient: patient, correlation: messageID,
+            sender: BrokerCore.brokerIdentity, envelope: envelope.encoded(), patient: patient, correlation: messageID,
             body: body, bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
             deliveries: [PlannedDelivery(recipient: coordinator, decision: .deliver, rule: "R9-break-glass")],
             referral: nil,
-            audit: [AuditEntry(at: now, actor: Engine.brokerIdentity.rawValue, action: .override, patient: patient.digits,
+            audit: [AuditEntry(at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .override, patient: patient.digits,
                                message: messageID, recipient: coordinator.rawValue, decision: "notify-coordinator", rule: "R9-break-glass")])
         do {
             _ = try store.accept([message], confirming: [], at: now)

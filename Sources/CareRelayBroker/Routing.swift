@@ -16,7 +16,7 @@ enum RouteResult {
 
 /// A SEND that passed every check, with its recipients decided, waiting for the group commit.
 struct RoutedSend {
-    let pending: Engine.PendingSend
+    let pending: BrokerCore.PendingSend
     var message: NewMessage
     /// The envelope as routed, kept in memory for the deliveries that follow at once.
     var envelope: Envelope
@@ -28,7 +28,7 @@ struct RoutedSend {
     var confirmsOwnCopy: [String] = []
 }
 
-extension Engine {
+extension BrokerCore {
     /// Which roles may send which kinds. Identity and roles come from the directory.
     static func maySend(_ kind: MessageKind, roles: [Role]) -> Bool {
         roles.contains { role in

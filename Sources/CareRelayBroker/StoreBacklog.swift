@@ -34,7 +34,7 @@ struct StoreBacklog {
     }
 }
 
-extension Engine {
+extension BrokerCore {
     /// Writes what the store could not take before, once it answers again. Called every loop
     /// turn; does nothing until the next attempt is due.
     func retryStoreBacklog(now: Date) {

@@ -1,0 +1,230 @@
+@testable import CareRelayBroker
+import CareRelayModel
+import CareRelayPolicy
+import CareRelayProtocol
+import CareRelayStore
+import Foundation
+import Logging
+import Testing
+
+/// The broker's rules driven in-process: commands go straight into `BrokerCore` and what it
+/// says is read from its outbox, with no socket, no thread and no CURVE handshake. The store is
+/// real (SQLite, or PostgreSQL when Scripts/test sets CARERELAY_TEST_POSTGRES). The
+/// socket-level suites (ReferralFlowTests, DeliveryTests, ...) stay as the end-to-end layer.
+final class CoreHarness {
+    let system: CareSystem
+    let core: BrokerCore
+    private let codec = CRPCodec(maxBodyBytes: 1 << 20)
+    private var connections = 0
+    /// What each connection was sent, in order.
+    private(set) var received: [[UInt8]: [BrokerCommand]] = [:]
+    /// Connections whose peer has gone: sending to them fails.
+    var gone = Set<[UInt8]>()
+
+    init() throws {
+        system = try CareSystem()
+        let store = try system.store.open()
+        var logger = Logger(label: "carerelay.test-core")
+        logger.logLevel = .critical
+        core = try BrokerCore(configuration: system.configuration, directory: system.directory, store: store,
+                              consent: try ConsentGate(policy: .default, store: store),
+                              vitals: BrokerVitals(startedAt: Date()), logger: logger)
+    }
+
+    deinit { core.store.close() }
+
+    struct Connection {
+        let routingID: [UInt8]
+        let key: String?
+    }
+
+    /// A new connection for `person` that has said HELLO and been welcomed.
+    func connect(_ person: PersonID, receive: Bool = true, credit: Int = 64) throws -> Connection {
+        connections += 1
+        let connection = Connection(routingID: Array("conn-\(connections)".utf8), key: system.keys[person]?.publicKey)
+        let answers = run(connection, .hello(Hello(receive: receive, credit: credit)))
+        guard case .welcome? = answers.first else { throw HarnessError.unexpected(answers) }
+        return connection
+    }
+
+    /// Hands the core one command, then runs one turn of the loop.
+    @discardableResult
+    func run(_ connection: Connection, _ command: ClientCommand) -> [BrokerCommand] {
+        take(connection, command)
+        return turn()[connection.routingID] ?? []
+    }
+
+    /// Hands the core one command without ending the batch.
+    func take(_ connection: Connection, _ command: ClientCommand) {
+        core.receive(InboundMessage(routingID: connection.routingID, frames: codec.encode(command), userID: connection.key))
+    }
+
+    /// Raw frames, as a client with a broken encoder would send them.
+    func takeRaw(_ connection: Connection, _ frames: [[UInt8]]) {
+        core.receive(InboundMessage(routingID: connection.routingID, frames: frames, userID: connection.key))
+    }
+
+    /// One turn: the batch is committed, timers and deliveries run, the outbox is sent.
+    /// Returns what each connection was sent in this turn.
+    @discardableResult
+    func turn() -> [[UInt8]: [BrokerCommand]] {
+        core.commitBatch()
+        core.housekeeping()
+        var thisTurn: [[UInt8]: [BrokerCommand]] = [:]
+        core.flush { outgoing in
+            if gone.contains(outgoing.routingID) { return .peerGone }
+            guard let command = try? codec.decodeBrokerCommand(outgoing.frames[...]) else { return .dropped }
+            thisTurn[outgoing.routingID, default: []].append(command)
+            received[outgoing.routingID, default: []].append(command)
+            return nil
+        }
+        return thisTurn
+    }
+
+    func deliveries(to connection: Connection) -> [DeliverHeader] {
+        (received[connection.routingID] ?? []).compactMap { if case .deliver(let header, _) = $0 { header } else { nil } }
+    }
+
+    func send(_ connection: Connection, _ kind: MessageKind, to: [Address], patient: NHSNumber? = nil,
+              key: String = UUID().uuidString, correlation: String? = nil, body: [UInt8]) -> BrokerCommand? {
+        run(connection, .send(SendHeader(key: key, kind: kind, to: to, patient: patient, correlation: correlation), body: body)).first
+    }
+
+    func query(_ connection: Connection, _ name: String, _ params: [String: String]) -> BrokerCommand? {
+        run(connection, .query(Query(query: name, params: params))).first
+    }
+
+    enum HarnessError: Error { case unexpected([BrokerCommand]) }
+}
+
+extension BrokerCommand {
+    var accepted: Accepted? { if case .accepted(let answer) = self { answer } else { nil } }
+    var rejected: Rejected? { if case .rejected(let refusal) = self { refusal } else { nil } }
+    var resultBody: [UInt8]? { if case .result(_, let body) = self { body } else { nil } }
+}
+
+@Suite("Broker core, in-process")
+struct BrokerCoreTests {
+    @Test("a referral is acknowledged once stored, delivered within credit, and tracked as confirmed")
+    func referralRoundTrip() throws {
+        let harness = try CoreHarness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        let okafor = try harness.connect("sw.okafor", credit: 1)
+
+        let accepted = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                                                 body: try Bodies.referral())?.accepted)
+        #expect(Set(accepted.recipients.map(\.person)) == ["sw.okafor", "sw.lee", "coord.patel"])
+        #expect(accepted.recipients.allSatisfy { $0.decision == .deliver })
+        #expect(harness.deliveries(to: okafor).map(\.id) == [accepted.id])
+
+        // Credit 1: a second referral waits until the first is confirmed.
+        let second = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                                               body: try Bodies.referral(reason: "second"))?.accepted)
+        #expect(harness.deliveries(to: okafor).map(\.id) == [accepted.id])
+        harness.run(okafor, .confirm(Confirm(ids: [accepted.id])))
+        #expect(harness.deliveries(to: okafor).map(\.id) == [accepted.id, second.id])
+
+        let tracking = try decode(Tracking.self, try #require(harness.query(gp, "track", ["id": accepted.id])?.resultBody))
+        #expect(tracking.recipients.first { $0.person == "sw.okafor" }?.state == "confirmed")
+        #expect(tracking.recipients.first { $0.person == "sw.lee" }?.state == "pending")
+    }
+
+    @Test("a delivery whose connection has gone goes back to the mailbox, with one audit line, not two")
+    func deliveryToAGoneConnection() throws {
+        let harness = try CoreHarness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        let first = try harness.connect("sw.okafor")
+        harness.gone.insert(first.routingID)
+        let accepted = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                                                 body: try Bodies.referral())?.accepted)
+        #expect(harness.core.sessions[first.routingID] == nil, "the session of a gone peer ends")
+
+        let second = try harness.connect("sw.okafor")
+        let delivery = try #require(harness.deliveries(to: second).first)
+        #expect(delivery.id == accepted.id)
+        #expect(delivery.attempt == 1, "a copy that never left is not counted as an attempt")
+        let audit = try harness.core.store.audit(AuditFilter(patient: nil, person: nil, message: accepted.id, limit: 100))
+        #expect(audit.filter { $0.entry.recipient == "sw.okafor" && $0.entry.decision?.hasPrefix("deliver:") == true }.count == 1)
+    }
+
+    @Test("a resend in the same batch is answered as a duplicate; the same key with new content is a conflict")
+    func idempotencyWithinAndAcrossBatches() throws {
+        let harness = try CoreHarness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        let header = SendHeader(key: "k-1", kind: .referral, to: [.team("west.social-care")], patient: ellis)
+        let body = try Bodies.referral()
+        harness.take(gp, .send(header, body: body))
+        harness.take(gp, .send(header, body: body))
+        let answers = harness.turn()[gp.routingID] ?? []
+        let first = try #require(answers.first?.accepted)
+        let again = try #require(answers.last?.accepted)
+        #expect(answers.count == 2 && !first.duplicate && again.duplicate && again.id == first.id)
+
+        let conflict = harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, key: "k-1",
+                                    body: try Bodies.referral(reason: "different"))?.rejected
+        #expect(conflict?.code == ErrorCode.idempotencyConflict.rawValue)
+        #expect(try harness.core.store.statistics(at: Date()).messages == 1)
+    }
+
+    @Test("a referral is taken once: the second taker hears who took it")
+    func referralTakenOnce() throws {
+        let harness = try CoreHarness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        let okafor = try harness.connect("sw.okafor", receive: false)
+        let lee = try harness.connect("sw.lee", receive: false)
+        let referral = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                                                 body: try Bodies.referral())?.accepted)
+        let taken = harness.send(okafor, .referralEvent, to: [], correlation: referral.id,
+                                 body: try Bodies.event("accepted", referral: referral.id, by: "sw.okafor"))
+        #expect(taken?.accepted != nil)
+        let refused = try #require(harness.send(lee, .referralEvent, to: [], correlation: referral.id,
+                                                body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))?.rejected)
+        #expect(refused.code == ErrorCode.invalidTransition.rawValue)
+        #expect(refused.reason.contains("taken by sw.okafor"))
+    }
+
+    @Test("someone outside the referral cannot learn it exists")
+    func strangersSeeNothing() throws {
+        let harness = try CoreHarness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        let stranger = try harness.connect("gp.east", receive: false)
+        let referral = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                                                 body: try Bodies.referral())?.accepted)
+        #expect(harness.query(stranger, "track", ["id": referral.id])?.rejected?.code == ErrorCode.unknownMessage.rawValue)
+        #expect(harness.query(stranger, "track", ["id": "no-such-id"])?.rejected?.code == ErrorCode.unknownMessage.rawValue)
+    }
+
+    @Test("commands from a key the directory no longer has, or before HELLO, are refused")
+    func identityComesFromTheDirectory() throws {
+        let harness = try CoreHarness()
+        let intruder = CoreHarness.Connection(routingID: Array("intruder".utf8), key: "not-a-directory-key")
+        #expect(harness.run(intruder, .ping(Empty())).first?.rejected?.code == ErrorCode.notPermitted.rawValue)
+        let early = CoreHarness.Connection(routingID: Array("early".utf8), key: harness.system.keys["gp.khan"]?.publicKey)
+        #expect(harness.run(early, .ping(Empty())).first?.rejected?.code == ErrorCode.helloRequired.rawValue)
+    }
+
+    @Test("a key that keeps sending malformed commands is throttled, then ignored")
+    func malformedCommandsAreThrottled() throws {
+        let harness = try CoreHarness()
+        let noisy = try harness.connect("vsb.green")
+        let burst = harness.core.refusals.limits.burst
+        var codes: [Int] = []
+        for _ in 0 ..< burst + 5 {
+            harness.takeRaw(noisy, [Array("CRP01".utf8), Array("NONSENSE".utf8), Array("{}".utf8)])
+            codes += (harness.turn()[noisy.routingID] ?? []).compactMap { $0.rejected?.code }
+        }
+        #expect(codes.contains(ErrorCode.throttled.rawValue))
+        #expect(codes.count <= burst + 2, "once throttled, nothing more is answered")
+        #expect(harness.core.sessions.sessions(of: "vsb.green").isEmpty)
+    }
+
+    @Test("once stopping, every command is answered 'shutting down' and nothing is stored")
+    func shuttingDown() throws {
+        let harness = try CoreHarness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        harness.core.beginStopping()
+        let refusal = harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())?.rejected
+        #expect(refusal?.code == ErrorCode.shuttingDown.rawValue)
+        #expect(try harness.core.store.statistics(at: Date()).messages == 0)
+    }
+}
