@@ -246,26 +246,6 @@ public struct AccessPolicy: Sendable {
     }
 }
 
-/// A member of a patient's care team: a whole team, or one person.
-public enum CareTeamMember: Hashable, Sendable, CustomStringConvertible {
-    case person(PersonID)
-    case team(TeamID)
-
-    /// "person:ID" or "team:ID".
-    public init?(_ text: String) {
-        if text.hasPrefix("person:") { self = .person(PersonID(String(text.dropFirst(7)))) }
-        else if text.hasPrefix("team:") { self = .team(TeamID(String(text.dropFirst(5)))) }
-        else { return nil }
-    }
-
-    public var description: String {
-        switch self {
-        case .person(let id): "person:\(id)"
-        case .team(let id): "team:\(id)"
-        }
-    }
-}
-
 extension Directory.Person {
     public var isRegisteredProfessional: Bool { roles.contains(where: \.isRegisteredProfessional) }
 

@@ -1,3 +1,4 @@
+import CareRelayModel
 import CareRelayStore
 import Foundation
 import Logging

@@ -423,7 +423,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             guard let patient = message.patient else { continue }
             for member in message.careTeamLinks {
                 columns.patient.append(patient.digits)
-                columns.member.append(member)
+                columns.member.append(member.description)
                 columns.by.append(message.sender.rawValue)
                 columns.at.append(message.acceptedAt.timeIntervalSince1970)
             }
@@ -599,26 +599,27 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
 
     // MARK: Care teams
 
-    public func careTeam(of patient: NHSNumber) throws -> [String] {
+    public func careTeam(of patient: NHSNumber) throws -> [CareTeamMember] {
         try run("SELECT member FROM care_team WHERE patient = \(patient.digits) ORDER BY member").map { try $0.decode(String.self) }
+            .compactMap(CareTeamMember.init)
     }
 
-    public func link(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
+    public func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
         try transaction {
             let head = try lockAuditHead()
             try run("""
                 INSERT INTO care_team (patient, member, added_by, added_at)
-                VALUES (\(patient.digits), \(member), \(actor.rawValue), \(now.timeIntervalSince1970)) ON CONFLICT DO NOTHING
+                VALUES (\(patient.digits), \(member.description), \(actor.rawValue), \(now.timeIntervalSince1970)) ON CONFLICT DO NOTHING
                 """)
             try finish(audit: [AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "link \(member)")],
                        after: head, notifying: [.careTeam(patient)])
         }
     }
 
-    public func unlink(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
+    public func unlink(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
         try transaction {
             let head = try lockAuditHead()
-            try run("DELETE FROM care_team WHERE patient = \(patient.digits) AND member = \(member)")
+            try run("DELETE FROM care_team WHERE patient = \(patient.digits) AND member = \(member.description)")
             try finish(audit: [AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)")],
                        after: head, notifying: [.careTeam(patient)])
         }

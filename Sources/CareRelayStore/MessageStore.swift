@@ -43,10 +43,10 @@ public protocol MessageStore: AnyObject, Sendable {
     /// Messages a person sent or received, newest first.
     func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [HistoryEntry]
 
-    /// Members of a patient's care team: "team:ID" and "person:ID" entries.
-    func careTeam(of patient: NHSNumber) throws -> [String]
-    func link(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws
-    func unlink(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws
+    /// Members of a patient's care team (stored as the text "team:ID" and "person:ID").
+    func careTeam(of patient: NHSNumber) throws -> [CareTeamMember]
+    func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws
+    func unlink(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws
 
     /// Consent messages after sequence `after`, in the order they were accepted: the consent
     /// registry is built from them (and, with several brokers, caught up from them).

@@ -20,17 +20,17 @@ public struct NewMessage: Sendable {
     /// For an update to a referral already stored: the status the broker read before
     /// applying the change. The update is stored only if the referral still has it (another
     /// broker may have changed it meanwhile); nil for a new referral.
-    public var referralExpectedStatus: ReferralRecord.Status?
-    /// Care team members ("team:ID" or "person:ID") to add for the patient, e.g. the team
-    /// that accepted a referral now has a legitimate relationship.
-    public var careTeamLinks: [String]
+    public var referralExpectedStatus: ReferralStatus?
+    /// Care team members to add for the patient, e.g. the team that accepted a referral now
+    /// has a legitimate relationship.
+    public var careTeamLinks: [CareTeamMember]
     public var audit: [AuditEntry]
 
     public init(
         id: String, key: String, kind: MessageKind, sender: PersonID, envelope: [UInt8],
         patient: NHSNumber?, correlation: String?, body: [UInt8], bodyHash: [UInt8],
         acceptedAt: Date, deliveries: [PlannedDelivery], referral: ReferralRecord?,
-        referralExpectedStatus: ReferralRecord.Status? = nil, careTeamLinks: [String] = [], audit: [AuditEntry]
+        referralExpectedStatus: ReferralStatus? = nil, careTeamLinks: [CareTeamMember] = [], audit: [AuditEntry]
     ) {
         self.referralExpectedStatus = referralExpectedStatus
         self.careTeamLinks = careTeamLinks
@@ -105,123 +105,6 @@ public struct MailItem: Sendable {
         self.acceptedAt = acceptedAt
         self.recipient = recipient
         self.topic = topic
-    }
-}
-
-public struct ReferralRecord: Sendable, Equatable, Codable {
-    public enum Status: String, Sendable, Codable {
-        case sent, accepted, declined, allocated, completed, withdrawn
-    }
-    public var messageID: String
-    public var referrer: PersonID
-    public var team: TeamID?
-    public var patient: NHSNumber?
-    public var status: Status
-    public var takenBy: PersonID?
-    public var takenAt: Date?
-    public var allocatedTo: PersonID?
-    public var deadline: Date?
-    public var escalatedAt: Date?
-    public var updatedAt: Date
-
-    public init(
-        messageID: String, referrer: PersonID, team: TeamID?, patient: NHSNumber?, status: Status,
-        takenBy: PersonID? = nil, takenAt: Date? = nil, allocatedTo: PersonID? = nil,
-        deadline: Date?, escalatedAt: Date? = nil, updatedAt: Date
-    ) {
-        self.messageID = messageID
-        self.referrer = referrer
-        self.team = team
-        self.patient = patient
-        self.status = status
-        self.takenBy = takenBy
-        self.takenAt = takenAt
-        self.allocatedTo = allocatedTo
-        self.deadline = deadline
-        self.escalatedAt = escalatedAt
-        self.updatedAt = updatedAt
-    }
-}
-
-/// One line of the audit trail. The store chains each line to the one before with SHA-256.
-public struct AuditEntry: Sendable, Equatable, Codable {
-    public enum Action: String, Sendable, Codable {
-        case accept, deliver, redact, withhold, override, reject, confirm, escalate, consent, careTeam = "care-team"
-    }
-    public var at: Date
-    public var actor: String
-    public var action: Action
-    public var patient: String?
-    public var message: String?
-    public var recipient: String?
-    public var decision: String?
-    public var rule: String?
-    public var detail: String?
-
-    public init(
-        at: Date, actor: String, action: Action, patient: String? = nil, message: String? = nil,
-        recipient: String? = nil, decision: String? = nil, rule: String? = nil, detail: String? = nil
-    ) {
-        self.at = at
-        self.actor = actor
-        self.action = action
-        self.patient = patient
-        self.message = message
-        self.recipient = recipient
-        self.decision = decision
-        self.rule = rule
-        self.detail = detail
-    }
-}
-
-public struct AuditRow: Sendable, Equatable, Codable {
-    public var seq: Int64
-    public var entry: AuditEntry
-    public var hash: String
-    public init(seq: Int64, entry: AuditEntry, hash: String) {
-        self.seq = seq
-        self.entry = entry
-        self.hash = hash
-    }
-}
-
-public enum AuditVerification: Sendable, Equatable {
-    case intact(rows: Int)
-    /// The first row whose stored hash does not match its content and predecessor.
-    case broken(atRow: Int64, reason: String)
-}
-
-/// Tracking of one message: who has it, and for a referral where it stands.
-public struct Tracking: Sendable, Codable, Equatable {
-    public struct Recipient: Sendable, Codable, Equatable {
-        public var person: PersonID
-        public var decision: String
-        public var state: String
-        public var deliveredAt: Date?
-        public var confirmedAt: Date?
-        public init(person: PersonID, decision: String, state: String, deliveredAt: Date?, confirmedAt: Date?) {
-            self.person = person
-            self.decision = decision
-            self.state = state
-            self.deliveredAt = deliveredAt
-            self.confirmedAt = confirmedAt
-        }
-    }
-    public var id: String
-    public var kind: MessageKind
-    public var sender: PersonID
-    public var acceptedAt: Date
-    public var recipients: [Recipient]
-    public var referral: ReferralRecord?
-    public var events: [String]
-    public init(id: String, kind: MessageKind, sender: PersonID, acceptedAt: Date, recipients: [Recipient], referral: ReferralRecord?, events: [String]) {
-        self.id = id
-        self.kind = kind
-        self.sender = sender
-        self.acceptedAt = acceptedAt
-        self.recipients = recipients
-        self.referral = referral
-        self.events = events
     }
 }
 
@@ -313,18 +196,5 @@ public struct HistoryEntry: Sendable {
         self.sender = sender
         self.acceptedAt = acceptedAt
         self.state = state
-    }
-}
-
-public struct AuditFilter: Sendable {
-    public var patient: String?
-    public var person: String?
-    public var message: String?
-    public var limit: Int
-    public init(patient: String? = nil, person: String? = nil, message: String? = nil, limit: Int = 200) {
-        self.patient = patient
-        self.person = person
-        self.message = message
-        self.limit = limit
     }
 }

@@ -199,7 +199,7 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
                     for member in message.careTeamLinks {
                         try db.cachedStatement(sql: """
                             INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
-                            """).execute(arguments: [patient.digits, member, message.sender.rawValue, message.acceptedAt.timeIntervalSince1970])
+                            """).execute(arguments: [patient.digits, member.description, message.sender.rawValue, message.acceptedAt.timeIntervalSince1970])
                     }
                 }
                 for entry in message.audit {
@@ -419,28 +419,28 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
 
     // MARK: Care teams
 
-    /// Members of a patient's care team: "team:ID" and "person:ID" entries.
-    public func careTeam(of patient: NHSNumber) throws -> [String] {
+    /// Members of a patient's care team, stored as "team:ID" and "person:ID" text.
+    public func careTeam(of patient: NHSNumber) throws -> [CareTeamMember] {
         try db.read { db in
             try String.fetchAll(db.cachedStatement(sql: "SELECT member FROM care_team WHERE patient = ? ORDER BY member"), arguments: [patient.digits])
-        }
+        }.compactMap(CareTeamMember.init)
     }
 
-    public func link(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
+    public func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
         var head = auditHead
         try db.write { db in
             try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
-                """).execute(arguments: [patient.digits, member, actor.rawValue, now.timeIntervalSince1970])
+                """).execute(arguments: [patient.digits, member.description, actor.rawValue, now.timeIntervalSince1970])
             head = try Self.append(AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "link \(member)"), after: head, db)
         }
         auditHead = head
     }
 
-    public func unlink(patient: NHSNumber, member: String, by actor: PersonID, at now: Date) throws {
+    public func unlink(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
         var head = auditHead
         try db.write { db in
-            try db.cachedStatement(sql: "DELETE FROM care_team WHERE patient = ? AND member = ?").execute(arguments: [patient.digits, member])
+            try db.cachedStatement(sql: "DELETE FROM care_team WHERE patient = ? AND member = ?").execute(arguments: [patient.digits, member.description])
             head = try Self.append(AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)"), after: head, db)
         }
         auditHead = head

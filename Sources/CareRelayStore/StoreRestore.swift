@@ -1,3 +1,4 @@
+import CareRelayModel
 import Foundation
 import GRDB
 

@@ -85,7 +85,7 @@ enum StageCosts {
                     deliveries: [PlannedDelivery(recipient: "sw.bench", decision: .deliver, rule: "direct-care")],
                     referral: ReferralRecord(messageID: id, referrer: "gp.bench", team: nil, patient: patient, status: .sent,
                                              deadline: now.addingTimeInterval(86_400), updatedAt: now),
-                    careTeamLinks: ["person:gp.bench"],
+                    careTeamLinks: [.person("gp.bench")],
                     audit: [AuditEntry(at: now, actor: "gp.bench", action: .accept, patient: patient.digits, message: id, detail: "referral"),
                             AuditEntry(at: now, actor: "gp.bench", action: .deliver, patient: patient.digits, message: id,
                                        recipient: "sw.bench", decision: "route:deliver", rule: "direct-care")])
