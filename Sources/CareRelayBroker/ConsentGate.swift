@@ -128,3 +128,16 @@ extension BrokerCore {
             locality: originatingTeam.flatMap { directory.team($0)?.locality }, breakGlass: breakGlass)
     }
 }
+
+extension BrokerCore {
+    /// A member joined or left a patient's care team. Relationships decide consent, so what
+    /// waits for the people whose relationship changed (the member, or a team's members) may
+    /// now go, or not; nobody else's standing towards the patient moved.
+    func careTeamChanged(_ patient: NHSNumber, member: CareTeamMember) {
+        careTeams[patient] = nil
+        switch member {
+        case .person(let id): dirty.insert(id)
+        case .team(let id): dirty.formUnion(directory.members(of: id))
+        }
+    }
+}

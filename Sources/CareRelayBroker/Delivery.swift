@@ -130,14 +130,8 @@ extension BrokerCore {
         if item.kind != .consent, let sender = directory.person(item.sender) ?? systemSender(item.sender) {
             let subject = consentSubject(kind: item.kind, header: envelope, body: decoded, sender: sender)
             if !subject.parts.isEmpty {
-                let addressedTeams = Set(envelope.to.compactMap { a -> TeamID? in
-                    switch a { case .team(let id), .role(let id, _): id; default: nil }
-                })
-                let addressedPeople = Set(envelope.to.compactMap { a -> PersonID? in
-                    if case .person(let id) = a { id } else { nil }
-                })
                 guard let who = try? consentRecipient(recipient, patients: Set(subject.parts.map(\.patient)),
-                                                      addressedTeams: addressedTeams, addressedPeople: addressedPeople,
+                                                      addressedTeams: envelope.to.addressedTeams, addressedPeople: envelope.to.addressedPeople,
                                                       isReferral: item.kind == .referral || item.kind == .referralEvent)
                 else {
                     return .withhold(rule: "broker-integrity", reason: "care team could not be read")

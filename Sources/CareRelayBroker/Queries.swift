@@ -199,9 +199,7 @@ extension BrokerCore {
         } else {
             try store.unlink(patient: patient, member: member.description, by: person.id, at: now)
         }
-        careTeams[patient] = nil
-        // Relationships decide consent: what waits for anyone may now go, or not.
-        for session in sessions.all { dirty.insert(session.person) }
+        careTeamChanged(patient, member: member)
         return try json(try store.careTeam(of: patient))
     }
 

@@ -63,23 +63,60 @@ extension BrokerCore {
         let now = configuration.clock()
         // Decisions use every directive stored so far, including other brokers' ones.
         if store.sharedChanges != nil, !batch.isEmpty { refreshConsent() }
-        var results: [(pending: PendingSend, result: RouteResult)] = []
-        var referralOverlay: [String: ReferralRecord] = [:]
-        var keysInBatch: [String: Int] = [:]
         let earlier: [String: EarlierSend]
         do {
             earlier = try store.earlierSends(batch.map { ($0.header.onBehalfOf ?? $0.person.id, $0.header.key) })
         } catch {
             vitals.store(healthy: false, error: "\(error)")
             logger.error("store read failed; batch refused", metadata: ["error": "\(error)"])
-            for pending in batch {
-                reply(pending.routingID, .rejected(Rejected(
-                    ProtocolError(.storeUnavailable, "the broker could not read its store; nothing was accepted. Retry with the same key"),
-                    command: "SEND", key: pending.header.key, req: pending.header.req)))
-            }
+            refuseUnstored(batch, "the broker could not read its store; nothing was accepted. Retry with the same key")
             recordConfirmations(confirmations, now: now)
             return
         }
+        let results = routeBatch(batch, earlier: earlier, now: now)
+        let routed = results.compactMap { entry -> RoutedSend? in
+            if case .routed(let item) = entry.result { item } else { nil }
+        }
+        if routed.isEmpty {
+            recordConfirmations(confirmations, now: now)
+            answer(results, outcomes: [:], now: now)
+            return
+        }
+        let implied = routed.filter { !$0.confirmsOwnCopy.isEmpty }
+            .map { (routingID: $0.pending.routingID, recipient: $0.message.sender, ids: $0.confirmsOwnCopy) }
+        let allConfirmations = confirmations + implied
+        let outcomes: [StoreOutcome]
+        do {
+            outcomes = try metrics.timeStore(accepting: true) {
+                try store.accept(
+                    routed.map(\.message),
+                    confirming: allConfirmations.map { DeliveryConfirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
+            }
+            guard outcomes.count == routed.count else { throw StoreError.unavailable("it answered \(outcomes.count) outcomes for \(routed.count) messages") }
+            vitals.store(healthy: true)
+            applyConfirmations(allConfirmations)
+        } catch {
+            vitals.store(healthy: false, error: "\(error)")
+            // Nothing of this batch is acknowledged: the senders retry with the same keys.
+            // The confirmations still free their credit and are kept for the store (see
+            // recordConfirmations).
+            keepUnrecorded(confirmations)
+            applyConfirmations(confirmations)
+            logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
+            refuseUnstored(results.map(\.pending), "the broker could not store the message; nothing was accepted. Retry with the same key")
+            return
+        }
+        // The store answers one outcome per message, in order: pair each with its SEND.
+        var outcomeOf: [String: StoreOutcome] = [:]
+        for (item, outcome) in zip(routed, outcomes) { outcomeOf[item.message.id] = outcome }
+        answer(results, outcomes: outcomeOf, now: now)
+    }
+
+    /// Routes each SEND of the batch; a refused one is answered at once and left out.
+    private func routeBatch(_ batch: [PendingSend], earlier: [String: EarlierSend], now: Date) -> [(pending: PendingSend, result: RouteResult)] {
+        var results: [(pending: PendingSend, result: RouteResult)] = []
+        var referralOverlay: [String: ReferralRecord] = [:]
+        var keysInBatch: [String: Int] = [:]
         for pending in batch {
             do {
                 let result = try route(pending, now: now, referrals: &referralOverlay, keysInBatch: keysInBatch, earlier: earlier)
@@ -97,76 +134,43 @@ extension BrokerCore {
                 logger.debug("send refused: reason", metadata: ["key": "\(pending.header.key)", "reason": "\(error.reason)"])
             }
         }
-        let routed = results.compactMap { entry -> RoutedSend? in
-            if case .routed(let item) = entry.result { return item } else { return nil }
+        return results
+    }
+
+    private func refuseUnstored(_ sends: [PendingSend], _ reason: String) {
+        for pending in sends {
+            reply(pending.routingID, .rejected(Rejected(ProtocolError(.storeUnavailable, reason),
+                                                        command: "SEND", key: pending.header.key, req: pending.header.req)))
         }
-        var outcomes: [StoreOutcome] = []
-        if routed.isEmpty {
-            recordConfirmations(confirmations, now: now)
-        } else {
-            let implied = routed.filter { !$0.confirmsOwnCopy.isEmpty }
-                .map { (routingID: $0.pending.routingID, recipient: $0.message.sender, ids: $0.confirmsOwnCopy) }
-            let allConfirmations = confirmations + implied
-            do {
-                outcomes = try metrics.timeStore(accepting: true) {
-                    try store.accept(
-                        routed.map(\.message),
-                        confirming: allConfirmations.map { DeliveryConfirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
-                }
-                vitals.store(healthy: true)
-                applyConfirmations(allConfirmations)
-            } catch {
-                vitals.store(healthy: false, error: "\(error)")
-                // Nothing of this batch is acknowledged: the senders retry with the same keys.
-                // The confirmations still free their credit and are kept for the store (see
-                // recordConfirmations).
-                keepUnrecorded(confirmations)
-                applyConfirmations(confirmations)
-                logger.error("store write failed; batch refused", metadata: ["error": "\(error)", "messages": "\(routed.count)"])
-                for item in results {
-                    reply(item.pending.routingID, .rejected(Rejected(
-                        ProtocolError(.storeUnavailable, "the broker could not store the message; nothing was accepted. Retry with the same key"),
-                        command: "SEND", key: item.pending.header.key, req: item.pending.header.req)))
-                }
-                return
-            }
-        }
-        var stored = routed.makeIterator()
-        var storedOutcomes = outcomes.makeIterator()
+    }
+
+    /// Answers every SEND of a stored batch, in the order they came, and acts on what was
+    /// stored. `outcomes` holds the store's outcome for each routed message, by message id.
+    private func answer(_ results: [(pending: PendingSend, result: RouteResult)], outcomes: [String: StoreOutcome], now: Date) {
         var answers: [Int: Accepted] = [:]
         for (index, entry) in results.enumerated() {
             let header = entry.pending.header
-            var answer: Accepted
+            let answer: Accepted
             switch entry.result {
-            case .routed:
-                guard let item = stored.next(), let outcome = storedOutcomes.next() else { continue }
-                switch outcome {
-                case .stored(let seq):
-                    recentEnvelopes.remember(item.envelope, for: seq)
+            case .routed(let item):
+                switch outcomes[item.message.id] {
+                case .stored(let seq)?:
+                    stored(item, seq: seq, now: now)
                     answer = Accepted(key: header.key, id: item.message.id, duplicate: false, recipients: item.outcomes, req: header.req)
-                    for delivery in item.message.deliveries where delivery.decision != .withheld {
-                        dirty.insert(delivery.recipient)
-                    }
-                    metrics.accepted(item.message.kind)
-                    // Ids, kinds and counts only: nothing that identifies a patient at info level.
-                    logger.info("message accepted", metadata: [
-                        "message": "\(item.message.id)", "kind": "\(item.message.kind.rawValue)", "sender": "\(item.message.sender)",
-                        "req": "\(header.req ?? "-")", "recipients": "\(item.message.deliveries.count)",
-                    ])
-                    metrics.withheld(atDelivery: false, count: item.message.deliveries.count { $0.decision == .withheld })
-                    afterStored(item, now: now)
-                case .duplicate(let id, let deliveries):
+                case .duplicate(let id, let deliveries)?:
                     answer = Accepted(key: header.key, id: id, duplicate: true, recipients: deliveries.map { Self.outcome(for: $0) }, req: header.req)
-                case .conflict(let id):
+                case .conflict(let id)?:
                     reply(entry.pending.routingID, .rejected(Rejected(Self.conflict(key: header.key, id: id), command: "SEND", key: header.key, req: header.req)))
                     continue
-                case .referralChanged(let current):
+                case .referralChanged(let current)?:
                     // Another broker on the same store changed the referral between our read
                     // and our write; nothing was stored, and the sender sees where it stands.
                     var why = "referral \(current.messageID) was changed by someone else at the same moment: it is now \(current.status.rawValue)"
                     if let taker = current.takenBy { why += " (taken by \(taker))" }
                     reply(entry.pending.routingID, .rejected(Rejected(ProtocolError(.invalidTransition, why + "; nothing was stored"),
                                                                       command: "SEND", key: header.key, req: header.req)))
+                    continue
+                case nil:
                     continue
                 }
             case .duplicate(let id, let deliveries):
@@ -181,6 +185,22 @@ extension BrokerCore {
             if answer.duplicate { metrics.duplicateSend() }
             reply(entry.pending.routingID, .accepted(answer))
         }
+    }
+
+    /// A message just stored: its recipients are woken and what follows from it is done.
+    private func stored(_ item: RoutedSend, seq: Int64, now: Date) {
+        recentEnvelopes.remember(item.envelope, for: seq)
+        for delivery in item.message.deliveries where delivery.decision != .withheld {
+            dirty.insert(delivery.recipient)
+        }
+        metrics.accepted(item.message.kind)
+        // Ids, kinds and counts only: nothing that identifies a patient at info level.
+        logger.info("message accepted", metadata: [
+            "message": "\(item.message.id)", "kind": "\(item.message.kind.rawValue)", "sender": "\(item.message.sender)",
+            "req": "\(item.pending.header.req ?? "-")", "recipients": "\(item.message.deliveries.count)",
+        ])
+        metrics.withheld(atDelivery: false, count: item.message.deliveries.count { $0.decision == .withheld })
+        afterStored(item, now: now)
     }
 
     static func conflict(key: String, id: String) -> ProtocolError {
@@ -235,21 +255,14 @@ extension BrokerCore {
 
     // MARK: Routing one message
 
+    /// One SEND, checked and routed: who acts, whether it is a resend, whether its content
+    /// holds, who receives it, and what consent decides for each of them.
     private func route(
         _ pending: PendingSend, now: Date, referrals: inout [String: ReferralRecord], keysInBatch: [String: Int],
         earlier: [String: EarlierSend]
     ) throws(ProtocolError) -> RouteResult {
         let header = pending.header
-        // The actor is the authenticated person, or a carer a gateway is entitled to act for.
-        var actor = pending.person
-        if let carer = header.onBehalfOf {
-            guard pending.person.actsAsGateway(for: carer),
-                  let carerEntry = directory.person(carer)
-            else {
-                throw ProtocolError(.notPermitted, "onBehalfOf: only a gateway may act for someone, and only for the people its directory entry lists")
-            }
-            actor = carerEntry
-        }
+        let actor = try actingPerson(pending)
         // A resend is answered before anything else is checked or applied again: what was
         // accepted once stays accepted, whatever changed since.
         let fingerprint = Self.fingerprint(header, body: pending.body)
@@ -259,11 +272,58 @@ extension BrokerCore {
             guard earlier.fingerprint == fingerprint else { throw Self.conflict(key: header.key, id: earlier.id) }
             return .duplicate(id: earlier.id, deliveries: mayListRecipients(to: header.to, sender: actor) ? earlier.deliveries : [])
         }
+        let content = try checkContent(pending, actor: actor)
+        let id = MessageID.make(at: now)
+        var addressing = try address(header, content: content, actor: actor, now: now, referrals: &referrals)
+        if header.kind == .referral, var record = addressing.referral {
+            record.messageID = id
+            addressing.referral = record
+            referrals[id] = record
+        }
+        let envelope = Envelope(header, fromName: actor.name)
+        let decisions = try decide(addressing.recipients, message: id, kind: header.kind, envelope: envelope, body: content.body, actor: actor,
+                                   patient: addressing.patient, now: now)
+        let audit = [AuditEntry(
+            at: now, actor: pending.person.id.rawValue, action: .accept, patient: addressing.patient?.digits, message: id,
+            detail: header.onBehalfOf.map { "\(header.kind.rawValue) on behalf of \($0)" } ?? header.kind.rawValue)] + decisions.audit
+        let message = NewMessage(
+            id: id, key: header.key, kind: header.kind, sender: actor.id, envelope: envelope.encoded(),
+            patient: addressing.patient, correlation: header.correlation, body: pending.body,
+            bodyHash: fingerprint, acceptedAt: now,
+            deliveries: decisions.deliveries, referral: addressing.referral, referralExpectedStatus: addressing.expectedStatus,
+            careTeamLinks: addressing.careTeamLinks, audit: audit)
+        var routed = RoutedSend(
+            pending: pending, message: message, envelope: envelope,
+            outcomes: mayListRecipients(to: header.to, sender: actor) ? decisions.deliveries.map { Self.outcome(for: $0) } : [],
+            overrideNotices: decisions.overrideNotices)
+        if case .referralEvent(let event) = content.body { routed.confirmsOwnCopy = [event.referral] }
+        return .routed(routed)
+    }
+
+    /// The actor is the authenticated person, or a carer a gateway is entitled to act for.
+    private func actingPerson(_ pending: PendingSend) throws(ProtocolError) -> Directory.Person {
+        guard let carer = pending.header.onBehalfOf else { return pending.person }
+        guard pending.person.actsAsGateway(for: carer), let carerEntry = directory.person(carer) else {
+            throw ProtocolError(.notPermitted, "onBehalfOf: only a gateway may act for someone, and only for the people its directory entry lists")
+        }
+        return carerEntry
+    }
+
+    /// A SEND's body, decoded and checked against its envelope and its sender, with the
+    /// patient and priority they settle between them.
+    private struct CheckedContent {
+        var body: MessageBody
+        var patient: NHSNumber?
+        var priority: Priority?
+    }
+
+    private func checkContent(_ pending: PendingSend, actor: Directory.Person) throws(ProtocolError) -> CheckedContent {
+        let header = pending.header
         guard Self.maySend(header.kind, roles: actor.roles) else {
             throw ProtocolError(.notPermitted, "your roles (\(actor.roles.map(\.rawValue).joined(separator: ", "))) may not send \(header.kind.rawValue) messages")
         }
         let body = try validateBody(kind: header.kind, bytes: pending.body)
-        var patient = try checkPatient(header: header, body: body)
+        let patient = try checkPatient(header: header, body: body)
         var priority = header.priority
         if case .referral(let referral) = body {
             // The body must agree with who sent it and with the envelope's priority, which sets
@@ -283,87 +343,81 @@ extension BrokerCore {
             throw ProtocolError(.notPermitted, "breakGlass: only a registered professional may override consent")
         }
         try authorise(body, actor: actor)
+        return CheckedContent(body: body, patient: patient, priority: priority)
+    }
 
+    /// Who a message goes to and what it changes besides: its recipients (a subscriber's copy
+    /// with the topic it matched), the referral it opens or moves on, and care-team links.
+    private struct Addressing {
+        var recipients: [(person: PersonID, topic: String?)]
+        var patient: NHSNumber?
         var referral: ReferralRecord?
-        var referralExpectedStatus: ReferralRecord.Status?
+        /// For a referral event: the status it was applied to (see `ReferralChange.readStatus`).
+        var expectedStatus: ReferralRecord.Status?
         var careTeamLinks: [String] = []
-        var recipients: [(PersonID, topic: String?)]
-        switch body {
-        case .referralEvent(let event):
-            let result = try applyReferralEvent(event, header: header, actor: actor, now: now, overlay: &referrals)
-            referral = result.record
-            referralExpectedStatus = result.readStatus
-            recipients = result.recipients.map { ($0, nil) }
-            careTeamLinks = result.careTeamLinks
-            patient = patient ?? result.record.patient
-        default:
-            recipients = try resolve(header.to, sender: actor.id).map { ($0, nil) }
+    }
+
+    private func address(
+        _ header: SendHeader, content: CheckedContent, actor: Directory.Person, now: Date, referrals: inout [String: ReferralRecord]
+    ) throws(ProtocolError) -> Addressing {
+        var addressing: Addressing
+        if case .referralEvent(let event) = content.body {
+            let change = try applyReferralEvent(event, header: header, actor: actor, now: now, overlay: &referrals)
+            addressing = Addressing(
+                recipients: change.recipients.map { ($0, nil) }, patient: content.patient ?? change.record.patient,
+                referral: change.record, expectedStatus: change.readStatus, careTeamLinks: change.careTeamLinks)
+        } else {
+            addressing = Addressing(recipients: try resolve(header.to, sender: actor.id).map { ($0, nil) }, patient: content.patient)
         }
         if header.kind == .referral {
-            let team = header.to.lazy.compactMap { address -> TeamID? in
-                switch address {
-                case .team(let id), .role(let id, _): id
-                default: nil
-                }
-            }.first
-            let target = configuration.responseTargets[priority ?? .routine] ?? 3 * 86_400
-            referral = ReferralRecord(
-                messageID: "", referrer: actor.id, team: team, patient: patient, status: .sent,
-                deadline: now.addingTimeInterval(target), updatedAt: now)
+            let target = configuration.responseTargets[content.priority ?? .routine] ?? 3 * 86_400
+            addressing.referral = ReferralRecord(
+                messageID: "", referrer: actor.id, team: header.to.lazy.compactMap(\.addressedTeam).first, patient: content.patient,
+                status: .sent, deadline: now.addingTimeInterval(target), updatedAt: now)
             // The referrer has a legitimate relationship with the patient they refer.
-            if actor.roles.contains(where: \.isRegisteredProfessional) { careTeamLinks.append("person:\(actor.id)") }
+            if actor.roles.contains(where: \.isRegisteredProfessional) { addressing.careTeamLinks.append("person:\(actor.id)") }
         }
-
         // Topic subscribers get a copy, with their own consent decision.
         let topic = self.topic(for: header, sender: actor)
-        let listed = Set(recipients.map(\.0))
+        let listed = Set(addressing.recipients.map(\.person))
         var subscribers = Set<PersonID>()
         for session in sessions.withSubscriptions where session.person != actor.id {
             if !listed.contains(session.person), session.subscriptions.contains(where: { $0.matches(topic) }) {
                 subscribers.insert(session.person)
             }
         }
-        recipients += subscribers.sorted().map { ($0, topic.joined(separator: "/")) }
+        addressing.recipients += subscribers.sorted().map { ($0, topic.joined(separator: "/")) }
+        return addressing
+    }
 
-        let id = MessageID.make(at: now)
-        if header.kind == .referral, var record = referral {
-            record.messageID = id
-            referral = record
-            referrals[id] = record
-        }
-
-        let envelope = Envelope(header, fromName: actor.name)
-        let envelopeBytes = envelope.encoded()
-        let subject = consentSubject(kind: header.kind, header: envelope, body: body, sender: actor)
-        let patients = Set(subject.parts.map(\.patient))
-        let addressedTeams = Set(header.to.compactMap { address -> TeamID? in
-            switch address {
-            case .team(let id), .role(let id, _): id
-            default: nil
-            }
-        })
-        let addressedPeople = Set(header.to.compactMap { address -> PersonID? in
-            if case .person(let id) = address { return id } else { return nil }
-        })
-
+    /// What consent decides for each recipient, the audit line of each decision, and the
+    /// co-ordinators to tell of a break-glass override.
+    private struct Decisions {
         var deliveries: [PlannedDelivery] = []
-        var outcomes: [RecipientOutcome] = []
-        var audit: [AuditEntry] = [AuditEntry(
-            at: now, actor: pending.person.id.rawValue, action: .accept, patient: patient?.digits, message: id,
-            detail: header.onBehalfOf.map { "\(header.kind.rawValue) on behalf of \($0)" } ?? header.kind.rawValue)]
-        var overrideNotices: [(PersonID, NHSNumber)] = []
+        var audit: [AuditEntry] = []
+        var overrideNotices: [(coordinator: PersonID, patient: NHSNumber)] = []
+    }
+
+    private func decide(
+        _ recipients: [(person: PersonID, topic: String?)], message id: String, kind: MessageKind, envelope: Envelope, body: MessageBody,
+        actor: Directory.Person, patient: NHSNumber?, now: Date
+    ) throws(ProtocolError) -> Decisions {
+        let subject = consentSubject(kind: kind, header: envelope, body: body, sender: actor)
+        let patients = Set(subject.parts.map(\.patient))
+        let addressedTeams = envelope.to.addressedTeams, addressedPeople = envelope.to.addressedPeople
+        var decisions = Decisions()
         for (recipientID, viaTopic) in recipients {
             guard let recipient = directory.person(recipientID) else { continue }
             let decision: PlannedDelivery
             var partRules: String?
-            if header.kind == .consent || subject.parts.isEmpty {
+            if kind == .consent || subject.parts.isEmpty {
                 // Consent records and messages about no patient carry no patient data to decide on.
                 decision = PlannedDelivery(recipient: recipientID, decision: .deliver, rule: "no-patient-data", topic: viaTopic)
             } else {
                 let who: ConsentRecipient
                 do {
                     who = try consentRecipient(recipient, patients: patients, addressedTeams: addressedTeams,
-                                               addressedPeople: addressedPeople, isReferral: header.kind == .referral || header.kind == .referralEvent)
+                                               addressedPeople: addressedPeople, isReferral: kind == .referral || kind == .referralEvent)
                 } catch {
                     throw ProtocolError(.storeUnavailable, "the broker could not read care teams; nothing was accepted. Retry with the same key")
                 }
@@ -379,38 +433,24 @@ extension BrokerCore {
                     recipient: recipientID, decision: Self.plannedDecision(verdict.outcome), rule: verdict.ruleID,
                     reason: verdict.outcome == .deliver ? nil : verdict.reason, topic: viaTopic)
                 if verdict.override {
-                    audit.append(AuditEntry(at: now, actor: actor.id.rawValue, action: .override, patient: patient?.digits,
-                                            message: id, recipient: recipientID.rawValue, decision: "deliver",
-                                            rule: verdict.ruleID, detail: verdict.breakGlassReason))
+                    decisions.audit.append(AuditEntry(at: now, actor: actor.id.rawValue, action: .override, patient: patient?.digits,
+                                                      message: id, recipient: recipientID.rawValue, decision: "deliver",
+                                                      rule: verdict.ruleID, detail: verdict.breakGlassReason))
                     for p in patients {
-                        for coordinator in coordinators(of: p) where coordinator != actor.id {
-                            overrideNotices.append((coordinator, p))
+                        for coordinator in coordinators(of: p) where coordinator != actor.id
+                        && !decisions.overrideNotices.contains(where: { $0.coordinator == coordinator && $0.patient == p }) {
+                            decisions.overrideNotices.append((coordinator, p))
                         }
                     }
                 }
             }
-            deliveries.append(decision)
-            outcomes.append(Self.outcome(for: decision))
-            audit.append(AuditEntry(
+            decisions.deliveries.append(decision)
+            decisions.audit.append(AuditEntry(
                 at: now, actor: actor.id.rawValue, action: Self.auditAction(decision.decision), patient: patient?.digits,
                 message: id, recipient: recipientID.rawValue, decision: "route:\(decision.decision.rawValue)", rule: decision.rule,
                 detail: [viaTopic.map { "topic \($0)" }, partRules].compactMap { $0 }.joined(separator: "; ").nilIfEmpty))
         }
-        var uniqueNotices: [(coordinator: PersonID, patient: NHSNumber)] = []
-        for notice in overrideNotices where !uniqueNotices.contains(where: { $0.coordinator == notice.0 && $0.patient == notice.1 }) {
-            uniqueNotices.append((notice.0, notice.1))
-        }
-
-        let message = NewMessage(
-            id: id, key: header.key, kind: header.kind, sender: actor.id, envelope: envelopeBytes,
-            patient: patient, correlation: header.correlation, body: pending.body,
-            bodyHash: fingerprint, acceptedAt: now,
-            deliveries: deliveries, referral: referral, referralExpectedStatus: referralExpectedStatus,
-            careTeamLinks: careTeamLinks, audit: audit)
-        if !mayListRecipients(to: header.to, sender: actor) { outcomes = [] }
-        var routed = RoutedSend(pending: pending, message: message, envelope: envelope, outcomes: outcomes, overrideNotices: uniqueNotices)
-        if case .referralEvent(let event) = body { routed.confirmsOwnCopy = [event.referral] }
-        return .routed(routed)
+        return decisions
     }
 
     static func plannedDecision(_ outcome: ConsentOutcome) -> PlannedDelivery.Decision {
@@ -531,10 +571,7 @@ extension BrokerCore {
     /// "kind/locality/team": the first team the message is addressed to, else the sender's.
     func topic(for header: SendHeader, sender: Directory.Person) -> [String] {
         let team = header.to.lazy.compactMap { address -> TeamID? in
-            switch address {
-            case .team(let id), .role(let id, _), .mdt(let id): id
-            default: nil
-            }
+            if case .mdt(let id) = address { id } else { address.addressedTeam }
         }.first ?? sender.teams.first
         let locality = team.flatMap { directory.team($0)?.locality.rawValue } ?? "none"
         return [header.kind.rawValue, locality, team?.rawValue ?? "none"]

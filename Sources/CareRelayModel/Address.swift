@@ -90,3 +90,26 @@ public enum Address: Hashable, Sendable, Codable, CustomStringConvertible {
         try container.encode(description)
     }
 }
+
+extension Address {
+    /// The team this address reaches as a team (`team:` or `role:`): a referral so addressed is
+    /// that team's to handle, and consent treats its members as addressed.
+    public var addressedTeam: TeamID? {
+        switch self {
+        case .team(let id), .role(let id, _): id
+        default: nil
+        }
+    }
+
+    /// The person this address names directly (`person:`).
+    public var addressedPerson: PersonID? {
+        if case .person(let id) = self { id } else { nil }
+    }
+}
+
+extension Sequence<Address> {
+    /// Every team addressed as a team (see `Address.addressedTeam`).
+    public var addressedTeams: Set<TeamID> { Set(compactMap(\.addressedTeam)) }
+    /// Every person addressed by name.
+    public var addressedPeople: Set<PersonID> { Set(compactMap(\.addressedPerson)) }
+}
