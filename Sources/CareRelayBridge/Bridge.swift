@@ -44,19 +44,7 @@ public struct BridgeConfiguration: Sendable {
     }
 }
 
-/// The directory as the broker's `directory` query returns it, cached for a few minutes.
-struct DirectoryListing: Decodable, Sendable {
-    struct Entry: Decodable, Sendable { var id: PersonID; var name: String; var roles: [Role]; var teams: [TeamID] }
-    struct Team: Decodable, Sendable {
-        var id: TeamID; var name: String; var coordinator: PersonID?; var hours: String?; var fallback: [String]?
-    }
-    var people: [Entry]
-    var teams: [Team]
-
-    func name(of person: PersonID) -> String? { people.first { $0.id == person }?.name }
-    func team(_ id: TeamID) -> Team? { teams.first { $0.id == id } }
-}
-
+/// The broker's `directory` answer, cached for a few minutes.
 final class DirectoryCache: @unchecked Sendable {
     private let lock = NSLock()
     private var cached: (listing: DirectoryListing, at: Date)?
@@ -67,7 +55,8 @@ final class DirectoryCache: @unchecked Sendable {
     func listing(now: Date) async -> DirectoryListing? {
         let current = lock.withLock { cached }
         if let current, now.timeIntervalSince(current.at) < 300 { return current.listing }
-        guard let bytes = try? await link.query("directory", [:]),
+        let request = DirectoryQuery()
+        guard let bytes = try? await link.query(request.name.rawValue, request.params),
               let listing = try? JSONDecoder().decode(DirectoryListing.self, from: Data(bytes))
         else { return current?.listing }
         lock.withLock { cached = (listing, now) }

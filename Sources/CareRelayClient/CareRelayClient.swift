@@ -217,6 +217,11 @@ public final class CareRelayClient {
         }
     }
 
+    /// Asks a query and reads its answer as the type the protocol gives it.
+    public func query<Request: QueryRequest>(_ request: Request) throws(ClientError) -> Request.Answer {
+        try query(request.name.rawValue, request.params, as: Request.Answer.self)
+    }
+
     public func subscribe(_ topic: String) throws(ClientError) {
         let answer = try exchange(.subscribe(SubscriptionRequest(topic: topic, req: nextReq())), reconnect: true)
         guard case .subscribed = answer else { throw .unexpectedAnswer("expected SUBSCRIBED, got \(answer.name)") }

@@ -52,7 +52,7 @@ final class FakeLink: BrokerLink, @unchecked Sendable {
     static let directory = """
     {"people":[{"id":"coord.patel","name":"Priya Patel","roles":["care-coordinator"],"teams":["west.social-care"]},
                {"id":"carer.ellis","name":"Jean Ellis","roles":["carer"],"teams":[]}],
-     "teams":[{"id":"west.social-care","name":"West social care intake","kind":"team","locality":"west","coordinator":"coord.patel",
+     "teams":[{"id":"west.social-care","name":"West social care intake","kind":"service","locality":"west","coordinator":"coord.patel",
                "hours":"mon-fri 08:00-18:00","fallback":["District nurses: 0191 555 0100","Emergency: 999"]}]}
     """
 }

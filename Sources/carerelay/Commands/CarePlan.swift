@@ -58,11 +58,11 @@ struct CarePlanCommand: ParsableCommand {
     /// The versions of a patient's plans that you sent or received, oldest first.
     static func versions(_ client: CareRelayClient, patient: NHSNumber, plan: String?) throws -> [Version] {
         let lines = try brokerCall { () throws(ClientError) in
-            try client.query("inbox", ["kind": MessageKind.carePlanShare.rawValue, "limit": "500"], as: [InboxLine].self)
+            try client.query(InboxQuery(kind: .carePlanShare, limit: 500))
         }
         var result: [Version] = []
         for line in lines {
-            guard let view = try? client.query("message", ["id": line.id], as: MessageView.self),
+            guard let view = try? client.query(MessageQuery(id: line.id)),
                   let bytes = view.bodyBytes,
                   case .carePlanShare(let p)? = try? MessageBody.decode(kind: .carePlanShare, json: bytes),
                   p.patient == patient, plan == nil || p.plan == plan,

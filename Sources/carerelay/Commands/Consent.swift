@@ -140,7 +140,7 @@ struct ConsentCommand: ParsableCommand {
         func run() throws {
             let nhs = try Input.nhsNumber(patient)
             let client = try globals.connect()
-            let lines = try brokerCall { () throws(ClientError) in try client.query("consent", ["patient": nhs.digits], as: [ConsentLine].self) }
+            let lines = try brokerCall { () throws(ClientError) in try client.query(ConsentQuery(patient: nhs)) }
             if globals.json { Console.json(lines); return }
             if lines.isEmpty { Console.out("No consent recorded for \(nhs.formatted): implied consent for direct care applies."); return }
             Console.table(["RECORDED", "BY", "ACTION", "DIRECTIVE", "ACTORS", "CLASSES", "PURPOSES", "PERIOD"], lines.map { line in
@@ -151,7 +151,7 @@ struct ConsentCommand: ParsableCommand {
                 }.joined(separator: ",")
                 let period = p["period"] as? [String: Any]
                 let action = r["action"] as? String ?? "?"
-                return [Format.date(line.acceptedAt), line.recordedBy, action,
+                return [Format.date(line.acceptedAt), line.recordedBy.rawValue, action,
                         (r["id"] as? String) ?? (r["withdraws"] as? String).map { "(\($0))" } ?? "-",
                         actors.isEmpty ? "-" : actors, (p["class"] as? [String])?.joined(separator: ",") ?? "all",
                         (p["purpose"] as? [String])?.joined(separator: ",") ?? "all",
@@ -173,7 +173,7 @@ struct CareTeamCommand: ParsableCommand {
             """,
         subcommands: [Show.self, Link.self, Unlink.self])
 
-    static func print(_ globals: Globals, _ members: [String], patient: NHSNumber) {
+    static func print(_ globals: Globals, _ members: [CareTeamMember], patient: NHSNumber) {
         if globals.json { Console.json(members); return }
         if members.isEmpty { Console.out("\(patient.formatted) has no care team yet."); return }
         Console.out("Care team of \(patient.formatted):")
@@ -188,21 +188,21 @@ struct CareTeamCommand: ParsableCommand {
         func run() throws {
             let nhs = try Input.nhsNumber(patient)
             let client = try globals.connect()
-            let members = try brokerCall { () throws(ClientError) in try client.query("careteam", ["patient": nhs.digits], as: [String].self) }
+            let members = try brokerCall { () throws(ClientError) in try client.query(CareTeamQuery(patient: nhs)) }
             CareTeamCommand.print(globals, members, patient: nhs)
         }
     }
 
-    static func change(_ globals: Globals, query: String, patient: String, member: String) throws {
+    static func change(_ globals: Globals, link: Bool, patient: String, member: String) throws {
         let nhs = try Input.nhsNumber(patient)
-        guard member.hasPrefix("team:") || member.hasPrefix("person:"), Address.isMember(member) else {
+        guard Address.isMember(member), let typed = CareTeamMember(member) else {
             throw Failure.usage("--member '\(member)': write team:ID or person:ID")
         }
         let client = try globals.connect()
         let members = try brokerCall { () throws(ClientError) in
-            try client.query(query, ["patient": nhs.digits, "member": member], as: [String].self)
+            try client.query(CareTeamChange(link: link, patient: nhs, member: typed))
         }
-        if !globals.json { Console.out(query == "careteam.link" ? "Linked \(member)." : "Unlinked \(member).") }
+        if !globals.json { Console.out(link ? "Linked \(member)." : "Unlinked \(member).") }
         print(globals, members, patient: nhs)
     }
 
@@ -213,7 +213,7 @@ struct CareTeamCommand: ParsableCommand {
         @OptionGroup var globals: Globals
         @Option(help: "The patient's NHS number.") var patient: String
         @Option(help: "team:ID or person:ID.") var member: String
-        func run() throws { try CareTeamCommand.change(globals, query: "careteam.link", patient: patient, member: member) }
+        func run() throws { try CareTeamCommand.change(globals, link: true, patient: patient, member: member) }
     }
 
     struct Unlink: ParsableCommand {
@@ -223,7 +223,7 @@ struct CareTeamCommand: ParsableCommand {
         @OptionGroup var globals: Globals
         @Option(help: "The patient's NHS number.") var patient: String
         @Option(help: "team:ID or person:ID.") var member: String
-        func run() throws { try CareTeamCommand.change(globals, query: "careteam.unlink", patient: patient, member: member) }
+        func run() throws { try CareTeamCommand.change(globals, link: false, patient: patient, member: member) }
     }
 }
 

@@ -58,23 +58,23 @@ struct MDTCommand: ParsableCommand {
             }
 
             let client = try globals.connect()
-            let directory = try brokerCall { () throws(ClientError) in try client.query("directory", as: DirectoryListing.self) }
-            guard let teamEntry = directory.teams.first(where: { $0.id == team }) else {
+            let directory = try brokerCall { () throws(ClientError) in try client.query(DirectoryQuery()) }
+            guard let teamEntry = directory.team(TeamID(team)) else {
                 throw Failure.usage("there is no team '\(team)' in the directory",
-                                    hint: "MDT teams: \(directory.teams.filter { $0.kind == "mdt" }.map(\.id).joined(separator: ", "))")
+                                    hint: "MDT teams: \(directory.teams.filter { $0.kind == .mdt }.map(\.id.rawValue).joined(separator: ", "))")
             }
-            var people = directory.people.filter { $0.teams.contains(team) }.map(\.id)
+            var people = directory.people.filter { $0.teams.contains(TeamID(team)) }.map(\.id)
             if let coordinator = teamEntry.coordinator, !people.contains(coordinator) { people.insert(coordinator, at: 0) }
-            for person in extra where !people.contains(person.rawValue) { people.append(person.rawValue) }
+            for person in extra where !people.contains(person) { people.append(person) }
             var attendees: [[String: Any]] = []
             for id in people {
                 guard let entry = directory.people.first(where: { $0.id == id }) else {
                     throw Failure.usage("--attendee \(id): no such person in the directory")
                 }
-                attendees.append(["person": id, "role": entry.roles.first ?? "other"])
+                attendees.append(["person": id.rawValue, "role": entry.roles.first?.rawValue ?? "other"])
             }
             var draft: [String: Any] = [
-                "meeting": meetingID, "team": team, "locality": teamEntry.locality, "title": title ?? teamEntry.name,
+                "meeting": meetingID, "team": team, "locality": teamEntry.locality.rawValue, "title": title ?? teamEntry.name,
                 "start": start, "location": location, "version": 1,
                 "chair": chair.map { $0.hasPrefix("person:") ? String($0.dropFirst(7)) : $0 } ?? client.welcome?.person.rawValue ?? "",
                 "attendees": attendees, "items": [[String: Any]](),
@@ -84,7 +84,7 @@ struct MDTCommand: ParsableCommand {
             if globals.json {
                 Console.json(["file": path, "meeting": meetingID])
             } else {
-                Console.out("Wrote draft agenda \(path) for \(meetingID) with \(attendees.count) attendees: \(people.joined(separator: ", ")).")
+                Console.out("Wrote draft agenda \(path) for \(meetingID) with \(attendees.count) attendees: \(people.map(\.rawValue).joined(separator: ", ")).")
                 Console.out("Next: carerelay mdt add-item --file \(path) --patient NHS-NUMBER --reason TEXT --owner PERSON")
             }
         }
@@ -192,7 +192,7 @@ struct MDTCommand: ParsableCommand {
             throw Failure(Exit.software, "the draft did not read back as an agenda")
         }
         let client = try globals.connect()
-        let names = try? client.query("directory", as: DirectoryListing.self)
+        let names = try? client.query(DirectoryQuery())
         let header = Sender.header(kind: .mdtAgenda, to: [.mdt(agenda.team)], key: key)
         let accepted = try Sender.send(client, header, body: bytes,
                                        what: "Published agenda \(agenda.meeting) version \(agenda.version)", json: globals.json, names: names)
@@ -217,11 +217,11 @@ struct MDTCommand: ParsableCommand {
         func run() throws {
             let client = try globals.connect()
             let lines = try brokerCall { () throws(ClientError) in
-                try client.query("inbox", ["kind": MessageKind.mdtAgenda.rawValue, "limit": "500"], as: [InboxLine].self)
+                try client.query(InboxQuery(kind: .mdtAgenda, limit: 500))
             }
             var latest: [String: Row] = [:]
             for line in lines {
-                guard let view = try? client.query("message", ["id": line.id], as: MessageView.self),
+                guard let view = try? client.query(MessageQuery(id: line.id)),
                       let bytes = view.bodyBytes,
                       case .mdtAgenda(let agenda)? = try? MessageBody.decode(kind: .mdtAgenda, json: bytes) else { continue }
                 if !all, let start = agenda.start.date, start < Date().addingTimeInterval(-12 * 3600) { continue }
@@ -255,10 +255,9 @@ struct MDTCommand: ParsableCommand {
         @Option(name: .customLong("as"), help: "Show it as this attendee receives it.") var asPerson: String?
 
         func run() throws {
-            var params = ["id": id]
-            if let asPerson { params["as"] = try Input.person(asPerson, option: "--as").rawValue }
+            let request = MessageQuery(id: id, as: try asPerson.map { try Input.person($0, option: "--as") })
             let client = try globals.connect()
-            let view = try brokerCall { () throws(ClientError) in try client.query("message", params, as: MessageView.self) }
+            let view = try brokerCall { () throws(ClientError) in try client.query(request) }
             if globals.json { Console.json(view); return }
             if let reason = view.withheld {
                 throw Failure(Exit.withheld, "agenda \(id) is withheld from \(asPerson ?? "you"): \(reason)")

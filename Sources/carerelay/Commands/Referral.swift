@@ -167,19 +167,19 @@ struct ReferralCommand: ParsableCommand {
     static func listing(_ globals: Globals, limit: Int, received: Bool, sent: Bool) throws {
         guard (1...500).contains(limit) else { throw Failure.usage("--limit must be between 1 and 500") }
         let client = try globals.connect()
-        let me = client.welcome?.person.rawValue ?? ""
+        let me = client.welcome?.person
         let lines = try brokerCall { () throws(ClientError) in
-            try client.query("inbox", ["kind": MessageKind.referral.rawValue, "limit": String(limit)], as: [InboxLine].self)
+            try client.query(InboxQuery(kind: .referral, limit: limit))
         }
         var rows: [Row] = []
         for line in lines {
             let mine = line.from == me
             if mine && !sent { continue }
             if !mine && !received { continue }
-            let track = try? client.query("track", ["id": line.id], as: TrackView.self)
-            rows.append(Row(id: line.id, direction: mine ? "sent" : "received", from: line.from, sentAt: line.acceptedAt,
-                            patient: track?.referral?.patient, status: track?.referral?.status,
-                            takenBy: track?.referral?.takenBy, allocatedTo: track?.referral?.allocatedTo, delivery: line.state))
+            let referral = (try? client.query(TrackQuery(id: line.id)))?.referral
+            rows.append(Row(id: line.id, direction: mine ? "sent" : "received", from: line.from.rawValue, sentAt: line.acceptedAt,
+                            patient: referral?.patient?.digits, status: referral?.status.rawValue,
+                            takenBy: referral?.takenBy?.rawValue, allocatedTo: referral?.allocatedTo?.rawValue, delivery: line.state))
         }
         if globals.json { Console.json(rows); return }
         if rows.isEmpty {
@@ -203,7 +203,7 @@ struct ReferralCommand: ParsableCommand {
 
         func run() throws {
             let client = try globals.connect()
-            let view = try brokerCall { () throws(ClientError) in try client.query("message", ["id": id], as: MessageView.self) }
+            let view = try brokerCall { () throws(ClientError) in try client.query(MessageQuery(id: id)) }
             if globals.json { Console.json(view); return }
             guard let bytes = view.bodyBytes else { throw Failure(Exit.software, "the broker sent no body") }
             if let header = view.header {
@@ -355,16 +355,16 @@ struct ReferralCommand: ParsableCommand {
         }
 
         struct Report: Codable {
-            var tracking: TrackView
+            var tracking: Tracking
             var timeline: [Step]
         }
 
         func run() throws {
             let client = try globals.connect()
-            let track = try brokerCall { () throws(ClientError) in try client.query("track", ["id": id], as: TrackView.self) }
-            let directory = try? client.query("directory", as: DirectoryListing.self)
-            func who(_ person: String) -> String {
-                directory?.name(of: person).map { "\(person) (\($0))" } ?? person
+            let track = try brokerCall { () throws(ClientError) in try client.query(TrackQuery(id: id)) }
+            let directory = try? client.query(DirectoryQuery())
+            func who(_ person: PersonID) -> String {
+                directory?.name(of: person).map { "\(person) (\($0))" } ?? person.rawValue
             }
             var steps: [Step] = [Step(at: track.acceptedAt, what: "sent by \(who(track.sender))")]
             for r in track.recipients {
@@ -373,17 +373,17 @@ struct ReferralCommand: ParsableCommand {
             }
             var sawTaking = false
             for eventID in track.events {
-                guard let view = try? client.query("message", ["id": eventID], as: MessageView.self),
+                guard let view = try? client.query(MessageQuery(id: eventID)),
                       let bytes = view.bodyBytes,
                       case .referralEvent(let event)? = try? MessageBody.decode(kind: .referralEvent, json: bytes)
                 else { continue }
                 let at = event.at.date ?? Format.isoDate(view.header?.sentAt) ?? track.acceptedAt
                 let text: String = switch event.change {
-                case .accepted: "accepted by \(who(event.by.rawValue))"
-                case .declined(let reason, let code): "declined by \(who(event.by.rawValue)): \(reason)\(code.map { " [\($0.rawValue)]" } ?? "")"
-                case .allocated(let to): "allocated to \(who(to.person.rawValue)) by \(event.by)"
-                case .completed(let outcome): "completed by \(who(event.by.rawValue))\(outcome.map { ": \($0)" } ?? "")"
-                case .withdrawn(let reason): "withdrawn by \(who(event.by.rawValue))\(reason.map { ": \($0)" } ?? "")"
+                case .accepted: "accepted by \(who(event.by))"
+                case .declined(let reason, let code): "declined by \(who(event.by)): \(reason)\(code.map { " [\($0.rawValue)]" } ?? "")"
+                case .allocated(let to): "allocated to \(who(to.person)) by \(event.by)"
+                case .completed(let outcome): "completed by \(who(event.by))\(outcome.map { ": \($0)" } ?? "")"
+                case .withdrawn(let reason): "withdrawn by \(who(event.by))\(reason.map { ": \($0)" } ?? "")"
                 case .escalated(let reason): "ESCALATED: \(reason)"
                 }
                 if case .accepted = event.change { sawTaking = true }
@@ -391,7 +391,7 @@ struct ReferralCommand: ParsableCommand {
             }
             if let referral = track.referral {
                 if !sawTaking, let taker = referral.takenBy, let at = referral.takenAt {
-                    steps.append(Step(at: at, what: "\(referral.status == "declined" ? "declined" : "accepted") by \(who(taker))"))
+                    steps.append(Step(at: at, what: "\(referral.status == .declined ? "declined" : "accepted") by \(who(taker))"))
                 }
                 if let at = referral.escalatedAt, !steps.contains(where: { $0.what.hasPrefix("ESCALATED") }) {
                     steps.append(Step(at: at, what: "ESCALATED to the team's co-ordinator: not taken within its response target"))
@@ -400,17 +400,17 @@ struct ReferralCommand: ParsableCommand {
             steps.sort { $0.at < $1.at }
             if globals.json { Console.json(Report(tracking: track, timeline: steps)); return }
 
-            Console.out("\(track.kind == MessageKind.referral.rawValue ? "Referral" : "Message") \(track.id)")
+            Console.out("\(track.kind == .referral ? "Referral" : "Message") \(track.id)")
             if let r = track.referral {
-                Console.out("  patient:      \(Format.nhs(r.patient))")
+                Console.out("  patient:      \(Format.nhs(r.patient?.digits))")
                 Console.out("  referrer:     \(who(r.referrer))")
                 if let team = r.team { Console.out("  team:         \(team)") }
-                Console.out("  status:       \(r.status)")
+                Console.out("  status:       \(r.status.rawValue)")
                 if let taker = r.takenBy { Console.out("  taken by:     \(who(taker)) at \(Format.date(r.takenAt))") }
                 if let allocated = r.allocatedTo { Console.out("  allocated to: \(who(allocated))") }
                 if let deadline = r.deadline {
                     let state: String
-                    if r.status != "sent" {
+                    if r.status != .sent {
                         state = r.takenAt.map { $0 <= deadline ? "met" : "taken late" } ?? "closed"
                     } else {
                         state = deadline < Date() ? "OVERDUE by \(Format.duration(Date().timeIntervalSince(deadline)))"
@@ -425,7 +425,7 @@ struct ReferralCommand: ParsableCommand {
             for step in steps { Console.out("  \(Format.date(step.at))  \(Terminal.safe(step.what, singleLine: true))") }
             Console.out("")
             Console.table(["RECIPIENT", "DECISION", "STATE", "DELIVERED", "RECEIVED"], track.recipients.map {
-                [$0.person, $0.decision, $0.state, Format.date($0.deliveredAt), Format.date($0.confirmedAt)]
+                [$0.person.rawValue, $0.decision, $0.state, Format.date($0.deliveredAt), Format.date($0.confirmedAt)]
             })
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CareRelayClient
+import CareRelayProtocol
 import Foundation
 import ZeroMQ
 
@@ -213,10 +214,10 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let client = try globals.connect()
-        let status = try brokerCall { () throws(ClientError) in try client.query("status", as: StatusView.self) }
+        let status = try brokerCall { () throws(ClientError) in try client.query(StatusQuery()) }
         let welcome = client.welcome
         if globals.json {
-            struct Out: Encodable { var person: String; var name: String; var roles: [String]; var teams: [String]; var status: StatusView }
+            struct Out: Encodable { var person: String; var name: String; var roles: [String]; var teams: [String]; var status: StatusReport }
             Console.json(Out(person: welcome?.person.rawValue ?? "", name: welcome?.name ?? "",
                              roles: welcome?.roles.map(\.rawValue) ?? [], teams: welcome?.teams.map(\.rawValue) ?? [], status: status))
             return

@@ -146,18 +146,17 @@ struct AuditCommand: ParsableCommand {
         @Option(help: "At most this many rows (1-5000).") var limit = 200
 
         func run() throws {
-            var params = ["limit": String(limit)]
-            if let patient { params["patient"] = try Input.nhsNumber(patient).digits }
-            if let person { params["person"] = try Input.person(person, option: "--person").rawValue }
-            if let message { params["message"] = message }
-            guard (1...5000).contains(limit) else { throw Failure.usage("--limit must be between 1 and 5000") }
+            let filter = AuditFilter(patient: try patient.map { try Input.nhsNumber($0).digits },
+                                     person: try person.map { try Input.person($0, option: "--person").rawValue },
+                                     message: message, limit: limit)
+            guard AuditFilter.limits.contains(limit) else { throw Failure.usage("--limit must be between 1 and 5000") }
             let client = try globals.connect()
-            let rows = try brokerCall { () throws(ClientError) in try client.query("audit", params, as: [AuditRowView].self) }
+            let rows = try brokerCall { () throws(ClientError) in try client.query(filter) }
             if globals.json { Console.json(rows); return }
             if rows.isEmpty { Console.out("No audit rows match."); return }
             Console.table(["SEQ", "AT", "ACTOR", "ACTION", "PATIENT", "MESSAGE", "RECIPIENT", "DECISION", "RULE"], rows.map { r in
                 let e = r.entry
-                return ["\(r.seq)", Format.date(e.at), e.actor, e.action, e.patient ?? "-", e.message ?? "-", e.recipient ?? "-", e.decision ?? "-", e.rule ?? "-"]
+                return ["\(r.seq)", Format.date(e.at), e.actor, e.action.rawValue, e.patient ?? "-", e.message ?? "-", e.recipient ?? "-", e.decision ?? "-", e.rule ?? "-"]
             })
         }
     }
@@ -170,12 +169,13 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             let client = try globals.connect()
-            let result = try brokerCall { () throws(ClientError) in try client.query("audit.verify", as: AuditVerification.self) }
-            if globals.json { Console.json(result) } else if result.intact {
-                Console.out("Audit trail intact: \(result.rows ?? 0) rows.")
-            }
-            if !result.intact {
-                throw Failure(Exit.auditBroken, "AUDIT TRAIL BROKEN at row \(result.brokenAtRow.map(String.init) ?? "?"): \(result.reason ?? "no reason given")",
+            let result = try brokerCall { () throws(ClientError) in try client.query(AuditVerifyQuery()) }
+            if globals.json { Console.json(result) }
+            switch result {
+            case .intact(let rows):
+                if !globals.json { Console.out("Audit trail intact: \(rows) rows.") }
+            case .broken(let row, let reason):
+                throw Failure(Exit.auditBroken, "AUDIT TRAIL BROKEN at row \(row): \(reason)",
                               hint: "Rows from there on cannot be trusted. Tell your information governance lead; do not restart the broker on a copied store.")
             }
         }

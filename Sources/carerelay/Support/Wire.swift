@@ -4,120 +4,6 @@ import CareRelayProtocol
 import Foundation
 import Yams
 
-// What the broker's queries answer, as this client reads them (the broker's types live in
-// modules the CLI does not link).
-
-struct InboxLine: Codable {
-    var id: String
-    var kind: String
-    var from: String
-    var acceptedAt: Date
-    var state: String?
-}
-
-struct TrackView: Codable {
-    struct Recipient: Codable {
-        var person: String
-        var decision: String
-        var state: String
-        var deliveredAt: Date?
-        var confirmedAt: Date?
-    }
-    struct Referral: Codable {
-        var messageID: String
-        var referrer: String
-        var team: String?
-        var patient: String?
-        var status: String
-        var takenBy: String?
-        var takenAt: Date?
-        var allocatedTo: String?
-        var deadline: Date?
-        var escalatedAt: Date?
-        var updatedAt: Date
-    }
-    var id: String
-    var kind: String
-    var sender: String
-    var acceptedAt: Date
-    var recipients: [Recipient]
-    var referral: Referral?
-    var events: [String]
-}
-
-struct MessageView: Codable {
-    var header: DeliverHeader?
-    var body: String?
-    var withheld: String?
-
-    var bodyBytes: [UInt8]? { body.map { Array($0.utf8) } }
-}
-
-struct DirectoryListing: Codable {
-    struct Person: Codable { var id: String; var name: String; var roles: [String]; var teams: [String] }
-    struct Team: Codable {
-        var id: String; var name: String; var kind: String; var locality: String
-        var coordinator: String?; var hours: String?; var fallback: [String]?
-    }
-    var people: [Person]
-    var teams: [Team]
-
-    func name(of person: String) -> String? { people.first { $0.id == person }?.name }
-}
-
-/// The broker's `status` answer (Protocols/CRP.md, section "Queries").
-struct StatusView: Codable {
-    var broker: String
-    var protocolVersion: Int
-    var startedAt: Date
-    var uptimeSeconds: Int
-    var connectedClients: Int
-    var storeHealthy: Bool
-    var stopping: Bool
-    var store: Store
-
-    struct Store: Codable {
-        var storeBytes: Int64
-        var messages: Int64
-        var undelivered: Int64
-        var oldestUndeliveredAcceptedAt: Date?
-        var intakeWaiting: [String: Int64]
-        var overdueReferrals: Int64
-        var auditRows: Int64
-    }
-}
-
-struct ConsentLine: Codable {
-    var message: String
-    var recordedBy: String
-    var acceptedAt: Date
-    var record: String
-}
-
-struct AuditRowView: Codable {
-    struct Entry: Codable {
-        var at: Date
-        var actor: String
-        var action: String
-        var patient: String?
-        var message: String?
-        var recipient: String?
-        var decision: String?
-        var rule: String?
-        var detail: String?
-    }
-    var seq: Int64
-    var entry: Entry
-    var hash: String
-}
-
-struct AuditVerification: Codable {
-    var intact: Bool
-    var rows: Int?
-    var brokenAtRow: Int64?
-    var reason: String?
-}
-
 // MARK: Input
 
 enum Input {
@@ -271,7 +157,7 @@ enum Sender {
             return
         }
         Console.table(["RECIPIENT", "OUTCOME", "DETAIL"], accepted.recipients.map { r in
-            let who = names?.name(of: r.person.rawValue).map { "\(r.person) (\($0))" } ?? r.person.rawValue
+            let who = names?.name(of: r.person).map { "\(r.person) (\($0))" } ?? r.person.rawValue
             let outcome = switch r.decision {
             case .deliver: "deliver"
             case .redacted: "deliver, redacted"

@@ -1,0 +1,236 @@
+import CareRelayModel
+import Foundation
+
+/// The queries a client may ask (Protocols/CRP.md section 13), by their names on the wire.
+public enum QueryName: String, Sendable, Codable, CaseIterable {
+    case status, inbox, track, message
+    case careTeam = "careteam"
+    case careTeamLink = "careteam.link"
+    case careTeamUnlink = "careteam.unlink"
+    case consent, audit
+    case auditVerify = "audit.verify"
+    case directory
+
+    /// The name a QUERY header carries, or `404 invalid-header` listing the known ones.
+    public init(query: String) throws(ProtocolError) {
+        guard let name = QueryName(rawValue: query) else {
+            throw ProtocolError(.invalidHeader, "query: unknown query '\(query)'; queries are \(Self.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self = name
+    }
+}
+
+/// One query: its name, its parameters and the type of its answer. A client builds one and
+/// sends `query(req:)`; the broker reads one from the QUERY header's `params` with
+/// `init(params:)`, which refuses a missing or malformed parameter as CRP.md says (`404`, or
+/// `407` for an NHS number).
+public protocol QueryRequest: Sendable {
+    associatedtype Answer: Codable & Sendable
+    var name: QueryName { get }
+    /// The QUERY header's `params`.
+    var params: [String: String] { get }
+}
+
+extension QueryRequest {
+    public func query(req: String? = nil) -> Query {
+        Query(query: name.rawValue, params: params.isEmpty ? nil : params, req: req)
+    }
+}
+
+/// How the parameters common to several queries are read.
+public enum QueryParameter {
+    /// `patient`: an NHS number, spaces allowed.
+    public static func patient(_ text: String?) throws(ProtocolError) -> NHSNumber {
+        guard let text else { throw ProtocolError(.invalidHeader, "params.patient: name the patient's NHS number") }
+        do { return try NHSNumber(validating: text) } catch {
+            throw ProtocolError(.invalidNHSNumber, "params.patient: \(error.description)")
+        }
+    }
+
+    /// `id`: a message id.
+    public static func id(_ text: String?) throws(ProtocolError) -> String {
+        guard let text else { throw ProtocolError(.invalidHeader, "params.id: name the message id") }
+        return text
+    }
+
+    /// `limit` as a number, nil when absent or not a number.
+    public static func limit(_ text: String?) -> Int? { Int(text ?? "") }
+
+    /// A limit within `range`, `value` when none was given.
+    public static func limit(_ asked: Int?, default value: Int, in range: ClosedRange<Int>) -> Int {
+        min(max(asked ?? value, range.lowerBound), range.upperBound)
+    }
+}
+
+/// `status`: anyone.
+public struct StatusQuery: QueryRequest {
+    public typealias Answer = StatusReport
+    public var name: QueryName { .status }
+    public var params: [String: String] { [:] }
+    public init() {}
+}
+
+/// `inbox`: the messages a person sent or received, newest first.
+public struct InboxQuery: QueryRequest {
+    public typealias Answer = [InboxLine]
+    public static let limits = 1...500
+    public static let defaultLimit = 50
+
+    /// `for`: someone the asker acts for (a gateway's carer); nil for the asker.
+    public var person: PersonID?
+    public var kind: MessageKind?
+    /// As asked; the broker answers at most `effectiveLimit` lines.
+    public var limit: Int?
+
+    public init(for person: PersonID? = nil, kind: MessageKind? = nil, limit: Int? = nil) {
+        self.person = person
+        self.kind = kind
+        self.limit = limit
+    }
+
+    public init(params: [String: String]) throws(ProtocolError) {
+        person = params["for"].map(PersonID.init)
+        if let text = params["kind"] {
+            guard let kind = MessageKind(rawValue: text) else { throw ProtocolError(.invalidHeader, "params.kind: unknown kind '\(text)'") }
+            self.kind = kind
+        }
+        limit = QueryParameter.limit(params["limit"])
+    }
+
+    /// How many lines the broker answers with.
+    public var effectiveLimit: Int { QueryParameter.limit(limit, default: Self.defaultLimit, in: Self.limits) }
+
+    public var name: QueryName { .inbox }
+    public var params: [String: String] {
+        var params: [String: String] = [:]
+        params["for"] = person?.rawValue
+        params["kind"] = kind?.rawValue
+        params["limit"] = limit.map(String.init)
+        return params
+    }
+}
+
+/// `track`: who has a message and, for a referral, where it stands.
+public struct TrackQuery: QueryRequest {
+    public typealias Answer = Tracking
+    public var id: String
+
+    public init(id: String) { self.id = id }
+    public init(params: [String: String]) throws(ProtocolError) { id = try QueryParameter.id(params["id"]) }
+
+    public var name: QueryName { .track }
+    public var params: [String: String] { ["id": id] }
+}
+
+/// `message`: a message as the asker, or (for its sender) one recipient, receives it.
+public struct MessageQuery: QueryRequest {
+    public typealias Answer = MessageView
+    public var id: String
+    /// `as`: the recipient whose copy to show; nil for the asker.
+    public var viewer: PersonID?
+
+    public init(id: String, as viewer: PersonID? = nil) {
+        self.id = id
+        self.viewer = viewer
+    }
+
+    public init(params: [String: String]) throws(ProtocolError) {
+        id = try QueryParameter.id(params["id"])
+        viewer = params["as"].map(PersonID.init)
+    }
+
+    public var name: QueryName { .message }
+    public var params: [String: String] {
+        var params = ["id": id]
+        params["as"] = viewer?.rawValue
+        return params
+    }
+}
+
+/// `careteam`: a patient's care team.
+public struct CareTeamQuery: QueryRequest {
+    public typealias Answer = [CareTeamMember]
+    public var patient: NHSNumber
+
+    public init(patient: NHSNumber) { self.patient = patient }
+    public init(params: [String: String]) throws(ProtocolError) { patient = try QueryParameter.patient(params["patient"]) }
+
+    public var name: QueryName { .careTeam }
+    public var params: [String: String] { ["patient": patient.digits] }
+}
+
+/// `careteam.link` and `careteam.unlink`: answered with the care team after the change.
+public struct CareTeamChange: QueryRequest {
+    public typealias Answer = [CareTeamMember]
+    /// True to add the member, false to remove them.
+    public var link: Bool
+    public var patient: NHSNumber
+    public var member: CareTeamMember
+
+    public init(link: Bool, patient: NHSNumber, member: CareTeamMember) {
+        self.link = link
+        self.patient = patient
+        self.member = member
+    }
+
+    public init(link: Bool, params: [String: String]) throws(ProtocolError) {
+        self.link = link
+        patient = try QueryParameter.patient(params["patient"])
+        guard let text = params["member"], let member = CareTeamMember(text) else {
+            throw ProtocolError(.invalidHeader, "params.member: write team:ID or person:ID")
+        }
+        self.member = member
+    }
+
+    public var name: QueryName { link ? .careTeamLink : .careTeamUnlink }
+    public var params: [String: String] { ["patient": patient.digits, "member": member.description] }
+}
+
+/// `consent`: a patient's consent messages.
+public struct ConsentQuery: QueryRequest {
+    public typealias Answer = [ConsentLine]
+    public var patient: NHSNumber
+
+    public init(patient: NHSNumber) { self.patient = patient }
+    public init(params: [String: String]) throws(ProtocolError) { patient = try QueryParameter.patient(params["patient"]) }
+
+    public var name: QueryName { .consent }
+    public var params: [String: String] { ["patient": patient.digits] }
+}
+
+/// `audit`: the audit lines a filter selects, oldest first. The filter's fields are sent as
+/// they are: `patient` is not checked here, since who may ask depends on which are given.
+extension AuditFilter: QueryRequest {
+    public typealias Answer = [AuditRow]
+    public static let limits = 1...5_000
+
+    public init(params: [String: String]) {
+        self.init(patient: params["patient"], person: params["person"], message: params["message"],
+                  limit: QueryParameter.limit(QueryParameter.limit(params["limit"]), default: 200, in: Self.limits))
+    }
+
+    public var name: QueryName { .audit }
+    public var params: [String: String] {
+        var params = ["limit": String(limit)]
+        params["patient"] = patient
+        params["person"] = person
+        params["message"] = message
+        return params
+    }
+}
+
+/// `audit.verify`: whether the hash chain holds.
+public struct AuditVerifyQuery: QueryRequest {
+    public typealias Answer = AuditVerification
+    public var name: QueryName { .auditVerify }
+    public var params: [String: String] { [:] }
+    public init() {}
+}
+
+/// `directory`: everyone and every team, without keys.
+public struct DirectoryQuery: QueryRequest {
+    public typealias Answer = DirectoryListing
+    public var name: QueryName { .directory }
+    public var params: [String: String] { [:] }
+    public init() {}
+}

@@ -1,0 +1,149 @@
+import CareRelayModel
+import Foundation
+
+// What each query answers (Protocols/CRP.md section 13), as the broker writes it and every
+// client reads it. The broker encodes with sorted keys, unescaped slashes and ISO 8601 dates;
+// absent optionals are left out. Some answers are model types the store also returns:
+// `Tracking` (track), `[CareTeamMember]` (careteam), `[AuditRow]` (audit) and
+// `AuditVerification` (audit.verify).
+
+/// The `status` answer: the broker's vitals beside the store's figures. Counts and times
+/// only, nothing about any patient.
+public struct StatusReport: Codable, Sendable, Equatable {
+    public var broker: String
+    public var protocolVersion: Int
+    public var startedAt: Date
+    public var uptimeSeconds: Int
+    public var connectedClients: Int
+    public var storeHealthy: Bool
+    public var stopping: Bool
+    public var store: StoreStatistics
+    /// The libzmq the broker runs on, e.g. "4.3.4, CareRelay patch 1" (Scripts/libzmq/build).
+    public var libzmq: String?
+    /// Keys being ignored for sending too many malformed commands.
+    public var throttledKeys: Int?
+
+    public init(broker: String, protocolVersion: Int, startedAt: Date, uptimeSeconds: Int, connectedClients: Int,
+                storeHealthy: Bool, stopping: Bool, store: StoreStatistics, libzmq: String?, throttledKeys: Int?) {
+        self.broker = broker
+        self.protocolVersion = protocolVersion
+        self.startedAt = startedAt
+        self.uptimeSeconds = uptimeSeconds
+        self.connectedClients = connectedClients
+        self.storeHealthy = storeHealthy
+        self.stopping = stopping
+        self.store = store
+        self.libzmq = libzmq
+        self.throttledKeys = throttledKeys
+    }
+}
+
+/// One line of an `inbox`, newest first. Copies withheld from the person are not listed.
+public struct InboxLine: Codable, Sendable, Equatable {
+    public var id: String
+    public var kind: MessageKind
+    public var from: PersonID
+    public var acceptedAt: Date
+    /// The person's delivery state; absent for messages they sent.
+    public var state: String?
+
+    public init(id: String, kind: MessageKind, from: PersonID, acceptedAt: Date, state: String?) {
+        self.id = id
+        self.kind = kind
+        self.from = from
+        self.acceptedAt = acceptedAt
+        self.state = state
+    }
+}
+
+/// A message as one person receives it (`message`): the DELIVER header and the (possibly
+/// redacted) body as JSON text; for the sender the body alone; or, for the sender asking as
+/// a recipient it is withheld from, the plain-English reason.
+public struct MessageView: Codable, Sendable, Equatable {
+    public var header: DeliverHeader?
+    public var body: String?
+    public var withheld: String?
+
+    public init(header: DeliverHeader?, body: String?, withheld: String?) {
+        self.header = header
+        self.body = body
+        self.withheld = withheld
+    }
+
+    public var bodyBytes: [UInt8]? { body.map { Array($0.utf8) } }
+}
+
+/// One consent message in a patient's record (`consent`), oldest first. The registry in
+/// force is what they add up to.
+public struct ConsentLine: Codable, Sendable, Equatable {
+    public var message: String
+    public var recordedBy: PersonID
+    public var acceptedAt: Date
+    /// The consent body as JSON text.
+    public var record: String
+
+    public init(message: String, recordedBy: PersonID, acceptedAt: Date, record: String) {
+        self.message = message
+        self.recordedBy = recordedBy
+        self.acceptedAt = acceptedAt
+        self.record = record
+    }
+}
+
+/// The directory without its keys (`directory`).
+public struct DirectoryListing: Codable, Sendable, Equatable {
+    public struct Person: Codable, Sendable, Equatable {
+        public var id: PersonID
+        public var name: String
+        public var roles: [Role]
+        public var teams: [TeamID]
+
+        public init(id: PersonID, name: String, roles: [Role], teams: [TeamID]) {
+            self.id = id
+            self.name = name
+            self.roles = roles
+            self.teams = teams
+        }
+    }
+
+    public struct Team: Codable, Sendable, Equatable {
+        public var id: TeamID
+        public var name: String
+        public var kind: Directory.Team.Kind
+        public var locality: LocalityID
+        public var coordinator: PersonID?
+        public var hours: String?
+        public var fallback: [String]?
+
+        public init(id: TeamID, name: String, kind: Directory.Team.Kind, locality: LocalityID, coordinator: PersonID?,
+                    hours: String?, fallback: [String]?) {
+            self.id = id
+            self.name = name
+            self.kind = kind
+            self.locality = locality
+            self.coordinator = coordinator
+            self.hours = hours
+            self.fallback = fallback
+        }
+    }
+
+    public var people: [Person]
+    public var teams: [Team]
+
+    public init(people: [Person], teams: [Team]) {
+        self.people = people
+        self.teams = teams
+    }
+
+    /// Everyone and every team, without keys, organisations or whom gateways act for.
+    public init(_ directory: Directory) {
+        people = directory.people.map { Person(id: $0.id, name: $0.name, roles: $0.roles, teams: $0.teams) }
+        teams = directory.teams.map {
+            Team(id: $0.id, name: $0.name, kind: $0.kind, locality: $0.locality, coordinator: $0.coordinator,
+                 hours: $0.hours, fallback: $0.fallback)
+        }
+    }
+
+    public func name(of person: PersonID) -> String? { people.first { $0.id == person }?.name }
+    public func team(_ id: TeamID) -> Team? { teams.first { $0.id == id } }
+}
