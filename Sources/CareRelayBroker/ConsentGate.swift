@@ -16,7 +16,7 @@ struct ConsentGate {
     /// Who may read or change what on the doors that are not deliveries, from the same policy.
     var access: AccessPolicy { AccessPolicy(engine: engine) }
 
-    init(policy: ConsentPolicy, store: any MessageStore) throws {
+    init(policy: ConsentPolicy, store: any ConsentLog) throws {
         engine = ConsentEngine(policy: policy)
         registry = ConsentRegistry()
         _ = try catchUp(from: store)
@@ -24,7 +24,7 @@ struct ConsentGate {
 
     /// Applies consent messages stored since the last call, in the order they were accepted.
     /// Returns whether there were any.
-    mutating func catchUp(from store: any MessageStore) throws -> Bool {
+    mutating func catchUp(from store: any ConsentLog) throws -> Bool {
         let records = try store.consentRecords(after: appliedThrough)
         for record in records {
             if case .consent(let body)? = try? MessageBody.decode(kind: .consent, json: record.body) {

@@ -712,6 +712,19 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         try run("SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)").first?.decode(Bool.self) ?? false
     }
 
+    /// The tables and columns the migrations built, for the schema check (StoreSchema).
+    public func tablesAndColumns() throws -> [String: [String]] {
+        var result: [String: [String]] = [:]
+        for row in try run("""
+            SELECT table_name::text, column_name::text FROM information_schema.columns
+            WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position
+            """) {
+            let (table, column) = try row.decode((String, String).self)
+            result[table, default: []].append(column)
+        }
+        return result
+    }
+
     /// For tests: raw SQL, as someone with access to the database could run it.
     public func unsafeExecute(_ sql: String) throws {
         try run(PostgresQuery(unsafeSQL: sql))

@@ -1,13 +1,15 @@
 import CareRelayModel
 import Foundation
 
-/// What the broker needs from durable storage. Two stores implement it: `SQLiteStore`, the
+/// What the broker needs from durable storage: one protocol per concern, so each part of the
+/// broker names only what it uses (the consent registry reads a `ConsentLog`, the operations
+/// endpoint a `StoreStatisticsReader`). Two stores implement them all: `SQLiteStore`, the
 /// embedded single-machine default, and `PostgresStore` (module CareRelayPostgres), which
 /// several brokers can share. The broker's loop is the only caller of one instance, on one
 /// thread; every call blocks until the store has answered.
 ///
-/// The contract both keep (checked by StoreTests and, for several writers, SharedStoreTests;
-/// the broker suites run on both stores in Scripts/test):
+/// The contract both keep (checked on both by StoreContractTests and, for several writers,
+/// SharedStoreTests; the broker suites also run on both stores in Scripts/test):
 /// - `accept` is one durable transaction: when it returns, every stored message survives a
 ///   crash. A (sender, key) pair is stored once; a resend with the same content is a
 ///   `duplicate`, with different content a `conflict`, whichever broker it reaches.
@@ -17,7 +19,15 @@ import Foundation
 /// - Message sequence numbers grow in commit order, so a mailbox read "after" the highest
 ///   sequence already handed out never skips a message committed later.
 /// - The audit trail is one hash chain, however many brokers write to it.
-public protocol MessageStore: AnyObject, Sendable {
+public protocol MessageStore: MessageLog, ReferralBook, CareTeamRegister, ConsentLog, AuditTrail, StoreStatisticsReader, AnyObject {
+    /// Changes other brokers made that this one must act on; nil for a store with one writer.
+    var sharedChanges: SharedChanges? { get }
+    /// Ends the store's use; nothing may call it afterwards.
+    func close()
+}
+
+/// The message log and the mailboxes: the hot path.
+public protocol MessageLog: Sendable {
     /// Stores a batch of messages (deliveries, referral records, care team links, audit lines)
     /// and the confirmations read in the same pass, in one durable transaction. One outcome
     /// per message, in order.
@@ -34,37 +44,44 @@ public protocol MessageStore: AnyObject, Sendable {
     func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64]
 
     func message(id: String) throws -> StoredMessage?
+    func tracking(id: String) throws -> Tracking?
+    /// Messages a person sent or received, newest first.
+    func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [HistoryEntry]
+}
+
+/// Referrals as records: their status, who took them, and their response targets. They change
+/// only through `MessageLog.accept`, with the message that changes them.
+public protocol ReferralBook: Sendable {
     func referral(id: String) throws -> ReferralRecord?
     /// Referrals still waiting to be taken whose response target has passed.
     func overdueReferrals(at now: Date) throws -> [ReferralRecord]
     /// The earliest deadline of a referral still waiting, so the broker knows when to wake.
     func nextReferralDeadline() throws -> Date?
-    func tracking(id: String) throws -> Tracking?
-    /// Messages a person sent or received, newest first.
-    func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [HistoryEntry]
+}
 
+/// Patients' care teams.
+public protocol CareTeamRegister: Sendable {
     /// Members of a patient's care team (stored as the text "team:ID" and "person:ID").
     func careTeam(of patient: NHSNumber) throws -> [CareTeamMember]
     func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws
     func unlink(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws
+}
 
+/// The consent messages the consent registry is built from.
+public protocol ConsentLog: Sendable {
     /// Consent messages after sequence `after`, in the order they were accepted: the consent
     /// registry is built from them (and, with several brokers, caught up from them).
     func consentRecords(after: Int64) throws -> [ConsentRecord]
     /// One patient's consent messages, in order.
     func consentRecords(patient: NHSNumber) throws -> [ConsentRecord]
+}
 
+/// The audit trail: one hash chain of every disclosure and refusal.
+public protocol AuditTrail: Sendable {
     func appendAudit(_ entries: [AuditEntry]) throws
     func audit(_ filter: AuditFilter) throws -> [AuditRow]
     /// Recomputes the whole chain.
     func verifyAudit() throws -> AuditVerification
-    /// Operators' figures, costing what waits, not the store's history.
-    func statistics(at now: Date) throws -> StoreStatistics
-
-    /// Changes other brokers made that this one must act on; nil for a store with one writer.
-    var sharedChanges: SharedChanges? { get }
-    /// Ends the store's use; nothing may call it afterwards.
-    func close()
 }
 
 /// How a (sender, key) pair is written as one dictionary key.
@@ -77,6 +94,8 @@ public protocol StoreProvider: Sendable, CustomStringConvertible {
     func openStatisticsReader() throws -> any StoreStatisticsReader
 }
 
+/// Operators' figures, costing what waits, not the store's history. The broker's store is
+/// one; the operations endpoint opens a second, independent one.
 public protocol StoreStatisticsReader: Sendable {
     func statistics(at now: Date) throws -> StoreStatistics
 }

@@ -135,6 +135,14 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
             // --only queued). Partial, so it holds consent messages only.
             try db.execute(sql: "CREATE INDEX message_consent ON message(seq) WHERE kind = 'consent'")
         }
+        migrator.registerMigration("v4-referral-team") { db in
+            // The team a referral waits with, as a column as in PostgreSQL (StoreSchema): the
+            // intake figures group by it.
+            try db.execute(sql: """
+                ALTER TABLE referral ADD COLUMN team TEXT;
+                UPDATE referral SET team = json_extract(record, '$.team');
+                """)
+        }
         return migrator
     }
 
@@ -346,11 +354,11 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     private static func save(_ referral: ReferralRecord, _ db: Database) throws {
         let json = try JSONEncoder().encode(referral)
         try db.cachedStatement(sql: """
-            INSERT INTO referral (message_id, record, status, deadline, escalated) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT(message_id) DO UPDATE SET record = excluded.record, status = excluded.status,
+            INSERT INTO referral (message_id, record, team, status, deadline, escalated) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(message_id) DO UPDATE SET record = excluded.record, team = excluded.team, status = excluded.status,
                 deadline = excluded.deadline, escalated = excluded.escalated
             """).execute(arguments: [
-                referral.messageID, json, referral.status.rawValue,
+                referral.messageID, json, referral.team?.rawValue, referral.status.rawValue,
                 referral.deadline?.timeIntervalSince1970, referral.escalatedAt == nil ? 0 : 1,
             ])
     }
@@ -414,6 +422,18 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
                 return HistoryEntry(id: row["id"], kind: kind, sender: PersonID(row["sender"]),
                                     acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), state: row["state"])
             }
+        }
+    }
+
+    /// The tables and columns the migrations built, for the schema check (StoreSchema).
+    public func tablesAndColumns() throws -> [String: [String]] {
+        try db.read { db in
+            var result: [String: [String]] = [:]
+            let tables = try String.fetchAll(db, sql: """
+                SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%'
+                """)
+            for table in tables { result[table] = try db.columns(in: table).map(\.name) }
+            return result
         }
     }
 

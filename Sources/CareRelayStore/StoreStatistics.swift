@@ -12,8 +12,11 @@ extension StoreStatistics {
             WHERE d.state = 'pending' ORDER BY d.message_seq LIMIT 1
             """)
         var intake: [String: Int64] = [:]
+        // A store an older broker wrote, read here before a broker has migrated it, has the
+        // team only inside the record.
+        let team = try db.columns(in: "referral").contains { $0.name == "team" } ? "team" : "json_extract(record, '$.team')"
         let rows = try Row.fetchCursor(db, sql: """
-            SELECT json_extract(record, '$.team') AS team, COUNT(*) AS waiting
+            SELECT \(team) AS team, COUNT(*) AS waiting
             FROM referral WHERE escalated IN (0, 1) AND status = 'sent' GROUP BY team
             """)
         while let row = try rows.next() {
