@@ -147,7 +147,7 @@ enum RestartWithQueuedMail {
         let system = try CareSystemFiles(staff: recipients)
         defer { system.remove() }
         // Both starts measured are restarts after a crash (SIGKILL of a serving broker, the
-        // page cache still warm), as DESIGN.md's target puts it. The first start creates the
+        // page cache still warm), as BENCHMARKS.md's target puts it. The first start creates the
         // store; the baseline is the restart on that empty store.
         try ServerProcess.broker(system).crash()
         let (emptyBroker, empty) = try BrokerStart.measure(system)

@@ -58,7 +58,7 @@ import Testing
     }
 
     /// Every role, its own rights and one step beyond them. The table is written from
-    /// DESIGN.md's rules, not read from the broker's, so a widened rule fails here.
+    /// the rules in Protocols/CRP.md section 12, not read from the broker's, so a widened rule fails here.
     @Test(arguments: [
         ("gp.khan", "*/west/west.gp", true), ("gp.khan", "referral/west/west.gp", true),
         ("gp.khan", "*/west/west.social-care", false), ("gp.khan", "*/west/*", false), ("gp.khan", "*/east/east.gp", false),

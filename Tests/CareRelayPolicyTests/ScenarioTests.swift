@@ -3,7 +3,7 @@ import CareRelayPolicy
 import Foundation
 import Testing
 
-/// One row of the scenario table: a situation from DOMAIN.md and the decision it must get.
+/// One row of the scenario table: a situation from docs/domain.md and the decision it must get.
 struct Scenario: Sendable, CustomTestStringConvertible {
     var description: String
     var request: ConsentRequest

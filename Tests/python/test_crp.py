@@ -10,8 +10,8 @@ loopback port, runs the checks below and stops the broker with SIGTERM. Every re
 a timeout, so a broken broker makes checks fail instead of hanging. The last line is
 "N passed, N failed"; the exit status is 1 if anything failed.
 
-The behaviours the first review found missing (CRP.md, "Review findings") are checked
-like everything else.
+Every behaviour CRP.md describes is checked here the same way; CRP.md section 19 lists
+known deviations from it (none at present).
 """
 
 import json
