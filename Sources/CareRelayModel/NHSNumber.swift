@@ -68,8 +68,9 @@ public struct NHSNumber: Hashable, Sendable, Codable, CustomStringConvertible {
         do {
             try self.init(validating: text)
         } catch {
-            throw DecodingError.dataCorruptedError(
-                in: container, debugDescription: "\(NHSNumber.invalidMarker): \(error.description)")
+            throw DecodingError.dataCorrupted(DecodingError.Context(
+                codingPath: container.codingPath, debugDescription: "\(NHSNumber.invalidMarker): \(error.description)",
+                underlyingError: error))
         }
     }
 

@@ -3,19 +3,29 @@ import Foundation
 /// Why a message body was refused: where in the document (`items[2].patient`) and why, in
 /// words a clinician or an integrator can act on.
 public struct MessageValidationError: Error, Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// What kind of mistake it is, so that a receiver can answer it without reading `reason`.
+    public enum Kind: Hashable, Sendable {
+        /// The body does not have the shape or values its schema allows.
+        case schemaViolation
+        /// An NHS number is not ten digits or fails its check digit.
+        case invalidNHSNumber
+    }
+
     /// A JSON path in dotted form with list indices in brackets, e.g. `sections[1].labels[0]`;
     /// `(body)` for the document as a whole.
     public let path: String
     /// A plain-English explanation.
     public let reason: String
+    public let kind: Kind
 
-    public init(path: String, reason: String) {
+    public init(path: String, reason: String, kind: Kind = .schemaViolation) {
         self.path = path
         self.reason = reason
+        self.kind = kind
     }
 
-    init(_ codingPath: [any CodingKey], _ reason: String) {
-        self.init(path: Self.render(codingPath), reason: reason)
+    init(_ codingPath: [any CodingKey], _ reason: String, kind: Kind = .schemaViolation) {
+        self.init(path: Self.render(codingPath), reason: reason, kind: kind)
     }
 
     public var description: String { "\(path): \(reason)" }
@@ -49,7 +59,9 @@ public struct MessageValidationError: Error, Equatable, Hashable, Sendable, Cust
             if context.codingPath.isEmpty {
                 return MessageValidationError(path: "(body)", reason: "the body is not valid JSON")
             }
-            return MessageValidationError(context.codingPath, context.debugDescription)
+            // NHSNumber's decoder names its own validation error as the underlying one.
+            return MessageValidationError(context.codingPath, context.debugDescription,
+                                          kind: context.underlyingError is NHSNumber.ValidationError ? .invalidNHSNumber : .schemaViolation)
         @unknown default:
             return MessageValidationError(path: "(body)", reason: "the body could not be read: \(error)")
         }
@@ -152,7 +164,9 @@ enum Check {
 extension KeyedDecodingContainer {
     private func path(_ key: Key) -> [any CodingKey] { codingPath + [key] }
 
-    func fail(_ key: Key, _ reason: String) -> MessageValidationError { MessageValidationError(path(key), reason) }
+    func fail(_ key: Key, _ reason: String, kind: MessageValidationError.Kind = .schemaViolation) -> MessageValidationError {
+        MessageValidationError(path(key), reason, kind: kind)
+    }
 
     func text(_ key: Key, max: Int = Limits.text) throws -> String {
         let value = try decode(String.self, forKey: key)
@@ -188,12 +202,12 @@ extension KeyedDecodingContainer {
     func nhsNumber(_ key: Key) throws -> NHSNumber {
         let value = try decode(String.self, forKey: key)
         guard value.utf8.count == 10, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-            throw fail(key, "an NHS number is written as exactly 10 digits, without spaces, found \"\(value.prefix(40))\"")
+            throw fail(key, "an NHS number is written as exactly 10 digits, without spaces, found \"\(value.prefix(40))\"", kind: .invalidNHSNumber)
         }
         do {
             return try NHSNumber(validating: value)
         } catch {
-            throw fail(key, error.description)
+            throw fail(key, error.description, kind: .invalidNHSNumber)
         }
     }
 
