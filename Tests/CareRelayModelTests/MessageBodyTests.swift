@@ -23,6 +23,26 @@ import Testing
         #expect(err.description.hasPrefix("items[2].patient: the check digit is 8 but should be 3"))
     }
 
+    /// The broker answers 407 for a bad NHS number and 406 for anything else by the error's
+    /// kind: set wherever an NHS number fails, in a body's own fields (referral, agenda),
+    /// in a list (carer.invite) and through NHSNumber's decoder (consent).
+    @Test func nhsNumberErrorsSayWhatTheyAre() throws {
+        for (path, kind) in [("mdt.agenda/invalid-swiftonly-check-digit.json", MessageKind.mdtAgenda),
+                             ("referral/invalid-nhs-number-nine-digits.json", .referral),
+                             ("carer.invite/invalid-swiftonly-check-digit.json", .carerInvite),
+                             ("consent/invalid-swiftonly-bad-nhs-check-digit.json", .consent)] {
+            let err = try #require(error(kind: kind, String(decoding: try example(path), as: UTF8.self)), "\(path)")
+            #expect(err.kind == .invalidNHSNumber, "\(path): \(err)")
+        }
+        // Every other invalid example is a schema violation, exactly as when the broker read
+        // the reason's words.
+        for example in Example.invalid {
+            guard let err = error(kind: example.kind, String(decoding: example.bytes, as: UTF8.self)) else { continue }
+            let byWords = err.reason.contains("check digit") || err.reason.contains("NHS number")
+            #expect((err.kind == .invalidNHSNumber) == byWords, "\(example.relativePath): \(err)")
+        }
+    }
+
     @Test func unknownKeyErrorListsAllowedFields() throws {
         let bytes = try example("carer.checkin/invalid-unknown-key.json")
         let err = try #require(error(kind: .carerCheckIn, String(decoding: bytes, as: UTF8.self)))
