@@ -31,84 +31,59 @@ extension BrokerCore {
         [UInt8](try Self.encoder.encode(value))
     }
 
-    private func patientParam(_ params: [String: String]) throws -> NHSNumber {
-        guard let text = params["patient"] else { throw ProtocolError(.invalidHeader, "params.patient: name the patient's NHS number") }
-        do { return try NHSNumber(validating: text) } catch {
-            throw ProtocolError(.invalidNHSNumber, "params.patient: \(error.description)")
-        }
-    }
-
-    private func idParam(_ params: [String: String]) throws -> String {
-        guard let id = params["id"] else { throw ProtocolError(.invalidHeader, "params.id: name the message id") }
-        return id
-    }
-
+    /// One handler per query, each given its request as the protocol types it (a missing or
+    /// malformed parameter is refused there) and answering with the protocol's result type.
     private func evaluate(_ name: String, params: [String: String], person: Directory.Person) throws -> [UInt8] {
-        switch name {
-        case "status":
+        switch try QueryName(query: name) {
+        case .status:
             // Figures only (counts, sizes, times): safe for anyone the directory knows.
             var vitalsNow = vitals.snapshot
             vitalsNow.connectedClients = sessions.count
             return try json(BrokerStatusReport(vitals: vitalsNow, store: try store.statistics(at: configuration.clock())))
-        case "inbox": return try inbox(params, person: person)
-        case "track": return try track(try idParam(params), person: person)
-        case "message": return try messageView(try idParam(params), as: params["as"].map(PersonID.init), person: person)
-        case "careteam":
-            let patient = try patientParam(params)
-            try AccessPolicy.enforce(consent.access.mayRead(.careTeam, asker: person, standing: try standing(of: person, toward: patient)))
-            return try json(try store.careTeam(of: patient))
-        case "careteam.link", "careteam.unlink":
-            return try changeCareTeam(link: name == "careteam.link", params, person: person)
-        case "consent":
-            let patient = try patientParam(params)
-            try AccessPolicy.enforce(consent.access.mayRead(.consentDirectives, asker: person, standing: try standing(of: person, toward: patient)))
-            struct Line: Encodable { var message: String, recordedBy: PersonID, acceptedAt: Date, record: String }
-            // The history of consent messages; the registry in force is what they add up to.
-            return try json(try store.consentRecords(patient: patient).map {
-                Line(message: $0.id, recordedBy: $0.sender, acceptedAt: $0.acceptedAt, record: String(decoding: $0.body, as: UTF8.self))
-            })
-        case "audit": return try audit(params, person: person)
-        case "audit.verify":
+        case .inbox: return try json(try inbox(try InboxQuery(params: params), person: person))
+        case .track: return try json(try track(try TrackQuery(params: params), person: person))
+        case .message: return try json(try messageView(try MessageQuery(params: params), person: person))
+        case .careTeam: return try json(try careTeam(try CareTeamQuery(params: params), person: person))
+        case .careTeamLink: return try json(try changeCareTeam(try CareTeamChange(link: true, params: params), person: person))
+        case .careTeamUnlink: return try json(try changeCareTeam(try CareTeamChange(link: false, params: params), person: person))
+        case .consent: return try json(try consentRecord(try ConsentQuery(params: params), person: person))
+        case .audit: return try json(try audit(AuditFilter(params: params), person: person))
+        case .auditVerify:
             try AccessPolicy.enforce(consent.access.mayVerifyAudit(asker: person))
-            struct Verification: Encodable { var intact: Bool, rows: Int?, brokenAtRow: Int64?, reason: String? }
-            switch try store.verifyAudit() {
-            case .intact(let rows): return try json(Verification(intact: true, rows: rows, brokenAtRow: nil, reason: nil))
-            case .broken(let row, let reason): return try json(Verification(intact: false, rows: nil, brokenAtRow: row, reason: reason))
-            }
-        case "directory":
-            struct Entry: Encodable { var id: PersonID, name: String, roles: [Role], teams: [TeamID] }
-            struct Team: Encodable { var id: TeamID, name: String, kind: String, locality: LocalityID, coordinator: PersonID?, hours: String?, fallback: [String]? }
-            struct Listing: Encodable { var people: [Entry], teams: [Team] }
-            return try json(Listing(
-                people: directory.directory.people.map { Entry(id: $0.id, name: $0.name, roles: $0.roles, teams: $0.teams) },
-                teams: directory.directory.teams.map {
-                    Team(id: $0.id, name: $0.name, kind: $0.kind.rawValue, locality: $0.locality, coordinator: $0.coordinator, hours: $0.hours, fallback: $0.fallback)
-                }))
-        default:
-            throw ProtocolError(.invalidHeader, "query: unknown query '\(name)'; queries are status, inbox, track, message, careteam, careteam.link, careteam.unlink, consent, audit, audit.verify, directory")
+            return try json(try store.verifyAudit())
+        case .directory: return try json(DirectoryListing(directory.directory))
+        }
+    }
+
+    // MARK: A patient's record
+
+    private func careTeam(_ request: CareTeamQuery, person: Directory.Person) throws -> CareTeamQuery.Answer {
+        try AccessPolicy.enforce(consent.access.mayRead(.careTeam, asker: person, standing: try standing(of: person, toward: request.patient)))
+        return try store.careTeam(of: request.patient)
+    }
+
+    /// The history of consent messages; the registry in force is what they add up to.
+    private func consentRecord(_ request: ConsentQuery, person: Directory.Person) throws -> ConsentQuery.Answer {
+        try AccessPolicy.enforce(consent.access.mayRead(.consentDirectives, asker: person, standing: try standing(of: person, toward: request.patient)))
+        return try store.consentRecords(patient: request.patient).map {
+            ConsentLine(message: $0.id, recordedBy: $0.sender, acceptedAt: $0.acceptedAt, record: String(decoding: $0.body, as: UTF8.self))
         }
     }
 
     // MARK: Inbox and messages
 
-    private func inbox(_ params: [String: String], person: Directory.Person) throws -> [UInt8] {
+    private func inbox(_ request: InboxQuery, person: Directory.Person) throws -> InboxQuery.Answer {
         var subject = person.id
-        if let other = params["for"].map(PersonID.init) {
+        if let other = request.person {
             guard person.actsAsGateway(for: other) else {
                 throw ProtocolError(.notPermitted, "params.for: you may read only your own inbox or that of someone you act for")
             }
             subject = other
         }
-        let kind = try params["kind"].map { text -> MessageKind in
-            guard let kind = MessageKind(rawValue: text) else { throw ProtocolError(.invalidHeader, "params.kind: unknown kind '\(text)'") }
-            return kind
-        }
-        let limit = min(max(Int(params["limit"] ?? "") ?? 50, 1), 500)
-        struct Line: Encodable { var id: String, kind: MessageKind, from: PersonID, acceptedAt: Date, state: String? }
         // A copy withheld from its recipient is not theirs to see, not even as a line saying so.
-        return try json(try store.history(for: subject, kind: kind, limit: limit).filter { $0.state != "withheld" }.map {
-            Line(id: $0.id, kind: $0.kind, from: $0.sender, acceptedAt: $0.acceptedAt, state: $0.state)
-        })
+        return try store.history(for: subject, kind: request.kind, limit: request.effectiveLimit).filter { $0.state != "withheld" }.map {
+            InboxLine(id: $0.id, kind: $0.kind, from: $0.sender, acceptedAt: $0.acceptedAt, state: $0.state)
+        }
     }
 
     /// How `person` stands to a tracked message, and towards the patient it is about.
@@ -137,20 +112,21 @@ extension BrokerCore {
         return (stored, tracking, part, towardsPatient)
     }
 
-    private func track(_ id: String, person: Directory.Person) throws -> [UInt8] {
-        var (_, tracking, copy, standing) = try visibleMessage(id, to: person)
+    private func track(_ request: TrackQuery, person: Directory.Person) throws -> TrackQuery.Answer {
+        var (_, tracking, copy, standing) = try visibleMessage(request.id, to: person)
         if !consent.access.seesDecisions(asker: person, copy: copy, standing: standing) {
             // Who the message was withheld from says what the patient decided about them.
             tracking.recipients.removeAll { $0.decision == "withheld" || $0.state == "withheld" }
         }
-        return try json(tracking)
+        return tracking
     }
 
     /// A message as one person receives it, consent applied as it stands now. The sender may
     /// ask how each recipient sees it (`as`), which is how an MDT co-ordinator checks what each
     /// attendee will read; a gateway reads the copies of the carers it acts for.
-    private func messageView(_ id: String, as requested: PersonID?, person: Directory.Person) throws -> [UInt8] {
-        let viewerID = requested ?? person.id
+    private func messageView(_ request: MessageQuery, person: Directory.Person) throws -> MessageQuery.Answer {
+        let id = request.id
+        let viewerID = request.viewer ?? person.id
         var asker = person
         if viewerID != person.id, person.actsAsGateway(for: viewerID), let carer = directory.person(viewerID) {
             asker = carer  // the bridge reads exactly what the carer may read
@@ -159,7 +135,7 @@ extension BrokerCore {
         try AccessPolicy.enforce(consent.access.mayView(as: viewerID, asker: asker, copy: copy))
         guard let viewer = directory.person(viewerID) else { throw ProtocolError(.unknownAddress, "person:\(viewerID): no such person") }
         if viewerID == stored.sender {
-            return try json(MessageView(header: nil, body: String(decoding: stored.body, as: UTF8.self), withheld: nil))
+            return MessageView(header: nil, body: String(decoding: stored.body, as: UTF8.self), withheld: nil)
         }
         guard tracking.recipients.contains(where: { $0.person == viewerID }) else {
             throw ProtocolError(.notPermitted, "\(viewerID) is not a recipient of message \(id)")
@@ -168,47 +144,41 @@ extension BrokerCore {
                             patient: stored.patient, body: stored.body, acceptedAt: stored.acceptedAt, recipient: viewerID, topic: nil)
         switch prepareDelivery(item, to: viewer, now: configuration.clock(), attempt: 0) {
         case .send(let header, let body, _, _):
-            return try json(MessageView(header: header, body: String(decoding: body, as: UTF8.self), withheld: nil))
+            return MessageView(header: header, body: String(decoding: body, as: UTF8.self), withheld: nil)
         case .withhold(_, let reason):
             // Only the sender learns that (and why) a recipient may not read it.
             guard copy == .sender else { throw unknown(id) }
-            return try json(MessageView(header: nil, body: nil, withheld: reason))
+            return MessageView(header: nil, body: nil, withheld: reason)
         }
     }
 
     // MARK: Care teams
 
-    private func changeCareTeam(link: Bool, _ params: [String: String], person: Directory.Person) throws -> [UInt8] {
-        let patient = try patientParam(params)
-        guard let memberText = params["member"], let member = CareTeamMember(memberText) else {
-            throw ProtocolError(.invalidHeader, "params.member: write team:ID or person:ID")
-        }
+    private func changeCareTeam(_ request: CareTeamChange, person: Directory.Person) throws -> CareTeamChange.Answer {
+        let (patient, member) = (request.patient, request.member)
         switch member {
         case .person(let id) where directory.person(id) == nil:
-            throw ProtocolError(.unknownAddress, "\(memberText): no such person in the directory")
+            throw ProtocolError(.unknownAddress, "\(member): no such person in the directory")
         case .team(let id) where directory.team(id) == nil:
-            throw ProtocolError(.unknownAddress, "\(memberText): no such team in the directory")
+            throw ProtocolError(.unknownAddress, "\(member): no such team in the directory")
         default: break
         }
         let current = try careTeam(of: patient)
         try AccessPolicy.enforce(consent.access.mayChangeCareTeam(
             asker: person, standing: try standing(of: person, toward: patient), careTeamIsEmpty: current.isEmpty, member: member))
         let now = configuration.clock()
-        if link {
-            try store.link(patient: patient, member: member.description, by: person.id, at: now)
+        if request.link {
+            try store.link(patient: patient, member: member, by: person.id, at: now)
         } else {
-            try store.unlink(patient: patient, member: member.description, by: person.id, at: now)
+            try store.unlink(patient: patient, member: member, by: person.id, at: now)
         }
         careTeamChanged(patient, member: member)
-        return try json(try store.careTeam(of: patient))
+        return try store.careTeam(of: patient)
     }
 
     // MARK: Audit
 
-    private func audit(_ params: [String: String], person: Directory.Person) throws -> [UInt8] {
-        let filter = AuditFilter(
-            patient: params["patient"], person: params["person"], message: params["message"],
-            limit: min(max(Int(params["limit"] ?? "") ?? 200, 1), 5_000))
+    private func audit(_ filter: AuditFilter, person: Directory.Person) throws -> AuditFilter.Answer {
         let scope: AccessPolicy.AuditScope
         if filter.person == person.id.rawValue {
             scope = .ownActions
@@ -217,7 +187,7 @@ extension BrokerCore {
             let patient = try store.message(id: message).flatMap { $0.patient }
             scope = .message(readable ? .allow : .conceal, try patient.map { try standing(of: person, toward: $0) })
         } else if let text = filter.patient, filter.person == nil, filter.message == nil {
-            let patient = try patientParam(["patient": text])
+            let patient = try QueryParameter.patient(text)
             scope = .patient(try standing(of: person, toward: patient))
         } else {
             scope = .everything
@@ -232,7 +202,7 @@ extension BrokerCore {
             rows.removeAll { $0.entry.recipient == person.id.rawValue && $0.entry.action == .withhold }
             for index in rows.indices { rows[index].entry.rule = nil }
         }
-        return try json(rows)
+        return rows
     }
 }
 
@@ -246,12 +216,4 @@ extension AccessPolicy {
         case .conceal: throw ProtocolError(.notPermitted, "not permitted")
         }
     }
-}
-
-/// A message as one recipient sees it: the DELIVER header and the (possibly redacted) body as
-/// JSON text, or the plain-English reason it is withheld from them.
-struct MessageView: Encodable {
-    var header: DeliverHeader?
-    var body: String?
-    var withheld: String?
 }

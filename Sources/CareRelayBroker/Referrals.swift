@@ -49,25 +49,25 @@ extension BrokerCore {
         }
         let isHandler = record.team != nil ? teamMembers.contains(actor.id) : ownCopy != nil
 
-        func transition(from allowed: Set<ReferralRecord.Status>, to next: ReferralRecord.Status) throws(ProtocolError) {
-            guard allowed.contains(record.status) else {
-                var why = "referral \(record.messageID) is \(record.status.rawValue)"
-                if let taker = record.takenBy, record.status != .sent { why += " (taken by \(taker))" }
-                throw ProtocolError(.invalidTransition, "\(why); it cannot become \(next.rawValue)")
+        // Who the actor is to the referral; ReferralLifecycle says what each may do, from where.
+        var parties: Set<ReferralLifecycle.Party> = []
+        if actor.id == record.referrer { parties.insert(.referrer) }
+        if isHandler { parties.insert(.handler) }
+        func transition() throws(ProtocolError) {
+            switch ReferralLifecycle.next(from: record.status, event: event.change.type, by: parties) {
+            case .success(let next):
+                record.status = next
+            case .failure(let refusal):
+                let code: ErrorCode = if case .notPermitted = refusal { .notPermitted } else { .invalidTransition }
+                throw ProtocolError(code, refusal.reason(referral: record.messageID, takenBy: record.takenBy))
             }
-            record.status = next
         }
 
         let readStatus = record.status
-        var links: [String] = []
+        var links: [CareTeamMember] = []
         switch event.change {
-        case .withdrawn:
-            guard actor.id == record.referrer else {
-                throw ProtocolError(.notPermitted, "only the referrer may withdraw a referral")
-            }
-            try transition(from: [.sent, .accepted, .allocated], to: .withdrawn)
-        case .escalated:
-            throw ProtocolError(.notPermitted, "only the broker escalates a referral")
+        case .withdrawn, .escalated:
+            try transition()
         case .accepted, .declined, .allocated, .completed:
             // A referral withheld from someone does not exist for them: they cannot take it.
             let standing = try record.patient.map { patient throws(ProtocolError) in try readStanding(of: actor, toward: patient) }
@@ -81,12 +81,12 @@ extension BrokerCore {
             }
             switch event.change {
             case .accepted:
-                try transition(from: [.sent], to: .accepted)
+                try transition()
                 record.takenBy = actor.id
                 record.takenAt = now
-                links.append(record.team.map { "team:\($0)" } ?? "person:\(actor.id)")
+                links.append(record.team.map(CareTeamMember.team) ?? .person(actor.id))
             case .declined:
-                try transition(from: [.sent], to: .declined)
+                try transition()
             case .allocated(let allocation):
                 guard record.team == nil || teamMembers.contains(allocation.person) else {
                     throw ProtocolError(.notPermitted, "allocatedTo: \(allocation.person) is not a member of team \(record.team.map(\.rawValue) ?? "")")
@@ -95,16 +95,16 @@ extension BrokerCore {
                     try AccessPolicy.enforce(consent.access.mayAllocate(
                         to: allocatee.id, standing: try readStanding(of: allocatee, toward: patient)))
                 }
-                try transition(from: [.sent, .accepted, .allocated], to: .allocated)
+                try transition()
                 if record.takenBy == nil {
                     record.takenBy = actor.id
                     record.takenAt = now
                 }
                 record.allocatedTo = allocation.person
-                links.append(record.team.map { "team:\($0)" } ?? "person:\(actor.id)")
-                links.append("person:\(allocation.person)")
+                links.append(record.team.map(CareTeamMember.team) ?? .person(actor.id))
+                links.append(.person(allocation.person))
             default:
-                try transition(from: [.accepted, .allocated], to: .completed)
+                try transition()
             }
         }
         record.updatedAt = now
@@ -115,7 +115,7 @@ extension BrokerCore {
         where person != actor.id && !recipients.contains(person) {
             recipients.append(person)
         }
-        return ReferralChange(record: record, readStatus: readStatus, recipients: recipients, careTeamLinks: links)
+        return ReferralChange(record: record, readStatus: readStatus, recipients: recipients, careTeamLinks: links.map(\.description))
     }
 
     /// Referrals past their response target and still untaken go to the team's co-ordinator,

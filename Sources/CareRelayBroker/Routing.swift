@@ -487,7 +487,7 @@ extension BrokerCore {
             if (try? JSONSerialization.jsonObject(with: Data(bytes))) == nil {
                 throw ProtocolError(.invalidBody, "the body is not valid JSON")
             }
-            let code: ErrorCode = error.reason.contains("check digit") || error.reason.contains("NHS number") ? .invalidNHSNumber : .schemaViolation
+            let code: ErrorCode = error.kind == .invalidNHSNumber ? .invalidNHSNumber : .schemaViolation
             throw ProtocolError(code, "body \(error.path): \(error.reason)")
         }
     }

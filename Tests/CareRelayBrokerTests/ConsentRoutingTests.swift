@@ -16,12 +16,6 @@ import Testing
         }
     }
 
-    struct AuditLine: Decodable {
-        struct Entry: Decodable { var action: String; var recipient: String?; var rule: String?; var decision: String?; var detail: String? }
-        var seq: Int
-        var entry: Entry
-    }
-
     @Test func oneCarePlanArrivesWholeForOneRedactedForAnotherAndWithheldForAThird() throws {
         let system = try CareSystem()
         try system.start()
@@ -66,18 +60,18 @@ import Testing
 
         // The audit names all three decisions and the rule that made each.
         let coordinator = try system.client("coord.patel", receive: false)
-        let audit = try coordinator.query("audit", ["message": accepted.id], as: [AuditLine].self)
-        func line(_ person: String, _ action: String) -> AuditLine.Entry? {
+        let audit = try coordinator.query(AuditFilter(message: accepted.id))
+        func line(_ person: String, _ action: AuditEntry.Action) -> AuditEntry? {
             audit.first { $0.entry.recipient == person && $0.entry.action == action }?.entry
         }
-        func rule(_ person: String, _ action: String) -> String? { line(person, action)?.rule }
+        func rule(_ person: String, _ action: AuditEntry.Action) -> String? { line(person, action)?.rule }
         // Whole for the nurse: general sections on implied consent, the mental health section
         // on her explicit consent; the audit names the rule for each part.
-        #expect(rule("nurse.ali", "deliver") == "R6-implied-consent")
-        #expect(line("nurse.ali", "deliver")?.detail?.contains("mood=R5-explicit-consent") == true)
-        #expect(rule("sw.okafor", "redact") == "R4-sensitive-explicit")
-        #expect(rule("carer.ellis", "withhold") == "R7-explicit-only")
-        #expect(audit.contains { $0.entry.action == "accept" })
+        #expect(rule("nurse.ali", .deliver) == "R6-implied-consent")
+        #expect(line("nurse.ali", .deliver)?.detail?.contains("mood=R5-explicit-consent") == true)
+        #expect(rule("sw.okafor", .redact) == "R4-sensitive-explicit")
+        #expect(rule("carer.ellis", .withhold) == "R7-explicit-only")
+        #expect(audit.contains { $0.entry.action == .accept })
     }
 
     @Test func withdrawingConsentStopsAMessageAlreadyQueued() throws {
@@ -104,8 +98,8 @@ import Testing
         let tracking = try gp.query("track", ["id": plan.id], as: Tracking.self)
         #expect(tracking.recipients.first?.state == "withheld")
         let coordinator = try system.client("coord.patel", receive: false)
-        let audit = try coordinator.query("audit", ["message": plan.id], as: [AuditLine].self)
-        #expect(audit.contains { $0.entry.action == "withhold" && $0.entry.decision == "deliver:withheld" })
+        let audit = try coordinator.query(AuditFilter(message: plan.id))
+        #expect(audit.contains { $0.entry.action == .withhold && $0.entry.decision == "deliver:withheld" })
     }
 
     @Test func anMDTItemWithoutPermissionReachesAttendeesAsItemWithheld() throws {
@@ -163,8 +157,8 @@ import Testing
         // Mr Robson has no care team, so no co-ordinator governs him: information governance
         // (the administrator) reads the override in the audit trail.
         let governance = try system.client("admin.it", receive: false)
-        let audit = try governance.query("audit", ["message": override.id], as: [AuditLine].self)
-        #expect(audit.contains { $0.entry.action == "override" && $0.entry.rule == "R9-break-glass" })
+        let audit = try governance.query(AuditFilter(message: override.id))
+        #expect(audit.contains { $0.entry.action == .override && $0.entry.rule == "R9-break-glass" })
         #expect(refusal { _ = try system.client("coord.patel", receive: false).query("audit", ["message": override.id]) } == .unknownMessage)
     }
 
@@ -194,17 +188,17 @@ import Testing
             try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(reason: "number \(index)"))
         }
         let coordinator = try system.client("coord.patel", receive: false)
-        struct Verification: Decodable { var intact: Bool; var rows: Int?; var brokenAtRow: Int?; var reason: String? }
-        let before = try coordinator.query("audit.verify", as: Verification.self)
-        #expect(before.intact)
-        let rows = try #require(before.rows)
+        guard case .intact(let rows) = try coordinator.query(AuditVerifyQuery()) else {
+            Issue.record("the audit trail is broken before anyone touched it")
+            return
+        }
         #expect(rows > 10)
 
         // Someone with access to the database file edits a decision...
         try system.tamper("UPDATE audit SET recipient = 'vsb.green' WHERE seq = 7")
-        let edited = try coordinator.query("audit.verify", as: Verification.self)
-        #expect(!edited.intact)
-        #expect(edited.brokenAtRow == 7)
+        let edited = try coordinator.query(AuditVerifyQuery())
+        guard case .broken(let editedRow, _) = edited else { Issue.record("an edited row was not noticed: \(edited)"); return }
+        #expect(editedRow == 7)
 
         // ...or deletes a row to hide a disclosure.
         let fresh = try CareSystem()
@@ -214,9 +208,9 @@ import Testing
             try gp2.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(reason: "number \(index)"))
         }
         try fresh.tamper("DELETE FROM audit WHERE seq = 4")
-        let deleted = try fresh.client("coord.patel", receive: false).query("audit.verify", as: Verification.self)
-        #expect(!deleted.intact)
-        #expect(deleted.brokenAtRow == 4)
-        #expect(deleted.reason?.contains("missing") == true)
+        let deleted = try fresh.client("coord.patel", receive: false).query(AuditVerifyQuery())
+        guard case .broken(let deletedRow, let reason) = deleted else { Issue.record("a deleted row was not noticed: \(deleted)"); return }
+        #expect(deletedRow == 4)
+        #expect(reason.contains("missing"))
     }
 }

@@ -110,7 +110,7 @@ func header(_ json: String) -> [UInt8] { Array(json.utf8) }
             try bystander.ping()
         }
         // Nothing was accepted along the way.
-        let inbox = try system.client("gp.khan", receive: false).query("inbox", as: [InboxLine].self)
+        let inbox = try system.client("gp.khan", receive: false).query(InboxQuery())
         #expect(inbox.isEmpty)
     }
 

@@ -103,7 +103,7 @@ import ZeroMQ
         try system.start()
         let gp = try system.client("gp.khan", receive: false)
         try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, priority: .sameDay, body: try Bodies.referral())
-        let status = try gp.query("status", as: BrokerStatusReport.self)
+        let status = try gp.query(StatusQuery())
         #expect(status.broker == CareRelayBroker.version)
         #expect(status.connectedClients == 1)
         #expect(status.storeHealthy)
@@ -113,7 +113,7 @@ import ZeroMQ
         #expect(status.store.overdueReferrals == 0)
         #expect(status.store.oldestUndeliveredAcceptedAt != nil)
         system.clock.advance(by: 9 * 3_600)
-        #expect(try gp.query("status", as: BrokerStatusReport.self).store.overdueReferrals == 1)
+        #expect(try gp.query(StatusQuery()).store.overdueReferrals == 1)
     }
 
     @Test func aBackupTakenUnderLoadRestoresEverythingAcceptedBeforeIt() throws {
@@ -143,8 +143,7 @@ import ZeroMQ
         #expect(Set(acceptedBeforeBackup).isSubset(of: Set(received)), "a message accepted before the backup is missing after the restore")
         #expect(received.count == Set(received).count, "a message was delivered twice")
         let coordinator = try system.client("coord.patel", receive: false)
-        struct Verification: Decodable { var intact: Bool }
-        #expect(try coordinator.query("audit.verify", as: Verification.self).intact)
+        #expect(try coordinator.query(AuditVerifyQuery()).isIntact)
     }
 
     @Test func rotatingAUsersKeyKeepsTheirQueueAndTheOldKeyStopsAtOnce() throws {

@@ -43,9 +43,9 @@ import Testing
         #expect(tracking.recipients.first { $0.person == "sw.okafor" }?.state == "confirmed")
 
         // Accepting made the intake team part of Mrs Ellis's care team.
-        let careTeam = try gp.query("careteam", ["patient": ellis.digits], as: [String].self)
-        #expect(careTeam.contains("team:west.social-care"))
-        #expect(careTeam.contains("person:gp.khan"))
+        let careTeam = try gp.query(CareTeamQuery(patient: ellis))
+        #expect(careTeam.contains(.team("west.social-care")))
+        #expect(careTeam.contains(.person("gp.khan")))
     }
 
     @Test func aSecondAcceptanceIsRefusedNamingWhoTookIt() throws {
@@ -93,7 +93,7 @@ import Testing
         #expect(!first.duplicate)
         #expect(Set(again.recipients.map(\.person)) == Set(first.recipients.map(\.person)))
 
-        let inbox = try gp.query("inbox", as: [InboxLine].self)
+        let inbox = try gp.query(InboxQuery())
         #expect(inbox.filter { $0.kind == .referral }.count == 1)
 
         // The same key for different content is a mistake the sender must hear about.
@@ -154,11 +154,4 @@ import Testing
         let tracking = try gp.query("track", ["id": referral.id], as: Tracking.self)
         #expect(tracking.referral?.status == .withdrawn)
     }
-}
-
-struct InboxLine: Decodable {
-    var id: String
-    var kind: MessageKind
-    var from: PersonID
-    var state: String?
 }
