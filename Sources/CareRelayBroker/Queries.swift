@@ -81,9 +81,7 @@ extension BrokerCore {
             subject = other
         }
         // A copy withheld from its recipient is not theirs to see, not even as a line saying so.
-        return try store.history(for: subject, kind: request.kind, limit: request.effectiveLimit).filter { $0.state != "withheld" }.map {
-            InboxLine(id: $0.id, kind: $0.kind, from: $0.sender, acceptedAt: $0.acceptedAt, state: $0.state)
-        }
+        return try store.history(for: subject, kind: request.kind, limit: request.effectiveLimit).filter { $0.state != "withheld" }
     }
 
     /// How `person` stands to a tracked message, and towards the patient it is about.

@@ -583,7 +583,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             recipients: recipients, referral: try referral(id: id), events: events)
     }
 
-    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [HistoryEntry] {
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
         try run("""
             SELECT m.id, m.kind, m.sender, m.accepted_at, d.state FROM message m
             LEFT JOIN delivery d ON d.message_seq = m.seq AND d.recipient = \(person.rawValue)
@@ -593,7 +593,7 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             """).compactMap { row in
             let (id, kindText, sender, acceptedAt, state) = try row.decode((String, String, String, Double, String?).self)
             guard let kind = MessageKind(rawValue: kindText) else { return nil }
-            return HistoryEntry(id: id, kind: kind, sender: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt), state: state)
+            return InboxLine(id: id, kind: kind, from: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt), state: state)
         }
     }
 

@@ -4,8 +4,8 @@ import Foundation
 // What each query answers (Protocols/CRP.md section 13), as the broker writes it and every
 // client reads it. The broker encodes with sorted keys, unescaped slashes and ISO 8601 dates;
 // absent optionals are left out. Some answers are model types the store also returns:
-// `Tracking` (track), `[CareTeamMember]` (careteam), `[AuditRow]` (audit) and
-// `AuditVerification` (audit.verify).
+// `[InboxLine]` (inbox), `Tracking` (track), `[CareTeamMember]` (careteam), `[AuditRow]`
+// (audit) and `AuditVerification` (audit.verify).
 
 /// The `status` answer: the broker's vitals beside the store's figures. Counts and times
 /// only, nothing about any patient.
@@ -35,24 +35,6 @@ public struct StatusReport: Codable, Sendable, Equatable {
         self.store = store
         self.libzmq = libzmq
         self.throttledKeys = throttledKeys
-    }
-}
-
-/// One line of an `inbox`, newest first. Copies withheld from the person are not listed.
-public struct InboxLine: Codable, Sendable, Equatable {
-    public var id: String
-    public var kind: MessageKind
-    public var from: PersonID
-    public var acceptedAt: Date
-    /// The person's delivery state; absent for messages they sent.
-    public var state: String?
-
-    public init(id: String, kind: MessageKind, from: PersonID, acceptedAt: Date, state: String?) {
-        self.id = id
-        self.kind = kind
-        self.from = from
-        self.acceptedAt = acceptedAt
-        self.state = state
     }
 }
 

@@ -46,7 +46,7 @@ public protocol MessageLog: Sendable {
     func message(id: String) throws -> StoredMessage?
     func tracking(id: String) throws -> Tracking?
     /// Messages a person sent or received, newest first.
-    func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [HistoryEntry]
+    func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine]
 }
 
 /// Referrals as records: their status, who took them, and their response targets. They change

@@ -181,20 +181,3 @@ public struct ConsentRecord: Sendable {
         self.body = body
     }
 }
-
-/// One line of a person's message history.
-public struct HistoryEntry: Sendable {
-    public var id: String
-    public var kind: MessageKind
-    public var sender: PersonID
-    public var acceptedAt: Date
-    /// This person's delivery state, nil for messages they sent.
-    public var state: String?
-    public init(id: String, kind: MessageKind, sender: PersonID, acceptedAt: Date, state: String?) {
-        self.id = id
-        self.kind = kind
-        self.sender = sender
-        self.acceptedAt = acceptedAt
-        self.state = state
-    }
-}

@@ -403,7 +403,7 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     }
 
     /// Messages a person sent or received, newest first.
-    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [HistoryEntry] {
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
         try db.read { db in
             var sql = """
                 SELECT m.id, m.kind, m.sender, m.accepted_at, d.state FROM message m
@@ -419,8 +419,8 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
             arguments += [limit]
             return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).compactMap { row in
                 guard let kind = MessageKind(rawValue: row["kind"]) else { return nil }
-                return HistoryEntry(id: row["id"], kind: kind, sender: PersonID(row["sender"]),
-                                    acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), state: row["state"])
+                return InboxLine(id: row["id"], kind: kind, from: PersonID(row["sender"]),
+                                 acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), state: row["state"])
             }
         }
     }

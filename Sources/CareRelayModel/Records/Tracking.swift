@@ -69,3 +69,22 @@ public struct Tracking: Sendable, Codable, Equatable {
         self.events = events
     }
 }
+
+/// One line of a person's history: a message they sent or received. The `inbox` query answers
+/// with these, newest first, leaving out copies withheld from the person.
+public struct InboxLine: Codable, Sendable, Equatable {
+    public var id: String
+    public var kind: MessageKind
+    public var from: PersonID
+    public var acceptedAt: Date
+    /// The person's delivery state; absent for messages they sent.
+    public var state: String?
+
+    public init(id: String, kind: MessageKind, from: PersonID, acceptedAt: Date, state: String?) {
+        self.id = id
+        self.kind = kind
+        self.from = from
+        self.acceptedAt = acceptedAt
+        self.state = state
+    }
+}
