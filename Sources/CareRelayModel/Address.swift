@@ -81,7 +81,8 @@ public enum Address: Hashable, Sendable, Codable, CustomStringConvertible {
         do {
             try self.init(parsing: text)
         } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
+            throw DecodingError.dataCorrupted(DecodingError.Context(
+                codingPath: container.codingPath, debugDescription: error.description, underlyingError: error))
         }
     }
 

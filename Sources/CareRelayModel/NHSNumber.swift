@@ -79,3 +79,14 @@ public struct NHSNumber: Hashable, Sendable, Codable, CustomStringConvertible {
         try container.encode(digits)
     }
 }
+
+extension DecodingError {
+    /// Whether an NHS number failed validation: NHSNumber's decoder, and a careteam address's,
+    /// name the validation error as the underlying one.
+    public var isInvalidNHSNumber: Bool {
+        guard case .dataCorrupted(let context) = self else { return false }
+        if context.underlyingError is NHSNumber.ValidationError { return true }
+        if case .invalidNHSNumber? = context.underlyingError as? Address.ParseError { return true }
+        return false
+    }
+}

@@ -200,8 +200,7 @@ public struct CRPCodec: Sendable {
         do {
             return try JSONDecoder().decode(Strict<T>.self, from: Data(header)).value
         } catch let error as DecodingError {
-            let text = describe(error)
-            throw ProtocolError(text.contains(NHSNumber.invalidMarker) ? .invalidNHSNumber : .invalidHeader, "header: \(text)")
+            throw ProtocolError(error.isInvalidNHSNumber ? .invalidNHSNumber : .invalidHeader, "header: \(describe(error))")
         } catch let error as MessageValidationError {
             throw ProtocolError(.invalidHeader, "header: \(error.description)")
         } catch {

@@ -59,9 +59,8 @@ public struct MessageValidationError: Error, Equatable, Hashable, Sendable, Cust
             if context.codingPath.isEmpty {
                 return MessageValidationError(path: "(body)", reason: "the body is not valid JSON")
             }
-            // NHSNumber's decoder names its own validation error as the underlying one.
             return MessageValidationError(context.codingPath, context.debugDescription,
-                                          kind: context.underlyingError is NHSNumber.ValidationError ? .invalidNHSNumber : .schemaViolation)
+                                          kind: error.isInvalidNHSNumber ? .invalidNHSNumber : .schemaViolation)
         @unknown default:
             return MessageValidationError(path: "(body)", reason: "the body could not be read: \(error)")
         }
