@@ -111,7 +111,7 @@ final class BenchSystem {
     func prepareAgendaPatient() throws -> [UInt8] {
         let codec = CRPCodec()
         let nurse = try connection("gp.bench", receive: false)
-        _ = try nurse.send(codec.encode(.query(Query(query: "careteam.link", params: ["patient": patient.digits, "member": "team:bench.mdt"]))))
+        _ = try nurse.send(codec.encode(.query(CareTeamChange(link: true, patient: patient, member: .team("bench.mdt")).query())))
         _ = try nurse.receive()
         let formatter = ISO8601DateFormatter()
         let consent = """
