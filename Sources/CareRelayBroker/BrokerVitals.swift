@@ -1,3 +1,4 @@
+import CareRelayModel
 import CareRelayProtocol
 import CareRelayStore
 import Foundation
@@ -56,32 +57,18 @@ public final class BrokerVitals: @unchecked Sendable {
     }
 }
 
-/// What `carerelay status` and the operations endpoint's `/status` report: the broker's
-/// vitals beside the store's figures. Counts and times only, nothing about any patient.
-public struct BrokerStatusReport: Codable, Sendable, Equatable {
-    public var broker: String
-    public var protocolVersion: Int
-    public var startedAt: Date
-    public var uptimeSeconds: Int
-    public var connectedClients: Int
-    public var storeHealthy: Bool
-    public var stopping: Bool
-    public var store: StoreStatistics
-    /// The libzmq the broker runs on, e.g. "4.3.4, CareRelay patch 1" (Scripts/libzmq/build).
-    public var libzmq: String?
-    /// Keys being ignored for sending too many malformed commands.
-    public var throttledKeys: Int?
+/// What `carerelay status` and the operations endpoint's `/status` report: the protocol's
+/// `status` answer.
+public typealias BrokerStatusReport = StatusReport
 
+extension StatusReport {
+    /// The broker's vitals beside the store's figures. Counts and times only, nothing about any
+    /// patient.
     public init(vitals: BrokerVitals.Snapshot, store: StoreStatistics, now: Date = Date()) {
-        broker = CareRelayBroker.version
-        protocolVersion = Int(CRP.version)
-        startedAt = vitals.startedAt
-        uptimeSeconds = max(0, Int(now.timeIntervalSince(vitals.startedAt)))
-        connectedClients = vitals.connectedClients
-        storeHealthy = vitals.storeHealthy
-        stopping = vitals.stopping
-        self.store = store
-        libzmq = ZMQLibrary.buildDescription
-        throttledKeys = vitals.throttledKeys
+        self.init(
+            broker: CareRelayBroker.version, protocolVersion: Int(CRP.version), startedAt: vitals.startedAt,
+            uptimeSeconds: max(0, Int(now.timeIntervalSince(vitals.startedAt))), connectedClients: vitals.connectedClients,
+            storeHealthy: vitals.storeHealthy, stopping: vitals.stopping, store: store,
+            libzmq: ZMQLibrary.buildDescription, throttledKeys: vitals.throttledKeys)
     }
 }

@@ -92,7 +92,7 @@ extension BrokerCore {
 
     func careTeam(of patient: NHSNumber) throws -> [CareTeamMember] {
         if let cached = careTeams[patient] { return cached }
-        let members = try store.careTeam(of: patient).compactMap(CareTeamMember.init)
+        let members = try store.careTeam(of: patient)
         careTeams[patient] = members
         return members
     }

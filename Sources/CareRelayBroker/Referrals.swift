@@ -12,7 +12,7 @@ extension BrokerCore {
         /// referral still has it when the batch commits.
         var readStatus: ReferralRecord.Status
         var recipients: [PersonID]
-        var careTeamLinks: [String]
+        var careTeamLinks: [CareTeamMember]
     }
 
     /// Checks and applies a lifecycle event: who may do what, and in which order. A referral
@@ -115,7 +115,7 @@ extension BrokerCore {
         where person != actor.id && !recipients.contains(person) {
             recipients.append(person)
         }
-        return ReferralChange(record: record, readStatus: readStatus, recipients: recipients, careTeamLinks: links.map(\.description))
+        return ReferralChange(record: record, readStatus: readStatus, recipients: recipients, careTeamLinks: links)
     }
 
     /// Referrals past their response target and still untaken go to the team's co-ordinator,

@@ -269,8 +269,13 @@ extension BrokerCore {
         let idempotencyKey = idempotencyKey(actor.id, header.key)
         if let first = keysInBatch[idempotencyKey] { return .repeatOf(index: first) }
         if let earlier = earlier[idempotencyKey] {
-            guard earlier.fingerprint == fingerprint else { throw Self.conflict(key: header.key, id: earlier.id) }
-            return .duplicate(id: earlier.id, deliveries: mayListRecipients(to: header.to, sender: actor) ? earlier.deliveries : [])
+            // Answered by the same rule the store applies (BatchPlan).
+            switch earlier.answer(resendWith: fingerprint) {
+            case .duplicate(let id, let deliveries):
+                return .duplicate(id: id, deliveries: mayListRecipients(to: header.to, sender: actor) ? deliveries : [])
+            default:
+                throw Self.conflict(key: header.key, id: earlier.id)
+            }
         }
         let content = try checkContent(pending, actor: actor)
         let id = MessageID.make(at: now)
@@ -354,7 +359,7 @@ extension BrokerCore {
         var referral: ReferralRecord?
         /// For a referral event: the status it was applied to (see `ReferralChange.readStatus`).
         var expectedStatus: ReferralRecord.Status?
-        var careTeamLinks: [String] = []
+        var careTeamLinks: [CareTeamMember] = []
     }
 
     private func address(
@@ -375,7 +380,7 @@ extension BrokerCore {
                 messageID: "", referrer: actor.id, team: header.to.lazy.compactMap(\.addressedTeam).first, patient: content.patient,
                 status: .sent, deadline: now.addingTimeInterval(target), updatedAt: now)
             // The referrer has a legitimate relationship with the patient they refer.
-            if actor.roles.contains(where: \.isRegisteredProfessional) { addressing.careTeamLinks.append("person:\(actor.id)") }
+            if actor.roles.contains(where: \.isRegisteredProfessional) { addressing.careTeamLinks.append(.person(actor.id)) }
         }
         // Topic subscribers get a copy, with their own consent decision.
         let topic = self.topic(for: header, sender: actor)

@@ -268,42 +268,16 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             let head = try lockAuditHead()
             _ = try confirm(confirmations.flatMap { confirmation in confirmation.ids.map { (confirmation.recipient, $0) } }, at: now)
             guard !batch.isEmpty else { return [] }
-            // Read again under the lock: another broker may have stored one of these keys since.
-            let earlier = try earlierSends(batch.map { ($0.sender, $0.key) })
-            var outcomes: [StoreOutcome?] = Array(repeating: nil, count: batch.count)
-            // Referral changes apply in batch order from the stored state; one that finds the
-            // referral no longer as its sender read it is not stored.
-            let referralIDs = batch.compactMap { $0.referralExpectedStatus == nil ? nil : $0.referral?.messageID }
-            var referrals = try storedReferrals(referralIDs)
-            var toStore: [Int] = []
-            var firstWithKey: [String: NewMessage] = [:]
-            for (index, message) in batch.enumerated() {
-                let key = idempotencyKey(message.sender, message.key)
-                // Stored before, or earlier in this batch: answered as SQLite answers it.
-                let found = earlier[key] ?? firstWithKey[key].map { EarlierSend(id: $0.id, fingerprint: $0.bodyHash, deliveries: $0.deliveries) }
-                if let found {
-                    outcomes[index] = found.fingerprint == message.bodyHash ? .duplicate(id: found.id, deliveries: found.deliveries) : .conflict(id: found.id)
-                    continue
-                }
-                if let referral = message.referral, let expected = message.referralExpectedStatus,
-                   let current = referrals[referral.messageID], current.status != expected {
-                    outcomes[index] = .referralChanged(current)
-                    continue
-                }
-                if let referral = message.referral { referrals[referral.messageID] = referral }
-                firstWithKey[key] = message
-                toStore.append(index)
-            }
-            let stored = toStore.map { batch[$0] }
-            let seqs = try insertMessagesAndDeliveries(stored)
-            for (index, seq) in zip(toStore, seqs) { outcomes[index] = .stored(seq: seq) }
+            // Read again under the lock: another broker may have stored one of these keys, or
+            // changed one of these referrals, since.
+            let plan = BatchPlan(batch, earlier: try earlierSends(batch.map { ($0.sender, $0.key) }),
+                                 referrals: try storedReferrals(BatchPlan.referralsRead(by: batch)))
+            let stored = plan.toStore.map { batch[$0] }
+            let outcomes = try plan.outcomes(storedAs: try insertMessagesAndDeliveries(stored))
             try saveReferrals(stored.compactMap(\.referral))
             try linkCareTeams(stored)
             try finish(audit: stored.flatMap(\.audit), after: head, countingMessages: stored.count, notifying: Self.changes(storing: stored))
-            return try outcomes.map {
-                guard let outcome = $0 else { throw StoreError.unavailable("a message of the batch was left without an outcome") }
-                return outcome
-            }
+            return outcomes
         }
     }
 

@@ -157,30 +157,14 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
             for confirmation in confirmations {
                 _ = try Self.confirm(confirmation.recipient, ids: confirmation.ids, at: now, db)
             }
-            var outcomes: [StoreOutcome] = []
-            outcomes.reserveCapacity(batch.count)
-            for message in batch {
-                if let earlier = try Row.fetchOne(db.cachedStatement(sql: """
-                    SELECT seq, id, body_hash FROM message WHERE sender = ? AND idempotency_key = ?
-                    """), arguments: [message.sender.rawValue, message.key])
-                {
-                    let id: String = earlier["id"]
-                    let hash: Data = earlier["body_hash"]
-                    if [UInt8](hash) == message.bodyHash {
-                        outcomes.append(.duplicate(id: id, deliveries: try Self.deliveries(db, seq: earlier["seq"])))
-                    } else {
-                        outcomes.append(.conflict(id: id))
-                    }
-                    continue
-                }
-                if let referral = message.referral, let expected = message.referralExpectedStatus {
-                    // A change to a stored referral: only from the status the broker read.
-                    let current = try Self.referral(id: referral.messageID, db)
-                    if let current, current.status != expected {
-                        outcomes.append(.referralChanged(current))
-                        continue
-                    }
-                }
+            guard !batch.isEmpty else { return [] }
+            // Read inside the write transaction: what the rules see is what is stored.
+            var referrals: [String: ReferralRecord] = [:]
+            for id in BatchPlan.referralsRead(by: batch) { referrals[id] = try Self.referral(id: id, db) }
+            let plan = BatchPlan(batch, earlier: try Self.earlierSends(batch.map { ($0.sender, $0.key) }, db), referrals: referrals)
+            var sequences: [Int64] = []
+            sequences.reserveCapacity(plan.toStore.count)
+            for message in plan.toStore.map({ batch[$0] }) {
                 try db.cachedStatement(sql: """
                     INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -213,9 +197,9 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
                 for entry in message.audit {
                     head = try Self.append(entry, after: head, db)
                 }
-                outcomes.append(.stored(seq: seq))
+                sequences.append(seq)
             }
-            return outcomes
+            return try plan.outcomes(storedAs: sequences)
         }
         auditHead = head
         return outcomes
@@ -226,16 +210,18 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     /// One read for a whole batch.
     public func earlierSends(_ keys: [(sender: PersonID, key: String)]) throws -> [String: EarlierSend] {
         guard !keys.isEmpty else { return [:] }
-        return try db.read { db in
-            var found: [String: EarlierSend] = [:]
-            let statement = try db.cachedStatement(sql: "SELECT seq, id, body_hash FROM message WHERE sender = ? AND idempotency_key = ?")
-            for (sender, key) in keys {
-                guard let row = try Row.fetchOne(statement, arguments: [sender.rawValue, key]) else { continue }
-                found[idempotencyKey(sender, key)] = EarlierSend(
-                    id: row["id"], fingerprint: [UInt8](row["body_hash"] as Data), deliveries: try Self.deliveries(db, seq: row["seq"]))
-            }
-            return found
+        return try db.read { db in try Self.earlierSends(keys, db) }
+    }
+
+    private static func earlierSends(_ keys: [(sender: PersonID, key: String)], _ db: Database) throws -> [String: EarlierSend] {
+        var found: [String: EarlierSend] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT seq, id, body_hash FROM message WHERE sender = ? AND idempotency_key = ?")
+        for (sender, key) in keys {
+            guard let row = try Row.fetchOne(statement, arguments: [sender.rawValue, key]) else { continue }
+            found[idempotencyKey(sender, key)] = EarlierSend(
+                id: row["id"], fingerprint: [UInt8](row["body_hash"] as Data), deliveries: try Self.deliveries(db, seq: row["seq"]))
         }
+        return found
     }
 
     private static func deliveries(_ db: Database, seq: Int64) throws -> [PlannedDelivery] {
