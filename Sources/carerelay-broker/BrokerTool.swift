@@ -160,15 +160,24 @@ struct Serve: ParsableCommand {
             source.resume()
             stops.append(source)
         }
+        // Before the broker says it is up: one whose health checks cannot reach it must not
+        // look as if it were serving.
+        let operationsService: OperationsServer?
+        do {
+            operationsService = try operationsAddress.map { address in
+                try startOperations(at: address, registry: registry, server: server, logger: logger)
+            }
+        } catch {
+            server.stop()
+            FileHandle.standardError.write(Data("carerelay-broker: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         // Written unbuffered: scripts and tests wait for this line to know the broker is up.
         FileHandle.standardOutput.write(Data("""
             carerelay-broker \(CareRelayBroker.version) listening on \(server.endpoint) (libzmq \(ZMQLibrary.buildDescription))
             broker public key: \(insecureDevelopment ? "none: INSECURE DEVELOPMENT MODE (PLAIN, username = person id)" : keys.publicKey)
 
             """.utf8))
-        let operationsService = try operationsAddress.map { address in
-            try startOperations(at: address, registry: registry, server: server, logger: logger)
-        }
         server.wait()
         operationsService?.stop()
         withExtendedLifetime((hup, stops)) {}
@@ -179,7 +188,7 @@ struct Serve: ParsableCommand {
                                  server: BrokerServer, logger: Logger) throws -> OperationsServer {
         let endpoint = try OperationsEndpoint(registry: registry, vitals: server.vitals, store: server.store)
         let host = address.host
-        return OperationsServer(endpoint: endpoint, host: host, port: address.port, logger: logger) { port in
+        return try OperationsServer(endpoint: endpoint, host: host, port: address.port, logger: logger) { port in
             // Scripts and tests read the bound port from this line.
             FileHandle.standardOutput.write(Data("operations endpoint on http://\(host):\(port) (/metrics, /health/live, /health/ready, /status)\n".utf8))
         }

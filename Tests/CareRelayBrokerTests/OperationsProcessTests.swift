@@ -31,6 +31,22 @@ import ZeroMQ
         return (system, port, broker, load)
     }
 
+    @Test func aSecondBrokerWhoseOperationsAddressIsTakenRefusesToStart() throws {
+        let operationsPort = try freePort()
+        let first = try BrokerProcess(system: try CareSystem(), port: try freePort(),
+                                      extraArguments: ["--operations", "127.0.0.1:\(operationsPort)"])
+        defer { _ = first.terminate() }
+        do {
+            let second = try BrokerProcess(system: try CareSystem(), port: try freePort(),
+                                           extraArguments: ["--operations", "127.0.0.1:\(operationsPort)"])
+            _ = second.terminate()
+            Issue.record("the second broker said it was listening without its operations endpoint")
+        } catch BrokerProcess.LaunchError.exited(let status, let stderr) {
+            #expect(status == 2)
+            #expect(stderr.contains("cannot listen on 127.0.0.1:\(operationsPort)"))
+        }
+    }
+
     @Test func sigtermUnderLoadStopsCleanlyAndLosesNothingAcknowledged() throws {
         var (system, port, broker, load) = try brokerUnderLoad(acknowledged: 200)
         #expect(broker.terminate() == 0, "SIGTERM is a clean stop, exit 0")
