@@ -3,11 +3,12 @@ import CareRelayPolicy
 import CareRelayStore
 import Foundation
 import Logging
+import Synchronization
 import ZeroMQ
 
 /// A running broker: its ZAP handler and its loop thread. Start it, read `endpoint` (useful
 /// with an ephemeral port), and stop it; everything else happens on the loop thread.
-public final class BrokerServer: @unchecked Sendable {
+public final class BrokerServer: Sendable {
     public let endpoint: String
     /// The loop's own account of itself, for health checks and status.
     public let vitals: BrokerVitals
@@ -16,29 +17,18 @@ public final class BrokerServer: @unchecked Sendable {
     private let context: ZMQContext
     private let zap: ZAPHandler
     private let controlEndpoint: String
-    private let lock = NSLock()
-    private var stopped = false
+    private let stopped = Mutex(false)
     private let directoryBox: DirectoryBox
 
-    /// Holds the directory the ZAP handler reads; replaced whole on reload.
-    final class DirectoryBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private var index: DirectoryIndex
-        private var replacements = 0
-        init(_ index: DirectoryIndex) { self.index = index }
-        var current: DirectoryIndex {
-            lock.lock(); defer { lock.unlock() }
-            return index
-        }
+    /// Holds the directory the ZAP handler and the loop read; replaced whole on reload.
+    final class DirectoryBox: Sendable {
+        private let state: Mutex<(index: DirectoryIndex, replacements: Int)>
+        init(_ index: DirectoryIndex) { state = Mutex((index, 0)) }
+        var current: DirectoryIndex { state.withLock { $0.index } }
         /// Counts replacements, so the loop can tell cheaply whether it has the newest.
-        var generation: Int {
-            lock.lock(); defer { lock.unlock() }
-            return replacements
-        }
+        var generation: Int { state.withLock { $0.replacements } }
         func replace(_ index: DirectoryIndex) {
-            lock.lock(); defer { lock.unlock() }
-            self.index = index
-            replacements += 1
+            state.withLock { $0 = (index, $0.replacements + 1) }
         }
     }
 
@@ -68,14 +58,10 @@ public final class BrokerServer: @unchecked Sendable {
             logger.critical("INSECURE DEVELOPMENT MODE: no encryption, no key checks; any local process can connect as anyone in the directory. Never use this with real patient data.",
                             metadata: ["endpoint": "\(configuration.endpoint)"])
         }
-        let store: any MessageStore
-        do { store = try configuration.store.open() } catch { throw StartError.store("\(error)") }
         let policy: ConsentPolicy
         do {
             policy = try configuration.consentPolicyYAML.map { try ConsentPolicy(yaml: $0, source: "consent policy") } ?? .default
         } catch { throw StartError.policy("\(error)") }
-        let gate: ConsentGate
-        do { gate = try ConsentGate(policy: policy, store: store) } catch { throw StartError.store("\(error)") }
 
         let context: ZMQContext
         do { context = try ZMQContext() } catch { throw StartError.socket("\(error)") }
@@ -104,6 +90,16 @@ public final class BrokerServer: @unchecked Sendable {
         let finished = DispatchGroup()
         finished.enter()
         let thread = Thread {
+            // The store is opened, used and closed on this thread alone.
+            let store: any MessageStore, gate: ConsentGate
+            do throws(StartError) {
+                (store, gate) = try openStore(configuration.store, policy: policy)
+            } catch {
+                startResult.set(.failure(error))
+                ready.signal()
+                finished.leave()
+                return
+            }
             do {
                 let engine = try Engine(
                     configuration: configuration, context: context, directory: directory, store: store,
@@ -119,7 +115,7 @@ public final class BrokerServer: @unchecked Sendable {
                 store.close()
             } catch {
                 store.close()
-                startResult.set(.failure(StartError.socket("\(error)")))
+                startResult.set(.failure(.socket("\(error)")))
                 ready.signal()
             }
             finished.leave()
@@ -138,6 +134,18 @@ public final class BrokerServer: @unchecked Sendable {
         case nil:
             zap.stop()
             throw StartError.socket("the broker thread ended without starting")
+        }
+    }
+
+    /// The store and the consent registry read from it.
+    private static func openStore(_ provider: any StoreProvider, policy: ConsentPolicy) throws(StartError) -> (any MessageStore, ConsentGate) {
+        let store: any MessageStore
+        do { store = try provider.open() } catch { throw StartError.store("\(error)") }
+        do {
+            return (store, try ConsentGate(policy: policy, store: store))
+        } catch {
+            store.close()
+            throw StartError.store("\(error)")
         }
     }
 
@@ -164,14 +172,15 @@ public final class BrokerServer: @unchecked Sendable {
 
     /// Stops the loop after the batch in hand is committed, closes sockets, ends ZAP.
     public func stop() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !stopped else { return }
-        stopped = true
-        signalLoop("STOP")
-        finishedSignal.wait()
-        zap.stop()
-        context.shutdown()
+        // Held until stopped: a second caller returns once the first has stopped it.
+        stopped.withLock { stopped in
+            guard !stopped else { return }
+            stopped = true
+            signalLoop("STOP")
+            finishedSignal.wait()
+            zap.stop()
+            context.shutdown()
+        }
     }
 
     /// Blocks until the broker stops.
@@ -192,15 +201,9 @@ public final class BrokerServer: @unchecked Sendable {
     }
 }
 
-private final class StartResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<String, any Error>?
-    func set(_ value: Result<String, any Error>) {
-        lock.lock(); defer { lock.unlock() }
-        result = value
-    }
-    var value: Result<String, any Error>? {
-        lock.lock(); defer { lock.unlock() }
-        return result
-    }
+/// What the loop thread reports of its start, read by `start` once the thread signals.
+private final class StartResultBox: Sendable {
+    private let result = Mutex<Result<String, BrokerServer.StartError>?>(nil)
+    func set(_ value: Result<String, BrokerServer.StartError>) { result.withLock { $0 = value } }
+    var value: Result<String, BrokerServer.StartError>? { result.withLock { $0 } }
 }
