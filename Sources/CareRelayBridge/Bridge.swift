@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 /// How the bridge behaves.
 public struct BridgeConfiguration: Sendable {
@@ -45,21 +46,20 @@ public struct BridgeConfiguration: Sendable {
 }
 
 /// The broker's `directory` answer, cached for a few minutes.
-final class DirectoryCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var cached: (listing: DirectoryListing, at: Date)?
+final class DirectoryCache: Sendable {
+    private let cached = Mutex<(listing: DirectoryListing, at: Date)?>(nil)
     let link: any BrokerLink
 
     init(link: any BrokerLink) { self.link = link }
 
     func listing(now: Date) async -> DirectoryListing? {
-        let current = lock.withLock { cached }
+        let current = cached.withLock { $0 }
         if let current, now.timeIntervalSince(current.at) < 300 { return current.listing }
         let request = DirectoryQuery()
         guard let bytes = try? await link.query(request.name.rawValue, request.params),
               let listing = try? JSONDecoder().decode(DirectoryListing.self, from: Data(bytes))
         else { return current?.listing }
-        lock.withLock { cached = (listing, now) }
+        cached.withLock { $0 = (listing, now) }
         return listing
     }
 }

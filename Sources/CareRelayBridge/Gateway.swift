@@ -3,6 +3,7 @@ import CareRelayModel
 import CareRelayProtocol
 import Foundation
 import Logging
+import Synchronization
 
 /// What the web side needs from the broker. The real one is `BrokerGateway`; tests may use a fake.
 public protocol BrokerLink: Sendable {
@@ -79,8 +80,8 @@ public final class DeliveryIntake: Sendable {
 /// that made them). The web side hands it requests through a locked queue and awaits the answer
 /// through a continuation; between requests the thread takes deliveries, stores each, and only
 /// then confirms it to the broker.
-public final class BrokerGateway: BrokerLink, @unchecked Sendable {
-    private enum Request {
+public final class BrokerGateway: BrokerLink, Sendable {
+    private enum Request: Sendable {
         case send(SendHeader, [UInt8], CheckedContinuation<Accepted, any Error>)
         case query(String, [String: String], CheckedContinuation<[UInt8], any Error>)
 
@@ -92,10 +93,12 @@ public final class BrokerGateway: BrokerLink, @unchecked Sendable {
         }
     }
 
-    private let lock = NSLock()
-    private var queue: [Request] = []
-    private var stopping = false
-    private var lastProblem = "connecting"
+    private struct Queue {
+        var requests: [Request] = []
+        var stopping = false
+    }
+
+    private let queue = Mutex(Queue())
     private let finished = DispatchSemaphore(value: 0)
     private let configuration: ClientConfiguration
     private let intake: DeliveryIntake
@@ -115,10 +118,11 @@ public final class BrokerGateway: BrokerLink, @unchecked Sendable {
     }
 
     public func stop() {
-        lock.lock()
-        let already = stopping
-        stopping = true
-        lock.unlock()
+        let already = queue.withLock { queue in
+            let already = queue.stopping
+            queue.stopping = true
+            return already
+        }
         if !already { finished.wait() }
     }
 
@@ -135,27 +139,26 @@ public final class BrokerGateway: BrokerLink, @unchecked Sendable {
     }
 
     private func enqueue(_ request: Request) {
-        lock.lock()
-        if stopping {
-            lock.unlock()
-            request.fail(GatewayError.stopped)
-            return
+        let stopping = queue.withLock { queue in
+            if !queue.stopping { queue.requests.append(request) }
+            return queue.stopping
         }
-        queue.append(request)
-        lock.unlock()
+        if stopping { request.fail(GatewayError.stopped) }
     }
 
     private func takeRequests() -> (requests: [Request], stopping: Bool) {
-        lock.lock(); defer { lock.unlock() }
-        let requests = queue
-        queue.removeAll()
-        return (requests, stopping)
+        queue.withLock { queue in
+            let requests = queue.requests
+            queue.requests.removeAll()
+            return (requests, queue.stopping)
+        }
     }
 
     // MARK: The gateway thread
 
     private func run() {
         var client: CareRelayClient?
+        var lastProblem = "connecting"
         var retryAt = ContinuousClock.now
         while true {
             let (requests, stop) = takeRequests()

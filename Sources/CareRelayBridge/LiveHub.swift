@@ -1,6 +1,7 @@
 import CareRelayModel
 import CareRelayProtocol
 import Foundation
+import Synchronization
 
 /// Something the broker just delivered for a carer.
 public struct LiveEvent: Sendable {
@@ -13,10 +14,13 @@ public struct LiveEvent: Sendable {
 }
 
 /// Fans delivered messages out to the pages a carer has open (Server-Sent Events).
-public final class LiveHub: @unchecked Sendable {
-    private let lock = NSLock()
-    private var closed = false
-    private var listeners: [UUID: (carer: PersonID, patient: NHSNumber?, continuation: AsyncStream<LiveEvent>.Continuation)] = [:]
+public final class LiveHub: Sendable {
+    private struct State {
+        var closed = false
+        var listeners: [UUID: (carer: PersonID, patient: NHSNumber?, continuation: AsyncStream<LiveEvent>.Continuation)] = [:]
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
@@ -26,40 +30,35 @@ public final class LiveHub: @unchecked Sendable {
         let (stream, continuation) = AsyncStream<LiveEvent>.makeStream(bufferingPolicy: .bufferingNewest(32))
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
-            self.lock.lock()
-            self.listeners[id] = nil
-            self.lock.unlock()
+            self.state.withLock { $0.listeners[id] = nil }
         }
-        lock.lock()
-        if closed {
-            lock.unlock()
-            continuation.finish()
-            return stream
+        let closed = state.withLock { state in
+            if !state.closed { state.listeners[id] = (carer, patient, continuation) }
+            return state.closed
         }
-        listeners[id] = (carer, patient, continuation)
-        lock.unlock()
+        if closed { continuation.finish() }
         return stream
     }
 
     public func publish(_ event: LiveEvent) {
-        lock.lock()
-        let targets = listeners.values.filter { $0.carer == event.carer && ($0.patient == nil || $0.patient == event.patient) }
-        lock.unlock()
+        let targets = state.withLock { state in
+            state.listeners.values.filter { $0.carer == event.carer && ($0.patient == nil || $0.patient == event.patient) }
+        }
         for target in targets { target.continuation.yield(event) }
     }
 
     /// Ends every open stream (at shutdown, so open pages do not hold the server up).
     public func finishAll() {
-        lock.lock()
-        closed = true
-        let all = listeners.values.map(\.continuation)
-        listeners.removeAll()
-        lock.unlock()
+        let all = state.withLock { state in
+            state.closed = true
+            let all = state.listeners.values.map(\.continuation)
+            state.listeners.removeAll()
+            return all
+        }
         for continuation in all { continuation.finish() }
     }
 
     public var listenerCount: Int {
-        lock.lock(); defer { lock.unlock() }
-        return listeners.count
+        state.withLock { $0.listeners.count }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Limits sign-in attempts per client address, per invitation code and overall, in bounded
 /// memory and constant time per attempt, however many distinct codes or addresses are tried.
@@ -9,18 +10,21 @@ import Foundation
 /// least recently is forgotten. Forgetting can only let a forgotten address or code try again
 /// early; the overall window, which nothing evicts, still holds every attempt from everyone to
 /// `overallLimit` per `window`, so guessing codes with many addresses stays as slow as that.
-public final class SignInLimiter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var addresses: AttemptTable<String>
-    private var codes: AttemptTable<String>
-    private var overall: AttemptTable<Int>
+public final class SignInLimiter: Sendable {
+    private struct Tables {
+        var addresses: AttemptTable<String>
+        var codes: AttemptTable<String>
+        var overall: AttemptTable<Int>
+    }
+
+    private let tables: Mutex<Tables>
     public let window: TimeInterval
 
     public init(limit: Int, overallLimit: Int, window: TimeInterval, remembering capacity: Int) {
         self.window = window
-        addresses = AttemptTable(limit: limit, capacity: capacity)
-        codes = AttemptTable(limit: limit, capacity: capacity)
-        overall = AttemptTable(limit: overallLimit, capacity: 1)
+        tables = Mutex(Tables(addresses: AttemptTable(limit: limit, capacity: capacity),
+                              codes: AttemptTable(limit: limit, capacity: capacity),
+                              overall: AttemptTable(limit: overallLimit, capacity: 1)))
     }
 
     /// Records an attempt against the address, the code's hash and the overall window; false
@@ -32,17 +36,17 @@ public final class SignInLimiter: @unchecked Sendable {
         // Swift string without a heap allocation; two codes that share them would only share
         // one count, which is stricter, never looser.
         let code = String(codeHash.prefix(15))
-        return lock.withLock {
-            let byAddress = addresses.record(address, at: time, window: window)
-            let byCode = codes.record(code, at: time, window: window)
-            let everyone = overall.record(0, at: time, window: window)
+        return tables.withLock { tables in
+            let byAddress = tables.addresses.record(address, at: time, window: window)
+            let byCode = tables.codes.record(code, at: time, window: window)
+            let everyone = tables.overall.record(0, at: time, window: window)
             return byAddress && byCode && everyone
         }
     }
 
     /// How many addresses and codes are remembered now (at most twice the capacity).
     public var remembered: Int {
-        lock.withLock { addresses.count + codes.count }
+        tables.withLock { $0.addresses.count + $0.codes.count }
     }
 }
 

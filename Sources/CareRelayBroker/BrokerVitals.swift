@@ -2,12 +2,13 @@ import CareRelayModel
 import CareRelayProtocol
 import CareRelayStore
 import Foundation
+import Synchronization
 import ZeroMQ
 
 /// What the loop thread tells the rest of the process about itself, for health checks and
 /// `status`: written by the loop once per turn, read by the operations endpoint. The loop
 /// never waits on a reader for longer than one lock hand-over.
-public final class BrokerVitals: @unchecked Sendable {
+public final class BrokerVitals: Sendable {
     public struct Snapshot: Sendable, Equatable {
         public var startedAt: Date
         /// When the loop last went round: a loop stuck in a store call stops advancing this.
@@ -21,39 +22,37 @@ public final class BrokerVitals: @unchecked Sendable {
         public var throttledKeys: Int = 0
     }
 
-    private let lock = NSLock()
-    private var state: Snapshot
+    private let state: Mutex<Snapshot>
 
     init(startedAt: Date) {
-        state = Snapshot(startedAt: startedAt, lastTurn: startedAt, connectedClients: 0, storeHealthy: true,
-                         lastStoreError: nil, stopping: false)
+        state = Mutex(Snapshot(startedAt: startedAt, lastTurn: startedAt, connectedClients: 0, storeHealthy: true,
+                               lastStoreError: nil, stopping: false))
     }
 
     public var snapshot: Snapshot {
-        lock.lock(); defer { lock.unlock() }
-        return state
+        state.withLock { $0 }
     }
 
     func turn(at now: Date, connectedClients: Int) {
-        lock.lock(); defer { lock.unlock() }
-        state.lastTurn = now
-        state.connectedClients = connectedClients
+        state.withLock { state in
+            state.lastTurn = now
+            state.connectedClients = connectedClients
+        }
     }
 
     func throttled(keys: Int) {
-        lock.lock(); defer { lock.unlock() }
-        state.throttledKeys = keys
+        state.withLock { $0.throttledKeys = keys }
     }
 
     func store(healthy: Bool, error: String? = nil) {
-        lock.lock(); defer { lock.unlock() }
-        state.storeHealthy = healthy
-        if let error { state.lastStoreError = error }
+        state.withLock { state in
+            state.storeHealthy = healthy
+            if let error { state.lastStoreError = error }
+        }
     }
 
     func markStopping() {
-        lock.lock(); defer { lock.unlock() }
-        state.stopping = true
+        state.withLock { $0.stopping = true }
     }
 }
 

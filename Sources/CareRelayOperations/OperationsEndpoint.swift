@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Prometheus
+import Synchronization
 
 /// The broker's HTTP face for its operators: Prometheus metrics, liveness and readiness, and
 /// a JSON status. It reads the broker's vitals and a read-only connection to the store, so a
@@ -110,10 +111,11 @@ public final class OperationsEndpoint: Sendable {
 }
 
 /// Gauges set from the store at each scrape.
-private final class StoreGauges: @unchecked Sendable {
+private final class StoreGauges: Sendable {
     private let registry: PrometheusCollectorRegistry
-    private let lock = NSLock()
-    private var intake: [String: Gauge] = [:]
+    /// Each team's intake gauge, made when the team first appears. Held for the whole of
+    /// `update`, so two scrapes at once set the gauges one after the other.
+    private let intake = Mutex<[String: Gauge]>([:])
     private let undelivered, oldest, overdue, storeBytes, uptime, ready, auditRows: Gauge
 
     init(registry: PrometheusCollectorRegistry) {
@@ -128,22 +130,23 @@ private final class StoreGauges: @unchecked Sendable {
     }
 
     func update(_ report: BrokerStatusReport, ready isReady: Bool, now: Date) {
-        lock.lock(); defer { lock.unlock() }
-        let store = report.store
-        undelivered.set(to: Double(store.undelivered))
-        oldest.set(to: store.oldestUndeliveredAcceptedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0)
-        overdue.set(to: Double(store.overdueReferrals))
-        storeBytes.set(to: Double(store.storeBytes))
-        uptime.set(to: Double(report.uptimeSeconds))
-        ready.set(to: isReady ? 1 : 0)
-        auditRows.set(to: Double(store.auditRows))
-        // A team whose intake emptied reads 0, not its last figure.
-        for team in Set(intake.keys).union(store.intakeWaiting.keys) {
-            let gauge = intake[team] ?? registry.makeGauge(
-                name: "carerelay_intake_waiting_referrals", labels: [("team", team)],
-                help: "Referrals waiting at a team's intake for acceptance")
-            intake[team] = gauge
-            gauge.set(to: Double(store.intakeWaiting[team] ?? 0))
+        intake.withLock { intake in
+            let store = report.store
+            undelivered.set(to: Double(store.undelivered))
+            oldest.set(to: store.oldestUndeliveredAcceptedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+            overdue.set(to: Double(store.overdueReferrals))
+            storeBytes.set(to: Double(store.storeBytes))
+            uptime.set(to: Double(report.uptimeSeconds))
+            ready.set(to: isReady ? 1 : 0)
+            auditRows.set(to: Double(store.auditRows))
+            // A team whose intake emptied reads 0, not its last figure.
+            for team in Set(intake.keys).union(store.intakeWaiting.keys) {
+                let gauge = intake[team] ?? registry.makeGauge(
+                    name: "carerelay_intake_waiting_referrals", labels: [("team", team)],
+                    help: "Referrals waiting at a team's intake for acceptance")
+                intake[team] = gauge
+                gauge.set(to: Double(store.intakeWaiting[team] ?? 0))
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import NIOCore
+import Synchronization
 
-extension EventLoopFuture {
+extension EventLoopFuture where Value: Sendable {
     /// Waits for the answer, but no longer than `limit`: nil when none came in time. The
     /// broker's loop calls the store and waits for it, so nothing it calls may wait without a
     /// deadline: a database that stops answering (a restart, a lost network) must turn into a
@@ -20,17 +21,14 @@ extension EventLoopFuture {
 }
 
 /// The result handed from the event loop to the waiting thread.
-private final class Answer<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<Value, any Error>?
+private final class Answer<Value: Sendable>: Sendable {
+    private let result = Mutex<Result<Value, any Error>?>(nil)
 
     func set(_ result: Result<Value, any Error>) {
-        lock.lock(); defer { lock.unlock() }
-        self.result = result
+        self.result.withLock { $0 = result }
     }
 
     func get() -> Result<Value, any Error>? {
-        lock.lock(); defer { lock.unlock() }
-        return result
+        result.withLock { $0 }
     }
 }

@@ -4,18 +4,22 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// The connection that LISTENs for other brokers' writes. If the server drops it, the broker
 /// is told to re-read everything shared (notifications may be missed while it is down) and it
 /// reconnects every second until it can, then says so again.
-final class NotificationListener: @unchecked Sendable {
+final class NotificationListener: Sendable {
     private let location: PostgresLocation
     private let node: String
     private let changes: SharedChanges
     private let logger: Logger
-    private let lock = NSLock()
-    private var connection: PostgresConnection?
-    private var stopped = false
+    private struct State {
+        var connection: PostgresConnection?
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
 
     init(_ location: PostgresLocation, node: String, changes: SharedChanges, logger: Logger) throws {
         self.location = location
@@ -37,10 +41,10 @@ final class NotificationListener: @unchecked Sendable {
             closing.whenComplete { _ in }
             throw StoreError.unavailable("PostgreSQL did not answer LISTEN within \(location.timeout)")
         }
-        lock.lock()
-        let stopped = self.stopped
-        if !stopped { self.connection = connection }
-        lock.unlock()
+        let stopped = state.withLock { state in
+            if !state.stopped { state.connection = connection }
+            return state.stopped
+        }
         guard !stopped else {
             _ = try? connection.close().wait(atMost: location.timeout)
             return
@@ -49,10 +53,10 @@ final class NotificationListener: @unchecked Sendable {
     }
 
     private func lost() {
-        lock.lock()
-        let stopped = self.stopped
-        connection = nil
-        lock.unlock()
+        let stopped = state.withLock { state in
+            state.connection = nil
+            return state.stopped
+        }
         guard !stopped else { return }
         logger.warning("lost the PostgreSQL notification connection; re-reading shared state and reconnecting", metadata: ["database": "\(location)"])
         changes.post([.everything])
@@ -73,11 +77,12 @@ final class NotificationListener: @unchecked Sendable {
     }
 
     func stop() {
-        lock.lock()
-        stopped = true
-        let connection = self.connection
-        self.connection = nil
-        lock.unlock()
+        let connection = state.withLock { state in
+            state.stopped = true
+            let connection = state.connection
+            state.connection = nil
+            return connection
+        }
         _ = try? connection?.close().wait(atMost: location.timeout)
     }
 }

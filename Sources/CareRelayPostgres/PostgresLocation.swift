@@ -3,6 +3,7 @@ import CareRelayStore
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// Where a PostgreSQL store is: read from a URL such as
 /// `postgres://carerelay@db.example.nhs.uk:5432/carerelay?sslmode=verify-full&sslrootcert=/etc/carerelay/db-ca.pem`.
@@ -115,31 +116,32 @@ public struct PostgresStoreProvider: StoreProvider {
 
 /// The operations endpoint's own connection, so a scrape never queues behind the loop's
 /// transactions (nor runs inside one).
-public final class PostgresStatisticsReader: StoreStatisticsReader, @unchecked Sendable {
-    private let connection: PostgresConnection
+public final class PostgresStatisticsReader: StoreStatisticsReader, Sendable {
+    /// Locked for the whole of a read, so two scrapes at once take turns on the connection.
+    private let connection: Mutex<PostgresConnection>
     private let logger: Logger
     private let timeout: Duration
-    private let lock = NSLock()
 
     init(_ location: PostgresLocation) throws {
         var logger = Logger(label: "carerelay.store.postgres.statistics")
         logger.logLevel = .warning
         self.logger = logger
         timeout = location.timeout
-        connection = try PostgresStore.connect(location, logger: logger)
+        connection = Mutex(try PostgresStore.connect(location, logger: logger))
     }
 
     public func statistics(at now: Date) throws -> StoreStatistics {
-        lock.lock(); defer { lock.unlock() }
-        return try PostgresStatistics.read(at: now) { query in
-            guard let rows = try self.connection.query(query, logger: self.logger).wait(atMost: self.timeout) else {
-                throw StoreError.unavailable("PostgreSQL did not answer within \(self.timeout)")
+        try connection.withLock { connection in
+            try PostgresStatistics.read(at: now) { query in
+                guard let rows = try connection.query(query, logger: self.logger).wait(atMost: self.timeout) else {
+                    throw StoreError.unavailable("PostgreSQL did not answer within \(self.timeout)")
+                }
+                return rows
             }
-            return rows
         }
     }
 
-    deinit { try? connection.close().wait() }
+    deinit { connection.withLock { try? $0.close().wait() } }
 }
 
 enum PostgresStatistics {

@@ -1,5 +1,6 @@
 import CareRelayModel
 import Foundation
+import Synchronization
 
 /// What the broker needs from durable storage: one protocol per concern, so each part of the
 /// broker names only what it uses (the consent registry reads a `ConsentLog`, the operations
@@ -111,7 +112,7 @@ public struct SQLiteStoreProvider: StoreProvider {
 /// What one broker learns of another's writes to a shared store. The store collects them
 /// (from PostgreSQL notifications) and calls `wake` once when the first arrives, so the
 /// broker's loop takes them on its next turn instead of polling.
-public final class SharedChanges: @unchecked Sendable {
+public final class SharedChanges: Sendable {
     public enum Change: Sendable, Equatable {
         /// A message was stored with a delivery for this person.
         case mail(PersonID)
@@ -126,33 +127,36 @@ public final class SharedChanges: @unchecked Sendable {
         case everything
     }
 
-    private let lock = NSLock()
-    private var waiting: [Change] = []
-    private var wake: (@Sendable () -> Void)?
+    private struct State {
+        var waiting: [Change] = []
+        var wake: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
     /// Set by the broker before it serves.
     public func onArrival(_ wake: @escaping @Sendable () -> Void) {
-        lock.lock(); defer { lock.unlock() }
-        self.wake = wake
+        state.withLock { $0.wake = wake }
     }
 
     public func post(_ changes: [Change]) {
         guard !changes.isEmpty else { return }
-        lock.lock()
-        let wasEmpty = waiting.isEmpty
-        waiting += changes
-        let wake = self.wake
-        lock.unlock()
+        let (wasEmpty, wake) = state.withLock { state in
+            let wasEmpty = state.waiting.isEmpty
+            state.waiting += changes
+            return (wasEmpty, state.wake)
+        }
         if wasEmpty { wake?() }
     }
 
     /// Everything that arrived since the last call.
     public func take() -> [Change] {
-        lock.lock(); defer { lock.unlock() }
-        let taken = waiting
-        waiting.removeAll()
-        return taken
+        state.withLock { state in
+            let taken = state.waiting
+            state.waiting.removeAll()
+            return taken
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,9 +7,9 @@ import Glibc
 /// An exclusive advisory lock on `<store>.lock`, held for as long as one writer has the store
 /// open. The kernel drops it when the process ends, however it ends, so a broker killed with
 /// SIGKILL never leaves a stale lock behind.
-final class StoreLock: @unchecked Sendable {
-    private let lock = NSLock()
-    private var descriptor: Int32?
+final class StoreLock: Sendable {
+    /// The open lock file; nil once released.
+    private let descriptor: Mutex<Int32?>
 
     init(storePath: String) throws {
         let lockPath = storePath + ".lock"
@@ -20,16 +21,17 @@ final class StoreLock: @unchecked Sendable {
             close(fd)
             throw StoreError.inUse(storePath)
         }
-        descriptor = fd
+        descriptor = Mutex(fd)
     }
 
     /// Gives the lock up; safe to call more than once.
     func release() {
-        lock.lock(); defer { lock.unlock() }
-        guard let fd = descriptor else { return }
-        flock(fd, LOCK_UN)
-        close(fd)
-        descriptor = nil
+        descriptor.withLock { descriptor in
+            guard let fd = descriptor else { return }
+            flock(fd, LOCK_UN)
+            close(fd)
+            descriptor = nil
+        }
     }
 
     deinit { release() }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One ZAP 1.0 authentication request (ZeroMQ RFC 27).
 public struct ZAPRequest: Sendable, Hashable {
@@ -48,14 +49,13 @@ public enum ZAPDecision: Sendable, Hashable {
 ///
 /// libzmq asks whatever is bound at `inproc://zeromq.zap.01` in the socket's own context, so
 /// there can be only one handler per context. The handler runs on its own thread with its own
-/// sockets; `@unchecked Sendable` because the state shared with callers is guarded by a lock.
-public final class ZAPHandler: @unchecked Sendable {
+/// sockets; the control socket that stops it is used only with `running`'s lock held.
+public final class ZAPHandler: Sendable {
     public static let endpoint = "inproc://zeromq.zap.01"
 
     public let context: ZMQContext
     private let authenticate: @Sendable (ZAPRequest) -> ZAPDecision
-    private let lock = NSLock()
-    private var running: Running?
+    private let running = Mutex<Running?>(nil)
 
     private struct Running {
         var control: Socket
@@ -76,60 +76,63 @@ public final class ZAPHandler: @unchecked Sendable {
     ///
     /// - Throws: the bind error, e.g. `EADDRINUSE` if this context already has a handler.
     public func start() throws(ZMQError) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard running == nil else { return }
+        try running.withLock { (running: inout sending Running?) throws(ZMQError) in
+            guard running == nil else { return }
 
-        // A private inproc pair tells the thread to stop; it lives in this context's namespace,
-        // and the object address keeps it unique while this handler exists.
-        let controlEndpoint = "inproc://carerelay.zap.control.\(UInt(bitPattern: ObjectIdentifier(self)))"
-        let control = try context.makeSocket(.pair)
-        try control.bind(controlEndpoint)
+            // A private inproc pair tells the thread to stop; it lives in this context's namespace,
+            // and the object address keeps it unique while this handler exists.
+            let controlEndpoint = "inproc://carerelay.zap.control.\(UInt(bitPattern: ObjectIdentifier(self)))"
+            let control = try context.makeSocket(.pair)
+            try control.bind(controlEndpoint)
 
-        let ready = DispatchSemaphore(value: 0)
-        let finished = DispatchSemaphore(value: 0)
-        let startResult = StartResult()
-        // Captures only Sendable values, never `self`, so dropping the handler still runs deinit.
-        let context = self.context
-        let authenticate = self.authenticate
-        let thread = Thread {
-            Self.serve(
-                context: context, controlEndpoint: controlEndpoint, authenticate: authenticate,
-                startResult: startResult, ready: ready
-            )
-            finished.signal()
+            let ready = DispatchSemaphore(value: 0)
+            let finished = DispatchSemaphore(value: 0)
+            let startResult = StartResult()
+            // Captures only Sendable values, never `self`, so dropping the handler still runs deinit.
+            let context = self.context
+            let authenticate = self.authenticate
+            let thread = Thread {
+                Self.serve(
+                    context: context, controlEndpoint: controlEndpoint, authenticate: authenticate,
+                    startResult: startResult, ready: ready
+                )
+                finished.signal()
+            }
+            thread.name = "carerelay.zap"
+            thread.start()
+            ready.wait()
+
+            if let error = startResult.error {
+                finished.wait()
+                try? control.unbind(controlEndpoint)
+                control.close()
+                throw error
+            }
+            running = Running(control: control, controlEndpoint: controlEndpoint, finished: finished)
         }
-        thread.name = "carerelay.zap"
-        thread.start()
-        ready.wait()
-
-        if let error = startResult.error {
-            finished.wait()
-            try? control.unbind(controlEndpoint)
-            control.close()
-            throw error
-        }
-        running = Running(control: control, controlEndpoint: controlEndpoint, finished: finished)
     }
 
     /// Stops the handler thread and waits for it to close its sockets. Safe to call repeatedly.
     public func stop() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let running else { return }
-        self.running = nil
-        // If the thread already ended (context shut down) nobody is reading the pair and a
-        // blocking send would hang; it has then also signalled `finished`, so no wake-up is needed.
-        _ = try? running.control.send([[]], dontWait: true)
-        running.finished.wait()
-        try? running.control.unbind(running.controlEndpoint)
-        running.control.close()
+        running.withLock { current in
+            guard let running = current else { return }
+            current = nil
+            // If the thread already ended (context shut down) nobody is reading the pair and a
+            // blocking send would hang; it has then also signalled `finished`, so no wake-up is needed.
+            _ = try? running.control.send([[]], dontWait: true)
+            running.finished.wait()
+            try? running.control.unbind(running.controlEndpoint)
+            running.control.close()
+        }
     }
 
-    private final class StartResult: @unchecked Sendable {
-        // Written by the handler thread before `ready.signal()` and read after `ready.wait()`,
-        // so the semaphore orders the accesses.
-        var error: ZMQError?
+    private final class StartResult: Sendable {
+        // Written by the handler thread before `ready.signal()` and read after `ready.wait()`.
+        private let stored = Mutex<ZMQError?>(nil)
+        var error: ZMQError? {
+            get { stored.withLock { $0 } }
+            set { stored.withLock { $0 = newValue } }
+        }
     }
 
     private static func serve(
