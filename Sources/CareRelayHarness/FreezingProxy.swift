@@ -7,6 +7,10 @@ import Glibc
 /// without closing anything: what a database that hangs, or a network that drops packets,
 /// looks like from the broker. Only this test's connections go through it, so other suites on
 /// the same server are not disturbed. Used by the store and broker tests.
+///
+/// `@unchecked Sendable`: `frozen`, `stopped` and `sockets` are read and written only with
+/// `gate` held; the rest is constant. `gate` is an `NSCondition`, not a `Mutex`, because the
+/// pumping threads wait on it while the proxy is frozen.
 public final class FreezingProxy: @unchecked Sendable {
     public let port: Int
     private let targetPort: Int

@@ -1,12 +1,20 @@
 import ArgumentParser
 import CareRelayModel
 import Foundation
+import Synchronization
 import ZeroMQ
 
 /// Many people connected at once, each on a CURVE connection of their own that the broker has
 /// welcomed. A libzmq context holds at most 1,023 sockets (ZMQ_MAX_SOCKETS), so the fleet
 /// uses one context and one thread per 1,000 people; each thread connects in waves so that
 /// the broker's listen backlog is not flooded with thousands of SYNs at once.
+///
+/// `@unchecked Sendable` because it holds sockets, which are not `Sendable`: each is made on
+/// one of the connecting threads and handed over here under `lock`, and from then on touched
+/// only under `lock` (a socket may move between threads when a memory barrier orders the
+/// move; it is never used by two at once). A `Mutex` does not compile here: it takes in only
+/// values the compiler can prove nothing else refers to, which it cannot prove of sockets
+/// passed in from another thread.
 final class ClientFleet: @unchecked Sendable {
     private var sockets: [Socket] = []
     private let lock = NSLock()
@@ -80,7 +88,7 @@ struct FleetPlan: Codable {
 /// hard limit here is 20,000 without the privilege to raise it, so 10,000 clients need two
 /// processes. It says "welcomed N" once every client is welcomed, and closes them all when its
 /// standard input closes.
-final class FleetProcess {
+final class FleetProcess: Sendable {
     static let mostClients = 5_000
     private let process = Process()
     private let input = Pipe()
@@ -132,16 +140,15 @@ extension FileHandle {
 }
 
 /// The first error of several threads.
-final class FirstFailure: @unchecked Sendable {
-    private let lock = NSLock()
-    private var first: (any Error)?
+final class FirstFailure: Sendable {
+    private let first = Mutex<(any Error)?>(nil)
     func record(_ error: any Error) {
-        lock.lock(); defer { lock.unlock() }
-        if first == nil { first = error }
+        first.withLock { first in
+            if first == nil { first = error }
+        }
     }
     var error: (any Error)? {
-        lock.lock(); defer { lock.unlock() }
-        return first
+        first.withLock { $0 }
     }
 }
 
@@ -199,22 +206,21 @@ enum ConnectedClientsMemory {
 }
 
 /// Fleet processes started from several threads, collected for the caller.
-final class FleetStarts: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [Result<FleetProcess, any Error>] = []
+final class FleetStarts: Sendable {
+    private let results = Mutex<[Result<FleetProcess, any Error>]>([])
     func record(_ result: Result<FleetProcess, any Error>) {
-        lock.lock(); defer { lock.unlock() }
-        results.append(result)
+        results.withLock { $0.append(result) }
     }
     /// Every fleet, or the first failure (after closing those that did start).
     func all() throws -> [FleetProcess] {
-        lock.lock(); defer { lock.unlock() }
-        let fleets = results.compactMap { try? $0.get() }
-        if let failure = results.first(where: { (try? $0.get()) == nil }) {
-            fleets.forEach { $0.close() }
-            _ = try failure.get()
+        try results.withLock { results in
+            let fleets = results.compactMap { try? $0.get() }
+            if let failure = results.first(where: { (try? $0.get()) == nil }) {
+                fleets.forEach { $0.close() }
+                _ = try failure.get()
+            }
+            return fleets
         }
-        return fleets
     }
 }
 

@@ -3,19 +3,17 @@ import CareRelayModel
 import CareRelayPolicy
 import CareRelayProtocol
 import Foundation
+import Synchronization
 import ZeroMQ
 
 /// Arrival times recorded by the receiving thread, read after it finishes.
-final class Arrivals: @unchecked Sendable {
-    private let lock = NSLock()
-    private var times: [String: ContinuousClock.Instant] = [:]
+final class Arrivals: Sendable {
+    private let times = Mutex<[String: ContinuousClock.Instant]>([:])
     func record(_ id: String, at instant: ContinuousClock.Instant) {
-        lock.lock(); defer { lock.unlock() }
-        times[id] = instant
+        times.withLock { $0[id] = instant }
     }
     var all: [String: ContinuousClock.Instant] {
-        lock.lock(); defer { lock.unlock() }
-        return times
+        times.withLock { $0 }
     }
 }
 

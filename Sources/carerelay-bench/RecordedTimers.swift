@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import Synchronization
 
 /// The value at fraction `p` (0...1) of an ascending array; the largest for 1.
 func percentile<T>(_ sorted: [T], _ p: Double) -> T? {
@@ -10,9 +11,8 @@ func percentile<T>(_ sorted: [T], _ p: Double) -> T? {
 /// A metrics factory that keeps every timer value the broker records, so the benchmark can
 /// print the broker's own view (loop turns, synced commits) beside what the clients measured.
 /// Counters and gauges are not needed here and record nothing.
-final class RecordedTimers: MetricsFactory, @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [String: [Int64]] = [:]
+final class RecordedTimers: MetricsFactory, Sendable {
+    private let values = Mutex<[String: [Int64]]>([:])
 
     /// What one timer recorded, in milliseconds.
     struct Summary {
@@ -22,7 +22,7 @@ final class RecordedTimers: MetricsFactory, @unchecked Sendable {
         var text: String { String(format: "%.2f / %.2f / %.2f ms", p50, p99, max) }
     }
 
-    private final class Handler: TimerHandler, @unchecked Sendable {
+    private final class Handler: TimerHandler, Sendable {
         let key: String
         let owner: RecordedTimers
         init(key: String, owner: RecordedTimers) { self.key = key; self.owner = owner }
@@ -30,8 +30,7 @@ final class RecordedTimers: MetricsFactory, @unchecked Sendable {
     }
 
     private func append(_ duration: Int64, to key: String) {
-        lock.lock(); defer { lock.unlock() }
-        values[key, default: []].append(duration)
+        values.withLock { $0[key, default: []].append(duration) }
     }
 
     /// "label" or "label{name=value,...}", as the broker names its timers.
@@ -41,8 +40,7 @@ final class RecordedTimers: MetricsFactory, @unchecked Sendable {
 
     /// What was recorded under `key`; nil if nothing was.
     func summary(_ key: String) -> Summary? {
-        lock.lock(); defer { lock.unlock() }
-        let sorted = (values[key] ?? []).sorted()
+        let sorted = values.withLock { ($0[key] ?? []).sorted() }
         guard let p50 = percentile(sorted, 0.5), let p99 = percentile(sorted, 0.99), let max = sorted.last else { return nil }
         return Summary(count: sorted.count, totalSeconds: Double(sorted.reduce(0, +)) / 1e9,
                        p50: Double(p50) / 1e6, p99: Double(p99) / 1e6, max: Double(max) / 1e6)

@@ -11,6 +11,9 @@ import ZeroMQ
 
 /// Hands a value to another thread. ZeroMQ sockets may move between threads when the move
 /// is ordered by a memory barrier (starting the thread is one); they are never shared.
+///
+/// `@unchecked Sendable` although `Value` is not: the thread that makes the handoff gives the
+/// value up (never touches it again) before it starts the one thread that takes it.
 final class Handoff<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

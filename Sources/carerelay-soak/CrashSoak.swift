@@ -118,6 +118,9 @@ struct SoakFailure: Error, CustomStringConvertible {
 }
 
 /// Hands a value to another thread; the thread start orders the accesses.
+///
+/// `@unchecked Sendable` although `Value` is not: the thread that makes the handoff gives the
+/// value up (never touches it again) before it starts the one thread that takes it.
 final class Handoff<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

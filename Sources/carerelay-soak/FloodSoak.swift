@@ -4,6 +4,7 @@ import CareRelayModel
 import CareRelayProtocol
 import CZeroMQ
 import Foundation
+import Synchronization
 import ZeroMQ
 
 #if canImport(Glibc)
@@ -98,12 +99,11 @@ func withMeasuredSender(system: SoakSystem, port: Int, seconds: Double, body: ()
     return (baseline, result.value ?? .init())
 }
 
-final class ResultBox<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Value?
+final class ResultBox<Value: Sendable>: Sendable {
+    private let stored = Mutex<Value?>(nil)
     var value: Value? {
-        get { lock.lock(); defer { lock.unlock() }; return stored }
-        set { lock.lock(); defer { lock.unlock() }; stored = newValue }
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
     }
 }
 
@@ -116,9 +116,10 @@ struct FloodSoak {
     let garbageConnections: Int
     let log: (String) -> Void
 
-    /// Counted by the attacking threads, read after they have been joined.
-    final class Counts: @unchecked Sendable {
-        var floodMessages = 0, garbageConnects = 0, garbageBytes = 0
+    /// Counted by the attacking threads (the garbage threads share two counts), read after
+    /// they have been joined.
+    final class Counts: Sendable {
+        let floodMessages = Atomic(0), garbageConnects = Atomic(0), garbageBytes = Atomic(0)
     }
 
     func run() throws -> AttackFigures {
@@ -147,7 +148,7 @@ struct FloodSoak {
                                 let flags: Int32 = index == frames.count - 1 ? ZMQ_DONTWAIT : (ZMQ_SNDMORE | ZMQ_DONTWAIT)
                                 _ = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
                             }
-                            counts.floodMessages += 1
+                            counts.floodMessages.add(1, ordering: .relaxed)
                         }
                         // Never read: answers pile up wherever the broker lets them.
                     }
@@ -160,13 +161,13 @@ struct FloodSoak {
                     while !stop.isSet {
                         guard let fd = LoopbackSocket.connect(port: port) else { continue }
                         defer { close(fd) }
-                        counts.garbageConnects += 1
+                        counts.garbageConnects.add(1, ordering: .relaxed)
                         // Garbage until the broker drops the connection.
                         while !stop.isSet {
                             for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
                             let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                             if sent <= 0 { break }
-                            counts.garbageBytes += sent
+                            counts.garbageBytes.add(sent, ordering: .relaxed)
                         }
                     }
                 }
@@ -178,11 +179,14 @@ struct FloodSoak {
         figures.baseline = baseline
         figures.during = during
         finish(&figures, system: system, broker: broker, port: port)
+        let floodMessages = counts.floodMessages.load(ordering: .relaxed)
+        let garbageConnects = counts.garbageConnects.load(ordering: .relaxed)
+        let garbageBytes = counts.garbageBytes.load(ordering: .relaxed)
         figures.detail = [
-            ("flood sent (QUERY, 16 KiB header nested 8,000 deep, never read)", "\(counts.floodMessages) messages in \(Int(seconds)) s"),
-            ("raw TCP garbage connections beside it", "\(garbageConnections) at a time, \(counts.garbageConnects) made, \(counts.garbageBytes / 1_048_576) MiB written"),
+            ("flood sent (QUERY, 16 KiB header nested 8,000 deep, never read)", "\(floodMessages) messages in \(Int(seconds)) s"),
+            ("raw TCP garbage connections beside it", "\(garbageConnections) at a time, \(garbageConnects) made, \(garbageBytes / 1_048_576) MiB written"),
         ]
-        log("flood: \(counts.floodMessages) messages; peak RSS \(figures.peakRSSKiB / 1024) MiB; p99 alone \(baseline.percentile(99)) ms, during \(during.percentile(99)) ms")
+        log("flood: \(floodMessages) messages; peak RSS \(figures.peakRSSKiB / 1024) MiB; p99 alone \(baseline.percentile(99)) ms, during \(during.percentile(99)) ms")
         return figures
     }
 }

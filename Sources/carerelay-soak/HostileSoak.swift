@@ -3,6 +3,7 @@ import CareRelayHarness
 import CareRelayModel
 import CareRelayProtocol
 import Foundation
+import Synchronization
 import ZeroMQ
 
 /// An authenticated client firing malformed, oversized and out-of-order commands as fast as
@@ -23,8 +24,8 @@ struct HostileSoak {
     }
 
     /// What the hostile thread counted, read after it has been joined.
-    final class Counts: @unchecked Sendable {
-        var commands = 0, oversized = 0, answers = 0
+    final class Counts: Sendable {
+        let commands = Atomic(0), oversized = Atomic(0), answers = Atomic(0)
     }
 
     func run() throws -> Figures {
@@ -62,7 +63,7 @@ struct HostileSoak {
                 let frames: [[UInt8]]
                 if round % 500 == 0 {
                     frames = oversized
-                    counts.oversized += 1
+                    counts.oversized.add(1, ordering: .relaxed)
                 } else if round % 7 == 0 {
                     frames = outOfOrder[round % outOfOrder.count]
                 } else {
@@ -70,19 +71,19 @@ struct HostileSoak {
                     guard case .frames(let generated) = target, !generated.isEmpty else { continue }
                     frames = generated
                 }
-                if (try? socket.send(frames, dontWait: true)) == true { counts.commands += 1 }
+                if (try? socket.send(frames, dontWait: true)) == true { counts.commands.add(1, ordering: .relaxed) }
                 // Read what comes back so the broker is never made to drop replies for us.
-                while (try? socket.receive(dontWait: true)) ?? nil != nil { counts.answers += 1 }
+                while (try? socket.receive(dontWait: true)) ?? nil != nil { counts.answers.add(1, ordering: .relaxed) }
             }
         }
         figures.pair = WellBehavedPair(system: system, port: port, sender: "gp.4", recipient: "sw.2").run(seconds: seconds, keyPrefix: "beside-hostile")
         stop.set()
         group.wait()
-        figures.hostileCommands = counts.commands
-        figures.oversized = counts.oversized
-        figures.answers = counts.answers
+        figures.hostileCommands = counts.commands.load(ordering: .relaxed)
+        figures.oversized = counts.oversized.load(ordering: .relaxed)
+        figures.answers = counts.answers.load(ordering: .relaxed)
         figures.brokerAlive = kill(broker.pid, 0) == 0 && broker.process.isRunning
-        log(String(format: "beside a hostile client (%d commands): %.0f msg/s", counts.commands, figures.pair.rate))
+        log(String(format: "beside a hostile client (%d commands): %.0f msg/s", figures.hostileCommands, figures.pair.rate))
         return figures
     }
 }

@@ -1,8 +1,13 @@
 import CareRelayProtocol
 import Foundation
+import Synchronization
 
 /// What senders were told and what the receiving application got, kept by every thread of a
 /// soak and compared at the end. Locked: senders and receivers write from their own threads.
+///
+/// `@unchecked Sendable`: every property is read and written only with `condition` held,
+/// inside `lock` (callers outside read through `ledger.lock { ... }`) or in `wait`'s
+/// predicate. An `NSCondition`, not a `Mutex`, because `wait` sleeps until something changes.
 final class Ledger: @unchecked Sendable {
     private let condition = NSCondition()
     /// Idempotency key → message id, for every send the broker answered ACCEPTED.
@@ -99,9 +104,8 @@ final class Ledger: @unchecked Sendable {
 }
 
 /// Set once to ask worker threads to finish.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-    func set() { lock.lock(); value = true; lock.unlock() }
+final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }

@@ -11,7 +11,7 @@ import ZeroMQ
 /// A small care system on disk for the soak: a directory of GPs who refer, social workers who
 /// receive, and one hostile but authenticated client; the broker's key; a store path. The
 /// broker itself runs as a child process so it can be killed.
-final class SoakSystem: @unchecked Sendable {
+final class SoakSystem: Sendable {
     let folder: URL
     let storePath: String
     /// Set when the broker runs on PostgreSQL instead of the SQLite file at `storePath`.

@@ -2,6 +2,7 @@ import CareRelayClient
 import CareRelayModel
 import CareRelayProtocol
 import Foundation
+import Synchronization
 
 /// One sending application: sends referrals with fresh keys, and resends the same key until
 /// the broker answers (an unanswered send may or may not be stored; only the same key makes a
@@ -68,16 +69,20 @@ final class SendingApplication {
 
 /// The receiving application: takes deliveries, records them, confirms. `restart()` drops
 /// its connection and its memory of what it has seen, as a restarted application would.
-final class ReceivingApplication: @unchecked Sendable {
+final class ReceivingApplication: Sendable {
     let system: SoakSystem
     let person: PersonID
     /// Where the application connects: one broker, or several to fail over between.
     let endpoint: String
     let ledger: Ledger
     let credit: Int
-    private let lock = NSLock()
-    private var restartRequested = false
-    private(set) var restarts = 0
+    private struct Restarts {
+        var requested = false
+        var done = 0
+    }
+
+    private let restartState = Mutex(Restarts())
+    var restarts: Int { restartState.withLock { $0.done } }
 
     init(system: SoakSystem, person: PersonID, endpoint: String, ledger: Ledger, credit: Int = 32) {
         self.system = system
@@ -88,14 +93,17 @@ final class ReceivingApplication: @unchecked Sendable {
     }
 
     func restart() {
-        lock.lock(); restartRequested = true; lock.unlock()
+        restartState.withLock { $0.requested = true }
     }
 
+    /// Whether a restart was asked for; if so it counts as done.
     private func takeRestart() -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        let value = restartRequested
-        restartRequested = false
-        return value
+        restartState.withLock { state in
+            let value = state.requested
+            state.requested = false
+            if value { state.done += 1 }
+            return value
+        }
     }
 
     func run(stop: StopFlag) {
@@ -105,7 +113,6 @@ final class ReceivingApplication: @unchecked Sendable {
             if takeRestart() {
                 client = nil
                 seen.removeAll()
-                restarts += 1
             }
             do {
                 if client == nil {

@@ -3,13 +3,13 @@ import CareRelayClient
 import CareRelayModel
 import CareRelayProtocol
 import Foundation
+import Synchronization
 
 /// Set by SIGINT; the watch loop checks it between short waits.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stopped = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
-    func set() { lock.lock(); stopped = true; lock.unlock() }
+final class StopFlag: Sendable {
+    private let stopped = Mutex(false)
+    var isSet: Bool { stopped.withLock { $0 } }
+    func set() { stopped.withLock { $0 = true } }
 }
 
 struct Watch: ParsableCommand {
