@@ -51,17 +51,8 @@ final class BrokerCore {
     let metrics: BrokerMetrics
     let vitals: BrokerVitals
 
+    /// Who is connected, with their credit, what they hold and how far their mailbox is read.
     var sessions = SessionTable()
-    /// Gateways (the carer bridge) that act for each carer.
-    var gatewaysFor: [PersonID: [PersonID]] = [:]
-    /// People whose mailbox may have something new to send.
-    var dirty = Set<PersonID>()
-    /// How often each unconfirmed delivery has gone out, for the DELIVER header.
-    var attempts: [DeliveryKey: Int] = [:]
-    /// Per person, the highest message sequence handed to a live connection: the mailbox is
-    /// read from there on, not from the start. Cleared when a connection ends, so what it
-    /// held unconfirmed is found again.
-    var deliveryCursor: [PersonID: Int64] = [:]
     /// Envelopes of messages just accepted, so their first deliveries need not decode the
     /// stored JSON again (a restart or an old message falls back to the store's copy).
     var recentEnvelopes = RecentEnvelopes()
@@ -104,25 +95,17 @@ final class BrokerCore {
         metrics = BrokerMetrics(factory: configuration.metricsFactory)
         self.vitals = vitals
         refusals = RefusalBudget(limits: configuration.refusalLimits)
-        rebuildGatewayIndex()
+        sessions.actFor(directory.directory)
         nextDeadline = try store.nextReferralDeadline()
         // After a restart every unconfirmed delivery is due again: each person's mailbox is
         // read from the start when their first session says HELLO (no scan needed here).
-    }
-
-    func rebuildGatewayIndex() {
-        var index: [PersonID: [PersonID]] = [:]
-        for person in directory.directory.people where person.roles.contains(.gateway) {
-            for carer in person.actsFor ?? [] { index[carer, default: []].append(person.id) }
-        }
-        gatewaysFor = index
     }
 
     // MARK: One turn
 
     /// How long the shell may wait for a command before the core has work of its own.
     func timerDelay() -> Int {
-        if !dirty.isEmpty { return 0 }
+        if !sessions.waiting.isEmpty { return 0 }
         var delay = 1_000
         if let deadline = nextDeadline {
             delay = min(delay, max(0, Int(deadline.timeIntervalSince(configuration.clock()) * 1000) + 1))
@@ -137,7 +120,7 @@ final class BrokerCore {
     func housekeeping() -> Bool {
         takeSharedChanges()
         runTimers()
-        let deliveriesWaiting = !dirty.isEmpty
+        let deliveriesWaiting = !sessions.waiting.isEmpty
         pumpDirty()
         return deliveriesWaiting
     }
@@ -185,7 +168,7 @@ final class BrokerCore {
         guard let source = directorySource, source.generation != directoryGeneration else { return }
         directoryGeneration = source.generation
         directory = source.current
-        rebuildGatewayIndex()
+        sessions.actFor(directory.directory)
         endRevokedSessions()
         logger.info("directory reloaded", metadata: ["people": "\(directory.directory.people.count)"])
     }
@@ -197,12 +180,12 @@ final class BrokerCore {
         var referralsChanged = false, consentChanged = false
         for change in changes {
             switch change {
-            case .mail(let person): dirty.insert(person)
+            case .mail(let person): sessions.wake(person)
             case .careTeam(let patient): careTeams[patient] = nil
             case .consent: consentChanged = true
             case .referral: referralsChanged = true
             case .everything:
-                for person in sessions.all.map(\.person) { dirty.insert(person) }
+                sessions.wakeEveryone()
                 careTeams.removeAll()
                 consentChanged = true
                 referralsChanged = true
@@ -218,9 +201,7 @@ final class BrokerCore {
     /// consent for messages already queued, so everyone connected is checked again.
     func refreshConsent() {
         do {
-            if try consent.catchUp(from: store) {
-                for person in sessions.all.map(\.person) { dirty.insert(person) }
-            }
+            if try consent.catchUp(from: store) { sessions.wakeEveryone() }
         } catch {
             vitals.store(healthy: false, error: "\(error)")
             logger.error("could not read consent directives", metadata: ["error": "\(error)"])
@@ -313,7 +294,7 @@ final class BrokerCore {
         case .credit(let credit):
             session.credit = max(0, min(credit.credit, 10_000))
             sessions[routingID] = session
-            markDirty(forSessionOf: person)
+            sessions.wake(sessionOf: person)
         case .subscribe(let request):
             subscribe(routingID, person: person, request: request)
         case .unsubscribe(let request):
@@ -376,21 +357,13 @@ final class BrokerCore {
             version: Int(CRP.version), person: person.id, name: person.name, roles: person.roles,
             teams: person.teams, heartbeat: configuration.heartbeatMilliseconds,
             maxBody: configuration.maxBodyBytes, broker: "CareRelay \(CareRelayBroker.version)", req: hello.req)))
-        markDirty(forSessionOf: person)
+        sessions.wake(sessionOf: person)
         logger.info("session opened", metadata: ["person": "\(person.id)", "receive": "\(hello.receive)"])
     }
 
-    /// Ends a connection's session. What it held unconfirmed goes back to the mailbox: the
-    /// delivery cursor of everyone it received for is reset so the mailbox is read again.
+    /// Ends a connection's session. What it held unconfirmed goes back to the mailbox.
     func endSession(_ routingID: [UInt8]) {
-        guard let session = sessions[routingID] else { return }
-        sessions[routingID] = nil
-        var people: Set<PersonID> = [session.person]
-        for key in session.inFlight.keys { people.insert(key.recipient) }
-        for person in people {
-            deliveryCursor[person] = nil
-            dirty.insert(person)
-        }
+        sessions.end(routingID)
     }
 
     /// After a directory reload: a session whose key is no longer its person's gets nothing
@@ -400,14 +373,6 @@ final class BrokerCore {
         for session in sessions.all where directory.peopleByKey[session.key]?.id != session.person {
             endSession(session.routingID)
             logger.notice("session ended: its key was revoked or rotated", metadata: ["person": "\(session.person)"])
-        }
-    }
-
-    /// Marks the person and, for a gateway, everyone it acts for.
-    func markDirty(forSessionOf person: Directory.Person) {
-        dirty.insert(person.id)
-        if person.roles.contains(.gateway) {
-            for carer in person.actsFor ?? [] { dirty.insert(carer) }
         }
     }
 

@@ -136,8 +136,8 @@ extension BrokerCore {
     func careTeamChanged(_ patient: NHSNumber, member: CareTeamMember) {
         careTeams[patient] = nil
         switch member {
-        case .person(let id): dirty.insert(id)
-        case .team(let id): dirty.formUnion(directory.members(of: id))
+        case .person(let id): sessions.wake(id)
+        case .team(let id): sessions.wake(directory.members(of: id))
         }
     }
 }

@@ -5,37 +5,28 @@ import CareRelayStore
 import Foundation
 
 extension BrokerCore {
-    /// Puts what is waiting for everyone marked dirty in the outbox, within each
+    /// Puts what is waiting for everyone woken in the outbox, within each
     /// connection's credit. Their records are written by `flush` once they have left.
     func pumpDirty() {
         let now = configuration.clock()
         retryStoreBacklog(now: now)
-        guard !dirty.isEmpty else { return }
+        guard !sessions.waiting.isEmpty else { return }
         // The delivery-time check uses every directive stored so far, other brokers' too.
         if store.sharedChanges != nil { refreshConsent() }
-        let people = dirty
-        dirty.removeAll(keepingCapacity: true)
-        for person in people {
+        for person in sessions.takeWaiting() {
             pump(person, now: now)
         }
     }
 
-    /// The connections that may carry a person's deliveries: their own, and those of any
-    /// gateway (the carer bridge) acting for them.
-    private func connections(for person: PersonID) -> [[UInt8]] {
-        var result = sessions.sessions(of: person)
-        for gateway in gatewaysFor[person] ?? [] { result += sessions.sessions(of: gateway) }
-        return result
-    }
-
     private func pump(_ person: PersonID, now: Date) {
         guard let recipient = directory.person(person) else { return }
-        for routingID in connections(for: person) {
+        let connections = sessions.connections(for: person)
+        for routingID in connections {
             guard let session = sessions[routingID], session.spareCredit > 0 else { continue }
-            let inFlight = sessions.inFlight(for: person, via: connections(for: person))
+            let inFlight = sessions.inFlight(for: person, via: connections)
             let items: [MailItem]
             do {
-                items = try store.mailbox(for: person, after: deliveryCursor[person] ?? 0, excluding: inFlight, limit: session.spareCredit)
+                items = try store.mailbox(for: person, after: sessions.cursor(of: person), excluding: inFlight, limit: session.spareCredit)
             } catch {
                 // Read again once the store answers, for as long as they stay connected.
                 storeBacklog.unreadMailboxes.insert(person)
@@ -43,9 +34,9 @@ extension BrokerCore {
                 return
             }
             for item in items {
-                deliveryCursor[person] = max(deliveryCursor[person] ?? 0, item.seq)
+                sessions.read(item.seq, of: person)
                 let key = DeliveryKey(seq: item.seq, recipient: person)
-                let attempt = 1 + (attempts[key] ?? 0)
+                let attempt = sessions.nextAttempt(key)
                 switch prepareDelivery(item, to: recipient, now: now, attempt: attempt) {
                 case .withhold(let rule, let reason):
                     metrics.withheld(atDelivery: true)
@@ -55,8 +46,7 @@ extension BrokerCore {
                         detail: "consent checked again before delivery")))
                 case .send(let header, let body, let rule, let action):
                     deliver(routingID, codec.encode(.deliver(header, body: body)), key: key)
-                    attempts[key] = attempt
-                    sessions[routingID]?.inFlight[key] = item.id
+                    sessions.handedOut(key, id: item.id, via: routingID, attempt: attempt)
                     unrecordedDeliveries.entries.append(.sent(key, redacted: action == .redact, audit: AuditEntry(
                         at: now, actor: "carerelay", action: action, patient: item.patient?.digits,
                         message: item.id, recipient: person.rawValue, decision: "deliver:\(action.rawValue)", rule: rule,
@@ -69,11 +59,8 @@ extension BrokerCore {
     /// A delivery that could not leave: it is no longer in flight, so the mailbox offers it
     /// again (the cursor is reset), and it has no record.
     func unsent(_ key: DeliveryKey, via routingID: [UInt8]) {
-        sessions[routingID]?.inFlight[key] = nil
-        attempts[key] = attempts[key].flatMap { $0 > 1 ? $0 - 1 : nil }
+        sessions.notHandedOut(key, via: routingID)
         unrecordedDeliveries.entries.removeAll { if case .sent(key, _, _) = $0 { true } else { false } }
-        deliveryCursor[key.recipient] = nil
-        dirty.insert(key.recipient)
     }
 
     /// Writes the records of the deliveries that left, and of those withheld at delivery.
@@ -218,15 +205,7 @@ extension BrokerCore {
     /// Frees the credit the confirmed deliveries held.
     func applyConfirmations(_ batch: [(routingID: [UInt8], recipient: PersonID, ids: [String])]) {
         for confirm in batch {
-            let ids = Set(confirm.ids)
-            if var session = sessions[confirm.routingID] {
-                for (key, id) in session.inFlight where key.recipient == confirm.recipient && ids.contains(id) {
-                    session.inFlight[key] = nil
-                    attempts[key] = nil
-                }
-                sessions[confirm.routingID] = session
-            }
-            dirty.insert(confirm.recipient)
+            sessions.confirmed(Set(confirm.ids), for: confirm.recipient, via: confirm.routingID)
         }
     }
 }

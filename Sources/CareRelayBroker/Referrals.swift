@@ -158,7 +158,7 @@ extension BrokerCore {
                 referral: record, referralExpectedStatus: .sent, careTeamLinks: [],
                 audit: [AuditEntry(at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .escalate, patient: record.patient?.digits,
                                    message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")]))
-            recipients.forEach { dirty.insert($0) }
+            sessions.wake(recipients)
         }
         let outcomes: [StoreOutcome]
         do {
@@ -197,7 +197,7 @@ extension BrokerCore {
                                message: messageID, recipient: coordinator.rawValue, decision: "notify-coordinator", rule: "R9-break-glass")])
         do {
             _ = try store.accept([message], confirming: [], at: now)
-            dirty.insert(coordinator)
+            sessions.wake(coordinator)
         } catch {
             logger.error("could not store the override notice", metadata: ["error": "\(error)"])
         }

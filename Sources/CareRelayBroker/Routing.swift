@@ -191,7 +191,7 @@ extension BrokerCore {
     private func stored(_ item: RoutedSend, seq: Int64, now: Date) {
         recentEnvelopes.remember(item.envelope, for: seq)
         for delivery in item.message.deliveries where delivery.decision != .withheld {
-            dirty.insert(delivery.recipient)
+            sessions.wake(delivery.recipient)
         }
         metrics.accepted(item.message.kind)
         // Ids, kinds and counts only: nothing that identifies a patient at info level.

@@ -55,8 +55,7 @@ extension BrokerCore {
             // Read again from the start: what was in flight when the store failed may still
             // be unconfirmed.
             for person in backlog.unreadMailboxes {
-                deliveryCursor[person] = nil
-                dirty.insert(person)
+                sessions.readAgain(person)
             }
             backlog.unreadMailboxes.removeAll()
             logger.notice("the store answers again; what it could not take is written and waiting mailboxes are read")

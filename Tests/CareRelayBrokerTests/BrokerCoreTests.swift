@@ -228,3 +228,55 @@ struct BrokerCoreTests {
         #expect(try harness.core.store.statistics(at: Date()).messages == 0)
     }
 }
+
+/// Sessions, credit and cursors alone: the value the core keeps them in.
+@Suite struct SessionTableTests {
+    let lee = Array("lee".utf8), bridge = Array("bridge".utf8)
+
+    func table() -> SessionTable {
+        var table = SessionTable()
+        table[lee] = Session(routingID: lee, person: "sw.lee", key: "k1", receives: true, credit: 2, lastHeard: Date())
+        table[bridge] = Session(routingID: bridge, person: "bridge", key: "k2", receives: true, credit: 2, lastHeard: Date())
+        return table
+    }
+
+    @Test func creditIsHeldUntilConfirmedOnTheConnectionThatHasIt() {
+        var table = table()
+        let key = DeliveryKey(seq: 5, recipient: "sw.lee")
+        table.handedOut(key, id: "m5", via: lee, attempt: table.nextAttempt(key))
+        #expect(table[lee]?.spareCredit == 1)
+        table.confirmed(["m5"], for: "sw.lee", via: bridge)
+        #expect(table[lee]?.spareCredit == 1, "a confirmation on another connection frees nothing here")
+        table.confirmed(["m5"], for: "sw.lee", via: lee)
+        #expect(table[lee]?.spareCredit == 2)
+        #expect(table.nextAttempt(key) == 1)
+    }
+
+    @Test func aDeliveryThatDidNotLeaveIsNotAnAttemptAndIsOfferedAgain() {
+        var table = table()
+        let key = DeliveryKey(seq: 7, recipient: "sw.lee")
+        table.read(7, of: "sw.lee")
+        table.handedOut(key, id: "m7", via: lee, attempt: 1)
+        _ = table.takeWaiting()
+        table.notHandedOut(key, via: lee)
+        #expect(table.nextAttempt(key) == 1)
+        #expect(table.cursor(of: "sw.lee") == 0)
+        #expect(table.waiting == ["sw.lee"])
+    }
+
+    @Test func endingASessionReturnsWhatItHeldForEveryoneItCarried() {
+        var table = table()
+        table.actFor(Directory(
+            organisations: [], localities: [], teams: [],
+            people: [Directory.Person(id: "bridge", name: "Bridge", roles: [.gateway], organisation: nil, teams: [], key: "k2",
+                                      actsFor: ["carer.ellis"])]))
+        #expect(table.connections(for: "carer.ellis") == [bridge])
+        table.read(9, of: "carer.ellis")
+        table.handedOut(DeliveryKey(seq: 9, recipient: "carer.ellis"), id: "m9", via: bridge, attempt: 1)
+        _ = table.takeWaiting()
+        #expect(table.end(bridge)?.person == "bridge")
+        #expect(table.cursor(of: "carer.ellis") == 0)
+        #expect(table.waiting == ["bridge", "carer.ellis"])
+        #expect(table.connections(for: "carer.ellis").isEmpty)
+    }
+}
