@@ -5,7 +5,7 @@ import PackageDescription
 
 let package = Package(
     name: "CareRelay",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "carerelay-broker", targets: ["carerelay-broker"]),
         .executable(name: "carerelay", targets: ["carerelay"]),
@@ -33,107 +33,142 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "CareRelayModel"),
         .target(name: "CareRelayProtocol", dependencies: ["CareRelayModel"]),
-        .target(name: "CareRelayPolicy", dependencies: [
-            "CareRelayModel",
-            .product(name: "Yams", package: "Yams"),
-        ]),
-        .target(name: "CareRelayStore", dependencies: [
-            "CareRelayModel",
-            .product(name: "GRDB", package: "GRDB.swift"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "CareRelayPolicy",
+            dependencies: [
+                "CareRelayModel",
+                .product(name: "Yams", package: "Yams"),
+            ]),
+        .target(
+            name: "CareRelayStore",
+            dependencies: [
+                "CareRelayModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // The store several brokers share. Beside SQLite, never instead of it: the broker
         // sees only the MessageStore protocol.
-        .target(name: "CareRelayPostgres", dependencies: [
-            "CareRelayModel", "CareRelayStore",
-            .product(name: "PostgresNIO", package: "postgres-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "CareRelayBroker", dependencies: [
-            "ZeroMQ", "CareRelayModel", "CareRelayProtocol", "CareRelayPolicy", "CareRelayStore",
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "CoreMetrics", package: "swift-metrics"),
-        ]),
+        .target(
+            name: "CareRelayPostgres",
+            dependencies: [
+                "CareRelayModel", "CareRelayStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "CareRelayBroker",
+            dependencies: [
+                "ZeroMQ", "CareRelayModel", "CareRelayProtocol", "CareRelayPolicy", "CareRelayStore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]),
         // What operators see: metrics, health, backups. Beside the broker, never in its loop.
-        .target(name: "CareRelayOperations", dependencies: [
-            "CareRelayBroker", "CareRelayStore", "CareRelayModel",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "CoreMetrics", package: "swift-metrics"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
-        .target(name: "CareRelayClient", dependencies: [
-            "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .executableTarget(name: "carerelay-broker", dependencies: [
-            "CareRelayBroker", "CareRelayOperations", "CareRelayStore", "CareRelayPostgres", "ZeroMQ",
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .executableTarget(name: "carerelay", dependencies: [
-            "CareRelayClient", "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Yams", package: "Yams"),
-        ]),
+        .target(
+            name: "CareRelayOperations",
+            dependencies: [
+                "CareRelayBroker", "CareRelayStore", "CareRelayModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .target(
+            name: "CareRelayClient",
+            dependencies: [
+                "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .executableTarget(
+            name: "carerelay-broker",
+            dependencies: [
+                "CareRelayBroker", "CareRelayOperations", "CareRelayStore", "CareRelayPostgres", "ZeroMQ",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "carerelay",
+            dependencies: [
+                "CareRelayClient", "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ]),
         // The carers' web app: a trusted gateway in front of the broker.
-        .target(name: "CareRelayBridge", dependencies: [
-            "CareRelayClient", "CareRelayModel", "CareRelayProtocol", "ZeroMQ",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "Mustache", package: "swift-mustache"),
-            .product(name: "GRDB", package: "GRDB.swift"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .executableTarget(name: "carerelay-bridge", dependencies: [
-            "CareRelayBridge", "ZeroMQ",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .target(
+            name: "CareRelayBridge",
+            dependencies: [
+                "CareRelayClient", "CareRelayModel", "CareRelayProtocol", "ZeroMQ",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "carerelay-bridge",
+            dependencies: [
+                "CareRelayBridge", "ZeroMQ",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
-        .executableTarget(name: "carerelay-bench", dependencies: [
-            "CareRelayBroker", "CareRelayClient", "CareRelayPolicy", "CareRelayStore", "CareRelayPostgres", "CareRelayHarness", "ZeroMQ",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "CoreMetrics", package: "swift-metrics"),
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "carerelay-bench",
+            dependencies: [
+                "CareRelayBroker", "CareRelayClient", "CareRelayPolicy", "CareRelayStore", "CareRelayPostgres", "CareRelayHarness", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // Reliability under faults, load and hostile input (RELIABILITY.md, Scripts/soak).
         .target(name: "CareRelayFuzzing", dependencies: ["CareRelayModel", "CareRelayProtocol"]),
         // The seeded generator by default; built with -sanitize=fuzzer -DLIBFUZZER by Scripts/soak.
-        .executableTarget(name: "carerelay-fuzz", dependencies: [
-            "CareRelayFuzzing",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "carerelay-fuzz",
+            dependencies: [
+                "CareRelayFuzzing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .target(name: "CareRelayHarness", dependencies: ["ZeroMQ"]),
-        .executableTarget(name: "carerelay-soak", dependencies: [
-            "CareRelayHarness", "CareRelayFuzzing", "CareRelayBroker", "CareRelayClient", "CareRelayStore", "CareRelayPostgres", "CareRelayModel", "CareRelayProtocol", "ZeroMQ",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "carerelay-soak",
+            dependencies: [
+                "CareRelayHarness", "CareRelayFuzzing", "CareRelayBroker", "CareRelayClient", "CareRelayStore", "CareRelayPostgres", "CareRelayModel",
+                "CareRelayProtocol", "ZeroMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "CareRelayModelTests", dependencies: ["CareRelayModel"]),
         .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol", "CareRelayFuzzing"]),
         .testTarget(name: "CareRelayPolicyTests", dependencies: ["CareRelayPolicy"]),
-        .testTarget(name: "CareRelayStoreTests", dependencies: [
-            "CareRelayStore", "CareRelayPostgres", "CareRelayHarness", .product(name: "GRDB", package: "GRDB.swift"),
-        ]),
-        .testTarget(name: "CareRelayBrokerTests", dependencies: [
-            "CareRelayBroker", "CareRelayClient", "CareRelayHarness", "CareRelayFuzzing", "CareRelayOperations", "CareRelayStore", "CareRelayPostgres",
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "CarerelayCLITests", dependencies: ["CareRelayBroker", "CareRelayClient", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "CareRelayBridgeTests", dependencies: [
-            "CareRelayBridge", "CareRelayBroker", "CareRelayClient", "CareRelayModel", "ZeroMQ",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .testTarget(
+            name: "CareRelayStoreTests",
+            dependencies: [
+                "CareRelayStore", "CareRelayPostgres", "CareRelayHarness", .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
+        .testTarget(
+            name: "CareRelayBrokerTests",
+            dependencies: [
+                "CareRelayBroker", "CareRelayClient", "CareRelayHarness", "CareRelayFuzzing", "CareRelayOperations", "CareRelayStore",
+                "CareRelayPostgres",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "CarerelayCLITests", dependencies: ["CareRelayBroker", "CareRelayClient", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "CareRelayBridgeTests",
+            dependencies: [
+                "CareRelayBridge", "CareRelayBroker", "CareRelayClient", "CareRelayModel", "ZeroMQ",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ]
 )

@@ -28,10 +28,12 @@ public struct BridgeConfiguration: Sendable {
     public var timeZone: TimeZone
     public var now: @Sendable () -> Date
 
-    public init(gatewayID: PersonID, secureCookies: Bool = false, trustForwardedFor: Bool = false,
-                sessionLifetime: TimeInterval = 8 * 3600, signInLimit: Int = 5, signInWindow: TimeInterval = 15 * 60,
-                signInOverallLimit: Int = 1_000, signInRemembered: Int = 10_000,
-                timeZone: TimeZone = TimeZone(identifier: "Europe/London") ?? .gmt, now: @escaping @Sendable () -> Date = Date.init) {
+    public init(
+        gatewayID: PersonID, secureCookies: Bool = false, trustForwardedFor: Bool = false,
+        sessionLifetime: TimeInterval = 8 * 3600, signInLimit: Int = 5, signInWindow: TimeInterval = 15 * 60,
+        signInOverallLimit: Int = 1_000, signInRemembered: Int = 10_000,
+        timeZone: TimeZone = TimeZone(identifier: "Europe/London") ?? .gmt, now: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.gatewayID = gatewayID
         self.secureCookies = secureCookies
         self.trustForwardedFor = trustForwardedFor
@@ -57,7 +59,7 @@ final class DirectoryCache: Sendable {
         if let current, now.timeIntervalSince(current.at) < 300 { return current.listing }
         let request = DirectoryQuery()
         guard let bytes = try? await link.query(request.name.rawValue, request.params),
-              let listing = try? JSONDecoder().decode(DirectoryListing.self, from: Data(bytes))
+            let listing = try? JSONDecoder().decode(DirectoryListing.self, from: Data(bytes))
         else { return current?.listing }
         cached.withLock { $0 = (listing, now) }
         return listing
@@ -83,8 +85,9 @@ public struct Bridge: Sendable {
         self.store = store
         self.link = link
         self.hub = hub
-        self.limiter = SignInLimiter(limit: configuration.signInLimit, overallLimit: configuration.signInOverallLimit,
-                                     window: configuration.signInWindow, remembering: configuration.signInRemembered)
+        self.limiter = SignInLimiter(
+            limit: configuration.signInLimit, overallLimit: configuration.signInOverallLimit,
+            window: configuration.signInWindow, remembering: configuration.signInRemembered)
         self.directory = DirectoryCache(link: link)
         self.logger = logger
     }
@@ -98,12 +101,14 @@ public struct Bridge: Sendable {
         router.add(middleware: SecurityHeaders())
         router.get("/health") { _, _ in "ok" }
         router.get("/static/bridge.css") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
-                     body: .init(byteBuffer: ByteBuffer(string: Templates.css)))
+            Response(
+                status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
+                body: .init(byteBuffer: ByteBuffer(string: Templates.css)))
         }
         router.get("/static/live.js") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=3600"],
-                     body: .init(byteBuffer: ByteBuffer(string: Templates.script)))
+            Response(
+                status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=3600"],
+                body: .init(byteBuffer: ByteBuffer(string: Templates.script)))
         }
         router.get("/") { request, context in try await home(request) }
         router.get("/sign-in") { request, _ in signInPage(request) }
@@ -125,7 +130,8 @@ public struct Bridge: Sendable {
 
     func signedIn(_ request: Request) throws -> Signed? {
         guard let token = Cookies.parse(request)[Self.sessionCookie], !token.isEmpty,
-              let session = try store.session(token: token, now: now) else { return nil }
+            let session = try store.session(token: token, now: now)
+        else { return nil }
         return Signed(token: token, session: session)
     }
 
@@ -134,15 +140,19 @@ public struct Bridge: Sendable {
         return Form.parse(String(buffer: buffer))
     }
 
-    func problem(_ heading: String, _ message: String, status: HTTPResponse.Status, link: String = "/", linkText: String = "Go to the start page",
-                 csrf: String? = nil) -> Response {
-        .html(renderer.page("problem", title: heading, ["heading": heading, "message": message, "link": link, "linkText": linkText], csrf: csrf),
-              status: status)
+    func problem(
+        _ heading: String, _ message: String, status: HTTPResponse.Status, link: String = "/", linkText: String = "Go to the start page",
+        csrf: String? = nil
+    ) -> Response {
+        .html(
+            renderer.page("problem", title: heading, ["heading": heading, "message": message, "link": link, "linkText": linkText], csrf: csrf),
+            status: status)
     }
 
     var formExpired: Response {
-        problem("This form has expired", "For your safety, forms only work from the page that showed them. Go back, reload the page and try again.",
-                status: .forbidden)
+        problem(
+            "This form has expired", "For your safety, forms only work from the page that showed them. Go back, reload the page and try again.",
+            status: .forbidden)
     }
 
     // MARK: Sign in and out
@@ -177,7 +187,8 @@ public struct Bridge: Sendable {
         // Before a session exists the form is protected by a double-submit token: the cookie
         // (SameSite=Strict, so never sent from another site) must match the hidden field.
         guard let cookie = Cookies.parse(request)[Self.formCookie], let field = fields["csrf"], !cookie.isEmpty,
-              Tokens.same(cookie, field) else { return formExpired }
+            Tokens.same(cookie, field)
+        else { return formExpired }
         let typed = fields["code"] ?? ""
         let normalised = InvitationCode.normalise(typed)
         let shown = String(typed.prefix(40))
@@ -188,24 +199,31 @@ public struct Bridge: Sendable {
         let address = clientAddress(request, context: context)
         guard limiter.attempt(address: address, codeHash: hash, now: now) else {
             logger.notice("sign-in attempts limited", metadata: ["address": "\(address)"])
-            return signInPage(request, code: "", error: "Too many attempts. For your safety, wait 15 minutes and try again, or ask your care co-ordinator for a new code.",
-                              status: .tooManyRequests)
+            return signInPage(
+                request, code: "",
+                error: "Too many attempts. For your safety, wait 15 minutes and try again, or ask your care co-ordinator for a new code.",
+                status: .tooManyRequests)
         }
         switch try store.redeem(codeHash: hash, now: now, sessionLifetime: configuration.sessionLifetime) {
         case .failure(let problem):
-            let message = switch problem {
-            case .unknown: "That code is not right. Check it against the one your care co-ordinator gave you and try again."
-            case .used: "That code has already been used. Each code works once: ask your care co-ordinator for a new one."
-            case .expired: "That code has expired. Ask your care co-ordinator for a new one."
-            }
+            let message =
+                switch problem {
+                case .unknown: "That code is not right. Check it against the one your care co-ordinator gave you and try again."
+                case .used: "That code has already been used. Each code works once: ask your care co-ordinator for a new one."
+                case .expired: "That code has expired. Ask your care co-ordinator for a new one."
+                }
             logger.info("sign-in refused", metadata: ["reason": "\(problem)", "address": "\(address)"])
             return signInPage(request, code: shown, error: message, status: .unauthorized)
         case .success(let opened):
             logger.info("carer signed in", metadata: ["carer": "\(opened.session.carer)"])
             var response = Response.redirect("/")
-            response.headers.append(HTTPField(name: .setCookie, value: Cookies.make(
-                Self.sessionCookie, opened.token, maxAge: Int(configuration.sessionLifetime), secure: configuration.secureCookies)))
-            response.headers.append(HTTPField(name: .setCookie, value: Cookies.make(Self.formCookie, "", maxAge: 0, secure: configuration.secureCookies)))
+            response.headers.append(
+                HTTPField(
+                    name: .setCookie,
+                    value: Cookies.make(
+                        Self.sessionCookie, opened.token, maxAge: Int(configuration.sessionLifetime), secure: configuration.secureCookies)))
+            response.headers.append(
+                HTTPField(name: .setCookie, value: Cookies.make(Self.formCookie, "", maxAge: 0, secure: configuration.secureCookies)))
             return response
         }
     }
@@ -231,15 +249,18 @@ public struct Bridge: Sendable {
             var entry: [String: Any] = ["nhs": patient.digits, "nhsSpaced": Display.nhs(patient)]
             if let latest = plans.last {
                 entry["heading"] = latest.plan.title
-                entry["latest"] = "Care plan version \(latest.plan.version), shared \(Display.when(latest.header.sentAt, timeZone: configuration.timeZone))."
+                entry["latest"] =
+                    "Care plan version \(latest.plan.version), shared \(Display.when(latest.header.sentAt, timeZone: configuration.timeZone))."
             } else {
                 entry["heading"] = "Person with NHS number \(Display.nhs(patient))"
                 entry["latest"] = "No care plan shared yet."
             }
             people.append(entry)
         }
-        return .html(renderer.page("home", title: "The people you care for", ["people": people, "hasPeople": !people.isEmpty],
-                                   csrf: signed.session.csrf))
+        return .html(
+            renderer.page(
+                "home", title: "The people you care for", ["people": people, "hasPeople": !people.isEmpty],
+                csrf: signed.session.csrf))
     }
 
     struct PlanVersion {
@@ -286,8 +307,10 @@ public struct Bridge: Sendable {
                 if let who = performer(activity.performer, directory: directory) { entry["who"] = who }
                 return entry
             }
-            return ["id": section.id, "title": section.title, "text": section.text, "contingency": section.kind == .contingency,
-                    "activities": activities, "hasActivities": !activities.isEmpty]
+            return [
+                "id": section.id, "title": section.title, "text": section.text, "contingency": section.kind == .contingency,
+                "activities": activities, "hasActivities": !activities.isEmpty,
+            ]
         }
         var context: [String: Any] = [
             "title": plan.title, "version": plan.version, "changeSummary": plan.changeSummary, "period": period,
@@ -319,8 +342,10 @@ public struct Bridge: Sendable {
             let contacts: [[String: Any]] = shown.plan.sections.flatMap { $0.activities ?? [] }
                 .filter { Self.upcoming.contains($0.status) }
                 .map { activity in
-                    var entry: [String: Any] = ["description": activity.description,
-                                                "status": activity.status.rawValue.replacingOccurrences(of: "-", with: " ")]
+                    var entry: [String: Any] = [
+                        "description": activity.description,
+                        "status": activity.status.rawValue.replacingOccurrences(of: "-", with: " "),
+                    ]
                     if let schedule = activity.schedule { entry["schedule"] = schedule }
                     if let who = performer(activity.performer, directory: directory) { entry["who"] = who }
                     return entry
@@ -329,9 +354,11 @@ public struct Bridge: Sendable {
             page["hasContacts"] = !contacts.isEmpty
         }
         let history: [[String: Any]] = versions.reversed().map { version in
-            ["nhs": patient.digits, "version": version.plan.version, "changeSummary": version.plan.changeSummary,
-             "sharedOn": Display.when(version.header.sentAt, timeZone: configuration.timeZone),
-             "current": version.plan.version == shown?.plan.version]
+            [
+                "nhs": patient.digits, "version": version.plan.version, "changeSummary": version.plan.changeSummary,
+                "sharedOn": Display.when(version.header.sentAt, timeZone: configuration.timeZone),
+                "current": version.plan.version == shown?.plan.version,
+            ]
         }
         page["history"] = history
         page["hasHistory"] = versions.count > 1
@@ -373,8 +400,10 @@ public struct Bridge: Sendable {
         return "the person you care for"
     }
 
-    func checkInForm(_ form: CheckInForm, signed: Signed, patient: NHSNumber, name: String, recipient: Recipient?,
-                     sendProblem: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
+    func checkInForm(
+        _ form: CheckInForm, signed: Signed, patient: NHSNumber, name: String, recipient: Recipient?,
+        sendProblem: String? = nil, status: HTTPResponse.Status = .ok
+    ) -> Response {
         let errors = Dictionary(form.errors.map { ($0.field, $0.message) }, uniquingKeysWith: { first, _ in first })
         var context = form.context(errorsByField: errors)
         context["nhs"] = patient.digits
@@ -394,9 +423,10 @@ public struct Bridge: Sendable {
         guard let signed = try signedIn(request) else { return .redirect("/sign-in") }
         guard let patient = try patient(context, carer: signed.session.carer) else { return notYours }
         let directory = await directory.listing(now: now)
-        return checkInForm(CheckInForm(), signed: signed, patient: patient,
-                           name: try patientName(carer: signed.session.carer, patient: patient),
-                           recipient: try recipient(carer: signed.session.carer, patient: patient, directory: directory))
+        return checkInForm(
+            CheckInForm(), signed: signed, patient: patient,
+            name: try patientName(carer: signed.session.carer, patient: patient),
+            recipient: try recipient(carer: signed.session.carer, patient: patient, directory: directory))
     }
 
     func checkIn(_ request: Request, context: BridgeContext) async throws -> Response {
@@ -414,25 +444,31 @@ public struct Bridge: Sendable {
             return checkInForm(form, signed: signed, patient: patient, name: name, recipient: recipient, status: .badRequest)
         }
         guard let recipient else {
-            return checkInForm(form, signed: signed, patient: patient, name: name, recipient: nil,
-                               sendProblem: "We do not know who your care co-ordinator is yet. Please phone the care team.", status: .serviceUnavailable)
+            return checkInForm(
+                form, signed: signed, patient: patient, name: name, recipient: nil,
+                sendProblem: "We do not know who your care co-ordinator is yet. Please phone the care team.", status: .serviceUnavailable)
         }
         // The form's key makes a second press of the button (or a reload) the same message.
-        let key = form.key.count >= 8 && form.key.count <= 64 && form.key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" })
+        let key =
+            form.key.count >= 8 && form.key.count <= 64 && form.key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" })
             ? "bridge-checkin-\(form.key)" : "bridge-checkin-\(UUID().uuidString.lowercased())"
-        let header = SendHeader(key: key, kind: .carerCheckIn, to: [.person(recipient.coordinator)], patient: patient,
-                                priority: body.urgency == .urgent ? .urgent : nil, onBehalfOf: carer)
+        let header = SendHeader(
+            key: key, kind: .carerCheckIn, to: [.person(recipient.coordinator)], patient: patient,
+            priority: body.urgency == .urgent ? .urgent : nil, onBehalfOf: carer)
         let accepted: Accepted
         do {
             accepted = try await link.send(header, body: body.encode())
         } catch {
             logger.error("check-in not sent", metadata: ["carer": "\(carer)", "error": "\(error)"])
-            return checkInForm(form, signed: signed, patient: patient, name: name, recipient: recipient,
-                               sendProblem: "The care team's system did not take it just now. Your answers are still here: try again in a minute. If it is urgent, phone the team.",
-                               status: .serviceUnavailable)
+            return checkInForm(
+                form, signed: signed, patient: patient, name: name, recipient: recipient,
+                sendProblem:
+                    "The care team's system did not take it just now. Your answers are still here: try again in a minute. If it is urgent, phone the team.",
+                status: .serviceUnavailable)
         }
-        try store.recordCheckIn(key: key, carer: carer, patient: patient, message: accepted.id, recipient: "person:\(recipient.coordinator)",
-                                urgency: body.urgency.rawValue, now: moment)
+        try store.recordCheckIn(
+            key: key, carer: carer, patient: patient, message: accepted.id, recipient: "person:\(recipient.coordinator)",
+            urgency: body.urgency.rawValue, now: moment)
         var page: [String: Any] = [
             "nhs": patient.digits, "name": name, "coordinatorName": recipient.coordinatorName,
             "sentAt": Display.when(moment, timeZone: configuration.timeZone),
@@ -476,7 +512,8 @@ public struct Bridge: Sendable {
         guard let patient = try patient(context, carer: carer) else { return notYours }
         // Everything stored after what the page showed (or after the browser's Last-Event-ID on a
         // reconnect) is sent first, so nothing falls between the page and the stream.
-        let after = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) }
+        let after =
+            request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) }
             ?? request.uri.queryParameters.get("after").flatMap { Int64($0) } ?? Int64.max
         let stream = hub.subscribe(carer: carer, patient: patient)
         let backlog = after == Int64.max ? [] : try store.messages(for: carer, patient: patient).filter { $0.seq > after }

@@ -22,55 +22,56 @@ public final class BridgeStore: Sendable {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE invite (
-                    codeHash TEXT PRIMARY KEY NOT NULL,
-                    carer TEXT NOT NULL,
-                    patients TEXT NOT NULL,
-                    expires REAL NOT NULL,
-                    issuedBy TEXT NOT NULL,
-                    message TEXT NOT NULL,
-                    receivedAt REAL NOT NULL,
-                    usedAt REAL
-                );
-                CREATE TABLE carerPatient (
-                    carer TEXT NOT NULL,
-                    patient TEXT NOT NULL,
-                    coordinator TEXT NOT NULL,
-                    PRIMARY KEY (carer, patient)
-                );
-                CREATE TABLE session (
-                    tokenHash TEXT PRIMARY KEY NOT NULL,
-                    carer TEXT NOT NULL,
-                    csrf TEXT NOT NULL,
-                    createdAt REAL NOT NULL,
-                    expiresAt REAL NOT NULL
-                );
-                CREATE TABLE delivered (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    id TEXT NOT NULL,
-                    recipient TEXT NOT NULL,
-                    kind TEXT NOT NULL,
-                    sender TEXT NOT NULL,
-                    senderName TEXT NOT NULL,
-                    patient TEXT,
-                    sentAt TEXT NOT NULL,
-                    header BLOB NOT NULL,
-                    body BLOB NOT NULL,
-                    storedAt REAL NOT NULL,
-                    UNIQUE (id, recipient)
-                );
-                CREATE INDEX deliveredByCarer ON delivered (recipient, patient, kind, seq);
-                CREATE TABLE checkin (
-                    key TEXT PRIMARY KEY NOT NULL,
-                    carer TEXT NOT NULL,
-                    patient TEXT NOT NULL,
-                    message TEXT NOT NULL,
-                    recipient TEXT NOT NULL,
-                    urgency TEXT NOT NULL,
-                    sentAt REAL NOT NULL
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE invite (
+                        codeHash TEXT PRIMARY KEY NOT NULL,
+                        carer TEXT NOT NULL,
+                        patients TEXT NOT NULL,
+                        expires REAL NOT NULL,
+                        issuedBy TEXT NOT NULL,
+                        message TEXT NOT NULL,
+                        receivedAt REAL NOT NULL,
+                        usedAt REAL
+                    );
+                    CREATE TABLE carerPatient (
+                        carer TEXT NOT NULL,
+                        patient TEXT NOT NULL,
+                        coordinator TEXT NOT NULL,
+                        PRIMARY KEY (carer, patient)
+                    );
+                    CREATE TABLE session (
+                        tokenHash TEXT PRIMARY KEY NOT NULL,
+                        carer TEXT NOT NULL,
+                        csrf TEXT NOT NULL,
+                        createdAt REAL NOT NULL,
+                        expiresAt REAL NOT NULL
+                    );
+                    CREATE TABLE delivered (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id TEXT NOT NULL,
+                        recipient TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        sender TEXT NOT NULL,
+                        senderName TEXT NOT NULL,
+                        patient TEXT,
+                        sentAt TEXT NOT NULL,
+                        header BLOB NOT NULL,
+                        body BLOB NOT NULL,
+                        storedAt REAL NOT NULL,
+                        UNIQUE (id, recipient)
+                    );
+                    CREATE INDEX deliveredByCarer ON delivered (recipient, patient, kind, seq);
+                    CREATE TABLE checkin (
+                        key TEXT PRIMARY KEY NOT NULL,
+                        carer TEXT NOT NULL,
+                        patient TEXT NOT NULL,
+                        message TEXT NOT NULL,
+                        recipient TEXT NOT NULL,
+                        urgency TEXT NOT NULL,
+                        sentAt REAL NOT NULL
+                    );
+                    """)
         }
         return migrator
     }
@@ -85,11 +86,15 @@ public final class BridgeStore: Sendable {
     public func storeInvite(_ invite: CarerInvite, message: String, receivedAt: Date) throws {
         let expires = invite.expires.date ?? receivedAt
         try db.write { db in
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO invite (codeHash, carer, patients, expires, issuedBy, message, receivedAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [invite.codeHash, invite.carer.rawValue, invite.patients.map(\.digits).joined(separator: ","),
-                                 expires.timeIntervalSince1970, invite.issuedBy.rawValue, message, receivedAt.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO invite (codeHash, carer, patients, expires, issuedBy, message, receivedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    invite.codeHash, invite.carer.rawValue, invite.patients.map(\.digits).joined(separator: ","),
+                    expires.timeIntervalSince1970, invite.issuedBy.rawValue, message, receivedAt.timeIntervalSince1970,
+                ])
         }
     }
 
@@ -102,14 +107,16 @@ public final class BridgeStore: Sendable {
             }
             if (row["usedAt"] as Double?) != nil { return .failure(.used) }
             if (row["expires"] as Double) <= now.timeIntervalSince1970 { return .failure(.expired) }
-            try db.execute(sql: "UPDATE invite SET usedAt = ? WHERE codeHash = ? AND usedAt IS NULL",
-                           arguments: [now.timeIntervalSince1970, codeHash])
+            try db.execute(
+                sql: "UPDATE invite SET usedAt = ? WHERE codeHash = ? AND usedAt IS NULL",
+                arguments: [now.timeIntervalSince1970, codeHash])
             guard db.changesCount == 1 else { return .failure(.used) }
             let carer: String = row["carer"]
             let patients = (row["patients"] as String).split(separator: ",").map(String.init)
             for patient in patients {
-                try db.execute(sql: "INSERT OR REPLACE INTO carerPatient (carer, patient, coordinator) VALUES (?, ?, ?)",
-                               arguments: [carer, patient, row["issuedBy"] as String])
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO carerPatient (carer, patient, coordinator) VALUES (?, ?, ?)",
+                    arguments: [carer, patient, row["issuedBy"] as String])
             }
             return .success(try Self.openSession(db, carer: carer, now: now, lifetime: sessionLifetime))
         }
@@ -133,8 +140,9 @@ public final class BridgeStore: Sendable {
         let token = Tokens.random()
         let csrf = Tokens.random()
         let expires = now.addingTimeInterval(lifetime)
-        try db.execute(sql: "INSERT INTO session (tokenHash, carer, csrf, createdAt, expiresAt) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [Tokens.hash(token), carer, csrf, now.timeIntervalSince1970, expires.timeIntervalSince1970])
+        try db.execute(
+            sql: "INSERT INTO session (tokenHash, carer, csrf, createdAt, expiresAt) VALUES (?, ?, ?, ?, ?)",
+            arguments: [Tokens.hash(token), carer, csrf, now.timeIntervalSince1970, expires.timeIntervalSince1970])
         // Old sessions go as new ones come.
         try db.execute(sql: "DELETE FROM session WHERE expiresAt <= ?", arguments: [now.timeIntervalSince1970])
         return NewSession(token: token, session: Session(carer: PersonID(carer), csrf: csrf, expiresAt: expires))
@@ -142,12 +150,15 @@ public final class BridgeStore: Sendable {
 
     public func session(token: String, now: Date) throws -> Session? {
         try db.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT carer, csrf, expiresAt FROM session WHERE tokenHash = ?",
-                                             arguments: [Tokens.hash(token)]),
-                  (row["expiresAt"] as Double) > now.timeIntervalSince1970
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT carer, csrf, expiresAt FROM session WHERE tokenHash = ?",
+                    arguments: [Tokens.hash(token)]),
+                (row["expiresAt"] as Double) > now.timeIntervalSince1970
             else { return nil }
-            return Session(carer: PersonID(row["carer"] as String), csrf: row["csrf"],
-                           expiresAt: Date(timeIntervalSince1970: row["expiresAt"]))
+            return Session(
+                carer: PersonID(row["carer"] as String), csrf: row["csrf"],
+                expiresAt: Date(timeIntervalSince1970: row["expiresAt"]))
         }
     }
 
@@ -167,11 +178,15 @@ public final class BridgeStore: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let headerBytes = try encoder.encode(header)
         return try db.write { db in
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO delivered (id, recipient, kind, sender, senderName, patient, sentAt, header, body, storedAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [header.id, header.recipient.rawValue, header.kind.rawValue, header.from.rawValue, header.fromName,
-                                 header.patient?.digits, header.sentAt, headerBytes, Data(body), now.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO delivered (id, recipient, kind, sender, senderName, patient, sentAt, header, body, storedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    header.id, header.recipient.rawValue, header.kind.rawValue, header.from.rawValue, header.fromName,
+                    header.patient?.digits, header.sentAt, headerBytes, Data(body), now.timeIntervalSince1970,
+                ])
             return db.changesCount == 1 ? db.lastInsertedRowID : nil
         }
     }
@@ -201,11 +216,13 @@ public final class BridgeStore: Sendable {
     /// has delivered something about to them (consent was decided there).
     public func patients(of carer: PersonID) throws -> [NHSNumber] {
         let texts = try db.read { db in
-            try String.fetchAll(db, sql: """
-                SELECT patient FROM carerPatient WHERE carer = ?
-                UNION SELECT patient FROM delivered WHERE recipient = ? AND patient IS NOT NULL
-                ORDER BY 1
-                """, arguments: [carer.rawValue, carer.rawValue])
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT patient FROM carerPatient WHERE carer = ?
+                    UNION SELECT patient FROM delivered WHERE recipient = ? AND patient IS NOT NULL
+                    ORDER BY 1
+                    """, arguments: [carer.rawValue, carer.rawValue])
         }
         return texts.compactMap { try? NHSNumber(validating: $0) }
     }
@@ -213,26 +230,32 @@ public final class BridgeStore: Sendable {
     /// The co-ordinator who invited this carer for this patient, if any.
     public func coordinator(carer: PersonID, patient: NHSNumber) throws -> PersonID? {
         try db.read { db in
-            try String.fetchOne(db, sql: "SELECT coordinator FROM carerPatient WHERE carer = ? AND patient = ?",
-                                arguments: [carer.rawValue, patient.digits]).map(PersonID.init)
+            try String.fetchOne(
+                db, sql: "SELECT coordinator FROM carerPatient WHERE carer = ? AND patient = ?",
+                arguments: [carer.rawValue, patient.digits]
+            ).map(PersonID.init)
         }
     }
 
     // MARK: Check-ins sent
 
-    public func recordCheckIn(key: String, carer: PersonID, patient: NHSNumber, message: String, recipient: String,
-                              urgency: String, now: Date) throws {
+    public func recordCheckIn(
+        key: String, carer: PersonID, patient: NHSNumber, message: String, recipient: String,
+        urgency: String, now: Date
+    ) throws {
         try db.write { db in
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO checkin (key, carer, patient, message, recipient, urgency, sentAt) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [key, carer.rawValue, patient.digits, message, recipient, urgency, now.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO checkin (key, carer, patient, message, recipient, urgency, sentAt) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [key, carer.rawValue, patient.digits, message, recipient, urgency, now.timeIntervalSince1970])
         }
     }
 
     public func checkInCount(carer: PersonID, patient: NHSNumber) throws -> Int {
         try db.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM checkin WHERE carer = ? AND patient = ?",
-                             arguments: [carer.rawValue, patient.digits]) ?? 0
+            try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM checkin WHERE carer = ? AND patient = ?",
+                arguments: [carer.rawValue, patient.digits]) ?? 0
         }
     }
 }
@@ -261,4 +284,3 @@ public enum Tokens {
         return diff == 0
     }
 }
-

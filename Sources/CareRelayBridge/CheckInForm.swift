@@ -47,12 +47,15 @@ struct CheckInForm {
     }
 
     static let readings = [
-        Reading(field: "pulse", label: "Pulse, beats a minute", code: "8867-4", display: "Heart rate", unit: "/min",
-                range: 20...250, example: "72"),
-        Reading(field: "oxygen", label: "Oxygen level, %", code: "59408-5", display: "Oxygen saturation (pulse oximetry)",
-                unit: "%", range: 50...100, example: "96"),
-        Reading(field: "temperature", label: "Temperature, °C", code: "8310-5", display: "Body temperature", unit: "Cel",
-                range: 30...45, example: "37.2"),
+        Reading(
+            field: "pulse", label: "Pulse, beats a minute", code: "8867-4", display: "Heart rate", unit: "/min",
+            range: 20...250, example: "72"),
+        Reading(
+            field: "oxygen", label: "Oxygen level, %", code: "59408-5", display: "Oxygen saturation (pulse oximetry)",
+            unit: "%", range: 50...100, example: "96"),
+        Reading(
+            field: "temperature", label: "Temperature, °C", code: "8310-5", display: "Body temperature", unit: "Cel",
+            range: 30...45, example: "37.2"),
     ]
 
     func value(of field: String) -> String {
@@ -95,12 +98,17 @@ struct CheckInForm {
                 continue
             }
             guard reading.range.contains(number) else {
-                errors.append((reading.field, "\(Self.format(number)) is not a likely reading: check it and enter a number from \(Self.format(reading.range.lowerBound)) to \(Self.format(reading.range.upperBound)), or leave it empty."))
+                errors.append(
+                    (
+                        reading.field,
+                        "\(Self.format(number)) is not a likely reading: check it and enter a number from \(Self.format(reading.range.lowerBound)) to \(Self.format(reading.range.upperBound)), or leave it empty."
+                    ))
                 continue
             }
-            readings.append(CarerCheckIn.Reading(
-                code: Coding(system: "http://loinc.org", code: reading.code, display: reading.display),
-                value: number, unit: reading.unit, time: Timestamp(now)))
+            readings.append(
+                CarerCheckIn.Reading(
+                    code: Coding(system: "http://loinc.org", code: reading.code, display: reading.display),
+                    value: number, unit: reading.unit, time: Timestamp(now)))
         }
         guard errors.isEmpty, let score, let carerScore, let strainScore, let urgencyChoice else { return nil }
         let body = CarerCheckIn(
@@ -126,8 +134,9 @@ struct CheckInForm {
     }
 
     func context(errorsByField: [String: String]) -> [String: Any] {
-        let patientScores = options([("1", "1 very poorly"), ("2", "2 poorly"), ("3", "3 so-so"), ("4", "4 well"), ("5", "5 very well")],
-                                    selected: patientScore)
+        let patientScores = options(
+            [("1", "1 very poorly"), ("2", "2 poorly"), ("3", "3 so-so"), ("4", "4 well"), ("5", "5 very well")],
+            selected: patientScore)
         let wellbeings = options([("1", "1 struggling"), ("2", "2"), ("3", "3 coping"), ("4", "4"), ("5", "5 well")], selected: wellbeing)
         var strainValues: [(String, String)] = []
         for n in 0...10 {
@@ -135,11 +144,12 @@ struct CheckInForm {
             strainValues.append((String(n), label))
         }
         let strains = options(strainValues, selected: strain)
-        let urgencies = options([
-            ("routine", "No hurry: at the next routine contact"),
-            ("soon", "Soon: in the next day or two"),
-            ("urgent", "Urgent: today"),
-        ], selected: urgency)
+        let urgencies = options(
+            [
+                ("routine", "No hurry: at the next routine contact"),
+                ("soon", "Soon: in the next day or two"),
+                ("urgent", "Urgent: today"),
+            ], selected: urgency)
         var readingFields: [[String: Any]] = []
         for reading in Self.readings {
             var entry: [String: Any] = ["name": reading.field, "label": reading.label, "value": value(of: reading.field)]

@@ -53,8 +53,11 @@ public final class DeliveryIntake: Sendable {
                 do {
                     let invite = try CarerInvite.decode(json: delivery.body)
                     guard invite.issuedBy == header.from else {
-                        logger.warning("invitation refused: issuedBy is not the sender", metadata: [
-                            "message": "\(header.id)", "from": "\(header.from)", "issuedBy": "\(invite.issuedBy)"])
+                        logger.warning(
+                            "invitation refused: issuedBy is not the sender",
+                            metadata: [
+                                "message": "\(header.id)", "from": "\(header.from)", "issuedBy": "\(invite.issuedBy)",
+                            ])
                         return nil
                     }
                     try bridgeStore.storeInvite(invite, message: header.id, receivedAt: now())
@@ -72,7 +75,8 @@ public final class DeliveryIntake: Sendable {
 
     /// Tells open pages about a delivery just stored as `seq`.
     public func announce(_ delivery: Delivery, seq: Int64) {
-        hub.publish(LiveEvent(seq: seq, carer: delivery.header.recipient, patient: delivery.header.patient, header: delivery.header, body: delivery.body))
+        hub.publish(
+            LiveEvent(seq: seq, carer: delivery.header.recipient, patient: delivery.header.patient, header: delivery.header, body: delivery.body))
     }
 }
 
@@ -172,9 +176,13 @@ public final class BrokerGateway: BrokerLink, Sendable {
                 do {
                     let made = try CareRelayClient(configuration: configuration)
                     client = made
-                    logger.info("connected to the broker", metadata: ["endpoint": "\(made.connectedEndpoint)", "as": "\(made.welcome?.person.rawValue ?? "?")"])
+                    logger.info(
+                        "connected to the broker",
+                        metadata: ["endpoint": "\(made.connectedEndpoint)", "as": "\(made.welcome?.person.rawValue ?? "?")"])
                     if let person = made.welcome?.person, person != intake.gatewayID {
-                        logger.error("the broker knows this key as \(person), not \(intake.gatewayID): invitations addressed to person:\(intake.gatewayID) will not arrive")
+                        logger.error(
+                            "the broker knows this key as \(person), not \(intake.gatewayID): invitations addressed to person:\(intake.gatewayID) will not arrive"
+                        )
                     }
                 } catch {
                     lastProblem = "\(error)"
@@ -209,8 +217,11 @@ public final class BrokerGateway: BrokerLink, Sendable {
                     } catch {
                         // Not stored, so not confirmed. The client drops ids it has handed over
                         // before, so start a fresh connection: the broker redelivers.
-                        logger.error("could not store a delivery; reconnecting so it comes again", metadata: [
-                            "message": "\(current.header.id)", "error": "\(error)"])
+                        logger.error(
+                            "could not store a delivery; reconnecting so it comes again",
+                            metadata: [
+                                "message": "\(current.header.id)", "error": "\(error)",
+                            ])
                         client = nil
                         break
                     }

@@ -4,8 +4,8 @@ import Foundation
 /// parts separated by commas ("mon-fri 08:00-18:00, sat 09:00-12:00"), or "24/7".
 public struct ServiceHours: Sendable, Equatable {
     struct Span: Sendable, Equatable {
-        var days: Set<Int>   // 1 = Monday ... 7 = Sunday
-        var start: Int       // minutes after midnight
+        var days: Set<Int>  // 1 = Monday ... 7 = Sunday
+        var start: Int  // minutes after midnight
         var end: Int
     }
 
@@ -34,7 +34,8 @@ public struct ServiceHours: Sendable, Equatable {
             for group in words[0].split(separator: "+") {
                 let ends = group.split(separator: "-").map(String.init)
                 guard let first = ends.first.flatMap({ Self.dayNames[$0] }), let last = ends.last.flatMap({ Self.dayNames[$0] }),
-                      ends.count <= 2 else { return nil }
+                    ends.count <= 2
+                else { return nil }
                 var day = first
                 while true {
                     days.insert(day)

@@ -22,9 +22,11 @@ public final class SignInLimiter: Sendable {
 
     public init(limit: Int, overallLimit: Int, window: TimeInterval, remembering capacity: Int) {
         self.window = window
-        tables = Mutex(Tables(addresses: AttemptTable(limit: limit, capacity: capacity),
-                              codes: AttemptTable(limit: limit, capacity: capacity),
-                              overall: AttemptTable(limit: overallLimit, capacity: 1)))
+        tables = Mutex(
+            Tables(
+                addresses: AttemptTable(limit: limit, capacity: capacity),
+                codes: AttemptTable(limit: limit, capacity: capacity),
+                overall: AttemptTable(limit: overallLimit, capacity: 1)))
     }
 
     /// Records an attempt against the address, the code's hash and the overall window; false

@@ -15,19 +15,22 @@ extension BrokerCore {
                 throw ProtocolError(.notPermitted, "body requester.team: you (\(actor.id)) are not a member of team '\(team)'")
             }
         case .consent(let record):
-            try AccessPolicy.enforce(consent.access.mayRecordConsent(
-                asker: actor, standing: try readStanding(of: actor, toward: record.patient), performer: record.performer))
+            try AccessPolicy.enforce(
+                consent.access.mayRecordConsent(
+                    asker: actor, standing: try readStanding(of: actor, toward: record.patient), performer: record.performer))
         case .carerCheckIn(let checkIn):
-            try AccessPolicy.enforce(consent.access.mayCheckIn(
-                carer: actor, standing: try readStanding(of: actor, toward: checkIn.patient), author: checkIn.carer))
+            try AccessPolicy.enforce(
+                consent.access.mayCheckIn(
+                    carer: actor, standing: try readStanding(of: actor, toward: checkIn.patient), author: checkIn.carer))
         case .carerInvite(let invite):
             guard let carer = directory.person(invite.carer), carer.roles.contains(.carer) else {
                 throw ProtocolError(.unknownAddress, "body carer: \(invite.carer) is not a carer in the directory")
             }
             for patient in invite.patients {
-                try AccessPolicy.enforce(consent.access.mayInvite(
-                    issuer: actor, issuedBy: invite.issuedBy, issuerStanding: try readStanding(of: actor, toward: patient),
-                    carerStanding: try readStanding(of: carer, toward: patient), carer: carer.id))
+                try AccessPolicy.enforce(
+                    consent.access.mayInvite(
+                        issuer: actor, issuedBy: invite.issuedBy, issuerStanding: try readStanding(of: actor, toward: patient),
+                        carerStanding: try readStanding(of: carer, toward: patient), carer: carer.id))
             }
         default:
             break
@@ -48,7 +51,7 @@ extension BrokerCore {
     func mayListRecipients(to addresses: [Address], sender: Directory.Person) -> Bool {
         for case .careTeam(let patient) in addresses {
             guard let standing = try? standing(of: sender, toward: patient),
-                  consent.access.mayRead(.careTeam, asker: sender, standing: standing) == .allow
+                consent.access.mayRead(.careTeam, asker: sender, standing: standing) == .allow
             else { return false }
         }
         return true

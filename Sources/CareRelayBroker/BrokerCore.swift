@@ -84,8 +84,10 @@ final class BrokerCore {
     /// Records of the deliveries in `outbox`, written to the store once they have left.
     var unrecordedDeliveries = DeliveryRecords()
 
-    init(configuration: BrokerConfiguration, directory: DirectoryIndex, store: any MessageStore,
-         consent: ConsentGate, vitals: BrokerVitals, logger: Logger) throws {
+    init(
+        configuration: BrokerConfiguration, directory: DirectoryIndex, store: any MessageStore,
+        consent: ConsentGate, vitals: BrokerVitals, logger: Logger
+    ) throws {
         self.configuration = configuration
         self.directory = directory
         self.store = store
@@ -213,8 +215,12 @@ final class BrokerCore {
     func refuseShuttingDown(_ message: InboundMessage) {
         let frames = message.frames
         let tags = frames.count >= 3 ? Self.tags(in: frames[2]) : (req: nil, key: nil)
-        reply(message.routingID, .rejected(Rejected(ProtocolError(.shuttingDown, "the broker is shutting down; nothing was accepted. Retry in a moment"),
-                                                    command: frames.dropFirst().first.flatMap { printableCommand($0) }, key: tags.key, req: tags.req)))
+        reply(
+            message.routingID,
+            .rejected(
+                Rejected(
+                    ProtocolError(.shuttingDown, "the broker is shutting down; nothing was accepted. Retry in a moment"),
+                    command: frames.dropFirst().first.flatMap { printableCommand($0) }, key: tags.key, req: tags.req)))
     }
 
     // MARK: Commands
@@ -241,7 +247,8 @@ final class BrokerCore {
         let command: ClientCommand
         do throws(ProtocolError) {
             if message.discardedFrames > 0 {
-                throw ProtocolError(.malformedMessage,
+                throw ProtocolError(
+                    .malformedMessage,
                     "a CRP message has 3 or 4 frames (signature, command, header[, body]); this one has \(frames.count + message.discardedFrames)")
             }
             command = try codec.decodeClientCommand(frames)
@@ -260,7 +267,13 @@ final class BrokerCore {
         // User-Id), looked up in the directory now: a revoked key is refused from this moment.
         guard let key = message.userID, let person = directory.peopleByKey[key] else {
             if sessions[routingID] != nil { endSession(routingID) }
-            reply(routingID, .rejected(Rejected(ProtocolError(.notPermitted, "this connection's key is no longer in the directory (revoked or rotated); nothing was accepted"), command: command.name, req: command.req)))
+            reply(
+                routingID,
+                .rejected(
+                    Rejected(
+                        ProtocolError(
+                            .notPermitted, "this connection's key is no longer in the directory (revoked or rotated); nothing was accepted"),
+                        command: command.name, req: command.req)))
             logger.notice("command refused: key not in the directory", metadata: ["command": "\(command.name)"])
             return
         }
@@ -269,12 +282,20 @@ final class BrokerCore {
             return
         }
         guard var session = sessions[routingID] else {
-            reply(routingID, .rejected(Rejected(ProtocolError(.helloRequired, "say HELLO first: the broker has no session for this connection (it may have expired)"), command: command.name, req: command.req)))
+            reply(
+                routingID,
+                .rejected(
+                    Rejected(
+                        ProtocolError(.helloRequired, "say HELLO first: the broker has no session for this connection (it may have expired)"),
+                        command: command.name, req: command.req)))
             return
         }
         guard session.person == person.id else {
             // A routing id reused by another identity: refuse rather than mix two people up.
-            reply(routingID, .rejected(Rejected(ProtocolError(.notPermitted, "this connection belongs to another identity"), command: command.name, req: command.req)))
+            reply(
+                routingID,
+                .rejected(
+                    Rejected(ProtocolError(.notPermitted, "this connection belongs to another identity"), command: command.name, req: command.req)))
             return
         }
         session.lastHeard = now
@@ -287,7 +308,12 @@ final class BrokerCore {
         case .confirm(let confirm):
             let recipient = confirm.recipient ?? person.id
             guard recipient == person.id || person.actsAsGateway(for: recipient) else {
-                reply(routingID, .rejected(Rejected(ProtocolError(.notPermitted, "you may confirm only your own deliveries or those of people you act for"), command: command.name)))
+                reply(
+                    routingID,
+                    .rejected(
+                        Rejected(
+                            ProtocolError(.notPermitted, "you may confirm only your own deliveries or those of people you act for"),
+                            command: command.name)))
                 return
             }
             pendingConfirms.append((routingID, recipient, confirm.ids))
@@ -299,7 +325,12 @@ final class BrokerCore {
             subscribe(routingID, person: person, request: request)
         case .unsubscribe(let request):
             guard let pattern = TopicPattern(request.topic) else {
-                reply(routingID, .rejected(Rejected(ProtocolError(.invalidHeader, "topic: '\(request.topic)' is not a topic pattern"), command: "UNSUBSCRIBE", req: request.req)))
+                reply(
+                    routingID,
+                    .rejected(
+                        Rejected(
+                            ProtocolError(.invalidHeader, "topic: '\(request.topic)' is not a topic pattern"), command: "UNSUBSCRIBE",
+                            req: request.req)))
                 return
             }
             sessions[routingID]?.subscriptions.removeAll { $0 == pattern }
@@ -320,21 +351,30 @@ final class BrokerCore {
         reply(routingID, .rejected(refusal))
         guard refusals.charge(peer, now: now) == .answerAndThrottle else { return }
         let limits = refusals.limits
-        reply(routingID, .rejected(Rejected(ProtocolError(.throttled,
-            "too many malformed commands from this key (more than \(limits.burst) at over \(Int(limits.perSecond)) a second): the broker ignores every command from it, on every connection, for \(Int(limits.ignoreSeconds)) s. Fix the client; nothing was accepted"),
-            command: refusal.command)))
+        reply(
+            routingID,
+            .rejected(
+                Rejected(
+                    ProtocolError(
+                        .throttled,
+                        "too many malformed commands from this key (more than \(limits.burst) at over \(Int(limits.perSecond)) a second): the broker ignores every command from it, on every connection, for \(Int(limits.ignoreSeconds)) s. Fix the client; nothing was accepted"
+                    ),
+                    command: refusal.command)))
         for session in sessions.all where session.key == peer || session.routingID == routingID {
             endSession(session.routingID)
         }
         vitals.throttled(keys: refusals.ignoredCount(now: now))
-        logger.warning("ignoring a key that sent too many malformed commands", metadata: [
-            "person": "\(directory.peopleByKey[peer]?.id.rawValue ?? "unknown")", "seconds": "\(Int(limits.ignoreSeconds))"])
+        logger.warning(
+            "ignoring a key that sent too many malformed commands",
+            metadata: [
+                "person": "\(directory.peopleByKey[peer]?.id.rawValue ?? "unknown")", "seconds": "\(Int(limits.ignoreSeconds))",
+            ])
     }
 
     /// The `req` and `key` fields of a header that failed stricter decoding, if present.
     static func tags(in header: [UInt8]) -> (req: String?, key: String?) {
         guard header.count <= CRP.maxHeaderBytes,
-              let object = try? JSONSerialization.jsonObject(with: Data(header)) as? [String: Any]
+            let object = try? JSONSerialization.jsonObject(with: Data(header)) as? [String: Any]
         else { return (nil, nil) }
         func tag(_ name: String) -> String? {
             (object[name] as? String).map { String($0.prefix(128)) }
@@ -353,10 +393,13 @@ final class BrokerCore {
         sessions[routingID] = Session(
             routingID: routingID, person: person.id, key: person.key, receives: hello.receive,
             credit: max(0, min(hello.credit, 10_000)), lastHeard: now)
-        reply(routingID, .welcome(Welcome(
-            version: Int(CRP.version), person: person.id, name: person.name, roles: person.roles,
-            teams: person.teams, heartbeat: configuration.heartbeatMilliseconds,
-            maxBody: configuration.maxBodyBytes, broker: "CareRelay \(CareRelayBroker.version)", req: hello.req)))
+        reply(
+            routingID,
+            .welcome(
+                Welcome(
+                    version: Int(CRP.version), person: person.id, name: person.name, roles: person.roles,
+                    teams: person.teams, heartbeat: configuration.heartbeatMilliseconds,
+                    maxBody: configuration.maxBodyBytes, broker: "CareRelay \(CareRelayBroker.version)", req: hello.req)))
         sessions.wake(sessionOf: person)
         logger.info("session opened", metadata: ["person": "\(person.id)", "receive": "\(hello.receive)"])
     }
@@ -390,13 +433,26 @@ final class BrokerCore {
 
     private func subscribe(_ routingID: [UInt8], person: Directory.Person, request: SubscriptionRequest) {
         guard let pattern = TopicPattern(request.topic) else {
-            reply(routingID, .rejected(Rejected(ProtocolError(.invalidHeader, "topic: '\(request.topic)' is not a topic pattern; write kind/locality/team with * or a final #"), command: "SUBSCRIBE", req: request.req)))
+            reply(
+                routingID,
+                .rejected(
+                    Rejected(
+                        ProtocolError(
+                            .invalidHeader, "topic: '\(request.topic)' is not a topic pattern; write kind/locality/team with * or a final #"),
+                        command: "SUBSCRIBE", req: request.req)))
             return
         }
         let allowed = subscriptionRules.patterns(for: person, in: directory)
         guard allowed.contains(where: { pattern.isCovered(by: $0) }) else {
-            let offer = allowed.isEmpty ? "your roles may not subscribe to any topic" : "you may subscribe within \(allowed.map(\.description).joined(separator: ", "))"
-            reply(routingID, .rejected(Rejected(ProtocolError(.subscriptionDenied, "topic '\(pattern)' is beyond your rights: \(offer)"), command: "SUBSCRIBE", req: request.req)))
+            let offer =
+                allowed.isEmpty
+                ? "your roles may not subscribe to any topic" : "you may subscribe within \(allowed.map(\.description).joined(separator: ", "))"
+            reply(
+                routingID,
+                .rejected(
+                    Rejected(
+                        ProtocolError(.subscriptionDenied, "topic '\(pattern)' is beyond your rights: \(offer)"), command: "SUBSCRIBE",
+                        req: request.req)))
             logger.notice("subscription denied", metadata: ["person": "\(person.id)", "topic": "\(pattern)"])
             return
         }
@@ -429,4 +485,3 @@ final class BrokerCore {
         }
     }
 }
-

@@ -48,8 +48,9 @@ final class BrokerMetrics {
 
     func rejected(_ code: ErrorCode) {
         if let counter = rejected[code] { counter.increment(); return }
-        let counter = Counter(label: "carerelay_commands_rejected_total",
-                              dimensions: [("code", String(code.rawValue)), ("reason", code.name)], factory: factory)
+        let counter = Counter(
+            label: "carerelay_commands_rejected_total",
+            dimensions: [("code", String(code.rawValue)), ("reason", code.name)], factory: factory)
         rejected[code] = counter
         counter.increment()
     }

@@ -50,13 +50,16 @@ public final class BrokerServer: Sendable {
 
     /// Opens the store, starts ZAP authentication and the loop thread, and returns once the
     /// broker is bound and serving.
-    public static func start(configuration: BrokerConfiguration, directory: DirectoryIndex, logger: Logger = Logger(label: "carerelay.broker")) throws -> BrokerServer {
+    public static func start(configuration: BrokerConfiguration, directory: DirectoryIndex, logger: Logger = Logger(label: "carerelay.broker")) throws
+        -> BrokerServer
+    {
         if configuration.security == .insecureDevelopment {
             guard LoopbackEndpoint.isLoopback(configuration.endpoint) else {
                 throw StartError.insecureEndpoint(configuration.endpoint)
             }
-            logger.critical("INSECURE DEVELOPMENT MODE: no encryption, no key checks; any local process can connect as anyone in the directory. Never use this with real patient data.",
-                            metadata: ["endpoint": "\(configuration.endpoint)"])
+            logger.critical(
+                "INSECURE DEVELOPMENT MODE: no encryption, no key checks; any local process can connect as anyone in the directory. Never use this with real patient data.",
+                metadata: ["endpoint": "\(configuration.endpoint)"])
         }
         let policy: ConsentPolicy
         do {
@@ -75,8 +78,11 @@ public final class BrokerServer: Sendable {
         let zap = ZAPHandler(context: context) { request in
             let decision = security.authenticate(request, directory: box.current)
             if case .deny(_, let reason) = decision {
-                zapLogger.notice("connection refused: \(reason)", metadata: [
-                    "address": "\(request.address)", "key": "\(request.clientPublicKey ?? request.plainUsername ?? "none")"])
+                zapLogger.notice(
+                    "connection refused: \(reason)",
+                    metadata: [
+                        "address": "\(request.address)", "key": "\(request.clientPublicKey ?? request.plainUsername ?? "none")",
+                    ])
             }
             return decision
         }
@@ -125,8 +131,9 @@ public final class BrokerServer: Sendable {
         ready.wait()
         switch startResult.value {
         case .success(let endpoint)?:
-            return BrokerServer(endpoint: endpoint, context: context, zap: zap, controlEndpoint: controlEndpoint,
-                                finished: finished, directoryBox: box, vitals: vitals, store: configuration.store)
+            return BrokerServer(
+                endpoint: endpoint, context: context, zap: zap, controlEndpoint: controlEndpoint,
+                finished: finished, directoryBox: box, vitals: vitals, store: configuration.store)
         case .failure(let error)?:
             zap.stop()
             finished.wait()
@@ -149,8 +156,10 @@ public final class BrokerServer: Sendable {
         }
     }
 
-    private init(endpoint: String, context: ZMQContext, zap: ZAPHandler, controlEndpoint: String,
-                 finished: DispatchGroup, directoryBox: DirectoryBox, vitals: BrokerVitals, store: any StoreProvider) {
+    private init(
+        endpoint: String, context: ZMQContext, zap: ZAPHandler, controlEndpoint: String,
+        finished: DispatchGroup, directoryBox: DirectoryBox, vitals: BrokerVitals, store: any StoreProvider
+    ) {
         self.endpoint = endpoint
         self.vitals = vitals
         self.store = store

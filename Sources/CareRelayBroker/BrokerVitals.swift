@@ -25,8 +25,10 @@ public final class BrokerVitals: Sendable {
     private let state: Mutex<Snapshot>
 
     init(startedAt: Date) {
-        state = Mutex(Snapshot(startedAt: startedAt, lastTurn: startedAt, connectedClients: 0, storeHealthy: true,
-                               lastStoreError: nil, stopping: false))
+        state = Mutex(
+            Snapshot(
+                startedAt: startedAt, lastTurn: startedAt, connectedClients: 0, storeHealthy: true,
+                lastStoreError: nil, stopping: false))
     }
 
     public var snapshot: Snapshot {

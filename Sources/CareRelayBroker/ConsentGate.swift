@@ -56,7 +56,9 @@ struct ConsentGate {
 extension BrokerCore {
     /// The recipient as the directory knows them, with their relationships to each patient
     /// the message is about (from the care teams in the store and the referral's addressees).
-    func consentRecipient(_ person: Directory.Person, patients: Set<NHSNumber>, addressedTeams: Set<TeamID>, addressedPeople: Set<PersonID>, isReferral: Bool) throws -> ConsentRecipient {
+    func consentRecipient(
+        _ person: Directory.Person, patients: Set<NHSNumber>, addressedTeams: Set<TeamID>, addressedPeople: Set<PersonID>, isReferral: Bool
+    ) throws -> ConsentRecipient {
         var relationships: [NHSNumber: Set<PatientRelationship>] = [:]
         let teams = Set(person.teams)
         for patient in patients {
@@ -109,9 +111,10 @@ extension BrokerCore {
         case .mdtAgenda(let agenda):
             for (index, entry) in agenda.items.enumerated() {
                 if case .item(let item) = entry {
-                    parts.append(MessagePart(
-                        id: Self.agendaPartID(index), patient: item.patient,
-                        categories: Set(item.sensitivity ?? []), isMDTItem: true))
+                    parts.append(
+                        MessagePart(
+                            id: Self.agendaPartID(index), patient: item.patient,
+                            categories: Set(item.sensitivity ?? []), isMDTItem: true))
                 }
             }
         default:

@@ -30,7 +30,8 @@ extension BrokerCore {
             } catch {
                 // Read again once the store answers, for as long as they stay connected.
                 storeBacklog.unreadMailboxes.insert(person)
-                logger.error("could not read a mailbox; reading it again once the store answers", metadata: ["person": "\(person)", "error": "\(error)"])
+                logger.error(
+                    "could not read a mailbox; reading it again once the store answers", metadata: ["person": "\(person)", "error": "\(error)"])
                 return
             }
             for item in items {
@@ -40,17 +41,23 @@ extension BrokerCore {
                 switch prepareDelivery(item, to: recipient, now: now, attempt: attempt) {
                 case .withhold(let rule, let reason):
                     metrics.withheld(atDelivery: true)
-                    unrecordedDeliveries.entries.append(.withheld(key, rule: rule, reason: reason, audit: AuditEntry(
-                        at: now, actor: "carerelay", action: .withhold, patient: item.patient?.digits,
-                        message: item.id, recipient: person.rawValue, decision: "deliver:withheld", rule: rule,
-                        detail: "consent checked again before delivery")))
+                    unrecordedDeliveries.entries.append(
+                        .withheld(
+                            key, rule: rule, reason: reason,
+                            audit: AuditEntry(
+                                at: now, actor: "carerelay", action: .withhold, patient: item.patient?.digits,
+                                message: item.id, recipient: person.rawValue, decision: "deliver:withheld", rule: rule,
+                                detail: "consent checked again before delivery")))
                 case .send(let header, let body, let rule, let action):
                     deliver(routingID, codec.encode(.deliver(header, body: body)), key: key)
                     sessions.handedOut(key, id: item.id, via: routingID, attempt: attempt)
-                    unrecordedDeliveries.entries.append(.sent(key, redacted: action == .redact, audit: AuditEntry(
-                        at: now, actor: "carerelay", action: action, patient: item.patient?.digits,
-                        message: item.id, recipient: person.rawValue, decision: "deliver:\(action.rawValue)", rule: rule,
-                        detail: header.attempt > 1 ? "attempt \(header.attempt)" : nil)))
+                    unrecordedDeliveries.entries.append(
+                        .sent(
+                            key, redacted: action == .redact,
+                            audit: AuditEntry(
+                                at: now, actor: "carerelay", action: action, patient: item.patient?.digits,
+                                message: item.id, recipient: person.rawValue, decision: "deliver:\(action.rawValue)", rule: rule,
+                                detail: header.attempt > 1 ? "attempt \(header.attempt)" : nil)))
                 }
             }
         }
@@ -117,9 +124,11 @@ extension BrokerCore {
         if item.kind != .consent, let sender = directory.person(item.sender) ?? systemSender(item.sender) {
             let subject = consentSubject(kind: item.kind, header: envelope, body: decoded, sender: sender)
             if !subject.parts.isEmpty {
-                guard let who = try? consentRecipient(recipient, patients: Set(subject.parts.map(\.patient)),
-                                                      addressedTeams: envelope.to.addressedTeams, addressedPeople: envelope.to.addressedPeople,
-                                                      isReferral: item.kind == .referral || item.kind == .referralEvent)
+                guard
+                    let who = try? consentRecipient(
+                        recipient, patients: Set(subject.parts.map(\.patient)),
+                        addressedTeams: envelope.to.addressedTeams, addressedPeople: envelope.to.addressedPeople,
+                        isReferral: item.kind == .referral || item.kind == .referralEvent)
                 else {
                     return .withhold(rule: "broker-integrity", reason: "care team could not be read")
                 }

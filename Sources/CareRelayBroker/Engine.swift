@@ -17,10 +17,13 @@ final class Engine {
     private let logger: Logger
     private let batchLimit: Int
 
-    init(configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex,
-         store: any MessageStore, consent: ConsentGate, controlEndpoint: String, vitals: BrokerVitals, logger: Logger) throws {
-        core = try BrokerCore(configuration: configuration, directory: directory, store: store,
-                              consent: consent, vitals: vitals, logger: logger)
+    init(
+        configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex,
+        store: any MessageStore, consent: ConsentGate, controlEndpoint: String, vitals: BrokerVitals, logger: Logger
+    ) throws {
+        core = try BrokerCore(
+            configuration: configuration, directory: directory, store: store,
+            consent: consent, vitals: vitals, logger: logger)
         self.logger = logger
         batchLimit = configuration.batchLimit
 
@@ -66,8 +69,9 @@ final class Engine {
     func run() {
         logger.info("broker serving", metadata: ["endpoint": "\(boundEndpoint)", "libzmq": "\(ZMQLibrary.buildDescription)"])
         if ZMQLibrary.carerelayPatchLevel == nil {
-            logger.warning("this libzmq lacks CareRelay's patch: a client that floods a connection and then resets it can abort the broker (libzmq issue 4841). Run Scripts/setup, which builds the patched libzmq (Scripts/libzmq/build).",
-                           metadata: ["libzmq": "\(ZMQLibrary.versionString)"])
+            logger.warning(
+                "this libzmq lacks CareRelay's patch: a client that floods a connection and then resets it can abort the broker (libzmq issue 4841). Run Scripts/setup, which builds the patched libzmq (Scripts/libzmq/build).",
+                metadata: ["libzmq": "\(ZMQLibrary.versionString)"])
         }
         while !core.stopping {
             let events: [PollEvents]
@@ -129,10 +133,11 @@ final class Engine {
     private func receiveOne() -> InboundMessage? {
         do {
             guard let message = try router.receive(dontWait: true, maxFrames: Self.maxFrames),
-                  let routingID = message.frames.first
+                let routingID = message.frames.first
             else { return nil }
-            return InboundMessage(routingID: routingID, frames: Array(message.frames.dropFirst()), userID: message.userID,
-                                  discardedFrames: message.discardedFrames)
+            return InboundMessage(
+                routingID: routingID, frames: Array(message.frames.dropFirst()), userID: message.userID,
+                discardedFrames: message.discardedFrames)
         } catch {
             logger.warning("receive failed", metadata: ["error": "\(error)"])
             return nil

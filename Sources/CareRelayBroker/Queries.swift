@@ -16,7 +16,9 @@ extension BrokerCore {
         } catch let error as ProtocolError {
             reply(routingID, .rejected(Rejected(error, command: "QUERY", req: query.req)))
         } catch {
-            reply(routingID, .rejected(Rejected(ProtocolError(.storeUnavailable, "the store could not answer: \(error)"), command: "QUERY", req: query.req)))
+            reply(
+                routingID,
+                .rejected(Rejected(ProtocolError(.storeUnavailable, "the store could not answer: \(error)"), command: "QUERY", req: query.req)))
         }
     }
 
@@ -64,7 +66,8 @@ extension BrokerCore {
 
     /// The history of consent messages; the registry in force is what they add up to.
     private func consentRecord(_ request: ConsentQuery, person: Directory.Person) throws -> ConsentQuery.Answer {
-        try AccessPolicy.enforce(consent.access.mayRead(.consentDirectives, asker: person, standing: try standing(of: person, toward: request.patient)))
+        try AccessPolicy.enforce(
+            consent.access.mayRead(.consentDirectives, asker: person, standing: try standing(of: person, toward: request.patient)))
         return try store.consentRecords(patient: request.patient).map {
             ConsentLine(message: $0.id, recordedBy: $0.sender, acceptedAt: $0.acceptedAt, record: String(decoding: $0.body, as: UTF8.self))
         }
@@ -101,7 +104,9 @@ extension BrokerCore {
     }
 
     /// The tracked message and the asker's part in it, or "not known" when the policy hides it.
-    private func visibleMessage(_ id: String, to person: Directory.Person) throws -> (StoredMessage, Tracking, AccessPolicy.Copy, AccessPolicy.Standing?) {
+    private func visibleMessage(_ id: String, to person: Directory.Person) throws -> (
+        StoredMessage, Tracking, AccessPolicy.Copy, AccessPolicy.Standing?
+    ) {
         guard let stored = try store.message(id: id), let tracking = try store.tracking(id: id) else { throw unknown(id) }
         let part = copy(of: person, in: tracking)
         let patient = stored.patient ?? tracking.referral?.patient
@@ -138,8 +143,9 @@ extension BrokerCore {
         guard tracking.recipients.contains(where: { $0.person == viewerID }) else {
             throw ProtocolError(.notPermitted, "\(viewerID) is not a recipient of message \(id)")
         }
-        let item = MailItem(seq: stored.seq, id: stored.id, kind: stored.kind, sender: stored.sender, envelope: stored.envelope,
-                            patient: stored.patient, body: stored.body, acceptedAt: stored.acceptedAt, recipient: viewerID, topic: nil)
+        let item = MailItem(
+            seq: stored.seq, id: stored.id, kind: stored.kind, sender: stored.sender, envelope: stored.envelope,
+            patient: stored.patient, body: stored.body, acceptedAt: stored.acceptedAt, recipient: viewerID, topic: nil)
         switch prepareDelivery(item, to: viewer, now: configuration.clock(), attempt: 0) {
         case .send(let header, let body, _, _):
             return MessageView(header: header, body: String(decoding: body, as: UTF8.self), withheld: nil)
@@ -162,8 +168,9 @@ extension BrokerCore {
         default: break
         }
         let current = try careTeam(of: patient)
-        try AccessPolicy.enforce(consent.access.mayChangeCareTeam(
-            asker: person, standing: try standing(of: person, toward: patient), careTeamIsEmpty: current.isEmpty, member: member))
+        try AccessPolicy.enforce(
+            consent.access.mayChangeCareTeam(
+                asker: person, standing: try standing(of: person, toward: patient), careTeamIsEmpty: current.isEmpty, member: member))
         let now = configuration.clock()
         if request.link {
             try store.link(patient: patient, member: member, by: person.id, at: now)

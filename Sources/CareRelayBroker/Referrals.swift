@@ -73,7 +73,8 @@ extension BrokerCore {
             let standing = try record.patient.map { patient throws(ProtocolError) in try readStanding(of: actor, toward: patient) }
             switch consent.access.mayActOnReferral(
                 isHandler: isHandler, ownCopyWithheld: ownCopy.map { $0.decision == "withheld" || $0.state == "withheld" } ?? false,
-                standing: standing ?? AccessPolicy.Standing(relationships: [], objected: false)) {
+                standing: standing ?? AccessPolicy.Standing(relationships: [], objected: false))
+            {
             case .allow: break
             case .conceal: throw ProtocolError(.unknownMessage, "referral \(event.referral) is not known to this broker")
             case .refuse:
@@ -89,11 +90,13 @@ extension BrokerCore {
                 try transition()
             case .allocated(let allocation):
                 guard record.team == nil || teamMembers.contains(allocation.person) else {
-                    throw ProtocolError(.notPermitted, "allocatedTo: \(allocation.person) is not a member of team \(record.team.map(\.rawValue) ?? "")")
+                    throw ProtocolError(
+                        .notPermitted, "allocatedTo: \(allocation.person) is not a member of team \(record.team.map(\.rawValue) ?? "")")
                 }
                 if let patient = record.patient, let allocatee = directory.person(allocation.person) {
-                    try AccessPolicy.enforce(consent.access.mayAllocate(
-                        to: allocatee.id, standing: try readStanding(of: allocatee, toward: patient)))
+                    try AccessPolicy.enforce(
+                        consent.access.mayAllocate(
+                            to: allocatee.id, standing: try readStanding(of: allocatee, toward: patient)))
                 }
                 try transition()
                 if record.takenBy == nil {
@@ -140,24 +143,30 @@ extension BrokerCore {
             let team = record.team.map { " by team \($0)" } ?? ""
             let event = ReferralEvent(
                 referral: record.messageID,
-                change: .escalated(reason: "not accepted\(team) within its response target; escalated to \(coordinator.map(\.rawValue) ?? "the referrer")"),
+                change: .escalated(
+                    reason: "not accepted\(team) within its response target; escalated to \(coordinator.map(\.rawValue) ?? "the referrer")"),
                 at: Timestamp(now), by: BrokerCore.brokerIdentity)
             let envelope = Envelope(
-                SendHeader(key: "escalate-\(record.messageID)", kind: .referralEvent, to: recipients.map(Address.person),
-                           patient: record.patient, priority: .urgent, correlation: record.messageID),
+                SendHeader(
+                    key: "escalate-\(record.messageID)", kind: .referralEvent, to: recipients.map(Address.person),
+                    patient: record.patient, priority: .urgent, correlation: record.messageID),
                 fromName: "CareRelay")
             let id = MessageID.make(at: now)
             let body = event.encode()
-            batch.append(NewMessage(
-                id: id, key: "escalate-\(record.messageID)", kind: .referralEvent, sender: BrokerCore.brokerIdentity,
-                envelope: envelope.encoded(), patient: record.patient, correlation: record.messageID, body: body,
-                bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
-                deliveries: recipients.map { PlannedDelivery(recipient: $0, decision: .deliver, rule: "referral-escalation") },
-                // Several brokers may escalate at once: one stores it (the key is the same),
-                // and none escalates a referral someone took meanwhile.
-                referral: record, referralExpectedStatus: .sent, careTeamLinks: [],
-                audit: [AuditEntry(at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .escalate, patient: record.patient?.digits,
-                                   message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")]))
+            batch.append(
+                NewMessage(
+                    id: id, key: "escalate-\(record.messageID)", kind: .referralEvent, sender: BrokerCore.brokerIdentity,
+                    envelope: envelope.encoded(), patient: record.patient, correlation: record.messageID, body: body,
+                    bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
+                    deliveries: recipients.map { PlannedDelivery(recipient: $0, decision: .deliver, rule: "referral-escalation") },
+                    // Several brokers may escalate at once: one stores it (the key is the same),
+                    // and none escalates a referral someone took meanwhile.
+                    referral: record, referralExpectedStatus: .sent, careTeamLinks: [],
+                    audit: [
+                        AuditEntry(
+                            at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .escalate, patient: record.patient?.digits,
+                            message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")
+                    ]))
             sessions.wake(recipients)
         }
         let outcomes: [StoreOutcome]
@@ -181,11 +190,13 @@ extension BrokerCore {
     func notifyOverride(coordinator: PersonID, patient: NHSNumber, messageID: String, by person: Directory.Person, now: Date) {
         let body = BrokerNotice(
             notice: .emergencyOverride, message: messageID, by: person.id, patient: patient,
-            text: "\(person.name) used an emergency override to reach information about patient \(patient.formatted). The reason is in the audit trail."
+            text:
+                "\(person.name) used an emergency override to reach information about patient \(patient.formatted). The reason is in the audit trail."
         ).encode()
         let envelope = Envelope(
-            SendHeader(key: "override-\(messageID)-\(coordinator)", kind: .notice, to: [.person(coordinator)],
-                       patient: patient, priority: .urgent, correlation: messageID),
+            SendHeader(
+                key: "override-\(messageID)-\(coordinator)", kind: .notice, to: [.person(coordinator)],
+                patient: patient, priority: .urgent, correlation: messageID),
             fromName: "CareRelay")
         let message = NewMessage(
             id: MessageID.make(at: now), key: "override-\(messageID)-\(coordinator)", kind: .notice,
@@ -193,8 +204,11 @@ extension BrokerCore {
             body: body, bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
             deliveries: [PlannedDelivery(recipient: coordinator, decision: .deliver, rule: "R9-break-glass")],
             referral: nil,
-            audit: [AuditEntry(at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .override, patient: patient.digits,
-                               message: messageID, recipient: coordinator.rawValue, decision: "notify-coordinator", rule: "R9-break-glass")])
+            audit: [
+                AuditEntry(
+                    at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .override, patient: patient.digits,
+                    message: messageID, recipient: coordinator.rawValue, decision: "notify-coordinator", rule: "R9-break-glass")
+            ])
         do {
             _ = try store.accept([message], confirming: [], at: now)
             sessions.wake(coordinator)
@@ -203,4 +217,3 @@ extension BrokerCore {
         }
     }
 }
-

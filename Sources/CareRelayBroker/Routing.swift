@@ -92,7 +92,9 @@ extension BrokerCore {
                     routed.map(\.message),
                     confirming: allConfirmations.map { DeliveryConfirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
             }
-            guard outcomes.count == routed.count else { throw StoreError.unavailable("it answered \(outcomes.count) outcomes for \(routed.count) messages") }
+            guard outcomes.count == routed.count else {
+                throw StoreError.unavailable("it answered \(outcomes.count) outcomes for \(routed.count) messages")
+            }
             vitals.store(healthy: true)
             applyConfirmations(allConfirmations)
         } catch {
@@ -126,10 +128,12 @@ extension BrokerCore {
                 results.append((pending, result))
             } catch {
                 reply(pending.routingID, .rejected(Rejected(error, command: "SEND", key: pending.header.key, req: pending.header.req)))
-                logger.notice("send refused", metadata: [
-                    "person": "\(pending.person.id)", "code": "\(error.code.name)", "key": "\(pending.header.key)",
-                    "req": "\(pending.header.req ?? "-")",
-                ])
+                logger.notice(
+                    "send refused",
+                    metadata: [
+                        "person": "\(pending.person.id)", "code": "\(error.code.name)", "key": "\(pending.header.key)",
+                        "req": "\(pending.header.req ?? "-")",
+                    ])
                 // The reason can quote what was sent (an NHS number, a field): debug only.
                 logger.debug("send refused: reason", metadata: ["key": "\(pending.header.key)", "reason": "\(error.reason)"])
             }
@@ -139,8 +143,12 @@ extension BrokerCore {
 
     private func refuseUnstored(_ sends: [PendingSend], _ reason: String) {
         for pending in sends {
-            reply(pending.routingID, .rejected(Rejected(ProtocolError(.storeUnavailable, reason),
-                                                        command: "SEND", key: pending.header.key, req: pending.header.req)))
+            reply(
+                pending.routingID,
+                .rejected(
+                    Rejected(
+                        ProtocolError(.storeUnavailable, reason),
+                        command: "SEND", key: pending.header.key, req: pending.header.req)))
         }
     }
 
@@ -160,15 +168,21 @@ extension BrokerCore {
                 case .duplicate(let id, let deliveries)?:
                     answer = Accepted(key: header.key, id: id, duplicate: true, recipients: deliveries.map { Self.outcome(for: $0) }, req: header.req)
                 case .conflict(let id)?:
-                    reply(entry.pending.routingID, .rejected(Rejected(Self.conflict(key: header.key, id: id), command: "SEND", key: header.key, req: header.req)))
+                    reply(
+                        entry.pending.routingID,
+                        .rejected(Rejected(Self.conflict(key: header.key, id: id), command: "SEND", key: header.key, req: header.req)))
                     continue
                 case .referralChanged(let current)?:
                     // Another broker on the same store changed the referral between our read
                     // and our write; nothing was stored, and the sender sees where it stands.
                     var why = "referral \(current.messageID) was changed by someone else at the same moment: it is now \(current.status.rawValue)"
                     if let taker = current.takenBy { why += " (taken by \(taker))" }
-                    reply(entry.pending.routingID, .rejected(Rejected(ProtocolError(.invalidTransition, why + "; nothing was stored"),
-                                                                      command: "SEND", key: header.key, req: header.req)))
+                    reply(
+                        entry.pending.routingID,
+                        .rejected(
+                            Rejected(
+                                ProtocolError(.invalidTransition, why + "; nothing was stored"),
+                                command: "SEND", key: header.key, req: header.req)))
                     continue
                 case nil:
                     continue
@@ -195,16 +209,19 @@ extension BrokerCore {
         }
         metrics.accepted(item.message.kind)
         // Ids, kinds and counts only: nothing that identifies a patient at info level.
-        logger.info("message accepted", metadata: [
-            "message": "\(item.message.id)", "kind": "\(item.message.kind.rawValue)", "sender": "\(item.message.sender)",
-            "req": "\(item.pending.header.req ?? "-")", "recipients": "\(item.message.deliveries.count)",
-        ])
+        logger.info(
+            "message accepted",
+            metadata: [
+                "message": "\(item.message.id)", "kind": "\(item.message.kind.rawValue)", "sender": "\(item.message.sender)",
+                "req": "\(item.pending.header.req ?? "-")", "recipients": "\(item.message.deliveries.count)",
+            ])
         metrics.withheld(atDelivery: false, count: item.message.deliveries.count { $0.decision == .withheld })
         afterStored(item, now: now)
     }
 
     static func conflict(key: String, id: String) -> ProtocolError {
-        ProtocolError(.idempotencyConflict, "key '\(key)' was already used for message \(id) with different content; choose a new key for a new message")
+        ProtocolError(
+            .idempotencyConflict, "key '\(key)' was already used for message \(id) with different content; choose a new key for a new message")
     }
 
     /// What makes two SENDs "the same message": everything the sender chose, not what the
@@ -225,11 +242,12 @@ extension BrokerCore {
     }
 
     static func outcome(for delivery: PlannedDelivery) -> RecipientOutcome {
-        let decision: RecipientOutcome.Decision = switch delivery.decision {
-        case .deliver: .deliver
-        case .redacted: .redacted
-        case .withheld: .withheld
-        }
+        let decision: RecipientOutcome.Decision =
+            switch delivery.decision {
+            case .deliver: .deliver
+            case .redacted: .redacted
+            case .withheld: .withheld
+            }
         return RecipientOutcome(person: delivery.recipient, decision: decision, reason: delivery.reason)
     }
 
@@ -248,8 +266,9 @@ extension BrokerCore {
             nextDeadline = min(nextDeadline ?? deadline, deadline)
         }
         for notice in item.overrideNotices {
-            notifyOverride(coordinator: notice.coordinator, patient: notice.patient, messageID: item.message.id,
-                           by: item.pending.person, now: now)
+            notifyOverride(
+                coordinator: notice.coordinator, patient: notice.patient, messageID: item.message.id,
+                by: item.pending.person, now: now)
         }
     }
 
@@ -286,11 +305,15 @@ extension BrokerCore {
             referrals[id] = record
         }
         let envelope = Envelope(header, fromName: actor.name)
-        let decisions = try decide(addressing.recipients, message: id, kind: header.kind, envelope: envelope, body: content.body, actor: actor,
-                                   patient: addressing.patient, now: now)
-        let audit = [AuditEntry(
-            at: now, actor: pending.person.id.rawValue, action: .accept, patient: addressing.patient?.digits, message: id,
-            detail: header.onBehalfOf.map { "\(header.kind.rawValue) on behalf of \($0)" } ?? header.kind.rawValue)] + decisions.audit
+        let decisions = try decide(
+            addressing.recipients, message: id, kind: header.kind, envelope: envelope, body: content.body, actor: actor,
+            patient: addressing.patient, now: now)
+        let audit =
+            [
+                AuditEntry(
+                    at: now, actor: pending.person.id.rawValue, action: .accept, patient: addressing.patient?.digits, message: id,
+                    detail: header.onBehalfOf.map { "\(header.kind.rawValue) on behalf of \($0)" } ?? header.kind.rawValue)
+            ] + decisions.audit
         let message = NewMessage(
             id: id, key: header.key, kind: header.kind, sender: actor.id, envelope: envelope.encoded(),
             patient: addressing.patient, correlation: header.correlation, body: pending.body,
@@ -325,7 +348,8 @@ extension BrokerCore {
     private func checkContent(_ pending: PendingSend, actor: Directory.Person) throws(ProtocolError) -> CheckedContent {
         let header = pending.header
         guard Self.maySend(header.kind, roles: actor.roles) else {
-            throw ProtocolError(.notPermitted, "your roles (\(actor.roles.map(\.rawValue).joined(separator: ", "))) may not send \(header.kind.rawValue) messages")
+            throw ProtocolError(
+                .notPermitted, "your roles (\(actor.roles.map(\.rawValue).joined(separator: ", "))) may not send \(header.kind.rawValue) messages")
         }
         let body = try validateBody(kind: header.kind, bytes: pending.body)
         let patient = try checkPatient(header: header, body: body)
@@ -334,7 +358,8 @@ extension BrokerCore {
             // The body must agree with who sent it and with the envelope's priority, which sets
             // the response target.
             guard referral.requester.person == actor.id else {
-                throw ProtocolError(.notPermitted, "body requester.person: a referral is made by its sender (\(actor.id)), not '\(referral.requester.person)'")
+                throw ProtocolError(
+                    .notPermitted, "body requester.person: a referral is made by its sender (\(actor.id)), not '\(referral.requester.person)'")
             }
             guard actor.roles.contains(referral.requester.role) else {
                 throw ProtocolError(.notPermitted, "body requester.role: you do not hold the role '\(referral.requester.role.rawValue)'")
@@ -421,8 +446,9 @@ extension BrokerCore {
             } else {
                 let who: ConsentRecipient
                 do {
-                    who = try consentRecipient(recipient, patients: patients, addressedTeams: addressedTeams,
-                                               addressedPeople: addressedPeople, isReferral: kind == .referral || kind == .referralEvent)
+                    who = try consentRecipient(
+                        recipient, patients: patients, addressedTeams: addressedTeams,
+                        addressedPeople: addressedPeople, isReferral: kind == .referral || kind == .referralEvent)
                 } catch {
                     throw ProtocolError(.storeUnavailable, "the broker could not read care teams; nothing was accepted. Retry with the same key")
                 }
@@ -438,22 +464,27 @@ extension BrokerCore {
                     recipient: recipientID, decision: Self.plannedDecision(verdict.outcome), rule: verdict.ruleID,
                     reason: verdict.outcome == .deliver ? nil : verdict.reason, topic: viaTopic)
                 if verdict.override {
-                    decisions.audit.append(AuditEntry(at: now, actor: actor.id.rawValue, action: .override, patient: patient?.digits,
-                                                      message: id, recipient: recipientID.rawValue, decision: "deliver",
-                                                      rule: verdict.ruleID, detail: verdict.breakGlassReason))
+                    decisions.audit.append(
+                        AuditEntry(
+                            at: now, actor: actor.id.rawValue, action: .override, patient: patient?.digits,
+                            message: id, recipient: recipientID.rawValue, decision: "deliver",
+                            rule: verdict.ruleID, detail: verdict.breakGlassReason))
                     for p in patients {
-                        for coordinator in coordinators(of: p) where coordinator != actor.id
-                        && !decisions.overrideNotices.contains(where: { $0.coordinator == coordinator && $0.patient == p }) {
+                        for coordinator in coordinators(of: p)
+                        where coordinator != actor.id
+                            && !decisions.overrideNotices.contains(where: { $0.coordinator == coordinator && $0.patient == p })
+                        {
                             decisions.overrideNotices.append((coordinator, p))
                         }
                     }
                 }
             }
             decisions.deliveries.append(decision)
-            decisions.audit.append(AuditEntry(
-                at: now, actor: actor.id.rawValue, action: Self.auditAction(decision.decision), patient: patient?.digits,
-                message: id, recipient: recipientID.rawValue, decision: "route:\(decision.decision.rawValue)", rule: decision.rule,
-                detail: [viaTopic.map { "topic \($0)" }, partRules].compactMap { $0 }.joined(separator: "; ").nilIfEmpty))
+            decisions.audit.append(
+                AuditEntry(
+                    at: now, actor: actor.id.rawValue, action: Self.auditAction(decision.decision), patient: patient?.digits,
+                    message: id, recipient: recipientID.rawValue, decision: "route:\(decision.decision.rawValue)", rule: decision.rule,
+                    detail: [viaTopic.map { "topic \($0)" }, partRules].compactMap { $0 }.joined(separator: "; ").nilIfEmpty))
         }
         return decisions
     }
@@ -500,13 +531,14 @@ extension BrokerCore {
     /// The patient named in the header must agree with the body, so routing and consent
     /// decisions are made on the patient the content is really about.
     private func checkPatient(header: SendHeader, body: MessageBody) throws(ProtocolError) -> NHSNumber? {
-        let fromBody: NHSNumber? = switch body {
-        case .referral(let r): r.subject
-        case .carePlanShare(let p): p.patient
-        case .carerCheckIn(let c): c.patient
-        case .consent(let c): c.patient
-        default: nil
-        }
+        let fromBody: NHSNumber? =
+            switch body {
+            case .referral(let r): r.subject
+            case .carePlanShare(let p): p.patient
+            case .carerCheckIn(let c): c.patient
+            case .consent(let c): c.patient
+            default: nil
+            }
         switch header.kind {
         case .referral, .carePlanShare, .carerCheckIn:
             guard let patient = header.patient else {
@@ -560,7 +592,8 @@ extension BrokerCore {
                     throw ProtocolError(.storeUnavailable, "the broker could not read the care team; nothing was accepted")
                 }
                 guard !members.isEmpty else {
-                    throw ProtocolError(.unknownAddress, "\(address): this patient has no care team yet; address a team or person, or link a care team first")
+                    throw ProtocolError(
+                        .unknownAddress, "\(address): this patient has no care team yet; address a team or person, or link a care team first")
                 }
                 for member in members {
                     switch member {
@@ -575,14 +608,14 @@ extension BrokerCore {
 
     /// "kind/locality/team": the first team the message is addressed to, else the sender's.
     func topic(for header: SendHeader, sender: Directory.Person) -> [String] {
-        let team = header.to.lazy.compactMap { address -> TeamID? in
-            if case .mdt(let id) = address { id } else { address.addressedTeam }
-        }.first ?? sender.teams.first
+        let team =
+            header.to.lazy.compactMap { address -> TeamID? in
+                if case .mdt(let id) = address { id } else { address.addressedTeam }
+            }.first ?? sender.teams.first
         let locality = team.flatMap { directory.team($0)?.locality.rawValue } ?? "none"
         return [header.kind.rawValue, locality, team?.rawValue ?? "none"]
     }
 }
-
 
 extension String {
     var nilIfEmpty: String? { isEmpty ? nil : self }

@@ -27,7 +27,9 @@ struct StoreBacklog {
     /// in the store and goes out again, which the client's deduplication absorbs.
     static let maxDeliveryRecords = 100_000
 
-    mutating func keep(sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry]) {
+    mutating func keep(
+        sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry]
+    ) {
         self.sent = Array((self.sent + sent).suffix(Self.maxDeliveryRecords))
         self.withheld += withheld
         self.audit = Array((self.audit + audit).suffix(Self.maxDeliveryRecords))

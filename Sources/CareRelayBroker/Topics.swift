@@ -64,7 +64,8 @@ public struct SubscriptionRules: Sendable {
             for template in allowed[role] ?? [] {
                 for teamID in person.teams {
                     guard let team = directory.team(teamID) else { continue }
-                    let text = template
+                    let text =
+                        template
                         .replacingOccurrences(of: "{locality}", with: team.locality.rawValue)
                         .replacingOccurrences(of: "{team}", with: team.id.rawValue)
                     if let pattern = TopicPattern(text) { result.append(pattern) }

@@ -180,7 +180,9 @@ public final class CareRelayClient {
         }
         welcome = nil
         lastHeard = .now
-        let answer = try exchange(.hello(Hello(receive: configuration.receive, credit: configuration.credit, client: configuration.clientName, req: nextReq())), reconnect: false)
+        let answer = try exchange(
+            .hello(Hello(receive: configuration.receive, credit: configuration.credit, client: configuration.clientName, req: nextReq())),
+            reconnect: false)
         guard case .welcome(let welcome) = answer else { throw .unexpectedAnswer("expected WELCOME, got \(answer.name)") }
         self.welcome = welcome
     }
@@ -330,7 +332,9 @@ public final class CareRelayClient {
             guard remaining > .zero else { return false }
             var items = [PollItem(socket, events: .writable)]
             if let handshakeEvents { items.append(PollItem(handshakeEvents)) }
-            let events = try poll(items, timeoutMilliseconds: max(1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)))
+            let events = try poll(
+                items,
+                timeoutMilliseconds: max(1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)))
             if events.first?.contains(.writable) == true { return true }
             try checkHandshake(events)
         }
@@ -340,7 +344,8 @@ public final class CareRelayClient {
     /// broker's ZAP handler refused our key.
     private func checkHandshake(_ events: [PollEvents]) throws {
         guard events.count == 2, events[1].contains(.readable),
-              let event = try handshakeEvents?.receiveMonitorEvent(dontWait: true) else { return }
+            let event = try handshakeEvents?.receiveMonitorEvent(dontWait: true)
+        else { return }
         if event.event.contains(.handshakeFailedAuth) { throw ClientError.keyRefused(endpoint: connectedEndpoint) }
     }
 

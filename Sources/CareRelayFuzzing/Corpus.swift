@@ -22,9 +22,10 @@ public enum Corpus {
         for command in commands { seeds.append(FuzzInput.encode(.frames(codec.encode(command)))) }
         for (kind, json) in exampleBodies(in: examples) {
             seeds.append(FuzzInput.encode(.body(kind, json)))
-            let header = SendHeader(key: "fuzz-key", kind: kind, to: [.team("west.social-care"), .person("sw.okafor")],
-                                    patient: try? NHSNumber(validating: "9434765919"), priority: .urgent, labels: [.mentalHealth],
-                                    correlation: "m-0", req: "r6")
+            let header = SendHeader(
+                key: "fuzz-key", kind: kind, to: [.team("west.social-care"), .person("sw.okafor")],
+                patient: try? NHSNumber(validating: "9434765919"), priority: .urgent, labels: [.mentalHealth],
+                correlation: "m-0", req: "r6")
             seeds.append(FuzzInput.encode(.frames(codec.encode(.send(header, body: json)))))
         }
         return seeds

@@ -35,8 +35,10 @@ public struct Mutator {
         String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000),
         String(repeating: "{\"a\":", count: 2_000) + "1" + String(repeating: "}", count: 2_000),
     ]
-    static let commandNames = ["HELLO", "SEND", "CONFIRM", "CREDIT", "SUBSCRIBE", "UNSUBSCRIBE", "QUERY", "PING", "BYE",
-                               "WELCOME", "DELIVER", "ACCEPTED", "", "send", "SENDSENDSENDSENDSEND"]
+    static let commandNames = [
+        "HELLO", "SEND", "CONFIRM", "CREDIT", "SUBSCRIBE", "UNSUBSCRIBE", "QUERY", "PING", "BYE",
+        "WELCOME", "DELIVER", "ACCEPTED", "", "send", "SENDSENDSENDSENDSEND",
+    ]
 
     public mutating func next() -> [UInt8] {
         var input = seeds.randomElement(using: &rng) ?? [0x80]
@@ -47,8 +49,10 @@ public struct Mutator {
     mutating func mutate(_ input: [UInt8]) -> [UInt8] {
         switch FuzzInput.target(of: input) {
         case .body(let kind, let json):
-            return FuzzInput.encode(.body(Int.random(in: 0..<20, using: &rng) == 0 ? MessageKind.allCases.randomElement(using: &rng) ?? kind : kind,
-                                          mutateJSON(json)))
+            return FuzzInput.encode(
+                .body(
+                    Int.random(in: 0..<20, using: &rng) == 0 ? MessageKind.allCases.randomElement(using: &rng) ?? kind : kind,
+                    mutateJSON(json)))
         case .frames(var frames):
             switch Int.random(in: 0..<8, using: &rng) {
             case 0 where !frames.isEmpty: frames.remove(at: Int.random(in: 0..<frames.count, using: &rng))
@@ -106,7 +110,8 @@ public struct Mutator {
         default:
             // Splice: the start of this input, the end of another one.
             let other = seeds.randomElement(using: &rng) ?? []
-            bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &rng)))
+            bytes =
+                Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &rng)))
                 + Array(other.suffix(Int.random(in: 0...other.count, using: &rng)))
         }
         return bytes

@@ -22,12 +22,17 @@ public final class BrokerProcess {
 
     /// Starts `executable serve` with the given files and waits until it prints that it is
     /// listening (or exits, which throws with its error output).
-    public init(executable: URL, directory: String, store: String, keyFile: String, endpoint: String,
-                extraArguments: [String] = [], logLevel: String = "warning", logFile: String? = nil) throws {
+    public init(
+        executable: URL, directory: String, store: String, keyFile: String, endpoint: String,
+        extraArguments: [String] = [], logLevel: String = "warning", logFile: String? = nil
+    ) throws {
         self.endpoint = endpoint
         process.executableURL = executable
-        process.arguments = ["serve", "--directory", directory, "--store", store, "--key-file", keyFile,
-                             "--endpoint", endpoint, "--log-level", logLevel] + extraArguments
+        process.arguments =
+            [
+                "serve", "--directory", directory, "--store", store, "--key-file", keyFile,
+                "--endpoint", endpoint, "--log-level", logLevel,
+            ] + extraArguments
         process.standardOutput = output
         process.standardError = errors
         try process.run()

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Plain TCP on 127.0.0.1, for the tests and the soak that speak to a server below ZeroMQ

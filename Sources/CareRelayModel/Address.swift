@@ -81,8 +81,9 @@ public enum Address: Hashable, Sendable, Codable, CustomStringConvertible {
         do {
             try self.init(parsing: text)
         } catch {
-            throw DecodingError.dataCorrupted(DecodingError.Context(
-                codingPath: container.codingPath, debugDescription: error.description, underlyingError: error))
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: container.codingPath, debugDescription: error.description, underlyingError: error))
         }
     }
 

@@ -6,9 +6,13 @@ public enum CareTeamMember: Hashable, Sendable, Codable, CustomStringConvertible
 
     /// "person:ID" or "team:ID".
     public init?(_ text: String) {
-        if text.hasPrefix("person:") { self = .person(PersonID(String(text.dropFirst(7)))) }
-        else if text.hasPrefix("team:") { self = .team(TeamID(String(text.dropFirst(5)))) }
-        else { return nil }
+        if text.hasPrefix("person:") {
+            self = .person(PersonID(String(text.dropFirst(7))))
+        } else if text.hasPrefix("team:") {
+            self = .team(TeamID(String(text.dropFirst(5))))
+        } else {
+            return nil
+        }
     }
 
     public var description: String {

@@ -35,8 +35,10 @@ public struct Directory: Sendable, Equatable, Codable {
         /// Who to contact out of hours, in order (co-ordinator, district nurses, 999).
         public var fallback: [String]?
 
-        public init(id: TeamID, name: String, kind: Kind = .service, locality: LocalityID, organisation: OrganisationID? = nil,
-                    coordinator: PersonID? = nil, hours: String? = nil, fallback: [String]? = nil) {
+        public init(
+            id: TeamID, name: String, kind: Kind = .service, locality: LocalityID, organisation: OrganisationID? = nil,
+            coordinator: PersonID? = nil, hours: String? = nil, fallback: [String]? = nil
+        ) {
             self.id = id
             self.name = name
             self.kind = kind
@@ -59,8 +61,10 @@ public struct Directory: Sendable, Equatable, Codable {
         /// For a gateway (the carer bridge): the people it may act for.
         public var actsFor: [PersonID]?
 
-        public init(id: PersonID, name: String, roles: [Role], organisation: OrganisationID? = nil,
-                    teams: [TeamID], key: String, actsFor: [PersonID]? = nil) {
+        public init(
+            id: PersonID, name: String, roles: [Role], organisation: OrganisationID? = nil,
+            teams: [TeamID], key: String, actsFor: [PersonID]? = nil
+        ) {
             self.id = id
             self.name = name
             self.roles = roles

@@ -68,9 +68,10 @@ public struct NHSNumber: Hashable, Sendable, Codable, CustomStringConvertible {
         do {
             try self.init(validating: text)
         } catch {
-            throw DecodingError.dataCorrupted(DecodingError.Context(
-                codingPath: container.codingPath, debugDescription: "\(NHSNumber.invalidMarker): \(error.description)",
-                underlyingError: error))
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: container.codingPath, debugDescription: "\(NHSNumber.invalidMarker): \(error.description)",
+                    underlyingError: error))
         }
     }
 

@@ -102,12 +102,13 @@ public enum ReferralLifecycle {
     /// is `status`; or why it may not. Who may send it is checked before the status.
     public static func next(from status: ReferralStatus, event: Event, by parties: Set<Party>) -> Result<ReferralStatus, Refusal> {
         guard parties.contains(party(for: event)) else {
-            let reason = switch event {
-            case .withdrawn: "only the referrer may withdraw a referral"
-            case .escalated: "only the broker escalates a referral"
-            case .accepted, .declined, .allocated, .completed:
-                "only members of the team the referral was sent to may \(event.rawValue) it"
-            }
+            let reason =
+                switch event {
+                case .withdrawn: "only the referrer may withdraw a referral"
+                case .escalated: "only the broker escalates a referral"
+                case .accepted, .declined, .allocated, .completed:
+                    "only members of the team the referral was sent to may \(event.rawValue) it"
+                }
             return .failure(.notPermitted(reason: reason))
         }
         guard sources(of: event).contains(status) else {

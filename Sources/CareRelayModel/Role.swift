@@ -62,8 +62,8 @@ public enum MessageKind: String, Hashable, Sendable, Codable, CaseIterable {
 /// (Torbay 1 hour, Gwent 4 hours, Midhurst and Oxleas same day, Sandwell 3 days); the
 /// targets themselves are broker configuration.
 public enum Priority: String, Hashable, Sendable, Codable, CaseIterable {
-    case emergency   // respond within 1 hour
-    case urgent      // within 4 hours
+    case emergency  // respond within 1 hour
+    case urgent  // within 4 hours
     case sameDay = "same-day"
-    case routine     // within 3 days
+    case routine  // within 3 days
 }

@@ -121,7 +121,8 @@ private final class StoreGauges: Sendable {
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
         undelivered = registry.makeGauge(name: "carerelay_undelivered_messages", help: "Deliveries stored and not yet confirmed by their recipient")
-        oldest = registry.makeGauge(name: "carerelay_oldest_undelivered_seconds", help: "How long the oldest unconfirmed delivery has waited (0 when none)")
+        oldest = registry.makeGauge(
+            name: "carerelay_oldest_undelivered_seconds", help: "How long the oldest unconfirmed delivery has waited (0 when none)")
         overdue = registry.makeGauge(name: "carerelay_referrals_overdue", help: "Referrals untaken past their response target")
         storeBytes = registry.makeGauge(name: "carerelay_store_bytes", help: "Size of the store file and its write-ahead log")
         uptime = registry.makeGauge(name: "carerelay_uptime_seconds", help: "Seconds since the broker started")
@@ -141,9 +142,11 @@ private final class StoreGauges: Sendable {
             auditRows.set(to: Double(store.auditRows))
             // A team whose intake emptied reads 0, not its last figure.
             for team in Set(intake.keys).union(store.intakeWaiting.keys) {
-                let gauge = intake[team] ?? registry.makeGauge(
-                    name: "carerelay_intake_waiting_referrals", labels: [("team", team)],
-                    help: "Referrals waiting at a team's intake for acceptance")
+                let gauge =
+                    intake[team]
+                    ?? registry.makeGauge(
+                        name: "carerelay_intake_waiting_referrals", labels: [("team", team)],
+                        help: "Referrals waiting at a team's intake for acceptance")
                 intake[team] = gauge
                 gauge.set(to: Double(store.intakeWaiting[team] ?? 0))
             }

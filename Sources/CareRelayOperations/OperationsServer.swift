@@ -19,8 +19,10 @@ public final class OperationsServer: Sendable {
     /// Starts listening and returns once it is (`onListening` receives the bound port, useful
     /// with port 0), or throws if it cannot: an address already in use must stop the broker's
     /// start, not leave it serving without the endpoint its health checks are pointed at.
-    public init(endpoint: OperationsEndpoint, host: String, port: Int, logger: Logger,
-                onListening: @escaping @Sendable (Int) -> Void) throws {
+    public init(
+        endpoint: OperationsEndpoint, host: String, port: Int, logger: Logger,
+        onListening: @escaping @Sendable (Int) -> Void
+    ) throws {
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .warning)  // a line per scrape would drown the broker's own
         let start = StartOutcome()
@@ -44,7 +46,10 @@ public final class OperationsServer: Sendable {
             finished.signal()
         }
         if let failure = start.wait() {
-            throw StartError(description: "the operations endpoint cannot listen on \(host):\(port): \(failure). Give this broker its own address with --operations HOST:PORT (port 0 takes a free one), or --operations off")
+            throw StartError(
+                description:
+                    "the operations endpoint cannot listen on \(host):\(port): \(failure). Give this broker its own address with --operations HOST:PORT (port 0 takes a free one), or --operations off"
+            )
         }
     }
 

@@ -235,7 +235,11 @@ public struct AccessPolicy: Sendable {
         case .message(let readable, _) where readable != .allow:
             return (.conceal, .own)
         default:
-            return (.refuse("only administrators, and care co-ordinators for patients in their care, may query the audit trail beyond their own actions (add person=\(asker.id))"), .own)
+            return (
+                .refuse(
+                    "only administrators, and care co-ordinators for patients in their care, may query the audit trail beyond their own actions (add person=\(asker.id))"
+                ), .own
+            )
         }
     }
 

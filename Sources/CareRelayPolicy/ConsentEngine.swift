@@ -33,12 +33,16 @@ public struct ConsentEngine: Sendable {
         _ request: ConsentRequest, recipients: [ConsentRecipient], directives: some ConsentDirectiveSource
     ) -> [ConsentDecision] {
         var cache: [NHSNumber: [ConsentDirective]] = [:]
-        return recipients.map { decide(request, for: $0, inForce: { patient in
-            if let hit = cache[patient] { return hit }
-            let list = Self.inForce(directives, patient, request.now)
-            cache[patient] = list
-            return list
-        }) }
+        return recipients.map {
+            decide(
+                request, for: $0,
+                inForce: { patient in
+                    if let hit = cache[patient] { return hit }
+                    let list = Self.inForce(directives, patient, request.now)
+                    cache[patient] = list
+                    return list
+                })
+        }
     }
 
     /// Decides for one recipient.
@@ -46,12 +50,14 @@ public struct ConsentEngine: Sendable {
         _ request: ConsentRequest, for recipient: ConsentRecipient, directives: some ConsentDirectiveSource
     ) -> ConsentDecision {
         var cache: [NHSNumber: [ConsentDirective]] = [:]
-        return decide(request, for: recipient, inForce: { patient in
-            if let hit = cache[patient] { return hit }
-            let list = Self.inForce(directives, patient, request.now)
-            cache[patient] = list
-            return list
-        })
+        return decide(
+            request, for: recipient,
+            inForce: { patient in
+                if let hit = cache[patient] { return hit }
+                let list = Self.inForce(directives, patient, request.now)
+                cache[patient] = list
+                return list
+            })
     }
 
     static func inForce(_ source: some ConsentDirectiveSource, _ patient: NHSNumber, _ now: Date) -> [ConsentDirective] {

@@ -94,7 +94,8 @@ public struct ConsentRule: Hashable, Sendable {
         case .objection, .explicitDeny: return "withheld: no recorded consent for this recipient"
         case .mdtPermission: return "item withheld: no recorded permission to discuss this patient at the MDT"
         case .sensitiveNeedsExplicit:
-            return "withheld: sensitive information needs the patient's explicit consent outside the originating team, and none is recorded for this recipient"
+            return
+                "withheld: sensitive information needs the patient's explicit consent outside the originating team, and none is recorded for this recipient"
         case .explicitPermit: return "delivered: covered by the patient's recorded consent"
         case .impliedConsent: return "delivered: direct care by a professional with a care relationship (implied consent)"
         case .withhold: return "withheld: no recorded consent or care relationship for this recipient"
@@ -134,7 +135,9 @@ public struct ConsentPolicy: Hashable, Sendable {
     public var breakGlass: BreakGlassPolicy
 
     /// Builds a policy and checks its invariants (the same checks as for YAML).
-    public init(version: Int = 1, sensitiveCategories: Set<DataCategory>, rules: [ConsentRule], breakGlass: BreakGlassPolicy) throws(ConsentPolicyError) {
+    public init(version: Int = 1, sensitiveCategories: Set<DataCategory>, rules: [ConsentRule], breakGlass: BreakGlassPolicy)
+        throws(ConsentPolicyError)
+    {
         self.version = version
         self.sensitiveCategories = sensitiveCategories
         self.rules = rules
@@ -182,7 +185,8 @@ public struct ConsentPolicy: Hashable, Sendable {
             if rule.kind.isDeny, let p = firstPermit {
                 throw fail(
                     "\(path).kind",
-                    "deny rule \"\(rule.id)\" comes after permit rule \"\(policy.rules[p].id)\" (rules[\(p)]); deny must beat permit, so deny rules come first")
+                    "deny rule \"\(rule.id)\" comes after permit rule \"\(policy.rules[p].id)\" (rules[\(p)]); deny must beat permit, so deny rules come first"
+                )
             }
             guard !rule.reason.isEmpty else { throw fail("\(path).reason", "the reason must not be empty") }
         }
@@ -242,9 +246,10 @@ struct PolicyParser {
         let top = try mapping(root, "", allowed: ["version", "sensitive-categories", "rules", "break-glass"])
         guard let versionNode = top["version"] else { throw fail("version", "missing (write `version: 1`)") }
         let version = try int(versionNode, "version")
-        let sensitive = try top["sensitive-categories"].map { n throws(ConsentPolicyError) in
-            Set(try strings(n, "sensitive-categories").map { DataCategory($0) })
-        } ?? []
+        let sensitive =
+            try top["sensitive-categories"].map { n throws(ConsentPolicyError) in
+                Set(try strings(n, "sensitive-categories").map { DataCategory($0) })
+            } ?? []
         guard let rulesNode = top["rules"] else { throw fail("rules", "missing: the ordered rule list is required") }
         guard case .sequence(let seq) = rulesNode else { throw fail("rules", "must be a list of rules") }
         var rules: [ConsentRule] = []
@@ -256,16 +261,20 @@ struct PolicyParser {
     }
 
     func rule(_ node: Node, _ path: String) throws(ConsentPolicyError) -> ConsentRule {
-        let m = try mapping(node, path, allowed: [
-            "id", "kind", "localities", "message-kinds", "purposes", "roles", "relationships",
-            "categories", "explicit-bases", "mdt-purpose", "reason",
-        ])
+        let m = try mapping(
+            node, path,
+            allowed: [
+                "id", "kind", "localities", "message-kinds", "purposes", "roles", "relationships",
+                "categories", "explicit-bases", "mdt-purpose", "reason",
+            ])
         guard let idNode = m["id"] else { throw fail("\(path).id", "missing: every rule needs an id") }
         let id = try string(idNode, "\(path).id")
         guard let kindNode = m["kind"] else { throw fail("\(path).kind", "missing") }
         let kindText = try string(kindNode, "\(path).kind")
         guard let kind = ConsentRuleKind(rawValue: kindText) else {
-            throw fail("\(path).kind", "unknown rule kind \"\(kindText)\"; expected one of \(ConsentRuleKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw fail(
+                "\(path).kind",
+                "unknown rule kind \"\(kindText)\"; expected one of \(ConsentRuleKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var rule = ConsentRule(id: id, kind: kind)
         if let n = m["localities"] { rule.localities = Set(try strings(n, "\(path).localities").map { LocalityID($0) }) }
@@ -279,7 +288,10 @@ struct PolicyParser {
             for (j, text) in try strings(n, "\(path).relationships").enumerated() {
                 if text == "none" { set.insert(.none); continue }
                 guard let r = PatientRelationship(rawValue: text) else {
-                    throw fail("\(path).relationships[\(j)]", "unknown relationship \"\(text)\"; expected one of \((PatientRelationship.allCases.map(\.rawValue) + ["none"]).joined(separator: ", "))")
+                    throw fail(
+                        "\(path).relationships[\(j)]",
+                        "unknown relationship \"\(text)\"; expected one of \((PatientRelationship.allCases.map(\.rawValue) + ["none"]).joined(separator: ", "))"
+                    )
                 }
                 set.insert(.relationship(r))
             }

@@ -33,8 +33,10 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         case verifyFull(rootCertificate: String?)
     }
 
-    public init(host: String, port: Int = 5432, user: String, password: String? = nil, database: String,
-                security: TransportSecurity? = nil) {
+    public init(
+        host: String, port: Int = 5432, user: String, password: String? = nil, database: String,
+        security: TransportSecurity? = nil
+    ) {
         self.host = host
         self.port = port
         self.user = user
@@ -45,7 +47,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
 
     public init(url text: String) throws {
         guard let url = URLComponents(string: text), ["postgres", "postgresql"].contains(url.scheme ?? ""),
-              let host = url.host, !host.isEmpty, let user = url.user, !user.isEmpty
+            let host = url.host, !host.isEmpty, let user = url.user, !user.isEmpty
         else {
             throw StoreError.unavailable("'\(text)' is not a PostgreSQL URL: write postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
         }
@@ -150,10 +152,12 @@ enum PostgresStatistics {
         func number(_ query: PostgresQuery) throws -> Int64 {
             try run(query).first.map { try $0.decode(Int64?.self) ?? 0 } ?? 0
         }
-        let oldest = try run("""
+        let oldest = try run(
+            """
             SELECT m.accepted_at FROM delivery d JOIN message m ON m.seq = d.message_seq
             WHERE d.state = 'pending' ORDER BY d.message_seq LIMIT 1
-            """).first.map { try $0.decode(Double.self) }
+            """
+        ).first.map { try $0.decode(Double.self) }
         var intake: [String: Int64] = [:]
         for row in try run("SELECT COALESCE(team, 'none'), COUNT(*) FROM referral WHERE escalated IN (0, 1) AND status = 'sent' GROUP BY 1") {
             let (team, waiting) = try row.decode((String, Int64).self)
@@ -165,7 +169,8 @@ enum PostgresStatistics {
             undelivered: try number("SELECT COUNT(*) FROM delivery WHERE state = 'pending'"),
             oldestUndeliveredAcceptedAt: oldest.map(Date.init(timeIntervalSince1970:)),
             intakeWaiting: intake,
-            overdueReferrals: try number("""
+            overdueReferrals: try number(
+                """
                 SELECT COUNT(*) FROM referral WHERE escalated IN (0, 1) AND status = 'sent' AND deadline <= \(now.timeIntervalSince1970)
                 """),
             auditRows: try number("SELECT seq FROM audit_head"))

@@ -8,96 +8,102 @@ extension PostgresStore {
     /// (`SQLiteStore.migrator`). Several brokers may start together: an advisory lock makes
     /// the others wait while the first one migrates.
     static let migrations: [(version: String, sql: [String])] = [
-        ("v1", [
-            """
-            CREATE TABLE message (
-                seq BIGSERIAL PRIMARY KEY,
-                id TEXT NOT NULL UNIQUE,
-                kind TEXT NOT NULL,
-                sender TEXT NOT NULL,
-                idempotency_key TEXT NOT NULL,
-                body_hash BYTEA NOT NULL,
-                envelope BYTEA NOT NULL,
-                patient TEXT,
-                correlation TEXT,
-                body BYTEA NOT NULL,
-                accepted_at DOUBLE PRECISION NOT NULL,
-                UNIQUE (sender, idempotency_key)
-            )
-            """,
-            "CREATE INDEX message_patient ON message(patient)",
-            "CREATE INDEX message_correlation ON message(correlation)",
-            // The consent registry is built and caught up from these (see SQLite's v3).
-            "CREATE INDEX message_consent ON message(seq) WHERE kind = 'consent'",
-            """
-            CREATE TABLE delivery (
-                message_seq BIGINT NOT NULL REFERENCES message(seq),
-                recipient TEXT NOT NULL,
-                state TEXT NOT NULL,
-                decision TEXT NOT NULL,
-                rule TEXT NOT NULL,
-                reason TEXT,
-                topic TEXT,
-                delivered_at DOUBLE PRECISION,
-                confirmed_at DOUBLE PRECISION,
-                PRIMARY KEY (message_seq, recipient)
-            )
-            """,
-            "CREATE INDEX delivery_mailbox ON delivery(recipient, state, message_seq)",
-            "CREATE INDEX delivery_pending ON delivery(message_seq) WHERE state = 'pending'",
-            """
-            CREATE TABLE referral (
-                message_id TEXT PRIMARY KEY,
-                record TEXT NOT NULL,
-                team TEXT,
-                status TEXT NOT NULL,
-                deadline DOUBLE PRECISION,
-                escalated INTEGER NOT NULL DEFAULT 0
-            )
-            """,
-            "CREATE INDEX referral_deadline ON referral(escalated, status, deadline)",
-            """
-            CREATE TABLE care_team (
-                patient TEXT NOT NULL,
-                member TEXT NOT NULL,
-                added_by TEXT NOT NULL,
-                added_at DOUBLE PRECISION NOT NULL,
-                PRIMARY KEY (patient, member)
-            )
-            """,
-            """
-            CREATE TABLE audit (
-                seq BIGINT PRIMARY KEY,
-                at_ms BIGINT NOT NULL,
-                actor TEXT NOT NULL,
-                action TEXT NOT NULL,
-                patient TEXT,
-                message TEXT,
-                recipient TEXT,
-                decision TEXT,
-                rule TEXT,
-                detail TEXT,
-                hash BYTEA NOT NULL
-            )
-            """,
-            "CREATE INDEX audit_patient ON audit(patient)",
-            "CREATE INDEX audit_message ON audit(message)",
-            "CREATE INDEX audit_recipient ON audit(recipient)",
-            // One row: the newest audit row. Every writer locks it first (see PostgresStore).
-            """
-            CREATE TABLE audit_head (
-                only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
-                seq BIGINT NOT NULL,
-                hash BYTEA NOT NULL
-            )
-            """,
-            "INSERT INTO audit_head (seq, hash) VALUES (0, decode(repeat('00', 32), 'hex'))",
-        ]),
+        (
+            "v1",
+            [
+                """
+                CREATE TABLE message (
+                    seq BIGSERIAL PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL,
+                    sender TEXT NOT NULL,
+                    idempotency_key TEXT NOT NULL,
+                    body_hash BYTEA NOT NULL,
+                    envelope BYTEA NOT NULL,
+                    patient TEXT,
+                    correlation TEXT,
+                    body BYTEA NOT NULL,
+                    accepted_at DOUBLE PRECISION NOT NULL,
+                    UNIQUE (sender, idempotency_key)
+                )
+                """,
+                "CREATE INDEX message_patient ON message(patient)",
+                "CREATE INDEX message_correlation ON message(correlation)",
+                // The consent registry is built and caught up from these (see SQLite's v3).
+                "CREATE INDEX message_consent ON message(seq) WHERE kind = 'consent'",
+                """
+                CREATE TABLE delivery (
+                    message_seq BIGINT NOT NULL REFERENCES message(seq),
+                    recipient TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    decision TEXT NOT NULL,
+                    rule TEXT NOT NULL,
+                    reason TEXT,
+                    topic TEXT,
+                    delivered_at DOUBLE PRECISION,
+                    confirmed_at DOUBLE PRECISION,
+                    PRIMARY KEY (message_seq, recipient)
+                )
+                """,
+                "CREATE INDEX delivery_mailbox ON delivery(recipient, state, message_seq)",
+                "CREATE INDEX delivery_pending ON delivery(message_seq) WHERE state = 'pending'",
+                """
+                CREATE TABLE referral (
+                    message_id TEXT PRIMARY KEY,
+                    record TEXT NOT NULL,
+                    team TEXT,
+                    status TEXT NOT NULL,
+                    deadline DOUBLE PRECISION,
+                    escalated INTEGER NOT NULL DEFAULT 0
+                )
+                """,
+                "CREATE INDEX referral_deadline ON referral(escalated, status, deadline)",
+                """
+                CREATE TABLE care_team (
+                    patient TEXT NOT NULL,
+                    member TEXT NOT NULL,
+                    added_by TEXT NOT NULL,
+                    added_at DOUBLE PRECISION NOT NULL,
+                    PRIMARY KEY (patient, member)
+                )
+                """,
+                """
+                CREATE TABLE audit (
+                    seq BIGINT PRIMARY KEY,
+                    at_ms BIGINT NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    patient TEXT,
+                    message TEXT,
+                    recipient TEXT,
+                    decision TEXT,
+                    rule TEXT,
+                    detail TEXT,
+                    hash BYTEA NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_patient ON audit(patient)",
+                "CREATE INDEX audit_message ON audit(message)",
+                "CREATE INDEX audit_recipient ON audit(recipient)",
+                // One row: the newest audit row. Every writer locks it first (see PostgresStore).
+                """
+                CREATE TABLE audit_head (
+                    only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+                    seq BIGINT NOT NULL,
+                    hash BYTEA NOT NULL
+                )
+                """,
+                "INSERT INTO audit_head (seq, hash) VALUES (0, decode(repeat('00', 32), 'hex'))",
+            ]
+        ),
         // How many messages are stored, kept on the row every writer locks (status reports it).
-        ("v2", [
-            "ALTER TABLE audit_head ADD COLUMN messages BIGINT NOT NULL DEFAULT 0",
-            "UPDATE audit_head SET messages = (SELECT COUNT(*) FROM message)",
-        ]),
+        (
+            "v2",
+            [
+                "ALTER TABLE audit_head ADD COLUMN messages BIGINT NOT NULL DEFAULT 0",
+                "UPDATE audit_head SET messages = (SELECT COUNT(*) FROM message)",
+            ]
+        ),
     ]
 
     static func migrate(_ connection: PostgresConnection, logger: Logger) throws {
@@ -107,7 +113,8 @@ extension PostgresStore {
         _ = try run("BEGIN")
         do {
             _ = try run("SELECT pg_advisory_xact_lock(20261123)")
-            _ = try run("""
+            _ = try run(
+                """
                 CREATE TABLE IF NOT EXISTS carerelay_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
                 """)
             let applied = Set(try run("SELECT version FROM carerelay_migrations").map { try $0.decode(String.self) })

@@ -76,8 +76,9 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: tls)
-        configuration.options.connectTimeout = .nanoseconds(Int64(location.timeout.components.seconds) * 1_000_000_000
-                                                             + location.timeout.components.attoseconds / 1_000_000_000)
+        configuration.options.connectTimeout = .nanoseconds(
+            Int64(location.timeout.components.seconds) * 1_000_000_000
+                + location.timeout.components.attoseconds / 1_000_000_000)
         let connecting = PostgresConnection.connect(
             on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger)
         let connection: PostgresConnection?
@@ -143,7 +144,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         abandoned = true
         let closing: EventLoopFuture<Void> = connection.close()
         closing.whenComplete { _ in }
-        logger.warning("PostgreSQL stopped answering; dropped the connection", metadata: ["database": "\(location)", "timeout": "\(location.timeout)"])
+        logger.warning(
+            "PostgreSQL stopped answering; dropped the connection", metadata: ["database": "\(location)", "timeout": "\(location.timeout)"])
     }
 
     /// One transaction. Its commit waits for the disk unless the body says otherwise (see
@@ -168,7 +170,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     /// server loses at most those records, which means a redelivery, never a lost message.
     /// Set in the same statement, to save a round trip.
     private func lockAuditHead(commitWithoutWaiting: Bool = false) throws -> AuditChain.Head {
-        let rows = try run("""
+        let rows = try run(
+            """
             SELECT seq, hash, set_config('synchronous_commit', \(commitWithoutWaiting ? "off" : "on"), true)
             FROM audit_head FOR UPDATE
             """)
@@ -180,7 +183,9 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     /// The audit lines after `head` and the new head, as two parts of a WITH clause
     /// (`audit_rows AS (...), audit_moved AS (...)`), so they go in the statement that ends
     /// the transaction's work rather than in round trips of their own.
-    private static func appendAudit(_ entries: [AuditEntry], after head: AuditChain.Head, countingMessages stored: Int = 0, to statement: inout Statement) {
+    private static func appendAudit(
+        _ entries: [AuditEntry], after head: AuditChain.Head, countingMessages stored: Int = 0, to statement: inout Statement
+    ) {
         var head = head
         var rows: [AuditRowToStore] = []
         rows.reserveCapacity(entries.count)
@@ -189,7 +194,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             rows.append(next.row)
             head = next.head
         }
-        statement.sql("""
+        statement.sql(
+            """
             audit_rows AS (
                 INSERT INTO audit (seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
                 SELECT seq, at_ms, actor, action, NULLIF(patient, ''), NULLIF(message, ''), NULLIF(recipient, ''),
@@ -206,11 +212,13 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         statement.bind(rows.map { $0.entry.decision ?? "" }, as: "text[]", then: ", ")
         statement.bind(rows.map { $0.entry.rule ?? "" }, as: "text[]", then: ", ")
         statement.bind(rows.map { $0.entry.detail ?? "" }, as: "text[]", then: ", ")
-        statement.bind(rows.map { ByteBuffer(bytes: $0.hash) }, as: "bytea[]", then: """
-            ) AS a(seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
-            ),
-            audit_moved AS (UPDATE audit_head SET seq =
-            """)
+        statement.bind(
+            rows.map { ByteBuffer(bytes: $0.hash) }, as: "bytea[]",
+            then: """
+                ) AS a(seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
+                ),
+                audit_moved AS (UPDATE audit_head SET seq =
+                """)
         statement.bind(head.seq, as: "int8", then: ", hash = ")
         // The count of messages rides on the same locked row: sequences skip numbers when a
         // transaction rolls back or a broker dies mid-batch, so the highest is not a count.
@@ -224,13 +232,14 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         var payloads: [String] = []
         var current = node
         for change in changes {
-            let word: String = switch change {
-            case .mail(let person): "m:\(person)"
-            case .consent: "c"
-            case .careTeam(let patient): "t:\(patient.digits)"
-            case .referral: "r"
-            case .everything: "e"
-            }
+            let word: String =
+                switch change {
+                case .mail(let person): "m:\(person)"
+                case .consent: "c"
+                case .careTeam(let patient): "t:\(patient.digits)"
+                case .referral: "r"
+                case .everything: "e"
+                }
             if current.utf8.count + word.utf8.count > 7_000 {
                 payloads.append(current)
                 current = node
@@ -243,8 +252,10 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
 
     /// Ends a writing transaction's work in one statement: its audit lines, the chain's new
     /// head, and the notifications PostgreSQL sends on commit.
-    private func finish(audit entries: [AuditEntry], after head: AuditChain.Head, countingMessages stored: Int = 0,
-                        notifying changes: [SharedChanges.Change], alsoWith preceding: (inout Statement) -> Void = { _ in }) throws {
+    private func finish(
+        audit entries: [AuditEntry], after head: AuditChain.Head, countingMessages stored: Int = 0,
+        notifying changes: [SharedChanges.Change], alsoWith preceding: (inout Statement) -> Void = { _ in }
+    ) throws {
         var statement = Statement("WITH ")
         preceding(&statement)
         Self.appendAudit(entries, after: head, countingMessages: stored, to: &statement)
@@ -275,8 +286,9 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             guard !batch.isEmpty else { return [] }
             // Read again under the lock: another broker may have stored one of these keys, or
             // changed one of these referrals, since.
-            let plan = BatchPlan(batch, earlier: try earlierSends(batch.map { ($0.sender, $0.key) }),
-                                 referrals: try storedReferrals(BatchPlan.referralsRead(by: batch)))
+            let plan = BatchPlan(
+                batch, earlier: try earlierSends(batch.map { ($0.sender, $0.key) }),
+                referrals: try storedReferrals(BatchPlan.referralsRead(by: batch)))
             let stored = plan.toStore.map { batch[$0] }
             let outcomes = try plan.outcomes(storedAs: try insertMessagesAndDeliveries(stored))
             try saveReferrals(stored.compactMap(\.referral))
@@ -303,7 +315,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     /// The messages and their deliveries, in one statement; returns each message's sequence.
     private func insertMessagesAndDeliveries(_ messages: [NewMessage]) throws -> [Int64] {
         guard !messages.isEmpty else { return [] }
-        var statement = Statement("""
+        var statement = Statement(
+            """
             WITH stored AS (
                 INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at)
                 SELECT id, kind, sender, idempotency_key, body_hash, envelope, NULLIF(patient, ''), NULLIF(correlation, ''), body, accepted_at
@@ -318,17 +331,21 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         statement.bind(messages.map { $0.patient?.digits ?? "" }, as: "text[]", then: ", ")
         statement.bind(messages.map { $0.correlation ?? "" }, as: "text[]", then: ", ")
         statement.bind(messages.map { ByteBuffer(bytes: $0.body) }, as: "bytea[]", then: ", ")
-        statement.bind(messages.map(\.acceptedAt.timeIntervalSince1970), as: "float8[]", then: """
-            ) WITH ORDINALITY AS m(id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at, ord)
-                ORDER BY ord
-                RETURNING seq, id
-            ),
-            planned AS (
-                INSERT INTO delivery (message_seq, recipient, state, decision, rule, reason, topic)
-                SELECT stored.seq, d.recipient, d.state, d.decision, d.rule, NULLIF(d.reason, ''), NULLIF(d.topic, '')
-                FROM unnest(
-            """)
-        var columns = (id: [String](), recipient: [String](), state: [String](), decision: [String](), rule: [String](), reason: [String](), topic: [String]())
+        statement.bind(
+            messages.map(\.acceptedAt.timeIntervalSince1970), as: "float8[]",
+            then: """
+                ) WITH ORDINALITY AS m(id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at, ord)
+                    ORDER BY ord
+                    RETURNING seq, id
+                ),
+                planned AS (
+                    INSERT INTO delivery (message_seq, recipient, state, decision, rule, reason, topic)
+                    SELECT stored.seq, d.recipient, d.state, d.decision, d.rule, NULLIF(d.reason, ''), NULLIF(d.topic, '')
+                    FROM unnest(
+                """)
+        var columns = (
+            id: [String](), recipient: [String](), state: [String](), decision: [String](), rule: [String](), reason: [String](), topic: [String]()
+        )
         for message in messages {
             for delivery in message.deliveries {
                 columns.id.append(message.id)
@@ -346,13 +363,15 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         statement.bind(columns.decision, as: "text[]", then: ", ")
         statement.bind(columns.rule, as: "text[]", then: ", ")
         statement.bind(columns.reason, as: "text[]", then: ", ")
-        statement.bind(columns.topic, as: "text[]", then: """
-            ) AS d(id, recipient, state, decision, rule, reason, topic)
-                JOIN stored ON stored.id = d.id
-                ON CONFLICT DO NOTHING
-            )
-            SELECT seq, id FROM stored
-            """)
+        statement.bind(
+            columns.topic, as: "text[]",
+            then: """
+                ) AS d(id, recipient, state, decision, rule, reason, topic)
+                    JOIN stored ON stored.id = d.id
+                    ON CONFLICT DO NOTHING
+                )
+                SELECT seq, id FROM stored
+                """)
         var seqByID: [String: Int64] = [:]
         for row in try run(statement.query) {
             let (seq, id) = try row.decode((Int64, String).self)
@@ -384,7 +403,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         guard !order.isEmpty else { return }
         let final = order.compactMap { last[$0] }
         let json = try final.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
-        try run("""
+        try run(
+            """
             INSERT INTO referral (message_id, record, team, status, deadline, escalated)
             SELECT id, record, NULLIF(team, ''), status, NULLIF(deadline, 'NaN'::float8), escalated
             FROM unnest(\(final.map(\.messageID))::text[], \(json)::text[], \(final.map { $0.team?.rawValue ?? "" })::text[],
@@ -408,7 +428,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             }
         }
         guard !columns.patient.isEmpty else { return }
-        try run("""
+        try run(
+            """
             INSERT INTO care_team (patient, member, added_by, added_at)
             SELECT * FROM unnest(\(columns.patient)::text[], \(columns.member)::text[], \(columns.by)::text[], \(columns.at)::float8[])
             ON CONFLICT DO NOTHING
@@ -417,7 +438,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
 
     public func earlierSends(_ keys: [(sender: PersonID, key: String)]) throws -> [String: EarlierSend] {
         guard !keys.isEmpty else { return [:] }
-        let rows = try run("""
+        let rows = try run(
+            """
             SELECT m.seq, m.id, m.sender, m.idempotency_key, m.body_hash FROM message m
             JOIN unnest(\(keys.map(\.sender.rawValue))::text[], \(keys.map(\.key))::text[]) AS k(sender, key)
               ON m.sender = k.sender AND m.idempotency_key = k.key
@@ -431,15 +453,18 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             found[dictionaryKey] = EarlierSend(id: id, fingerprint: Array(hash.readableBytesView), deliveries: [])
             keyBySeq[seq] = dictionaryKey
         }
-        for row in try run("""
+        for row in try run(
+            """
             SELECT message_seq, recipient, decision, rule, reason, topic FROM delivery
             WHERE message_seq = ANY(\(Array(keyBySeq.keys))::int8[]) ORDER BY message_seq, recipient
-            """) {
+            """)
+        {
             let (seq, recipient, decision, rule, reason, topic) = try row.decode((Int64, String, String, String, String?, String?).self)
             guard let key = keyBySeq[seq] else { continue }
-            found[key]?.deliveries.append(PlannedDelivery(
-                recipient: PersonID(recipient), decision: PlannedDelivery.Decision(rawValue: decision) ?? .deliver,
-                rule: rule, reason: reason, topic: topic))
+            found[key]?.deliveries.append(
+                PlannedDelivery(
+                    recipient: PersonID(recipient), decision: PlannedDelivery.Decision(rawValue: decision) ?? .deliver,
+                    rule: rule, reason: reason, topic: topic))
         }
         return found
     }
@@ -448,7 +473,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
 
     public func mailbox(for recipient: PersonID, after: Int64, excluding inFlight: Set<Int64>, limit: Int) throws -> [MailItem] {
         guard limit > 0 else { return [] }
-        let rows = try run("""
+        let rows = try run(
+            """
             SELECT m.seq, m.id, m.kind, m.sender, m.envelope, m.patient, m.body, m.accepted_at, d.topic
             FROM delivery d JOIN message m ON m.seq = d.message_seq
             WHERE d.recipient = \(recipient.rawValue) AND d.state = 'pending' AND d.message_seq > \(after)
@@ -459,15 +485,19 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
             let (seq, id, kindText, sender, envelope, patient, body, acceptedAt, topic) =
                 try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double, String?).self)
             guard !inFlight.contains(seq), let kind = MessageKind(rawValue: kindText) else { continue }
-            items.append(MailItem(
-                seq: seq, id: id, kind: kind, sender: PersonID(sender), envelope: Array(envelope.readableBytesView),
-                patient: patient.flatMap { try? NHSNumber(validating: $0) }, body: Array(body.readableBytesView),
-                acceptedAt: Date(timeIntervalSince1970: acceptedAt), recipient: recipient, topic: topic))
+            items.append(
+                MailItem(
+                    seq: seq, id: id, kind: kind, sender: PersonID(sender), envelope: Array(envelope.readableBytesView),
+                    patient: patient.flatMap { try? NHSNumber(validating: $0) }, body: Array(body.readableBytesView),
+                    acceptedAt: Date(timeIntervalSince1970: acceptedAt), recipient: recipient, topic: topic))
         }
         return items
     }
 
-    public func recordDeliveries(sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry], at now: Date) throws {
+    public func recordDeliveries(
+        sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry],
+        at now: Date
+    ) throws {
         guard !sent.isEmpty || !withheld.isEmpty || !audit.isEmpty else { return }
         try transaction {
             let head = try lockAuditHead(commitWithoutWaiting: true)
@@ -475,17 +505,21 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
                 statement.sql("went AS (UPDATE delivery d SET delivered_at = COALESCE(d.delivered_at, ")
                 statement.bind(now.timeIntervalSince1970, as: "float8", then: ") FROM unnest(")
                 statement.bind(sent.map(\.seq), as: "int8[]", then: ", ")
-                statement.bind(sent.map(\.recipient.rawValue), as: "text[]", then: """
-                    ) AS s(seq, recipient) WHERE d.message_seq = s.seq AND d.recipient = s.recipient),
-                    held AS (UPDATE delivery d SET state = 'withheld', decision = 'withheld', rule = w.rule, reason = w.reason FROM unnest(
-                    """)
+                statement.bind(
+                    sent.map(\.recipient.rawValue), as: "text[]",
+                    then: """
+                        ) AS s(seq, recipient) WHERE d.message_seq = s.seq AND d.recipient = s.recipient),
+                        held AS (UPDATE delivery d SET state = 'withheld', decision = 'withheld', rule = w.rule, reason = w.reason FROM unnest(
+                        """)
                 statement.bind(withheld.map(\.seq), as: "int8[]", then: ", ")
                 statement.bind(withheld.map(\.recipient.rawValue), as: "text[]", then: ", ")
                 statement.bind(withheld.map(\.rule), as: "text[]", then: ", ")
-                statement.bind(withheld.map(\.reason), as: "text[]", then: """
-                    ) AS w(seq, recipient, rule, reason)
-                    WHERE d.message_seq = w.seq AND d.recipient = w.recipient AND d.state || '' = 'pending'),
-                    """)
+                statement.bind(
+                    withheld.map(\.reason), as: "text[]",
+                    then: """
+                        ) AS w(seq, recipient, rule, reason)
+                        WHERE d.message_seq = w.seq AND d.recipient = w.recipient AND d.state || '' = 'pending'),
+                        """)
             }
         }
     }
@@ -505,21 +539,27 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         let at = now.timeIntervalSince1970
         // `state || ''` keeps the planner on the primary key: left to choose, with a young
         // table's statistics, it can walk the recipient's whole mailbox instead (15 ms, not 0.5).
-        return try run("""
+        return try run(
+            """
             UPDATE delivery d SET state = 'confirmed', confirmed_at = \(at), delivered_at = COALESCE(d.delivered_at, \(at))
             FROM (SELECT m.seq, c.recipient FROM unnest(\(pairs.map(\.0.rawValue))::text[], \(pairs.map(\.1))::text[]) AS c(recipient, id)
                   JOIN message m ON m.id = c.id) AS c
             WHERE d.message_seq = c.seq AND d.recipient = c.recipient AND d.state || '' = 'pending'
             RETURNING d.message_seq
-            """).map { try $0.decode(Int64.self) }
+            """
+        ).map { try $0.decode(Int64.self) }
     }
 
     // MARK: Messages and referrals
 
     public func message(id: String) throws -> StoredMessage? {
-        guard let row = try run("""
-            SELECT seq, id, kind, sender, envelope, patient, body, accepted_at FROM message WHERE id = \(id)
-            """).first else { return nil }
+        guard
+            let row = try run(
+                """
+                SELECT seq, id, kind, sender, envelope, patient, body, accepted_at FROM message WHERE id = \(id)
+                """
+            ).first
+        else { return nil }
         let (seq, id, kindText, sender, envelope, patient, body, acceptedAt) =
             try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double).self)
         guard let kind = MessageKind(rawValue: kindText) else { return nil }
@@ -534,9 +574,11 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     }
 
     public func overdueReferrals(at now: Date) throws -> [ReferralRecord] {
-        try run("""
+        try run(
+            """
             SELECT record FROM referral WHERE escalated = 0 AND status = 'sent' AND deadline <= \(now.timeIntervalSince1970)
-            """).map { try JSONDecoder().decode(ReferralRecord.self, from: Data(try $0.decode(String.self).utf8)) }
+            """
+        ).map { try JSONDecoder().decode(ReferralRecord.self, from: Data(try $0.decode(String.self).utf8)) }
     }
 
     public func nextReferralDeadline() throws -> Date? {
@@ -548,9 +590,11 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         guard let row = try run("SELECT seq, kind, sender, accepted_at FROM message WHERE id = \(id)").first else { return nil }
         let (seq, kindText, sender, acceptedAt) = try row.decode((Int64, String, String, Double).self)
         guard let kind = MessageKind(rawValue: kindText) else { return nil }
-        let recipients = try run("""
+        let recipients = try run(
+            """
             SELECT recipient, decision, state, delivered_at, confirmed_at FROM delivery WHERE message_seq = \(seq) ORDER BY recipient
-            """).map { row in
+            """
+        ).map { row in
             let (person, decision, state, deliveredAt, confirmedAt) = try row.decode((String, String, String, Double?, Double?).self)
             return Tracking.Recipient(
                 person: PersonID(person), decision: decision, state: state,
@@ -563,13 +607,15 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     }
 
     public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
-        try run("""
+        try run(
+            """
             SELECT m.id, m.kind, m.sender, m.accepted_at, d.state FROM message m
             LEFT JOIN delivery d ON d.message_seq = m.seq AND d.recipient = \(person.rawValue)
             WHERE (m.sender = \(person.rawValue) OR d.recipient IS NOT NULL)
               AND (\(kind?.rawValue ?? "")::text = '' OR m.kind = \(kind?.rawValue ?? ""))
             ORDER BY m.seq DESC LIMIT \(limit)
-            """).compactMap { row in
+            """
+        ).compactMap { row in
             let (id, kindText, sender, acceptedAt, state) = try row.decode((String, String, String, Double, String?).self)
             guard let kind = MessageKind(rawValue: kindText) else { return nil }
             return InboxLine(id: id, kind: kind, from: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt), state: state)
@@ -586,12 +632,14 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     public func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
         try transaction {
             let head = try lockAuditHead()
-            try run("""
+            try run(
+                """
                 INSERT INTO care_team (patient, member, added_by, added_at)
                 VALUES (\(patient.digits), \(member.description), \(actor.rawValue), \(now.timeIntervalSince1970)) ON CONFLICT DO NOTHING
                 """)
-            try finish(audit: [AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "link \(member)")],
-                       after: head, notifying: [.careTeam(patient)])
+            try finish(
+                audit: [AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "link \(member)")],
+                after: head, notifying: [.careTeam(patient)])
         }
     }
 
@@ -599,30 +647,36 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         try transaction {
             let head = try lockAuditHead()
             try run("DELETE FROM care_team WHERE patient = \(patient.digits) AND member = \(member.description)")
-            try finish(audit: [AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)")],
-                       after: head, notifying: [.careTeam(patient)])
+            try finish(
+                audit: [AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)")],
+                after: head, notifying: [.careTeam(patient)])
         }
     }
 
     // MARK: Consent records
 
     public func consentRecords(after: Int64) throws -> [ConsentRecord] {
-        try consentRecords(run("""
-            SELECT seq, id, sender, accepted_at, body FROM message WHERE kind = 'consent' AND seq > \(after) ORDER BY seq
-            """))
+        try consentRecords(
+            run(
+                """
+                SELECT seq, id, sender, accepted_at, body FROM message WHERE kind = 'consent' AND seq > \(after) ORDER BY seq
+                """))
     }
 
     public func consentRecords(patient: NHSNumber) throws -> [ConsentRecord] {
-        try consentRecords(run("""
-            SELECT seq, id, sender, accepted_at, body FROM message WHERE kind = 'consent' AND patient = \(patient.digits) ORDER BY seq
-            """))
+        try consentRecords(
+            run(
+                """
+                SELECT seq, id, sender, accepted_at, body FROM message WHERE kind = 'consent' AND patient = \(patient.digits) ORDER BY seq
+                """))
     }
 
     private func consentRecords(_ rows: PostgresQueryResult) throws -> [ConsentRecord] {
         try rows.map { row in
             let (seq, id, sender, acceptedAt, body) = try row.decode((Int64, String, String, Double, ByteBuffer).self)
-            return ConsentRecord(seq: seq, id: id, sender: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt),
-                                 body: Array(body.readableBytesView))
+            return ConsentRecord(
+                seq: seq, id: id, sender: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt),
+                body: Array(body.readableBytesView))
         }
     }
 
@@ -634,13 +688,15 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     }
 
     public func audit(_ filter: AuditFilter) throws -> [AuditRow] {
-        try run("""
+        try run(
+            """
             SELECT seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash FROM audit
             WHERE (\(filter.patient ?? "")::text = '' OR patient = \(filter.patient ?? ""))
               AND (\(filter.person ?? "")::text = '' OR actor = \(filter.person ?? "") OR recipient = \(filter.person ?? ""))
               AND (\(filter.message ?? "")::text = '' OR message = \(filter.message ?? ""))
             ORDER BY seq LIMIT \(filter.limit)
-            """).map { row in
+            """
+        ).map { row in
             let (seq, atMillis, actor, action, patient, message, recipient, decision, rule, detail, hash) =
                 try row.decode((Int64, Int64, String, String, String?, String?, String?, String?, String?, String?, ByteBuffer).self)
             let entry = AuditEntry(
@@ -658,7 +714,8 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
         var verifier = AuditChain.Verifier()
         var last: Int64 = 0
         while last < head {
-            let rows = try run("""
+            let rows = try run(
+                """
                 SELECT seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash FROM audit
                 WHERE seq > \(last) AND seq <= \(head) ORDER BY seq LIMIT 10000
                 """)
@@ -694,10 +751,12 @@ public final class PostgresStore: MessageStore, @unchecked Sendable {
     /// The tables and columns the migrations built, for the schema check (StoreSchema).
     public func tablesAndColumns() throws -> [String: [String]] {
         var result: [String: [String]] = [:]
-        for row in try run("""
+        for row in try run(
+            """
             SELECT table_name::text, column_name::text FROM information_schema.columns
             WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position
-            """) {
+            """)
+        {
             let (table, column) = try row.decode((String, String).self)
             result[table, default: []].append(column)
         }

@@ -95,7 +95,8 @@ public struct CRPCodec: Sendable {
                 throw ProtocolError(.malformedMessage, "SEND needs a body frame (frame 3) holding the message")
             }
             guard body.count <= maxBodyBytes else {
-                throw ProtocolError(.messageTooLarge,
+                throw ProtocolError(
+                    .messageTooLarge,
                     "the body is \(body.count) bytes; this broker accepts at most \(maxBodyBytes). Send large documents as attachments by reference")
             }
             try validateSendHeader(send)
@@ -108,7 +109,8 @@ public struct CRPCodec: Sendable {
         case "PING": return .ping(try decodeHeader(Empty.self, header, noBody: body))
         case "BYE": return .bye(try decodeHeader(Empty.self, header, noBody: body))
         default:
-            throw ProtocolError(.unknownCommand,
+            throw ProtocolError(
+                .unknownCommand,
                 "unknown command '\(printable(name))': clients may send HELLO, SEND, CONFIRM, CREDIT, SUBSCRIBE, UNSUBSCRIBE, QUERY, PING or BYE")
         }
     }
@@ -168,15 +170,18 @@ public struct CRPCodec: Sendable {
 
     private func split(_ frames: ArraySlice<[UInt8]>, maxHeaderBytes: Int) throws(ProtocolError) -> (String, [UInt8], [UInt8]?) {
         guard frames.count >= 3, frames.count <= 4, let signature = frames.first else {
-            throw ProtocolError(.malformedMessage,
+            throw ProtocolError(
+                .malformedMessage,
                 "a CRP message has 3 or 4 frames (signature, command, header[, body]); this one has \(frames.count)")
         }
         guard signature.count == 4, signature.prefix(3).elementsEqual(CRP.signature.prefix(3)) else {
-            throw ProtocolError(.badSignature,
+            throw ProtocolError(
+                .badSignature,
                 "frame 0 must be the 4 bytes 'CRP' and a version byte; this is not a Care Relay Protocol message")
         }
         guard signature[3] == CRP.version else {
-            throw ProtocolError(.unsupportedVersion,
+            throw ProtocolError(
+                .unsupportedVersion,
                 "this broker speaks CRP version \(CRP.version); the message says version \(signature[3])")
         }
         let nameFrame = frames[frames.startIndex + 1]

@@ -47,18 +47,24 @@ public enum CreditWindow {
         // Double only to say what was wrong with it.
         if let whole = try? c.decode(Int.self, forKey: key) {
             guard range.contains(whole) else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription:
-                    "\(whole) is out of range: the window is a whole number of deliveries from \(range.lowerBound) to \(range.upperBound)")
+                throw DecodingError.dataCorruptedError(
+                    forKey: key, in: c,
+                    debugDescription:
+                        "\(whole) is out of range: the window is a whole number of deliveries from \(range.lowerBound) to \(range.upperBound)")
             }
             return whole
         }
         guard let number = try? c.decode(Double.self, forKey: key) else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription:
-                "must be a number: a whole number of deliveries from \(range.lowerBound) to \(range.upperBound)")
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: c,
+                debugDescription:
+                    "must be a number: a whole number of deliveries from \(range.lowerBound) to \(range.upperBound)")
         }
         let what = number.rounded() == number ? "is out of range" : "is not a whole number"
-        throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription:
-            "\(number) \(what): the window is a whole number of deliveries from \(range.lowerBound) to \(range.upperBound)")
+        throw DecodingError.dataCorruptedError(
+            forKey: key, in: c,
+            debugDescription:
+                "\(number) \(what): the window is a whole number of deliveries from \(range.lowerBound) to \(range.upperBound)")
     }
 }
 

@@ -14,7 +14,8 @@ public enum QueryName: String, Sendable, Codable, CaseIterable {
     /// The name a QUERY header carries, or `404 invalid-header` listing the known ones.
     public init(query: String) throws(ProtocolError) {
         guard let name = QueryName(rawValue: query) else {
-            throw ProtocolError(.invalidHeader, "query: unknown query '\(query)'; queries are \(Self.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ProtocolError(
+                .invalidHeader, "query: unknown query '\(query)'; queries are \(Self.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         self = name
     }
@@ -205,8 +206,9 @@ extension AuditFilter: QueryRequest {
     public static let limits = 1...5_000
 
     public init(params: [String: String]) {
-        self.init(patient: params["patient"], person: params["person"], message: params["message"],
-                  limit: QueryParameter.limit(QueryParameter.limit(params["limit"]), default: 200, in: Self.limits))
+        self.init(
+            patient: params["patient"], person: params["person"], message: params["message"],
+            limit: QueryParameter.limit(QueryParameter.limit(params["limit"]), default: 200, in: Self.limits))
     }
 
     public var name: QueryName { .audit }

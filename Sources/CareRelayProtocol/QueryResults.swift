@@ -23,8 +23,10 @@ public struct StatusReport: Codable, Sendable, Equatable {
     /// Keys being ignored for sending too many malformed commands.
     public var throttledKeys: Int?
 
-    public init(broker: String, protocolVersion: Int, startedAt: Date, uptimeSeconds: Int, connectedClients: Int,
-                storeHealthy: Bool, stopping: Bool, store: StoreStatistics, libzmq: String?, throttledKeys: Int?) {
+    public init(
+        broker: String, protocolVersion: Int, startedAt: Date, uptimeSeconds: Int, connectedClients: Int,
+        storeHealthy: Bool, stopping: Bool, store: StoreStatistics, libzmq: String?, throttledKeys: Int?
+    ) {
         self.broker = broker
         self.protocolVersion = protocolVersion
         self.startedAt = startedAt
@@ -97,8 +99,10 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
         public var hours: String?
         public var fallback: [String]?
 
-        public init(id: TeamID, name: String, kind: Directory.Team.Kind, locality: LocalityID, coordinator: PersonID?,
-                    hours: String?, fallback: [String]?) {
+        public init(
+            id: TeamID, name: String, kind: Directory.Team.Kind, locality: LocalityID, coordinator: PersonID?,
+            hours: String?, fallback: [String]?
+        ) {
             self.id = id
             self.name = name
             self.kind = kind
@@ -121,8 +125,9 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
     public init(_ directory: Directory) {
         people = directory.people.map { Person(id: $0.id, name: $0.name, roles: $0.roles, teams: $0.teams) }
         teams = directory.teams.map {
-            Team(id: $0.id, name: $0.name, kind: $0.kind, locality: $0.locality, coordinator: $0.coordinator,
-                 hours: $0.hours, fallback: $0.fallback)
+            Team(
+                id: $0.id, name: $0.name, kind: $0.kind, locality: $0.locality, coordinator: $0.coordinator,
+                hours: $0.hours, fallback: $0.fallback)
         }
     }
 

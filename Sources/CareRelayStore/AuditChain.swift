@@ -54,8 +54,10 @@ public enum AuditChain {
         public init() {}
 
         /// Nil while the chain holds; the verdict at the first row that breaks it.
-        public mutating func check(seq: Int64, atMillis: Int64, action: String, actor: String, patient: String?, message: String?,
-                                   recipient: String?, decision: String?, rule: String?, detail: String?, hash stored: [UInt8]) -> AuditVerification? {
+        public mutating func check(
+            seq: Int64, atMillis: Int64, action: String, actor: String, patient: String?, message: String?,
+            recipient: String?, decision: String?, rule: String?, detail: String?, hash stored: [UInt8]
+        ) -> AuditVerification? {
             guard let parsedAction = AuditEntry.Action(rawValue: action) else {
                 return .broken(atRow: seq, reason: "unknown action '\(action)'")
             }

@@ -35,7 +35,8 @@ public struct BatchPlan: Equatable, Sendable {
                 continue
             }
             if let referral = message.referral, let expected = message.referralExpectedStatus,
-               let current = referrals[referral.messageID], current.status != expected {
+                let current = referrals[referral.messageID], current.status != expected
+            {
                 answers[index] = .referralChanged(current)
                 continue
             }

@@ -40,7 +40,9 @@ public protocol MessageLog: Sendable {
     func mailbox(for recipient: PersonID, after: Int64, excluding inFlight: Set<Int64>, limit: Int) throws -> [MailItem]
     /// Deliveries that went out, those the delivery-time consent check withheld, and their
     /// audit lines. Need not wait for the disk: losing it in a power cut means a redelivery.
-    func recordDeliveries(sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry], at now: Date) throws
+    func recordDeliveries(
+        sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry],
+        at now: Date) throws
     /// Marks deliveries confirmed; returns the sequences that were pending.
     func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64]
 

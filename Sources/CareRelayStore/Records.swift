@@ -93,8 +93,10 @@ public struct MailItem: Sendable {
     public var recipient: PersonID
     public var topic: String?
 
-    public init(seq: Int64, id: String, kind: MessageKind, sender: PersonID, envelope: [UInt8], patient: NHSNumber?,
-                body: [UInt8], acceptedAt: Date, recipient: PersonID, topic: String?) {
+    public init(
+        seq: Int64, id: String, kind: MessageKind, sender: PersonID, envelope: [UInt8], patient: NHSNumber?,
+        body: [UInt8], acceptedAt: Date, recipient: PersonID, topic: String?
+    ) {
         self.seq = seq
         self.id = id
         self.kind = kind
@@ -154,7 +156,8 @@ public struct StoredMessage: Sendable {
     public var patient: NHSNumber?
     public var body: [UInt8]
     public var acceptedAt: Date
-    public init(seq: Int64, id: String, kind: MessageKind, sender: PersonID, envelope: [UInt8], patient: NHSNumber?, body: [UInt8], acceptedAt: Date) {
+    public init(seq: Int64, id: String, kind: MessageKind, sender: PersonID, envelope: [UInt8], patient: NHSNumber?, body: [UInt8], acceptedAt: Date)
+    {
         self.seq = seq
         self.id = id
         self.kind = kind

@@ -33,11 +33,12 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
         }
         db = try DatabaseQueue(path: path, configuration: config)
         try Self.migrator.migrate(db)
-        auditHead = try db.read { db in
-            try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").map {
-                AuditChain.Head(seq: $0["seq"], hash: [UInt8]($0["hash"] as Data))
-            }
-        } ?? AuditChain.genesis
+        auditHead =
+            try db.read { db in
+                try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").map {
+                    AuditChain.Head(seq: $0["seq"], hash: [UInt8]($0["hash"] as Data))
+                }
+            } ?? AuditChain.genesis
     }
 
     /// One transaction. `synced` commits wait for the disk (fsync of the WAL): used for
@@ -64,68 +65,69 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE message (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    id TEXT NOT NULL UNIQUE,
-                    kind TEXT NOT NULL,
-                    sender TEXT NOT NULL,
-                    idempotency_key TEXT NOT NULL,
-                    body_hash BLOB NOT NULL,
-                    envelope BLOB NOT NULL,
-                    patient TEXT,
-                    correlation TEXT,
-                    body BLOB NOT NULL,
-                    accepted_at REAL NOT NULL,
-                    UNIQUE (sender, idempotency_key)
-                );
-                CREATE INDEX message_patient ON message(patient);
-                CREATE INDEX message_correlation ON message(correlation);
-                CREATE TABLE delivery (
-                    message_seq INTEGER NOT NULL REFERENCES message(seq),
-                    recipient TEXT NOT NULL,
-                    state TEXT NOT NULL,
-                    decision TEXT NOT NULL,
-                    rule TEXT NOT NULL,
-                    reason TEXT,
-                    topic TEXT,
-                    delivered_at REAL,
-                    confirmed_at REAL,
-                    PRIMARY KEY (message_seq, recipient)
-                ) WITHOUT ROWID;
-                CREATE INDEX delivery_mailbox ON delivery(recipient, state, message_seq);
-                CREATE TABLE referral (
-                    message_id TEXT PRIMARY KEY,
-                    record TEXT NOT NULL,
-                    status TEXT NOT NULL,
-                    deadline REAL,
-                    escalated INTEGER NOT NULL DEFAULT 0
-                );
-                CREATE INDEX referral_deadline ON referral(escalated, status, deadline);
-                CREATE TABLE care_team (
-                    patient TEXT NOT NULL,
-                    member TEXT NOT NULL,
-                    added_by TEXT NOT NULL,
-                    added_at REAL NOT NULL,
-                    PRIMARY KEY (patient, member)
-                ) WITHOUT ROWID;
-                CREATE TABLE audit (
-                    seq INTEGER PRIMARY KEY,
-                    at_ms INTEGER NOT NULL,
-                    actor TEXT NOT NULL,
-                    action TEXT NOT NULL,
-                    patient TEXT,
-                    message TEXT,
-                    recipient TEXT,
-                    decision TEXT,
-                    rule TEXT,
-                    detail TEXT,
-                    hash BLOB NOT NULL
-                );
-                CREATE INDEX audit_patient ON audit(patient);
-                CREATE INDEX audit_message ON audit(message);
-                CREATE INDEX audit_recipient ON audit(recipient);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE message (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id TEXT NOT NULL UNIQUE,
+                        kind TEXT NOT NULL,
+                        sender TEXT NOT NULL,
+                        idempotency_key TEXT NOT NULL,
+                        body_hash BLOB NOT NULL,
+                        envelope BLOB NOT NULL,
+                        patient TEXT,
+                        correlation TEXT,
+                        body BLOB NOT NULL,
+                        accepted_at REAL NOT NULL,
+                        UNIQUE (sender, idempotency_key)
+                    );
+                    CREATE INDEX message_patient ON message(patient);
+                    CREATE INDEX message_correlation ON message(correlation);
+                    CREATE TABLE delivery (
+                        message_seq INTEGER NOT NULL REFERENCES message(seq),
+                        recipient TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        decision TEXT NOT NULL,
+                        rule TEXT NOT NULL,
+                        reason TEXT,
+                        topic TEXT,
+                        delivered_at REAL,
+                        confirmed_at REAL,
+                        PRIMARY KEY (message_seq, recipient)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX delivery_mailbox ON delivery(recipient, state, message_seq);
+                    CREATE TABLE referral (
+                        message_id TEXT PRIMARY KEY,
+                        record TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        deadline REAL,
+                        escalated INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE INDEX referral_deadline ON referral(escalated, status, deadline);
+                    CREATE TABLE care_team (
+                        patient TEXT NOT NULL,
+                        member TEXT NOT NULL,
+                        added_by TEXT NOT NULL,
+                        added_at REAL NOT NULL,
+                        PRIMARY KEY (patient, member)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE audit (
+                        seq INTEGER PRIMARY KEY,
+                        at_ms INTEGER NOT NULL,
+                        actor TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        patient TEXT,
+                        message TEXT,
+                        recipient TEXT,
+                        decision TEXT,
+                        rule TEXT,
+                        detail TEXT,
+                        hash BLOB NOT NULL
+                    );
+                    CREATE INDEX audit_patient ON audit(patient);
+                    CREATE INDEX audit_message ON audit(message);
+                    CREATE INDEX audit_recipient ON audit(recipient);
+                    """)
         }
         // Versioned migrations run in order at start-up, each once; a store written by an
         // older broker is brought up to date before anything else touches it.
@@ -143,10 +145,11 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
         migrator.registerMigration("v4-referral-team") { db in
             // The team a referral waits with, as a column as in PostgreSQL (StoreSchema): the
             // intake figures group by it.
-            try db.execute(sql: """
-                ALTER TABLE referral ADD COLUMN team TEXT;
-                UPDATE referral SET team = json_extract(record, '$.team');
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE referral ADD COLUMN team TEXT;
+                    UPDATE referral SET team = json_extract(record, '$.team');
+                    """)
         }
         return migrator
     }
@@ -170,33 +173,39 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
             var sequences: [Int64] = []
             sequences.reserveCapacity(plan.toStore.count)
             for message in plan.toStore.map({ batch[$0] }) {
-                try db.cachedStatement(sql: """
-                    INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [
-                        message.id, message.kind.rawValue, message.sender.rawValue, message.key,
-                        Data(message.bodyHash), Data(message.envelope), message.patient?.digits,
-                        message.correlation, Data(message.body), message.acceptedAt.timeIntervalSince1970,
-                    ])
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, patient, correlation, body, accepted_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """
+                ).execute(arguments: [
+                    message.id, message.kind.rawValue, message.sender.rawValue, message.key,
+                    Data(message.bodyHash), Data(message.envelope), message.patient?.digits,
+                    message.correlation, Data(message.body), message.acceptedAt.timeIntervalSince1970,
+                ])
                 let seq = db.lastInsertedRowID
                 for delivery in message.deliveries {
-                    try db.cachedStatement(sql: """
-                        INSERT OR IGNORE INTO delivery (message_seq, recipient, state, decision, rule, reason, topic)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
-                        """).execute(arguments: [
-                            seq, delivery.recipient.rawValue,
-                            delivery.decision == .withheld ? "withheld" : "pending",
-                            delivery.decision.rawValue, delivery.rule, delivery.reason, delivery.topic,
-                        ])
+                    try db.cachedStatement(
+                        sql: """
+                            INSERT OR IGNORE INTO delivery (message_seq, recipient, state, decision, rule, reason, topic)
+                            VALUES (?, ?, ?, ?, ?, ?, ?)
+                            """
+                    ).execute(arguments: [
+                        seq, delivery.recipient.rawValue,
+                        delivery.decision == .withheld ? "withheld" : "pending",
+                        delivery.decision.rawValue, delivery.rule, delivery.reason, delivery.topic,
+                    ])
                 }
                 if let referral = message.referral {
                     try Self.save(referral, db)
                 }
                 if let patient = message.patient {
                     for member in message.careTeamLinks {
-                        try db.cachedStatement(sql: """
-                            INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
-                            """).execute(arguments: [patient.digits, member.description, message.sender.rawValue, message.acceptedAt.timeIntervalSince1970])
+                        try db.cachedStatement(
+                            sql: """
+                                INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
+                                """
+                        ).execute(arguments: [patient.digits, member.description, message.sender.rawValue, message.acceptedAt.timeIntervalSince1970])
                     }
                 }
                 for entry in message.audit {
@@ -230,9 +239,12 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     }
 
     private static func deliveries(_ db: Database, seq: Int64) throws -> [PlannedDelivery] {
-        try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT recipient, decision, rule, reason, topic FROM delivery WHERE message_seq = ? ORDER BY recipient
-            """), arguments: [seq]).map { row in
+        try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT recipient, decision, rule, reason, topic FROM delivery WHERE message_seq = ? ORDER BY recipient
+                    """), arguments: [seq]
+        ).map { row in
             PlannedDelivery(
                 recipient: PersonID(row["recipient"]),
                 decision: PlannedDelivery.Decision(rawValue: row["decision"]) ?? .deliver,
@@ -247,12 +259,14 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     public func mailbox(for recipient: PersonID, after: Int64 = 0, excluding inFlight: Set<Int64>, limit: Int) throws -> [MailItem] {
         guard limit > 0 else { return [] }
         return try db.read { db in
-            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                SELECT m.seq, m.id, m.kind, m.sender, m.envelope, m.patient, m.body, m.accepted_at, d.topic
-                FROM delivery d JOIN message m ON m.seq = d.message_seq
-                WHERE d.recipient = ? AND d.state = 'pending' AND d.message_seq > ?
-                ORDER BY d.message_seq
-                """), arguments: [recipient.rawValue, after])
+            let rows = try Row.fetchCursor(
+                db.cachedStatement(
+                    sql: """
+                        SELECT m.seq, m.id, m.kind, m.sender, m.envelope, m.patient, m.body, m.accepted_at, d.topic
+                        FROM delivery d JOIN message m ON m.seq = d.message_seq
+                        WHERE d.recipient = ? AND d.state = 'pending' AND d.message_seq > ?
+                        ORDER BY d.message_seq
+                        """), arguments: [recipient.rawValue, after])
             var items: [MailItem] = []
             while let row = try rows.next(), items.count < limit {
                 let seq: Int64 = row["seq"]
@@ -260,12 +274,13 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
                 let kindText: String = row["kind"]
                 guard let kind = MessageKind(rawValue: kindText) else { continue }
                 let patient: String? = row["patient"]
-                items.append(MailItem(
-                    seq: seq, id: row["id"], kind: kind, sender: PersonID(row["sender"]),
-                    envelope: [UInt8](row["envelope"] as Data), patient: patient.flatMap { try? NHSNumber(validating: $0) },
-                    body: [UInt8](row["body"] as Data),
-                    acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]),
-                    recipient: recipient, topic: row["topic"]))
+                items.append(
+                    MailItem(
+                        seq: seq, id: row["id"], kind: kind, sender: PersonID(row["sender"]),
+                        envelope: [UInt8](row["envelope"] as Data), patient: patient.flatMap { try? NHSNumber(validating: $0) },
+                        body: [UInt8](row["body"] as Data),
+                        acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]),
+                        recipient: recipient, topic: row["topic"]))
             }
             return items
         }
@@ -273,20 +288,27 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
 
     /// Records that deliveries went out (with their audit lines), and withholds those the
     /// delivery-time consent check stopped.
-    public func recordDeliveries(sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry], at now: Date) throws {
+    public func recordDeliveries(
+        sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry],
+        at now: Date
+    ) throws {
         guard !sent.isEmpty || !withheld.isEmpty || !audit.isEmpty else { return }
         var head = auditHead
         try write(synced: false) { db in
             for item in sent {
-                try db.cachedStatement(sql: """
-                    UPDATE delivery SET delivered_at = COALESCE(delivered_at, ?) WHERE message_seq = ? AND recipient = ?
-                    """).execute(arguments: [now.timeIntervalSince1970, item.seq, item.recipient.rawValue])
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE delivery SET delivered_at = COALESCE(delivered_at, ?) WHERE message_seq = ? AND recipient = ?
+                        """
+                ).execute(arguments: [now.timeIntervalSince1970, item.seq, item.recipient.rawValue])
             }
             for item in withheld {
-                try db.cachedStatement(sql: """
-                    UPDATE delivery SET state = 'withheld', decision = 'withheld', rule = ?, reason = ?
-                    WHERE message_seq = ? AND recipient = ? AND state = 'pending'
-                    """).execute(arguments: [item.rule, item.reason, item.seq, item.recipient.rawValue])
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE delivery SET state = 'withheld', decision = 'withheld', rule = ?, reason = ?
+                        WHERE message_seq = ? AND recipient = ? AND state = 'pending'
+                        """
+                ).execute(arguments: [item.rule, item.reason, item.seq, item.recipient.rawValue])
             }
             for entry in audit {
                 head = try Self.append(entry, after: head, db)
@@ -306,10 +328,12 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
         var confirmed: [Int64] = []
         for id in ids {
             guard let seq = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM message WHERE id = ?"), arguments: [id]) else { continue }
-            try db.cachedStatement(sql: """
-                UPDATE delivery SET state = 'confirmed', confirmed_at = ?, delivered_at = COALESCE(delivered_at, ?)
-                WHERE message_seq = ? AND recipient = ? AND state = 'pending'
-                """).execute(arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, seq, recipient.rawValue])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE delivery SET state = 'confirmed', confirmed_at = ?, delivered_at = COALESCE(delivered_at, ?)
+                    WHERE message_seq = ? AND recipient = ? AND state = 'pending'
+                    """
+            ).execute(arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, seq, recipient.rawValue])
             if db.changesCount > 0 { confirmed.append(seq) }
         }
         return confirmed
@@ -344,22 +368,27 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
 
     private static func save(_ referral: ReferralRecord, _ db: Database) throws {
         let json = try JSONEncoder().encode(referral)
-        try db.cachedStatement(sql: """
-            INSERT INTO referral (message_id, record, team, status, deadline, escalated) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT(message_id) DO UPDATE SET record = excluded.record, team = excluded.team, status = excluded.status,
-                deadline = excluded.deadline, escalated = excluded.escalated
-            """).execute(arguments: [
-                referral.messageID, json, referral.team?.rawValue, referral.status.rawValue,
-                referral.deadline?.timeIntervalSince1970, referral.escalatedAt == nil ? 0 : 1,
-            ])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO referral (message_id, record, team, status, deadline, escalated) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(message_id) DO UPDATE SET record = excluded.record, team = excluded.team, status = excluded.status,
+                    deadline = excluded.deadline, escalated = excluded.escalated
+                """
+        ).execute(arguments: [
+            referral.messageID, json, referral.team?.rawValue, referral.status.rawValue,
+            referral.deadline?.timeIntervalSince1970, referral.escalatedAt == nil ? 0 : 1,
+        ])
     }
 
     /// Referrals still waiting to be taken whose response target has passed.
     public func overdueReferrals(at now: Date) throws -> [ReferralRecord] {
         try db.read { db in
-            try Data.fetchAll(db.cachedStatement(sql: """
-                SELECT record FROM referral WHERE escalated = 0 AND status = 'sent' AND deadline <= ?
-                """), arguments: [now.timeIntervalSince1970]).map { try JSONDecoder().decode(ReferralRecord.self, from: $0) }
+            try Data.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT record FROM referral WHERE escalated = 0 AND status = 'sent' AND deadline <= ?
+                        """), arguments: [now.timeIntervalSince1970]
+            ).map { try JSONDecoder().decode(ReferralRecord.self, from: $0) }
         }
     }
 
@@ -373,13 +402,18 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
 
     public func tracking(id: String) throws -> Tracking? {
         try db.read { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, kind, sender, accepted_at FROM message WHERE id = ?"), arguments: [id]),
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT seq, kind, sender, accepted_at FROM message WHERE id = ?"), arguments: [id]),
                 let kind = MessageKind(rawValue: row["kind"])
             else { return nil }
             let seq: Int64 = row["seq"]
-            let recipients = try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT recipient, decision, state, delivered_at, confirmed_at FROM delivery WHERE message_seq = ? ORDER BY recipient
-                """), arguments: [seq]).map { r in
+            let recipients = try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT recipient, decision, state, delivered_at, confirmed_at FROM delivery WHERE message_seq = ? ORDER BY recipient
+                        """), arguments: [seq]
+            ).map { r in
                 Tracking.Recipient(
                     person: PersonID(r["recipient"]), decision: r["decision"], state: r["state"],
                     deliveredAt: (r["delivered_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
@@ -410,8 +444,9 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
             arguments += [limit]
             return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).compactMap { row in
                 guard let kind = MessageKind(rawValue: row["kind"]) else { return nil }
-                return InboxLine(id: row["id"], kind: kind, from: PersonID(row["sender"]),
-                                 acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), state: row["state"])
+                return InboxLine(
+                    id: row["id"], kind: kind, from: PersonID(row["sender"]),
+                    acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), state: row["state"])
             }
         }
     }
@@ -420,9 +455,11 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     public func tablesAndColumns() throws -> [String: [String]] {
         try db.read { db in
             var result: [String: [String]] = [:]
-            let tables = try String.fetchAll(db, sql: """
-                SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%'
-                """)
+            let tables = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%'
+                    """)
             for table in tables { result[table] = try db.columns(in: table).map(\.name) }
             return result
         }
@@ -433,17 +470,21 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     /// Members of a patient's care team, stored as "team:ID" and "person:ID" text.
     public func careTeam(of patient: NHSNumber) throws -> [CareTeamMember] {
         try db.read { db in
-            try String.fetchAll(db.cachedStatement(sql: "SELECT member FROM care_team WHERE patient = ? ORDER BY member"), arguments: [patient.digits])
+            try String.fetchAll(
+                db.cachedStatement(sql: "SELECT member FROM care_team WHERE patient = ? ORDER BY member"), arguments: [patient.digits])
         }.compactMap(CareTeamMember.init)
     }
 
     public func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
         var head = auditHead
         try db.write { db in
-            try db.cachedStatement(sql: """
-                INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
-                """).execute(arguments: [patient.digits, member.description, actor.rawValue, now.timeIntervalSince1970])
-            head = try Self.append(AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "link \(member)"), after: head, db)
+            try db.cachedStatement(
+                sql: """
+                    INSERT OR IGNORE INTO care_team (patient, member, added_by, added_at) VALUES (?, ?, ?, ?)
+                    """
+            ).execute(arguments: [patient.digits, member.description, actor.rawValue, now.timeIntervalSince1970])
+            head = try Self.append(
+                AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "link \(member)"), after: head, db)
         }
         auditHead = head
     }
@@ -451,8 +492,11 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
     public func unlink(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
         var head = auditHead
         try db.write { db in
-            try db.cachedStatement(sql: "DELETE FROM care_team WHERE patient = ? AND member = ?").execute(arguments: [patient.digits, member.description])
-            head = try Self.append(AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)"), after: head, db)
+            try db.cachedStatement(sql: "DELETE FROM care_team WHERE patient = ? AND member = ?").execute(arguments: [
+                patient.digits, member.description,
+            ])
+            head = try Self.append(
+                AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)"), after: head, db)
         }
         auditHead = head
     }
@@ -469,10 +513,14 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
 
     private func consentRecords(where condition: String, _ arguments: StatementArguments) throws -> [ConsentRecord] {
         try db.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, id, sender, accepted_at, body FROM message WHERE kind = 'consent' AND \(condition) ORDER BY seq"),
-                             arguments: arguments).map { row in
-                ConsentRecord(seq: row["seq"], id: row["id"], sender: PersonID(row["sender"]),
-                              acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), body: [UInt8](row["body"] as Data))
+            try Row.fetchAll(
+                db.cachedStatement(
+                    sql: "SELECT seq, id, sender, accepted_at, body FROM message WHERE kind = 'consent' AND \(condition) ORDER BY seq"),
+                arguments: arguments
+            ).map { row in
+                ConsentRecord(
+                    seq: row["seq"], id: row["id"], sender: PersonID(row["sender"]),
+                    acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), body: [UInt8](row["body"] as Data))
             }
         }
     }
@@ -495,11 +543,15 @@ public final class SQLiteStore: MessageStore, @unchecked Sendable {
         // The store is the only writer, so the next row number is known before the insert and
         // the row goes in once, with its hash.
         let (row, head) = AuditChain.next(after: previous, entry)
-        try db.cachedStatement(sql: """
-            INSERT INTO audit (seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [row.seq, row.atMillis, entry.actor, entry.action.rawValue, entry.patient, entry.message,
-                             entry.recipient, entry.decision, entry.rule, entry.detail, Data(row.hash)])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO audit (seq, at_ms, actor, action, patient, message, recipient, decision, rule, detail, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            row.seq, row.atMillis, entry.actor, entry.action.rawValue, entry.patient, entry.message,
+            entry.recipient, entry.decision, entry.rule, entry.detail, Data(row.hash),
+        ])
         return head
     }
 

@@ -7,18 +7,22 @@ extension StoreStatistics {
     /// broker answers `status` from its loop, so a count over a million rows would stall it.
     /// `escalated IN (0, 1)` lets waiting referrals be found through `referral_deadline`.
     static func read(_ db: Database, path: String, at now: Date) throws -> StoreStatistics {
-        let oldest = try Double.fetchOne(db, sql: """
-            SELECT m.accepted_at FROM delivery d JOIN message m ON m.seq = d.message_seq
-            WHERE d.state = 'pending' ORDER BY d.message_seq LIMIT 1
-            """)
+        let oldest = try Double.fetchOne(
+            db,
+            sql: """
+                SELECT m.accepted_at FROM delivery d JOIN message m ON m.seq = d.message_seq
+                WHERE d.state = 'pending' ORDER BY d.message_seq LIMIT 1
+                """)
         var intake: [String: Int64] = [:]
         // A store an older broker wrote, read here before a broker has migrated it, has the
         // team only inside the record.
         let team = try db.columns(in: "referral").contains { $0.name == "team" } ? "team" : "json_extract(record, '$.team')"
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT \(team) AS team, COUNT(*) AS waiting
-            FROM referral WHERE escalated IN (0, 1) AND status = 'sent' GROUP BY team
-            """)
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT \(team) AS team, COUNT(*) AS waiting
+                FROM referral WHERE escalated IN (0, 1) AND status = 'sent' GROUP BY team
+                """)
         while let row = try rows.next() {
             intake[(row["team"] as String?) ?? "none"] = row["waiting"]
         }
@@ -28,9 +32,11 @@ extension StoreStatistics {
             undelivered: try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE state = 'pending'") ?? 0,
             oldestUndeliveredAcceptedAt: oldest.map(Date.init(timeIntervalSince1970:)),
             intakeWaiting: intake,
-            overdueReferrals: try Int64.fetchOne(db, sql: """
-                SELECT COUNT(*) FROM referral WHERE escalated IN (0, 1) AND status = 'sent' AND deadline <= ?
-                """, arguments: [now.timeIntervalSince1970]) ?? 0,
+            overdueReferrals: try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) FROM referral WHERE escalated IN (0, 1) AND status = 'sent' AND deadline <= ?
+                    """, arguments: [now.timeIntervalSince1970]) ?? 0,
             auditRows: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM audit") ?? 0)
     }
 

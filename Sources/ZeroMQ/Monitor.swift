@@ -58,11 +58,14 @@ public struct MonitorEvent: Sendable, Hashable {
         guard message.frames.count == 2, message.frames[0].count == 6 else { return nil }
         let header = message.frames[0]
         let (event, value) = header.withUnsafeBytes { bytes in
-            (bytes.loadUnaligned(fromByteOffset: 0, as: UInt16.self),
-             bytes.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+            (
+                bytes.loadUnaligned(fromByteOffset: 0, as: UInt16.self),
+                bytes.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
+            )
         }
-        self.init(event: MonitorEvents(rawValue: event), value: value,
-                  endpoint: String(decoding: message.frames[1], as: UTF8.self))
+        self.init(
+            event: MonitorEvents(rawValue: event), value: value,
+            endpoint: String(decoding: message.frames[1], as: UTF8.self))
     }
 }
 

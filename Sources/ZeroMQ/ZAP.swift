@@ -168,7 +168,7 @@ public final class ZAPHandler: Sendable {
             let ready: [PollEvents]
             do {
                 ready = try poll(items, timeoutMilliseconds: -1)
-            } catch where error.isInterrupted {
+            } catch  where error.isInterrupted {
                 continue
             } catch {
                 return  // ETERM: the context is shutting down.

@@ -32,7 +32,10 @@ struct Bench: ParsableCommand {
     @Option(help: "Run only one part: baseline, durable, paced, stages, fanout, consent, clients, queued or postgres (for profiling).")
     var only: String?
 
-    @Option(help: "A PostgreSQL server (postgres://USER@HOST:PORT/DATABASE) for the durable path on the shared store with 1, 2 and 3 nodes; each run gets a new database beside the one named. Scripts/bench starts one.")
+    @Option(
+        help:
+            "A PostgreSQL server (postgres://USER@HOST:PORT/DATABASE) for the durable path on the shared store with 1, 2 and 3 nodes; each run gets a new database beside the one named. Scripts/bench starts one."
+    )
     var postgres: String?
 
     // Roles this executable plays as a child process of the clients measure.
@@ -53,7 +56,9 @@ struct Bench: ParsableCommand {
         }
         let scale = smoke ? 1 : 20
         var table = Table()
-        print("CareRelay benchmark: \(ProcessInfo.processInfo.processorCount) cores, libzmq \(ZMQLibrary.versionString), body \(bodyBytes) B\(smoke ? ", SMOKE MODE (figures not meaningful)" : "")")
+        print(
+            "CareRelay benchmark: \(ProcessInfo.processInfo.processorCount) cores, libzmq \(ZMQLibrary.versionString), body \(bodyBytes) B\(smoke ? ", SMOKE MODE (figures not meaningful)" : "")"
+        )
 
         var rawCurveRate: Double?
         var sqliteDurableRate: Double?
@@ -68,8 +73,9 @@ struct Bench: ParsableCommand {
             var parsed: Double?
             for stage in try StageCosts.run(bodyBytes: bodyBytes, iterations: smoke ? 1_000 : 20_000) {
                 if stage.name.hasPrefix("  baseline") {
-                    table.add(stage.name, stage.microseconds, unit: "µs/message",
-                              extra: parsed.map { String(format: "the typed stage above is %.1f× this", $0 / stage.microseconds) })
+                    table.add(
+                        stage.name, stage.microseconds, unit: "µs/message",
+                        extra: parsed.map { String(format: "the typed stage above is %.1f× this", $0 / stage.microseconds) })
                 } else {
                     table.add("stage alone: \(stage.name)", stage.microseconds, unit: "µs/message")
                     parsed = stage.microseconds
@@ -79,8 +85,9 @@ struct Bench: ParsableCommand {
         if wants("durable") || only == "durable-only" {
             let durable = try DurablePath.saturate(messages: 1_000 * scale, bodyBytes: bodyBytes)
             sqliteDurableRate = durable.rate
-            table.add("durable referral path at saturation (send, sync, accept, deliver, confirm)", durable.rate, unit: "msg/s",
-                      ratio: rawCurveRate.map { durable.rate / $0 }, ratioOf: "CURVE hop")
+            table.add(
+                "durable referral path at saturation (send, sync, accept, deliver, confirm)", durable.rate, unit: "msg/s",
+                ratio: rawCurveRate.map { durable.rate / $0 }, ratioOf: "CURVE hop")
         }
         if let postgres, wants("postgres") || wants("durable") {
             let server = try PostgresLocation(url: postgres)
@@ -88,9 +95,11 @@ struct Bench: ParsableCommand {
                 let database = try server.creatingDatabase("carerelay_bench_\(nodes)_\(UInt32.random(in: 0...UInt32.max))")
                 let system = try BenchSystem(store: PostgresStoreProvider(database), nodes: nodes)
                 let durable = try DurablePath.saturate(messages: 1_000 * scale, bodyBytes: bodyBytes, system: system)
-                table.add("  on PostgreSQL, \(nodes) node\(nodes == 1 ? "" : "s")\(nodes > 1 ? " (each message crosses nodes)" : "")", durable.rate, unit: "msg/s",
-                          ratio: sqliteDurableRate.map { durable.rate / $0 } ?? rawCurveRate.map { durable.rate / $0 },
-                          ratioOf: sqliteDurableRate == nil ? "CURVE hop" : "SQLite")
+                table.add(
+                    "  on PostgreSQL, \(nodes) node\(nodes == 1 ? "" : "s")\(nodes > 1 ? " (each message crosses nodes)" : "")", durable.rate,
+                    unit: "msg/s",
+                    ratio: sqliteDurableRate.map { durable.rate / $0 } ?? rawCurveRate.map { durable.rate / $0 },
+                    ratioOf: sqliteDurableRate == nil ? "CURVE hop" : "SQLite")
             }
             // Latency across nodes: sent through one broker, stored, announced, delivered by another.
             for nodes in [1, 2] {
@@ -106,8 +115,10 @@ struct Bench: ParsableCommand {
             table.add("durable path at \(rate) msg/s offered: achieved", paced.achieved, unit: "msg/s")
             table.add("  send→deliver p50 / p99 / p99.9", nil, unit: paced.latencyText)
             if let turns = paced.turns {
-                table.add("  the broker's loop: turns with work, p50 / p99 / max", nil, unit: turns.text,
-                          extra: String(format: "%d turns, %.1f referrals a turn, busy %.0f%% of the time", turns.count, paced.referralsPerTurn, paced.busy * 100))
+                table.add(
+                    "  the broker's loop: turns with work, p50 / p99 / max", nil, unit: turns.text,
+                    extra: String(
+                        format: "%d turns, %.1f referrals a turn, busy %.0f%% of the time", turns.count, paced.referralsPerTurn, paced.busy * 100))
             }
             if let commits = paced.commits {
                 table.add("  the broker's synced commits, p50 / p99 / max", nil, unit: commits.text)
@@ -116,16 +127,18 @@ struct Bench: ParsableCommand {
 
         for recipients in [10, 100, 1_000] where wants("fanout") {
             let fanout = try FanOut.run(recipients: recipients, agendas: smoke ? 3 : 20)
-            table.add("MDT agenda to \(recipients) attendees: route, consent, store (ACCEPTED)", fanout.millisecondsPerAgenda, unit: "ms/agenda",
-                      extra: String(format: "%.1f µs per recipient decision+delivery row", fanout.millisecondsPerAgenda * 1000 / Double(recipients)))
+            table.add(
+                "MDT agenda to \(recipients) attendees: route, consent, store (ACCEPTED)", fanout.millisecondsPerAgenda, unit: "ms/agenda",
+                extra: String(format: "%.1f µs per recipient decision+delivery row", fanout.millisecondsPerAgenda * 1000 / Double(recipients)))
         }
 
         let sizes = smoke ? [1_000, 10_000, 100_000] : [1_000, 100_000, 1_000_000]
         let baseline = wants("consent") ? ConsentCost.run(patients: sizes[0], decisions: 200_000) : 0
         for size in sizes where wants("consent") {
             let cost = size == sizes[0] ? baseline : ConsentCost.run(patients: size, decisions: 200_000)
-            table.add("consent decision, \(size) patients in the registry", cost, unit: "ns/decision",
-                      ratio: cost / baseline, ratioOf: "\(sizes[0]) patients")
+            table.add(
+                "consent decision, \(size) patients in the registry", cost, unit: "ns/decision",
+                ratio: cost / baseline, ratioOf: "\(sizes[0]) patients")
         }
 
         if wants("clients") {

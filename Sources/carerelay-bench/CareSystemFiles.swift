@@ -55,8 +55,9 @@ struct CareSystemFiles {
     /// A connection for one person that the broker has welcomed.
     func connection(_ person: PersonID, in context: ZMQContext, endpoint: String, receive: Bool, credit: Int = 64) throws -> Socket {
         guard let pair = keys[person] else { throw ValidationError("\(person) is not in the generated directory") }
-        return try CRPConnection.open(in: context, keys: pair, brokerKey: brokerKeys.publicKey, endpoint: endpoint,
-                                      receive: receive, credit: credit)
+        return try CRPConnection.open(
+            in: context, keys: pair, brokerKey: brokerKeys.publicKey, endpoint: endpoint,
+            receive: receive, credit: credit)
     }
 
     func remove() {

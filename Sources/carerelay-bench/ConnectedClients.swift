@@ -42,8 +42,9 @@ final class ClientFleet: @unchecked Sendable {
         var sockets: [Socket] = []
         for start in stride(from: 0, to: people.count, by: wave) {
             let dialled = try people[start..<min(start + wave, people.count)].map { person in
-                let socket = try CRPConnection.dial(in: context, keys: person.keys, brokerKey: plan.brokerKey,
-                                                    endpoint: plan.endpoint, timeoutMilliseconds: 60_000)
+                let socket = try CRPConnection.dial(
+                    in: context, keys: person.keys, brokerKey: plan.brokerKey,
+                    endpoint: plan.endpoint, timeoutMilliseconds: 60_000)
                 // Receiving, as an inbox client does, so the broker reads each (empty) mailbox.
                 try CRPConnection.sendHello(on: socket, receive: true, credit: 64)
                 return socket
@@ -187,8 +188,9 @@ enum ConnectedClientsMemory {
         let group = DispatchGroup()
         let started = FleetStarts()
         for first in stride(from: 0, to: members.count, by: FleetProcess.mostClients) {
-            let plan = FleetPlan(endpoint: server.endpoint, brokerKey: system.brokerKeys.publicKey,
-                                 people: Array(members[first..<min(first + FleetProcess.mostClients, members.count)]))
+            let plan = FleetPlan(
+                endpoint: server.endpoint, brokerKey: system.brokerKeys.publicKey,
+                people: Array(members[first..<min(first + FleetProcess.mostClients, members.count)]))
             group.enter()
             DispatchQueue.global().async {
                 defer { group.leave() }
@@ -200,8 +202,9 @@ enum ConnectedClientsMemory {
         defer { fleets.forEach { $0.close() } }
         let connectSeconds = seconds(since: start)
         Thread.sleep(forTimeInterval: 0.5)
-        return Result(clients: fleets.reduce(0) { $0 + $1.welcomed }, idleBytes: idle, connectedBytes: server.residentBytes,
-                      secondsToConnect: connectSeconds)
+        return Result(
+            clients: fleets.reduce(0) { $0 + $1.welcomed }, idleBytes: idle, connectedBytes: server.residentBytes,
+            secondsToConnect: connectSeconds)
     }
 }
 
@@ -227,16 +230,23 @@ final class FleetStarts: Sendable {
 extension Table {
     mutating func addConnectedClients(raw: ConnectedClientsMemory.Result, broker: ConnectedClientsMemory.Result) {
         add("baseline: raw libzmq CURVE ROUTER process, RSS idle", raw.idleBytes.mebibytes, unit: "MiB")
-        add("baseline: the same with \(raw.clients) clients connected", raw.connectedBytes.mebibytes, unit: "MiB",
+        add(
+            "baseline: the same with \(raw.clients) clients connected", raw.connectedBytes.mebibytes, unit: "MiB",
             extra: String(format: "%.1f KiB per client (libzmq alone)", raw.bytesPerClient / 1024))
-        add("  connected in", raw.secondsToConnect, unit: "s",
+        add(
+            "  connected in", raw.secondsToConnect, unit: "s",
             extra: String(format: "%.0f handshakes/s", Double(raw.clients) / raw.secondsToConnect))
-        add("broker RSS idle: \(broker.clients) people in the directory, 0 clients", broker.idleBytes.mebibytes, unit: "MiB",
+        add(
+            "broker RSS idle: \(broker.clients) people in the directory, 0 clients", broker.idleBytes.mebibytes, unit: "MiB",
             extra: "separate process, VmRSS")
-        add("broker RSS with \(broker.clients) clients connected (CURVE, HELLO welcomed)", broker.connectedBytes.mebibytes, unit: "MiB",
-            extra: String(format: "%.1f KiB per client: %.2f× the raw ROUTER's", broker.bytesPerClient / 1024, broker.bytesPerClient / raw.bytesPerClient))
-        add("  connected and welcomed in", broker.secondsToConnect, unit: "s",
-            extra: String(format: "%.0f handshakes/s (%.2f× raw)", Double(broker.clients) / broker.secondsToConnect,
-                          raw.secondsToConnect / broker.secondsToConnect))
+        add(
+            "broker RSS with \(broker.clients) clients connected (CURVE, HELLO welcomed)", broker.connectedBytes.mebibytes, unit: "MiB",
+            extra: String(
+                format: "%.1f KiB per client: %.2f× the raw ROUTER's", broker.bytesPerClient / 1024, broker.bytesPerClient / raw.bytesPerClient))
+        add(
+            "  connected and welcomed in", broker.secondsToConnect, unit: "s",
+            extra: String(
+                format: "%.0f handshakes/s (%.2f× raw)", Double(broker.clients) / broker.secondsToConnect,
+                raw.secondsToConnect / broker.secondsToConnect))
     }
 }

@@ -13,7 +13,8 @@ enum FileDescriptorLimit {
         raised.rlim_cur = rlim_t(wanted)
         raised.rlim_max = max(limit.rlim_max, rlim_t(wanted))
         if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) != 0 {
-            throw ValidationError("\(wanted) file descriptors are needed and only \(limit.rlim_cur) (hard \(limit.rlim_max)) can be had: raise `ulimit -n`")
+            throw ValidationError(
+                "\(wanted) file descriptors are needed and only \(limit.rlim_cur) (hard \(limit.rlim_max)) can be had: raise `ulimit -n`")
         }
     }
 }

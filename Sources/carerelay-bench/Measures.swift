@@ -124,12 +124,14 @@ enum DurablePath {
             while sent < total && ContinuousClock.now >= next {
                 let key = "p\(sent)"
                 sentAt[key] = .now
-                _ = try sender.send(codec.encode(.send(SendHeader(key: key, kind: .referral, to: [.person(pair.recipient)], patient: system.patient), body: body)))
+                _ = try sender.send(
+                    codec.encode(.send(SendHeader(key: key, kind: .referral, to: [.person(pair.recipient)], patient: system.patient), body: body)))
                 sent += 1
                 next += interval
             }
             let untilNext = next - .now
-            let wait = sent < total ? max(1, Int(untilNext.components.seconds * 1000 + untilNext.components.attoseconds / 1_000_000_000_000_000) + 1) : 1_000
+            let wait =
+                sent < total ? max(1, Int(untilNext.components.seconds * 1000 + untilNext.components.attoseconds / 1_000_000_000_000_000) + 1) : 1_000
             let events = try poll([PollItem(sender)], timeoutMilliseconds: wait)
             guard events.first?.contains(.readable) == true else { continue }
             while let reply = try sender.receive(dontWait: true) {
@@ -147,8 +149,9 @@ enum DurablePath {
             latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
         }
         latencies.sort()
-        var result = Paced(achieved: Double(total) / elapsed, p50: percentile(latencies, 0.5) ?? .nan,
-                           p99: percentile(latencies, 0.99) ?? .nan, p999: percentile(latencies, 0.999) ?? .nan)
+        var result = Paced(
+            achieved: Double(total) / elapsed, p50: percentile(latencies, 0.5) ?? .nan,
+            p99: percentile(latencies, 0.99) ?? .nan, p999: percentile(latencies, 0.999) ?? .nan)
         result.turns = timers.summary(RecordedTimers.key("carerelay_loop_turn_seconds"))
         result.commits = timers.summary(RecordedTimers.key("carerelay_store_seconds", [("operation", "accept")]))
         result.messages = total
@@ -171,7 +174,7 @@ enum FanOut {
         for index in 0..<agendas {
             _ = try chair.send(codec.encode(.send(SendHeader(key: "a\(index)", kind: .mdtAgenda, to: [.mdt("bench.mdt")]), body: body)))
             guard let reply = try chair.receive(), case .accepted(let accepted) = try codec.decodeBrokerCommand(reply.frames[...]),
-                  accepted.recipients.count == recipients
+                accepted.recipients.count == recipients
             else { throw CocoaError(.fileReadUnknown) }
         }
         return Result(millisecondsPerAgenda: seconds(since: start) * 1000 / Double(agendas))
@@ -187,12 +190,14 @@ enum ConsentCost {
         let recorded = ConsentPerformer(person: "nurse.bench", role: .communityNurse)
         let period = ConsentPeriod(start: Date(timeIntervalSince1970: 0))
         for (index, patient) in numbers.enumerated() {
-            registry.record(ConsentDirective(
-                id: ConsentDirectiveID("c\(index)a"), patient: patient, type: .permit, subjects: [.relationship(.carer)],
-                categories: [.general], period: period, basis: .explicit, recordedBy: recorded, recordedAt: period.start))
-            registry.record(ConsentDirective(
-                id: ConsentDirectiveID("c\(index)b"), patient: patient, type: .deny, isObjection: true, subjects: [.organisation("other")],
-                categories: [.mentalHealth], period: period, basis: .explicit, recordedBy: recorded, recordedAt: period.start))
+            registry.record(
+                ConsentDirective(
+                    id: ConsentDirectiveID("c\(index)a"), patient: patient, type: .permit, subjects: [.relationship(.carer)],
+                    categories: [.general], period: period, basis: .explicit, recordedBy: recorded, recordedAt: period.start))
+            registry.record(
+                ConsentDirective(
+                    id: ConsentDirectiveID("c\(index)b"), patient: patient, type: .deny, isObjection: true, subjects: [.organisation("other")],
+                    categories: [.mentalHealth], period: period, basis: .explicit, recordedBy: recorded, recordedAt: period.start))
         }
         let engine = ConsentEngine()
         let recipient = ConsentRecipient(person: "carer.bench", roles: [.carer])
@@ -204,10 +209,12 @@ enum ConsentCost {
         for patient in picks {
             var who = recipient
             who.relationships = [patient: [.registeredCarer]]
-            let request = ConsentRequest(now: now, kind: .carePlanShare, parts: [
-                MessagePart(id: "a", patient: patient, categories: [.general]),
-                MessagePart(id: "b", patient: patient, categories: [.mentalHealth]),
-            ])
+            let request = ConsentRequest(
+                now: now, kind: .carePlanShare,
+                parts: [
+                    MessagePart(id: "a", patient: patient, categories: [.general]),
+                    MessagePart(id: "b", patient: patient, categories: [.mentalHealth]),
+                ])
             if case .deliverRedacted = engine.decide(request, for: who, directives: registry).outcome { delivered += 1 }
         }
         let elapsed = seconds(since: start)

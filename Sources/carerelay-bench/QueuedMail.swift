@@ -19,8 +19,12 @@ struct BrokerStart {
         let broker = try ServerProcess.broker(system)
         _ = try system.connection(CareSystemFiles.gp, in: try ZMQContext(), endpoint: broker.endpoint, receive: false)
         let serving = seconds(since: broker.launchedAt)
-        return (broker, BrokerStart(secondsToListening: broker.secondsToListening, secondsToServing: serving,
-                                    residentBytes: broker.residentBytes))
+        return (
+            broker,
+            BrokerStart(
+                secondsToListening: broker.secondsToListening, secondsToServing: serving,
+                residentBytes: broker.residentBytes)
+        )
     }
 }
 
@@ -94,8 +98,9 @@ struct QueuedReferral {
         // The routing decision for each recipient, with the rule its audit line names.
         deliveries = tracking.recipients.map { recipient in
             let line = audit.first { $0.recipient == recipient.person.rawValue }
-            return PlannedDelivery(recipient: recipient.person, decision: PlannedDelivery.Decision(rawValue: recipient.decision) ?? .deliver,
-                                   rule: line?.rule ?? "no-patient-data")
+            return PlannedDelivery(
+                recipient: recipient.person, decision: PlannedDelivery.Decision(rawValue: recipient.decision) ?? .deliver,
+                rule: line?.rule ?? "no-patient-data")
         }
     }
 
@@ -163,8 +168,9 @@ enum RestartWithQueuedMail {
         let (broker, queued) = try BrokerStart.measure(system)
         defer { broker.stop() }
         let drain = try Self.drainMailbox(of: system.staff[0], system: system, endpoint: broker.endpoint, expected: mailbox)
-        return Result(empty: empty, queued: queued, messages: recipients * mailbox, fillSeconds: fillSeconds,
-                      storeBytes: storeBytes, secondsToDrainOneMailbox: drain, mailbox: mailbox)
+        return Result(
+            empty: empty, queued: queued, messages: recipients * mailbox, fillSeconds: fillSeconds,
+            storeBytes: storeBytes, secondsToDrainOneMailbox: drain, mailbox: mailbox)
     }
 
     /// Connects as an inbox client (credit 64, confirming as it goes) and times the mailbox.
@@ -191,18 +197,25 @@ enum RestartWithQueuedMail {
 extension Table {
     mutating func addRestart(_ restart: RestartWithQueuedMail.Result) {
         let empty = restart.empty, queued = restart.queued, messages = restart.messages
-        add("broker restart after a crash, empty store: to listening / to serving", nil,
+        add(
+            "broker restart after a crash, empty store: to listening / to serving", nil,
             unit: String(format: "%.0f / %.0f ms", empty.secondsToListening * 1000, empty.secondsToServing * 1000), extra: "baseline")
         add("broker RSS serving, empty store", empty.residentBytes.mebibytes, unit: "MiB", extra: "baseline")
-        add("store filled: \(messages) referrals queued for \(messages / restart.mailbox) people", Double(messages) / restart.fillSeconds,
-            unit: "msg/s", extra: String(format: "store %.2f GB, store API in transactions of %d", Double(restart.storeBytes) / 1e9, QueuedMailFill.batch))
-        add("broker restart after a crash, \(messages) queued: to listening", queued.secondsToListening * 1000, unit: "ms",
+        add(
+            "store filled: \(messages) referrals queued for \(messages / restart.mailbox) people", Double(messages) / restart.fillSeconds,
+            unit: "msg/s",
+            extra: String(format: "store %.2f GB, store API in transactions of %d", Double(restart.storeBytes) / 1e9, QueuedMailFill.batch))
+        add(
+            "broker restart after a crash, \(messages) queued: to listening", queued.secondsToListening * 1000, unit: "ms",
             ratio: queued.secondsToListening / empty.secondsToListening, ratioOf: "empty store")
-        add("broker restart after a crash, \(messages) queued: to serving (first HELLO answered)", queued.secondsToServing * 1000, unit: "ms",
+        add(
+            "broker restart after a crash, \(messages) queued: to serving (first HELLO answered)", queued.secondsToServing * 1000, unit: "ms",
             ratio: queued.secondsToServing / empty.secondsToServing, ratioOf: "empty store")
-        add("broker RSS serving, \(messages) queued", queued.residentBytes.mebibytes, unit: "MiB",
+        add(
+            "broker RSS serving, \(messages) queued", queued.residentBytes.mebibytes, unit: "MiB",
             ratio: Double(queued.residentBytes) / Double(empty.residentBytes), ratioOf: "empty store")
-        add("  one recipient's \(restart.mailbox) queued referrals delivered after the restart", restart.secondsToDrainOneMailbox * 1000, unit: "ms",
+        add(
+            "  one recipient's \(restart.mailbox) queued referrals delivered after the restart", restart.secondsToDrainOneMailbox * 1000, unit: "ms",
             extra: String(format: "%.0f msg/s, credit 64, confirming as received", Double(restart.mailbox) / restart.secondsToDrainOneMailbox))
     }
 }

@@ -42,8 +42,9 @@ final class RecordedTimers: MetricsFactory, Sendable {
     func summary(_ key: String) -> Summary? {
         let sorted = values.withLock { ($0[key] ?? []).sorted() }
         guard let p50 = percentile(sorted, 0.5), let p99 = percentile(sorted, 0.99), let max = sorted.last else { return nil }
-        return Summary(count: sorted.count, totalSeconds: Double(sorted.reduce(0, +)) / 1e9,
-                       p50: Double(p50) / 1e6, p99: Double(p99) / 1e6, max: Double(max) / 1e6)
+        return Summary(
+            count: sorted.count, totalSeconds: Double(sorted.reduce(0, +)) / 1e9,
+            p50: Double(p50) / 1e6, p99: Double(p99) / 1e6, max: Double(max) / 1e6)
     }
 
     func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {

@@ -23,13 +23,15 @@ final class ServerProcess {
         guard FileManager.default.isExecutableFile(atPath: brokerExecutable.path) else {
             throw ValidationError("\(brokerExecutable.path) is missing: build it with `swift build -c release --product carerelay-broker`")
         }
-        return try ServerProcess(brokerExecutable, [
-            "serve", "--directory", system.directoryPath, "--store", system.storePath, "--key-file", system.keyFilePath,
-            "--endpoint", "tcp://127.0.0.1:*", "--heartbeat", String(heartbeatMilliseconds), "--log-level", "warning",
-            // The operations endpoint is on by default, so it is measured too; on a free port,
-            // so that a broker someone else runs on this machine does not stop this one.
-            "--operations", "127.0.0.1:0",
-        ], log: system.logPath)
+        return try ServerProcess(
+            brokerExecutable,
+            [
+                "serve", "--directory", system.directoryPath, "--store", system.storePath, "--key-file", system.keyFilePath,
+                "--endpoint", "tcp://127.0.0.1:*", "--heartbeat", String(heartbeatMilliseconds), "--log-level", "warning",
+                // The operations endpoint is on by default, so it is measured too; on a free port,
+                // so that a broker someone else runs on this machine does not stop this one.
+                "--operations", "127.0.0.1:0",
+            ], log: system.logPath)
     }
 
     /// A ROUTER with the broker's key that lets every key in and answers anything with WELCOME.
@@ -59,8 +61,8 @@ final class ServerProcess {
     /// The resident set (VmRSS) now, in bytes.
     var residentBytes: Int {
         guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
         else { return 0 }
         return kilobytes * 1024
     }
@@ -101,9 +103,11 @@ enum RawRouter {
         try router.setCurveSecretKey(secretKey)
         try router.setZAPDomain("carerelay")
         try router.bind("tcp://127.0.0.1:*")
-        let welcome = CRPCodec().encode(.welcome(Welcome(
-            version: Int(CRP.version), person: "raw", name: "raw", roles: [], teams: [], heartbeat: 600_000,
-            maxBody: 1 << 20, broker: "raw libzmq ROUTER", req: nil)))
+        let welcome = CRPCodec().encode(
+            .welcome(
+                Welcome(
+                    version: Int(CRP.version), person: "raw", name: "raw", roles: [], teams: [], heartbeat: 600_000,
+                    maxBody: 1 << 20, broker: "raw libzmq ROUTER", req: nil)))
         FileHandle.standardOutput.write(Data("raw ROUTER listening on \(try router.lastEndpoint)\n".utf8))
         while let message = try router.receive(), let routingID = message.frames.first {
             _ = try router.send([routingID] + welcome)

@@ -20,13 +20,16 @@ enum StageCosts {
             id: "01JDXYZ", recipient: "sw.bench", kind: .referral, from: "gp.bench", fromName: "Dr Bench", to: [.person("sw.bench")],
             patient: patient, priority: .routine, labels: nil, correlation: nil, sentAt: "2026-11-23T10:00:00.000Z",
             redacted: nil, override: nil, topic: nil, attempt: 1)
-        let accepted = Accepted(key: "k1", id: "01JDXYZ", duplicate: false,
-                                recipients: [RecipientOutcome(person: "sw.bench", decision: .deliver, reason: nil)], req: nil)
+        let accepted = Accepted(
+            key: "k1", id: "01JDXYZ", duplicate: false,
+            recipients: [RecipientOutcome(person: "sw.bench", decision: .deliver, reason: nil)], req: nil)
         let now = Date()
-        let record = ReferralRecord(messageID: "01JDXYZ", referrer: "gp.bench", team: nil, patient: patient, status: .sent,
-                                    deadline: now.addingTimeInterval(86_400), updatedAt: now)
-        let entry = AuditEntry(at: now, actor: "gp.bench", action: .deliver, patient: patient.digits, message: "01JDXYZ",
-                               recipient: "sw.bench", decision: "route:deliver", rule: "direct-care", detail: nil)
+        let record = ReferralRecord(
+            messageID: "01JDXYZ", referrer: "gp.bench", team: nil, patient: patient, status: .sent,
+            deadline: now.addingTimeInterval(86_400), updatedAt: now)
+        let entry = AuditEntry(
+            at: now, actor: "gp.bench", action: .deliver, patient: patient.digits, message: "01JDXYZ",
+            recipient: "sw.bench", decision: "route:deliver", rule: "direct-care", detail: nil)
         var sink = 0
         func time(_ name: String, _ body: () throws -> Int) rethrows -> Stage {
             for _ in 0..<(iterations / 10) { sink &+= try body() }
@@ -38,26 +41,35 @@ enum StageCosts {
         // Each decoding stage beside the same bytes parsed by JSONSerialization with no schema
         // and no Codable: what JSON itself costs here, against what the typed checks add.
         let headerData = Data(sendFrames[2]), bodyData = Data(body)
-        stages.append(try time("decode a SEND command (frames, strict header)") {
-            guard case .send(_, let b) = try codec.decodeClientCommand(sendFrames[...]) else { throw NotDone(description: "the SEND did not decode as one") }
-            return b.count
-        })
-        stages.append(try time("  baseline: parse the same header, untyped (JSONSerialization)") {
-            (try JSONSerialization.jsonObject(with: headerData) as? [String: Any])?.count ?? 0
-        })
-        stages.append(try time("validate a referral body against its schema") {
-            guard case .referral(let r) = try MessageBody.decode(kind: .referral, json: body) else { throw NotDone(description: "the body did not decode as a referral") }
-            return r.reasonText.utf8.count
-        })
-        stages.append(try time("  baseline: parse the same body, untyped (JSONSerialization)") {
-            (try JSONSerialization.jsonObject(with: bodyData) as? [String: Any])?.count ?? 0
-        })
+        stages.append(
+            try time("decode a SEND command (frames, strict header)") {
+                guard case .send(_, let b) = try codec.decodeClientCommand(sendFrames[...]) else {
+                    throw NotDone(description: "the SEND did not decode as one")
+                }
+                return b.count
+            })
+        stages.append(
+            try time("  baseline: parse the same header, untyped (JSONSerialization)") {
+                (try JSONSerialization.jsonObject(with: headerData) as? [String: Any])?.count ?? 0
+            })
+        stages.append(
+            try time("validate a referral body against its schema") {
+                guard case .referral(let r) = try MessageBody.decode(kind: .referral, json: body) else {
+                    throw NotDone(description: "the body did not decode as a referral")
+                }
+                return r.reasonText.utf8.count
+            })
+        stages.append(
+            try time("  baseline: parse the same body, untyped (JSONSerialization)") {
+                (try JSONSerialization.jsonObject(with: bodyData) as? [String: Any])?.count ?? 0
+            })
         stages.append(time("encode ACCEPTED") { codec.encode(.accepted(accepted)).count })
         stages.append(time("encode DELIVER (header and body)") { codec.encode(.deliver(deliver, body: body)).count })
         stages.append(try time("encode the referral record (store)") { try JSONEncoder().encode(record).count })
-        stages.append(time("hash one audit line") {
-            AuditChain.hash(previous: AuditChain.genesis.hash, seq: 42, atMillis: 1, entry: entry).count
-        })
+        stages.append(
+            time("hash one audit line") {
+                AuditChain.hash(previous: AuditChain.genesis.hash, seq: 42, atMillis: 1, entry: entry).count
+            })
         stages.append(contentsOf: try storeStages(body: body, patient: patient, batch: 500, batches: max(2, iterations / 2_000)))
         // As the loop forms them at 1,000 msg/s: the same rows, five to a transaction.
         stages.append(contentsOf: try storeStages(body: body, patient: patient, batch: 5, batches: max(2, iterations / 20)))
@@ -74,7 +86,8 @@ enum StageCosts {
         let store = try SQLiteStore(path: folder.appendingPathComponent("store.sqlite").path)
         defer { store.close() }
         var accept = Duration.zero, deliver = Duration.zero, confirm = Duration.zero
-        let envelope = Array(#"{"from":"gp.bench","fromName":"gp.bench","kind":"referral","patient":"\#(patient.digits)","to":["person:sw.bench"]}"#.utf8)
+        let envelope = Array(
+            #"{"from":"gp.bench","fromName":"gp.bench","kind":"referral","patient":"\#(patient.digits)","to":["person:sw.bench"]}"#.utf8)
         for round in 0..<batches {
             let now = Date()
             let messages = (0..<batch).map { index -> NewMessage in
@@ -83,12 +96,16 @@ enum StageCosts {
                     id: id, key: "k\(round)-\(index)", kind: .referral, sender: "gp.bench", envelope: envelope, patient: patient,
                     correlation: nil, body: body, bodyHash: Array(repeating: UInt8(index % 256), count: 32), acceptedAt: now,
                     deliveries: [PlannedDelivery(recipient: "sw.bench", decision: .deliver, rule: "direct-care")],
-                    referral: ReferralRecord(messageID: id, referrer: "gp.bench", team: nil, patient: patient, status: .sent,
-                                             deadline: now.addingTimeInterval(86_400), updatedAt: now),
+                    referral: ReferralRecord(
+                        messageID: id, referrer: "gp.bench", team: nil, patient: patient, status: .sent,
+                        deadline: now.addingTimeInterval(86_400), updatedAt: now),
                     careTeamLinks: [.person("gp.bench")],
-                    audit: [AuditEntry(at: now, actor: "gp.bench", action: .accept, patient: patient.digits, message: id, detail: "referral"),
-                            AuditEntry(at: now, actor: "gp.bench", action: .deliver, patient: patient.digits, message: id,
-                                       recipient: "sw.bench", decision: "route:deliver", rule: "direct-care")])
+                    audit: [
+                        AuditEntry(at: now, actor: "gp.bench", action: .accept, patient: patient.digits, message: id, detail: "referral"),
+                        AuditEntry(
+                            at: now, actor: "gp.bench", action: .deliver, patient: patient.digits, message: id,
+                            recipient: "sw.bench", decision: "route:deliver", rule: "direct-care"),
+                    ])
             }
             var start = ContinuousClock.now
             let outcomes = try store.accept(messages, at: now)
@@ -98,8 +115,11 @@ enum StageCosts {
             start = ContinuousClock.now
             try store.recordDeliveries(
                 sent: seqs.map { ($0, PersonID("sw.bench")) }, withheld: [],
-                audit: messages.map { AuditEntry(at: now, actor: "carerelay", action: .deliver, patient: patient.digits, message: $0.id,
-                                                 recipient: "sw.bench", decision: "deliver:deliver", rule: "direct-care") }, at: now)
+                audit: messages.map {
+                    AuditEntry(
+                        at: now, actor: "carerelay", action: .deliver, patient: patient.digits, message: $0.id,
+                        recipient: "sw.bench", decision: "deliver:deliver", rule: "direct-care")
+                }, at: now)
             deliver += ContinuousClock.now - start
             start = ContinuousClock.now
             let confirmed = try store.confirm(recipient: "sw.bench", ids: messages.map(\.id), at: now)
@@ -110,7 +130,10 @@ enum StageCosts {
             (Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18) * 1e6 / Double(batch * batches)
         }
         return [
-            Stage(name: "store a referral in a synced batch of \(batch) (message, delivery, referral, care team, 2 audit lines; wall time, fsync included)", microseconds: perMessage(accept)),
+            Stage(
+                name:
+                    "store a referral in a synced batch of \(batch) (message, delivery, referral, care team, 2 audit lines; wall time, fsync included)",
+                microseconds: perMessage(accept)),
             Stage(name: "record its delivery (unsynced, the same batches, 1 audit line)", microseconds: perMessage(deliver)),
             Stage(name: "record its confirmation (the same batches)", microseconds: perMessage(confirm)),
         ]

@@ -73,9 +73,11 @@ final class BenchSystem {
         for index in 0..<mdtMembers { try person(PersonID("member.\(index)"), [.communityNurse], ["bench.mdt"]) }
         let directory = Directory(
             organisations: [], localities: [.init(id: "bench", name: "Bench")],
-            teams: [.init(id: "bench.gp", name: "GP", locality: "bench"),
-                    .init(id: "bench.social-care", name: "Social care", locality: "bench"),
-                    .init(id: "bench.mdt", name: "MDT", kind: .mdt, locality: "bench", coordinator: "chair.bench")],
+            teams: [
+                .init(id: "bench.gp", name: "GP", locality: "bench"),
+                .init(id: "bench.social-care", name: "Social care", locality: "bench"),
+                .init(id: "bench.mdt", name: "MDT", kind: .mdt, locality: "bench", coordinator: "chair.bench"),
+            ],
             people: people)
         self.keys = keys
         var logger = Logger(label: "carerelay.bench")
@@ -101,8 +103,9 @@ final class BenchSystem {
     /// A raw CRP connection that has said HELLO.
     func connection(_ person: PersonID, receive: Bool, credit: Int = 1_000, node: Int = 0) throws -> Socket {
         guard let pair = keys[person] else { throw CocoaError(.featureUnsupported) }
-        return try CRPConnection.open(in: try ZMQContext(), keys: pair, brokerKey: brokerKeys.publicKey,
-                                      endpoint: servers[node].endpoint, receive: receive, credit: credit)
+        return try CRPConnection.open(
+            in: try ZMQContext(), keys: pair, brokerKey: brokerKeys.publicKey,
+            endpoint: servers[node].endpoint, receive: receive, credit: credit)
     }
 
     /// A valid referral body padded to about `bytes` bytes.
@@ -125,7 +128,8 @@ final class BenchSystem {
             """
         _ = try nurse.send(codec.encode(.send(SendHeader(key: "consent-bench", kind: .consent, to: []), body: Array(consent.utf8))))
         _ = try nurse.receive()
-        return Array("""
+        return Array(
+            """
             {"meeting":"bench-mdt","team":"bench.mdt","title":"Wednesday MDT","start":"2026-11-25T13:00:00Z","location":"Room 2",\
             "version":1,"attendees":[{"person":"chair.bench","role":"mdt-coordinator"}],\
             "items":[{"patient":"\(patient.digits)","reason":"Falls","interventions":[{"action":"OT visit","by":"chair.bench","result":"rails fitted"}],"owner":"chair.bench"}]}
@@ -136,8 +140,10 @@ final class BenchSystem {
 /// A raw CRP connection as a client opens one: CURVE with the person's own key, then HELLO.
 enum CRPConnection {
     /// Returns once the broker has answered WELCOME, so the person has a live session.
-    static func open(in context: ZMQContext, keys: CurveKeyPair, brokerKey: String, endpoint: String,
-                     receive: Bool, credit: Int = 64) throws -> Socket {
+    static func open(
+        in context: ZMQContext, keys: CurveKeyPair, brokerKey: String, endpoint: String,
+        receive: Bool, credit: Int = 64
+    ) throws -> Socket {
         let socket = try dial(in: context, keys: keys, brokerKey: brokerKey, endpoint: endpoint)
         try sendHello(on: socket, receive: receive, credit: credit)
         try awaitWelcome(on: socket)
@@ -145,8 +151,10 @@ enum CRPConnection {
     }
 
     /// A DEALER connecting (in the background, as libzmq does) with the person's key.
-    static func dial(in context: ZMQContext, keys: CurveKeyPair, brokerKey: String, endpoint: String,
-                     timeoutMilliseconds: Int32 = 10_000) throws -> Socket {
+    static func dial(
+        in context: ZMQContext, keys: CurveKeyPair, brokerKey: String, endpoint: String,
+        timeoutMilliseconds: Int32 = 10_000
+    ) throws -> Socket {
         let socket = try context.makeSocket(.dealer)
         try socket.setCurveServerKey(brokerKey)
         try socket.setCurvePublicKey(keys.publicKey)

@@ -85,9 +85,10 @@ struct BridgeCommand: AsyncParsableCommand {
         let hub = LiveHub()
         let intake = DeliveryIntake(store: bridgeStore, hub: hub, gatewayID: PersonID(gatewayID), logger: logger)
         let gateway = BrokerGateway(
-            configuration: ClientConfiguration(endpoint: broker, brokerPublicKey: brokerPublic,
-                                               keys: CurveKeyPair(publicKey: loaded.publicKey, secretKey: secret),
-                                               receive: true, clientName: "carerelay-bridge"),
+            configuration: ClientConfiguration(
+                endpoint: broker, brokerPublicKey: brokerPublic,
+                keys: CurveKeyPair(publicKey: loaded.publicKey, secretKey: secret),
+                receive: true, clientName: "carerelay-bridge"),
             intake: intake, logger: logger)
         let bridge = Bridge(
             configuration: BridgeConfiguration(gatewayID: PersonID(gatewayID), secureCookies: secureCookies, trustForwardedFor: trustProxy),

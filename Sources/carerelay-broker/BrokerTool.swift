@@ -49,12 +49,16 @@ struct Serve: ParsableCommand {
     @Option(help: "The directory file (YAML) naming teams, people, roles and public keys.")
     var directory: String
 
-    @Option(help: ArgumentHelp(
-        "The store: a SQLite file (created on first start), or a PostgreSQL URL postgres://USER@HOST[:PORT]/DATABASE that several brokers share.",
-        discussion: "The PostgreSQL password comes from PGPASSWORD rather than the command line, where other users could read it. Off loopback the connection uses TLS and checks the server's certificate (add ?sslrootcert=FILE for a private root; ?sslmode=require or disable to relax it). See docs/scale-out.md."))
+    @Option(
+        help: ArgumentHelp(
+            "The store: a SQLite file (created on first start), or a PostgreSQL URL postgres://USER@HOST[:PORT]/DATABASE that several brokers share.",
+            discussion:
+                "The PostgreSQL password comes from PGPASSWORD rather than the command line, where other users could read it. Off loopback the connection uses TLS and checks the server's certificate (add ?sslrootcert=FILE for a private root; ?sslmode=require or disable to relax it). See docs/scale-out.md."
+        ))
     var store = "var/carerelay.sqlite"
 
-    @Option(help: "The broker's CURVE key file. Created with a new key pair if missing; its public key is also written to <key-file>.pub for clients.")
+    @Option(
+        help: "The broker's CURVE key file. Created with a new key pair if missing; its public key is also written to <key-file>.pub for clients.")
     var keyFile = "var/broker.key"
 
     @Option(help: "A consent policy file (YAML). Default: the documented defaults in Protocols/consent-policy.md.")
@@ -66,14 +70,20 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest message body accepted, in bytes.")
     var maxBody = 1 << 20
 
-    @Option(help: ArgumentHelp(
-        "Most messages queued from one connection before the broker stops reading it (ZMQ_RCVHWM).",
-        discussion: "With the largest frame (2 x --max-body + 64 KiB) this bounds one connection's memory; TCP pushes back on a client that sends faster. See Protocols/CRP.md, security considerations."))
+    @Option(
+        help: ArgumentHelp(
+            "Most messages queued from one connection before the broker stops reading it (ZMQ_RCVHWM).",
+            discussion:
+                "With the largest frame (2 x --max-body + 64 KiB) this bounds one connection's memory; TCP pushes back on a client that sends faster. See Protocols/CRP.md, security considerations."
+        ))
     var receiveQueue = 32
 
-    @Flag(help: ArgumentHelp(
-        "For local development only: no CURVE. Clients connect with ZeroMQ PLAIN, the username naming a person id in the directory (password ignored).",
-        discussion: "Nothing is encrypted or authenticated, so the broker refuses to start unless --endpoint is loopback (tcp://127.x.x.x, tcp://localhost, tcp://[::1], ipc://, inproc://)."))
+    @Flag(
+        help: ArgumentHelp(
+            "For local development only: no CURVE. Clients connect with ZeroMQ PLAIN, the username naming a person id in the directory (password ignored).",
+            discussion:
+                "Nothing is encrypted or authenticated, so the broker refuses to start unless --endpoint is loopback (tcp://127.x.x.x, tcp://localhost, tcp://[::1], ipc://, inproc://)."
+        ))
     var insecureDevelopment = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Info and above never carry patient details.")
@@ -173,24 +183,29 @@ struct Serve: ParsableCommand {
             throw ExitCode(2)
         }
         // Written unbuffered: scripts and tests wait for this line to know the broker is up.
-        FileHandle.standardOutput.write(Data("""
-            carerelay-broker \(CareRelayBroker.version) listening on \(server.endpoint) (libzmq \(ZMQLibrary.buildDescription))
-            broker public key: \(insecureDevelopment ? "none: INSECURE DEVELOPMENT MODE (PLAIN, username = person id)" : keys.publicKey)
+        FileHandle.standardOutput.write(
+            Data(
+                """
+                carerelay-broker \(CareRelayBroker.version) listening on \(server.endpoint) (libzmq \(ZMQLibrary.buildDescription))
+                broker public key: \(insecureDevelopment ? "none: INSECURE DEVELOPMENT MODE (PLAIN, username = person id)" : keys.publicKey)
 
-            """.utf8))
+                """.utf8))
         server.wait()
         operationsService?.stop()
         withExtendedLifetime((hup, stops)) {}
     }
 
     /// The HTTP endpoint for operators, on its own threads beside the broker's loop.
-    private func startOperations(at address: HostAndPort, registry: PrometheusCollectorRegistry,
-                                 server: BrokerServer, logger: Logger) throws -> OperationsServer {
+    private func startOperations(
+        at address: HostAndPort, registry: PrometheusCollectorRegistry,
+        server: BrokerServer, logger: Logger
+    ) throws -> OperationsServer {
         let endpoint = try OperationsEndpoint(registry: registry, vitals: server.vitals, store: server.store)
         let host = address.host
         return try OperationsServer(endpoint: endpoint, host: host, port: address.port, logger: logger) { port in
             // Scripts and tests read the bound port from this line.
-            FileHandle.standardOutput.write(Data("operations endpoint on http://\(host):\(port) (/metrics, /health/live, /health/ready, /status)\n".utf8))
+            FileHandle.standardOutput.write(
+                Data("operations endpoint on http://\(host):\(port) (/metrics, /health/live, /health/ready, /status)\n".utf8))
         }
     }
 

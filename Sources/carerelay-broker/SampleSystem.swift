@@ -33,26 +33,31 @@ struct SampleSystem: ParsableCommand {
 
     /// Sunderland's five localities (000 L68), each with a community integrated team.
     static let localities: [Locality] = [
-        Locality(id: "west", name: "Sunderland West", practice: "Pallion Health Centre",
-                 gp: ("gp.khan", "Dr Amina Khan"), nurse: ("nurse.ali", "Yusuf Ali"),
-                 socialWorkers: [("sw.okafor", "Grace Okafor"), ("sw.lee", "Daniel Lee")],
-                 coordinator: ("coord.patel", "Priya Patel"), chair: ("mdt.jones", "Sam Jones"), volunteer: ("vsb.green", "Tom Green")),
-        Locality(id: "north", name: "Sunderland North", practice: "Southwick Surgery",
-                 gp: ("gp.reid", "Dr Fiona Reid"), nurse: ("nurse.hall", "Karen Hall"),
-                 socialWorkers: [("sw.dixon", "Mark Dixon")],
-                 coordinator: ("coord.wood", "Lesley Wood"), chair: ("mdt.shaw", "Ian Shaw"), volunteer: ("vsb.cook", "Ann Cook")),
-        Locality(id: "east", name: "Sunderland East", practice: "Hendon Surgery",
-                 gp: ("gp.moss", "Dr Chris Moss"), nurse: ("nurse.ford", "Beth Ford"),
-                 socialWorkers: [("sw.ahmed", "Tariq Ahmed")],
-                 coordinator: ("coord.gray", "Helen Gray"), chair: ("mdt.bell", "Paul Bell"), volunteer: ("vsb.rose", "Sue Rose")),
-        Locality(id: "washington", name: "Washington", practice: "Galleries Health Centre",
-                 gp: ("gp.singh", "Dr Ravi Singh"), nurse: ("nurse.young", "Claire Young"),
-                 socialWorkers: [("sw.price", "Megan Price")],
-                 coordinator: ("coord.hunt", "Joanne Hunt"), chair: ("mdt.king", "Alan King"), volunteer: ("vsb.west", "Pat West")),
-        Locality(id: "coalfield", name: "Coalfield", practice: "Houghton Primary Care Centre",
-                 gp: ("gp.bates", "Dr Ruth Bates"), nurse: ("nurse.scott", "Gail Scott"),
-                 socialWorkers: [("sw.watson", "Lee Watson")],
-                 coordinator: ("coord.lamb", "Nicola Lamb"), chair: ("mdt.ross", "Derek Ross"), volunteer: ("vsb.hart", "Jim Hart")),
+        Locality(
+            id: "west", name: "Sunderland West", practice: "Pallion Health Centre",
+            gp: ("gp.khan", "Dr Amina Khan"), nurse: ("nurse.ali", "Yusuf Ali"),
+            socialWorkers: [("sw.okafor", "Grace Okafor"), ("sw.lee", "Daniel Lee")],
+            coordinator: ("coord.patel", "Priya Patel"), chair: ("mdt.jones", "Sam Jones"), volunteer: ("vsb.green", "Tom Green")),
+        Locality(
+            id: "north", name: "Sunderland North", practice: "Southwick Surgery",
+            gp: ("gp.reid", "Dr Fiona Reid"), nurse: ("nurse.hall", "Karen Hall"),
+            socialWorkers: [("sw.dixon", "Mark Dixon")],
+            coordinator: ("coord.wood", "Lesley Wood"), chair: ("mdt.shaw", "Ian Shaw"), volunteer: ("vsb.cook", "Ann Cook")),
+        Locality(
+            id: "east", name: "Sunderland East", practice: "Hendon Surgery",
+            gp: ("gp.moss", "Dr Chris Moss"), nurse: ("nurse.ford", "Beth Ford"),
+            socialWorkers: [("sw.ahmed", "Tariq Ahmed")],
+            coordinator: ("coord.gray", "Helen Gray"), chair: ("mdt.bell", "Paul Bell"), volunteer: ("vsb.rose", "Sue Rose")),
+        Locality(
+            id: "washington", name: "Washington", practice: "Galleries Health Centre",
+            gp: ("gp.singh", "Dr Ravi Singh"), nurse: ("nurse.young", "Claire Young"),
+            socialWorkers: [("sw.price", "Megan Price")],
+            coordinator: ("coord.hunt", "Joanne Hunt"), chair: ("mdt.king", "Alan King"), volunteer: ("vsb.west", "Pat West")),
+        Locality(
+            id: "coalfield", name: "Coalfield", practice: "Houghton Primary Care Centre",
+            gp: ("gp.bates", "Dr Ruth Bates"), nurse: ("nurse.scott", "Gail Scott"),
+            socialWorkers: [("sw.watson", "Lee Watson")],
+            coordinator: ("coord.lamb", "Nicola Lamb"), chair: ("mdt.ross", "Derek Ross"), volunteer: ("vsb.hart", "Jim Hart")),
     ]
 
     /// Carers of patients in the demonstration (the patients themselves are NHS numbers in
@@ -80,8 +85,10 @@ struct SampleSystem: ParsableCommand {
         var teams: [Directory.Team] = []
         var people: [Directory.Person] = []
         func person(_ entry: (String, String), _ roles: [Role], _ teams: [TeamID], actsFor: [PersonID]? = nil) throws {
-            people.append(Directory.Person(id: PersonID(entry.0), name: entry.1, roles: roles, organisation: nil,
-                                           teams: teams, key: try key(entry.0).publicKey, actsFor: actsFor))
+            people.append(
+                Directory.Person(
+                    id: PersonID(entry.0), name: entry.1, roles: roles, organisation: nil,
+                    teams: teams, key: try key(entry.0).publicKey, actsFor: actsFor))
         }
         for l in Self.localities {
             let locality = LocalityID(l.id)
@@ -89,11 +96,13 @@ struct SampleSystem: ParsableCommand {
             let mdt = TeamID("\(l.id).mdt"), voluntary = TeamID("\(l.id).voluntary")
             teams += [
                 .init(id: gp, name: l.practice, locality: locality),
-                .init(id: nursing, name: "\(l.name) community nursing", locality: locality,
-                      hours: "mon-sun 08:00-22:00", fallback: ["Out-of-hours district nurses: 0191 555 0100", "Emergency: 999"]),
-                .init(id: social, name: "\(l.name) social care intake", locality: locality, coordinator: PersonID(l.coordinator.0),
-                      hours: "mon-fri 08:30-17:00",
-                      fallback: ["\(l.name) district nurses: 0191 555 0100", "Out-of-hours social care: 0191 555 0200", "Emergency: 999"]),
+                .init(
+                    id: nursing, name: "\(l.name) community nursing", locality: locality,
+                    hours: "mon-sun 08:00-22:00", fallback: ["Out-of-hours district nurses: 0191 555 0100", "Emergency: 999"]),
+                .init(
+                    id: social, name: "\(l.name) social care intake", locality: locality, coordinator: PersonID(l.coordinator.0),
+                    hours: "mon-fri 08:30-17:00",
+                    fallback: ["\(l.name) district nurses: 0191 555 0100", "Out-of-hours social care: 0191 555 0200", "Emergency: 999"]),
                 .init(id: mdt, name: "\(l.name) Wednesday MDT", kind: .mdt, locality: locality, coordinator: PersonID(l.chair.0)),
                 .init(id: voluntary, name: "Age UK Sunderland, \(l.name)", locality: locality),
             ]
@@ -130,6 +139,8 @@ struct SampleSystem: ParsableCommand {
                 """
             try config.write(toFile: "\(home)/config.yaml", atomically: true, encoding: .utf8)
         }
-        print("Wrote \(folder)/directory.yaml (\(people.count) people in \(teams.count) teams), keys in \(keysFolder), client configurations in \(folder)/people")
+        print(
+            "Wrote \(folder)/directory.yaml (\(people.count) people in \(teams.count) teams), keys in \(keysFolder), client configurations in \(folder)/people"
+        )
     }
 }

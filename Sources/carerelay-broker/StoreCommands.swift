@@ -41,7 +41,9 @@ struct Backup: ParsableCommand {
         let inspector = try StoreInspector(path: store)
         try inspector.backup(to: to)
         let report = try StoreRestore.check(backup: to)
-        print("backup written to \(to): \(report.statistics.messages) messages, \(report.statistics.undelivered) awaiting delivery, audit chain intact (\(report.auditRows) lines)")
+        print(
+            "backup written to \(to): \(report.statistics.messages) messages, \(report.statistics.undelivered) awaiting delivery, audit chain intact (\(report.auditRows) lines)"
+        )
     }
 }
 
@@ -76,7 +78,9 @@ struct Restore: ParsableCommand {
             return
         }
         let report = try StoreRestore.restore(backup: from, to: store)
-        print("restored \(from) to \(store): \(report.statistics.messages) messages, \(report.statistics.undelivered) awaiting delivery, audit chain intact (\(report.auditRows) lines). Start the broker.")
+        print(
+            "restored \(from) to \(store): \(report.statistics.messages) messages, \(report.statistics.undelivered) awaiting delivery, audit chain intact (\(report.auditRows) lines). Start the broker."
+        )
     }
 }
 
@@ -108,7 +112,8 @@ struct RotateKey: ParsableCommand {
         try pair.save(path: keyFile, comment: "CareRelay broker key pair")
         if files.fileExists(atPath: keyFile + ".pub") { try files.removeItem(atPath: keyFile + ".pub") }
         try pair.savePublic(path: keyFile + ".pub", comment: "CareRelay broker public key: give this to clients")
-        print("""
+        print(
+            """
             new broker public key: \(pair.publicKey)
             written to \(keyFile) and \(keyFile).pub; the old pair is in \(retired)
             next: give clients the new public key, then restart the broker
@@ -137,7 +142,8 @@ struct GenerateKey: ParsableCommand {
         let pair = try CurveKeyPair.generate()
         try pair.save(path: keyFile, comment: "CareRelay broker key pair")
         try pair.savePublic(path: keyFile + ".pub", comment: "CareRelay broker public key: give this to clients")
-        print("""
+        print(
+            """
             broker public key: \(pair.publicKey)
             written to \(keyFile) (secret: copy it to every node, readable by the broker's user only) and \(keyFile).pub (for clients)
             """)
@@ -147,5 +153,7 @@ struct GenerateKey: ParsableCommand {
 /// Backup and restore here are SQLite's; a shared PostgreSQL store is backed up by PostgreSQL.
 func refusePostgres(_ store: String) throws {
     guard store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") else { return }
-    throw ValidationError("--store: backup and restore here are for the SQLite store; back up a PostgreSQL store with pg_dump or base backups with WAL archiving (docs/scale-out.md)")
+    throw ValidationError(
+        "--store: backup and restore here are for the SQLite store; back up a PostgreSQL store with pg_dump or base backups with WAL archiving (docs/scale-out.md)"
+    )
 }

@@ -26,7 +26,8 @@ struct WellBehavedPair {
         let senders = DispatchGroup(), receivers = DispatchGroup()
         let receiver = ReceivingApplication(system: system, person: recipient, endpoint: SoakSystem.endpoint(port), ledger: ledger)
         spawn(receivers, "pair receiver") { receiver.run(stop: receiving) }
-        let application = Handoff(SendingApplication(system: system, person: sender, recipient: recipient, endpoint: SoakSystem.endpoint(port), ledger: ledger))
+        let application = Handoff(
+            SendingApplication(system: system, person: sender, recipient: recipient, endpoint: SoakSystem.endpoint(port), ledger: ledger))
         let start = Date()
         spawn(senders, "pair sender") { application.value.run(keyPrefix: keyPrefix, stop: stop) }
         _ = ledger.wait(idleTimeout: seconds) { Date().timeIntervalSince(start) >= seconds }
@@ -79,7 +80,9 @@ struct ConsumerSoak {
         figures.memory.append((0, broker.residentKiB ?? 0))
         let step = max(1, backlog / 10)
         for index in 0..<backlog {
-            guard case .accepted? = flooder.send(key: "stalled-\(index)") else { throw SoakFailure("a send to the stalled consumer was not accepted") }
+            guard case .accepted? = flooder.send(key: "stalled-\(index)") else {
+                throw SoakFailure("a send to the stalled consumer was not accepted")
+            }
             if (index + 1) % step == 0 { figures.memory.append((index + 1, broker.residentKiB ?? 0)) }
         }
         log("backlog of \(backlog) for the stalled consumer; RSS \(figures.memory.map { "\($0.residentKiB / 1024) MiB" }.joined(separator: ", "))")
@@ -90,7 +93,8 @@ struct ConsumerSoak {
         // comes back as a new connection and must receive every message, once each.
         stalled.close()
         let returned = Date()
-        let client = try CareRelayClient(configuration: system.configuration("sw.slow", endpoint: SoakSystem.endpoint(port), receive: true, credit: 256))
+        let client = try CareRelayClient(
+            configuration: system.configuration("sw.slow", endpoint: SoakSystem.endpoint(port), receive: true, credit: 256))
         var received = Set<String>()
         figures.vanishedExpected = ledger.acceptedCount
         while received.count < figures.vanishedExpected, let delivery = try client.nextDelivery(timeout: .seconds(15)) {

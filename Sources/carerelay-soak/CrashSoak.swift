@@ -45,7 +45,8 @@ struct CrashSoak {
         let receiver = ReceivingApplication(system: system, person: "sw.1", endpoint: endpoints(from: nodes - 1), ledger: ledger)
         spawn(receivers, "receiver") { receiver.run(stop: receiving) }
         for (index, sender) in (["gp.1", "gp.2", "gp.3"] as [PersonID]).enumerated() {
-            let application = Handoff(SendingApplication(system: system, person: sender, recipient: "sw.1", endpoint: endpoints(from: index % nodes), ledger: ledger))
+            let application = Handoff(
+                SendingApplication(system: system, person: sender, recipient: "sw.1", endpoint: endpoints(from: index % nodes), ledger: ledger))
             spawn(senders, "sender \(sender)") { application.value.run(keyPrefix: sender.rawValue, stop: stop) }
         }
         var figures = Figures()

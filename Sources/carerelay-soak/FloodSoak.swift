@@ -8,7 +8,7 @@ import Synchronization
 import ZeroMQ
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a well-behaved sender sees while the broker is under attack, and what the broker
@@ -34,8 +34,9 @@ struct AttackFigures {
             return sorted[min(sorted.count - 1, Int((p / 100) * Double(sorted.count)))]
         }
         var summary: String {
-            String(format: "%d round trips, p50 %.1f ms, p99 %.1f ms, max %.1f ms%@", milliseconds.count, percentile(50), percentile(99),
-                   milliseconds.max() ?? .nan, failures > 0 ? ", \(failures) unanswered" as NSString : "" as NSString)
+            String(
+                format: "%d round trips, p50 %.1f ms, p99 %.1f ms, max %.1f ms%@", milliseconds.count, percentile(50), percentile(99),
+                milliseconds.max() ?? .nan, failures > 0 ? ", \(failures) unanswered" as NSString : "" as NSString)
         }
     }
 }
@@ -54,7 +55,10 @@ func brokerMemory(_ broker: BrokerProcess) -> (rss: Int, peak: Int)? {
 /// A sender measuring each SEND -> ACCEPTED round trip until told to stop.
 func measureRoundTrips(system: SoakSystem, port: Int, person: PersonID, keyPrefix: String, stop: StopFlag) -> AttackFigures.RoundTrips {
     var trips = AttackFigures.RoundTrips()
-    guard let client = try? CareRelayClient(configuration: system.configuration(person, endpoint: SoakSystem.endpoint(port), receive: false, replyTimeout: .seconds(5), attempts: 1)) else {
+    guard
+        let client = try? CareRelayClient(
+            configuration: system.configuration(person, endpoint: SoakSystem.endpoint(port), receive: false, replyTimeout: .seconds(5), attempts: 1))
+    else {
         trips.failures += 1
         return trips
     }
@@ -75,10 +79,14 @@ func measureRoundTrips(system: SoakSystem, port: Int, person: PersonID, keyPrefi
 
 /// Runs `body` with a sender measuring round trips beside it: first `seconds` alone, then
 /// for the time `body` takes.
-func withMeasuredSender(system: SoakSystem, port: Int, seconds: Double, body: () throws -> Void) rethrows -> (baseline: AttackFigures.RoundTrips, during: AttackFigures.RoundTrips) {
+func withMeasuredSender(system: SoakSystem, port: Int, seconds: Double, body: () throws -> Void) rethrows -> (
+    baseline: AttackFigures.RoundTrips, during: AttackFigures.RoundTrips
+) {
     let quiet = StopFlag()
     let timer = DispatchSemaphore(value: 0)
-    DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { quiet.set(); timer.signal() }
+    DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+        quiet.set(); timer.signal()
+    }
     let baseline = measureRoundTrips(system: system, port: port, person: "gp.1", keyPrefix: "alone", stop: quiet)
     timer.wait()
     let stop = StopFlag()
@@ -135,7 +143,7 @@ struct FloodSoak {
             let group = DispatchGroup()
             spawn(group, "flood") {
                 guard let context = try? ZMQContext(),
-                      let socket = try? helloConnection(system: system, port: port, context: context, configure: { try $0.setSendHighWaterMark(0) })
+                    let socket = try? helloConnection(system: system, port: port, context: context, configure: { try $0.setSendHighWaterMark(0) })
                 else { return }
                 defer { socket.close(); context.shutdown() }
                 let nested = Array((String(repeating: "[", count: 8_000) + String(repeating: "]", count: 8_000)).utf8)
@@ -184,9 +192,14 @@ struct FloodSoak {
         let garbageBytes = counts.garbageBytes.load(ordering: .relaxed)
         figures.detail = [
             ("flood sent (QUERY, 16 KiB header nested 8,000 deep, never read)", "\(floodMessages) messages in \(Int(seconds)) s"),
-            ("raw TCP garbage connections beside it", "\(garbageConnections) at a time, \(garbageConnects) made, \(garbageBytes / 1_048_576) MiB written"),
+            (
+                "raw TCP garbage connections beside it",
+                "\(garbageConnections) at a time, \(garbageConnects) made, \(garbageBytes / 1_048_576) MiB written"
+            ),
         ]
-        log("flood: \(floodMessages) messages; peak RSS \(figures.peakRSSKiB / 1024) MiB; p99 alone \(baseline.percentile(99)) ms, during \(during.percentile(99)) ms")
+        log(
+            "flood: \(floodMessages) messages; peak RSS \(figures.peakRSSKiB / 1024) MiB; p99 alone \(baseline.percentile(99)) ms, during \(during.percentile(99)) ms"
+        )
         return figures
     }
 }
@@ -272,8 +285,10 @@ private func finish(_ figures: inout AttackFigures, system: SoakSystem, broker: 
     figures.brokerAlive = broker.process.isRunning && kill(broker.pid, 0) == 0
     guard figures.brokerAlive else { return }
     let (header, body) = SoakSystem.referral(from: "gp.3", to: "sw.1", key: "after-\(UUID().uuidString)")
-    if let client = try? CareRelayClient(configuration: system.configuration("gp.3", endpoint: SoakSystem.endpoint(port), receive: false, replyTimeout: .seconds(5))),
-       (try? client.send(header, body: body)) != nil {
+    if let client = try? CareRelayClient(
+        configuration: system.configuration("gp.3", endpoint: SoakSystem.endpoint(port), receive: false, replyTimeout: .seconds(5))),
+        (try? client.send(header, body: body)) != nil
+    {
         figures.servingAtEnd = true
     }
 }

@@ -33,19 +33,23 @@ struct HostileSoak {
         let port = try freePort()
         let broker = try system.startBroker(port: port)
         defer { broker.terminate() }
-        figures.alone = WellBehavedPair(system: system, port: port, sender: "gp.4", recipient: "sw.2").run(seconds: seconds, keyPrefix: "before-hostile")
+        figures.alone = WellBehavedPair(system: system, port: port, sender: "gp.4", recipient: "sw.2").run(
+            seconds: seconds, keyPrefix: "before-hostile")
         let stop = StopFlag()
         let group = DispatchGroup()
         let counts = Counts()
         let system = self.system, seed = self.seed
         spawn(group, "hostile") {
             guard let context = try? ZMQContext(),
-                  let socket = try? system.rawConnection("gp.hostile", port: port, context: context, receive: true) else { return }
+                let socket = try? system.rawConnection("gp.hostile", port: port, context: context, receive: true)
+            else { return }
             defer { socket.close() }
             try? socket.setSendHighWaterMark(1_000)
-            var mutator = Mutator(seed: seed, seeds: Corpus.seeds(examples: Corpus.defaultExamples).filter {
-                if case .frames = FuzzInput.target(of: $0) { return true } else { return false }
-            })
+            var mutator = Mutator(
+                seed: seed,
+                seeds: Corpus.seeds(examples: Corpus.defaultExamples).filter {
+                    if case .frames = FuzzInput.target(of: $0) { return true } else { return false }
+                })
             let codec = CRPCodec()
             let outOfOrder: [[[UInt8]]] = [
                 codec.encode(.confirm(Confirm(ids: ["m-does-not-exist", "m-0"], recipient: "sw.1"))),
@@ -76,7 +80,8 @@ struct HostileSoak {
                 while (try? socket.receive(dontWait: true)) ?? nil != nil { counts.answers.add(1, ordering: .relaxed) }
             }
         }
-        figures.pair = WellBehavedPair(system: system, port: port, sender: "gp.4", recipient: "sw.2").run(seconds: seconds, keyPrefix: "beside-hostile")
+        figures.pair = WellBehavedPair(system: system, port: port, sender: "gp.4", recipient: "sw.2").run(
+            seconds: seconds, keyPrefix: "beside-hostile")
         stop.set()
         group.wait()
         figures.hostileCommands = counts.commands.load(ordering: .relaxed)

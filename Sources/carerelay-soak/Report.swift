@@ -63,12 +63,17 @@ struct Report {
     mutating func consumers(_ f: ConsumerSoak.Figures) {
         let p = "slow and dead consumers"
         add(p, "well-behaved pair alone", String(format: "%.0f msg/s", f.alone.rate))
-        add(p, "the same pair beside a consumer that stopped reading", String(format: "%.0f msg/s (%.0f%%)", f.withStalledConsumer.rate,
-                                                                            100 * f.withStalledConsumer.rate / max(f.alone.rate, 1)))
+        add(
+            p, "the same pair beside a consumer that stopped reading",
+            String(
+                format: "%.0f msg/s (%.0f%%)", f.withStalledConsumer.rate,
+                100 * f.withStalledConsumer.rate / max(f.alone.rate, 1)))
         add(p, "the same pair alone again afterwards (run-to-run noise)", String(format: "%.0f msg/s", f.aloneAgain.rate))
         tally(p + ", pair", f.alone.tally)
         tally(p + ", pair beside the stalled consumer", f.withStalledConsumer.tally)
-        add(p, "broker RSS by backlog of the stalled consumer", f.memory.map { "\($0.backlog): \($0.residentKiB / 1024) MiB" }.joined(separator: "; "))
+        add(
+            p, "broker RSS by backlog of the stalled consumer", f.memory.map { "\($0.backlog): \($0.residentKiB / 1024) MiB" }.joined(separator: "; ")
+        )
         require(p, "messages the vanished consumer did not get on return", f.vanishedExpected - f.vanishedReceived)
         add(p, "messages it got on return (of \(f.vanishedExpected))", String(format: "%d in %.1f s", f.vanishedReceived, f.vanishedSeconds))
         require(p, "duplicates it was handed", f.vanishedDuplicates)
@@ -77,7 +82,9 @@ struct Report {
     mutating func hostile(_ f: HostileSoak.Figures) {
         let p = "hostile client"
         add(p, "malformed, oversized and out-of-order commands fired", "\(f.hostileCommands) (\(f.oversized) oversized), \(f.answers) answers read")
-        add(p, "well-behaved pair alone / beside it", String(format: "%.0f / %.0f msg/s (%.0f%%)", f.alone.rate, f.pair.rate, 100 * f.pair.rate / max(f.alone.rate, 1)))
+        add(
+            p, "well-behaved pair alone / beside it",
+            String(format: "%.0f / %.0f msg/s (%.0f%%)", f.alone.rate, f.pair.rate, 100 * f.pair.rate / max(f.alone.rate, 1)))
         tally(p + ", pair", f.pair.tally)
         require(p, "broker process down at the end", f.brokerAlive ? 0 : 1)
     }
@@ -93,7 +100,9 @@ struct Report {
         add(p, "well-behaved SEND -> ACCEPTED alone", f.baseline.summary)
         add(p, "well-behaved SEND -> ACCEPTED during the attack", f.during.summary)
         let p99 = f.during.percentile(99)
-        require(p, "p99 during the attack over \(Int(Self.attackP99BoundMilliseconds)) ms (or nothing measured)", p99.isNaN || p99 > Self.attackP99BoundMilliseconds ? 1 : 0)
+        require(
+            p, "p99 during the attack over \(Int(Self.attackP99BoundMilliseconds)) ms (or nothing measured)",
+            p99.isNaN || p99 > Self.attackP99BoundMilliseconds ? 1 : 0)
         require(p, "well-behaved sends unanswered during the attack", f.during.failures)
         require(p, "broker process down at the end", f.brokerAlive ? 0 : 1)
         require(p, "broker not serving at the end (a new client's referral not accepted)", f.servingAtEnd ? 0 : 1)

@@ -67,15 +67,18 @@ final class SoakSystem: Sendable {
     }
 
     func startBroker(port: Int) throws -> BrokerProcess {
-        try BrokerProcess(executable: executable, directory: directoryPath, store: postgres?.description ?? storePath, keyFile: keyPath,
-                          endpoint: "tcp://127.0.0.1:\(port)", extraArguments: ["--heartbeat", "\(heartbeat)", "--operations", "off"],
-                          logLevel: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG_LEVEL"] ?? "error",
-                          logFile: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG"])
+        try BrokerProcess(
+            executable: executable, directory: directoryPath, store: postgres?.description ?? storePath, keyFile: keyPath,
+            endpoint: "tcp://127.0.0.1:\(port)", extraArguments: ["--heartbeat", "\(heartbeat)", "--operations", "off"],
+            logLevel: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG_LEVEL"] ?? "error",
+            logFile: ProcessInfo.processInfo.environment["CARERELAY_SOAK_BROKER_LOG"])
     }
 
     static func endpoint(_ port: Int) -> String { "tcp://127.0.0.1:\(port)" }
 
-    func configuration(_ person: PersonID, endpoint: String, receive: Bool, credit: Int = 32, replyTimeout: Duration = .seconds(2), attempts: Int = 2) -> ClientConfiguration {
+    func configuration(_ person: PersonID, endpoint: String, receive: Bool, credit: Int = 32, replyTimeout: Duration = .seconds(2), attempts: Int = 2)
+        -> ClientConfiguration
+    {
         ClientConfiguration(
             endpoint: endpoint, brokerPublicKey: brokerKeys.publicKey, keys: keys[person] ?? CurveKeyPair(publicKey: "", secretKey: ""),
             receive: receive, credit: credit, replyTimeout: replyTimeout, attempts: attempts, clientName: "carerelay-soak")
@@ -114,7 +117,8 @@ final class SoakSystem: Sendable {
     /// The idempotency key a referral body names, read back by the receiving application.
     static func key(in body: [UInt8]) -> String? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let reason = object["reasonText"] as? String, reason.hasPrefix("soak key ") else { return nil }
+            let reason = object["reasonText"] as? String, reason.hasPrefix("soak key ")
+        else { return nil }
         return String(reason.dropFirst("soak key ".count))
     }
 }

@@ -53,13 +53,17 @@ struct SoakTool: ParsableCommand {
     @Option(help: "With --postgres: how many broker nodes share the store in the crash part (each kill takes one at random).")
     var nodes = 1
 
-    @Option(help: "Run crash, consumers and hostile on the PostgreSQL store: a server URL (postgres://USER@HOST:PORT/DATABASE); each part gets a new database beside the one named. Scripts/soak --postgres starts a server.")
+    @Option(
+        help:
+            "Run crash, consumers and hostile on the PostgreSQL store: a server URL (postgres://USER@HOST:PORT/DATABASE); each part gets a new database beside the one named. Scripts/soak --postgres starts a server."
+    )
     var postgres: String?
 
     func wants(_ part: String) -> Bool { only == nil || only == part }
 
     func run() throws {
-        let executable = broker.map { URL(fileURLWithPath: $0) }
+        let executable =
+            broker.map { URL(fileURLWithPath: $0) }
             ?? BrokerProcess.executable(packageRoot: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
         let log: (String) -> Void = { line in
             FileHandle.standardError.write(Data("[soak \(ISO8601DateFormatter().string(from: Date()))] \(line)\n".utf8))
@@ -97,12 +101,14 @@ struct SoakTool: ParsableCommand {
         if wants("flood") {
             let system = try system()
             defer { system.removeFiles() }
-            report.attack("malformed flood", try FloodSoak(system: system, seconds: floodSeconds, garbageConnections: garbageConnections, log: log).run())
+            report.attack(
+                "malformed flood", try FloodSoak(system: system, seconds: floodSeconds, garbageConnections: garbageConnections, log: log).run())
         }
         if wants("reset") {
             let system = try system()
             defer { system.removeFiles() }
-            report.attack("client that stops reading, then resets", try ResetSoak(system: system, rounds: resetRounds, seconds: seconds, log: log).run())
+            report.attack(
+                "client that stops reading, then resets", try ResetSoak(system: system, rounds: resetRounds, seconds: seconds, log: log).run())
         }
         if wants("fuzz") {
             report.fuzz(FuzzCampaign.run(seed: seed, inputs: .max, seconds: fuzzSeconds))

@@ -62,7 +62,9 @@ struct StoreFailureSoak {
             switch sender.send(key: key, giveUpAfter: Date().addingTimeInterval(30)) {
             case .accepted?: figures.acceptedWhileFilling += 1; consecutive = 0
             case .refused(let failure)?:
-                guard failure.code == .storeUnavailable else { throw SoakFailure("a send was refused with \(failure.code.name) while the disk was full: \(failure.reason)") }
+                guard failure.code == .storeUnavailable else {
+                    throw SoakFailure("a send was refused with \(failure.code.name) while the disk was full: \(failure.reason)")
+                }
                 figures.refusedWhileFull += 1
                 figures.refusalReason = failure.reason
                 refusedKeys.append(key)

@@ -37,14 +37,16 @@ final class BrokerSystem {
             localities: [.init(id: "west", name: "Sunderland West")],
             teams: [
                 .init(id: "west.gp", name: "Pallion Health Centre", locality: "west"),
-                .init(id: "west.social-care", name: "West social care intake", locality: "west", coordinator: "coord.patel",
-                      hours: "mon-fri 08:00-18:00", fallback: ["District nurses: 0191 555 0100", "Emergency: 999"]),
+                .init(
+                    id: "west.social-care", name: "West social care intake", locality: "west", coordinator: "coord.patel",
+                    hours: "mon-fri 08:00-18:00", fallback: ["District nurses: 0191 555 0100", "Emergency: 999"]),
                 .init(id: "west.nursing", name: "West community nursing", locality: "west"),
                 .init(id: "west.mdt", name: "West Wednesday MDT", kind: .mdt, locality: "west", coordinator: "coord.patel"),
             ],
             people: Self.people.map { p in
-                Directory.Person(id: p.0, name: p.1, roles: p.2, organisation: "sunderland-ccg", teams: p.3,
-                                 key: keys[p.0]!.publicKey, actsFor: p.4)
+                Directory.Person(
+                    id: p.0, name: p.1, roles: p.2, organisation: "sunderland-ccg", teams: p.3,
+                    key: keys[p.0]!.publicKey, actsFor: p.4)
             })
         var logger = Logger(label: "bridge-e2e.broker")
         logger.logLevel = .warning
@@ -57,8 +59,9 @@ final class BrokerSystem {
     }
 
     func configuration(_ person: PersonID, receive: Bool = true) -> ClientConfiguration {
-        ClientConfiguration(endpoint: server.endpoint, brokerPublicKey: brokerKeys.publicKey, keys: keys[person]!,
-                            receive: receive, credit: 64, replyTimeout: .seconds(5), attempts: 2, clientName: "test")
+        ClientConfiguration(
+            endpoint: server.endpoint, brokerPublicKey: brokerKeys.publicKey, keys: keys[person]!,
+            receive: receive, credit: 64, replyTimeout: .seconds(5), attempts: 2, clientName: "test")
     }
 
     func client(_ person: PersonID, receive: Bool = true) throws -> CareRelayClient {
@@ -119,8 +122,10 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
 }
 
 @Suite(.serialized) struct BrowserEndToEndTests {
-    @Test(.enabled(if: WebDriver.available, "chromium and chromedriver are not installed (apt-get install chromium chromium-driver): browser test skipped"),
-          .timeLimit(.minutes(3)))
+    @Test(
+        .enabled(
+            if: WebDriver.available, "chromium and chromedriver are not installed (apt-get install chromium chromium-driver): browser test skipped"),
+        .timeLimit(.minutes(3)))
     func aCarerSignsInSeesThePlanGetsALiveUpdateAndChecksIn() async throws {
         let system = try BrokerSystem()
         let coordinator = try ClientOnQueue { try system.client("coord.patel") }
@@ -134,18 +139,22 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
         // Mrs Ellis consents to Jean seeing her general, social care and medication information.
         let now = ISO8601DateFormatter()
         try await coordinator.run { client in
-            _ = try client.send(SendHeader(key: UUID().uuidString, kind: .consent, to: [], patient: ellis), body: try json([
-                "action": "grant", "id": "cd-e2e-1", "status": "active", "scope": "patient-privacy", "patient": ellis.digits,
-                "dateTime": now.string(from: Date()), "performer": ["person": "coord.patel", "role": "care-coordinator"],
-                "policyRule": "explicit",
-                "provision": [
-                    "type": "permit",
-                    "period": ["start": now.string(from: Date().addingTimeInterval(-86_400)),
-                               "end": now.string(from: Date().addingTimeInterval(365 * 86_400))],
-                    "actor": [["role": "person", "reference": "carer.ellis"]],
-                    "class": ["general", "social-care", "medication"],
-                ],
-            ]))
+            _ = try client.send(
+                SendHeader(key: UUID().uuidString, kind: .consent, to: [], patient: ellis),
+                body: try json([
+                    "action": "grant", "id": "cd-e2e-1", "status": "active", "scope": "patient-privacy", "patient": ellis.digits,
+                    "dateTime": now.string(from: Date()), "performer": ["person": "coord.patel", "role": "care-coordinator"],
+                    "policyRule": "explicit",
+                    "provision": [
+                        "type": "permit",
+                        "period": [
+                            "start": now.string(from: Date().addingTimeInterval(-86_400)),
+                            "end": now.string(from: Date().addingTimeInterval(365 * 86_400)),
+                        ],
+                        "actor": [["role": "person", "reference": "carer.ellis"]],
+                        "class": ["general", "social-care", "medication"],
+                    ],
+                ]))
         }
 
         // The bridge: its own store, the gateway thread, and the web app on an ephemeral port.
@@ -158,8 +167,9 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
         defer { gateway.stop() }
         let bridge = Bridge(configuration: BridgeConfiguration(gatewayID: "bridge"), store: store, link: gateway, hub: hub, logger: logger)
         let portBox = PortBox()
-        let app = Application(router: bridge.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in portBox.set(channel.localAddress?.port) }, logger: logger)
+        let app = Application(
+            router: bridge.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in portBox.set(channel.localAddress?.port) }, logger: logger)
         let serving = Task { try await app.runService(gracefulShutdownSignals: []) }
         defer {
             hub.finishAll()
@@ -168,8 +178,9 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
 
         // The co-ordinator issues an invitation: the code goes to Jean by hand, its hash to the bridge.
         let code = InvitationCode.generate()
-        let invite = CarerInvite(carer: "carer.ellis", patients: [ellis], codeHash: InvitationCode.hash(code),
-                                 expires: Timestamp(Date().addingTimeInterval(7 * 86_400)), issuedBy: "coord.patel")
+        let invite = CarerInvite(
+            carer: "carer.ellis", patients: [ellis], codeHash: InvitationCode.hash(code),
+            expires: Timestamp(Date().addingTimeInterval(7 * 86_400)), issuedBy: "coord.patel")
         try await coordinator.run { client in
             _ = try client.send(SendHeader(key: "invite-\(UUID().uuidString)", kind: .carerInvite, to: [.person("bridge")]), body: invite.encode())
         }
@@ -177,8 +188,9 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
         var plan = try Examples.object("careplan.share", "valid-home-plan-with-mental-health-section.json")
         plan["team"] = "west.social-care"
         try await coordinator.run { client in
-            _ = try client.send(SendHeader(key: UUID().uuidString, kind: .carePlanShare, to: [.person("carer.ellis")], patient: ellis),
-                                body: try json(plan))
+            _ = try client.send(
+                SendHeader(key: UUID().uuidString, kind: .carePlanShare, to: [.person("carer.ellis")], patient: ellis),
+                body: try json(plan))
         }
         try await waitUntil("the bridge stored the invitation and the plan") {
             (try? store.messages(for: "carer.ellis", patient: ellis, kind: .carePlanShare).count) == 1
@@ -208,8 +220,9 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
             plan["version"] = 4
             plan["changeSummary"] = "Evening call moved to 18:00 so Jean can get home from work."
             try await coordinator.run { client in
-                _ = try client.send(SendHeader(key: UUID().uuidString, kind: .carePlanShare, to: [.person("carer.ellis")], patient: ellis),
-                                    body: try json(plan))
+                _ = try client.send(
+                    SendHeader(key: UUID().uuidString, kind: .carePlanShare, to: [.person("carer.ellis")], patient: ellis),
+                    body: try json(plan))
             }
             try await driver.waitFor("the live update", seconds: 20) {
                 try await driver.text("#updates").contains("New care plan: version 4")

@@ -44,14 +44,16 @@ import Testing
 
             let parsed = EventStream.parse(answer.text)
             #expect(parsed.map(\.type) == ["update", "update"], "only the bridge's own events: \(answer.text.debugDescription)")
-            #expect(parsed.count == 2 && parsed[0].data.contains("New care plan: version 4") && parsed[1].data.contains("New care plan: version 5"),
-                    "\(parsed)")
+            #expect(
+                parsed.count == 2 && parsed[0].data.contains("New care plan: version 4") && parsed[1].data.contains("New care plan: version 5"),
+                "\(parsed)")
             #expect(parsed.allSatisfy { $0.id.flatMap(Int64.init) != nil && $0.id != "999999" }, "ids are the store's sequence numbers: \(parsed)")
             for event in parsed {
                 // Everything the plan said is still there, as text inside the one fragment.
                 #expect(event.data.contains("event: signed-out"), "\(event.data)")
                 #expect(event.data.contains("&lt;b&gt;forged&lt;/b&gt;"), "\(event.data)")
-                #expect(event.data.hasPrefix(#"<div class="notice live-update""#) && event.data.hasSuffix("</div>"), "one whole fragment: \(event.data)")
+                #expect(
+                    event.data.hasPrefix(#"<div class="notice live-update""#) && event.data.hasSuffix("</div>"), "one whole fragment: \(event.data)")
             }
             // No line of the raw stream is anything but the bridge's own fields.
             for line in EventStream.lines(answer.text) where !line.isEmpty {
@@ -112,8 +114,9 @@ import Testing
             Self.expectEscaped(try await visitor.get("/people/9434765919?version=3"), "the plan page")
             let form = try await visitor.get("/people/9434765919/check-in")
             Self.expectEscaped(form, "the check-in form")
-            let sent = try await visitor.post("/people/9434765919/check-in",
-                                              CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key)))
+            let sent = try await visitor.post(
+                "/people/9434765919/check-in",
+                CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key)))
             Self.expectEscaped(sent, "the check-in confirmation")
             // The live update fragments, as the page's script inserts them.
             fixture.hub.finishAll()
@@ -139,10 +142,12 @@ import Testing
             // A check-in form with problems shows what was typed, in text areas and in attributes.
             #expect(try await visitor.signIn(code).status == .seeOther)
             let form = try await visitor.get("/people/9434765919/check-in")
-            let answer = try await visitor.post("/people/9434765919/check-in", [
-                ("csrf", try #require(form.csrf)), ("key", try #require(form.key)), ("patientText", Self.hostile),
-                ("concerns", Self.hostile), ("carerText", Self.hostile), ("pulse", Self.hostile), ("oxygen", Self.hostile),
-            ])
+            let answer = try await visitor.post(
+                "/people/9434765919/check-in",
+                [
+                    ("csrf", try #require(form.csrf)), ("key", try #require(form.key)), ("patientText", Self.hostile),
+                    ("concerns", Self.hostile), ("carerText", Self.hostile), ("pulse", Self.hostile), ("oxygen", Self.hostile),
+                ])
             #expect(answer.status == .badRequest)
             Self.expectEscaped(answer, "the check-in form with errors")
         }

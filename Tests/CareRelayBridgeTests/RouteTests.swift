@@ -96,7 +96,8 @@ import Testing
     @Test func theStoreKeepsOnlyTheHashOfTheCode() throws {
         let fixture = try RouteFixture()
         let code = try fixture.invite()
-        let bytes = try Data(contentsOf: fixture.folder.appendingPathComponent("bridge.sqlite"))
+        let bytes =
+            try Data(contentsOf: fixture.folder.appendingPathComponent("bridge.sqlite"))
             + ((try? Data(contentsOf: fixture.folder.appendingPathComponent("bridge.sqlite-wal"))) ?? Data())
         let text = String(decoding: bytes, as: UTF8.self)
         #expect(!text.contains(InvitationCode.normalise(code)))
@@ -182,9 +183,11 @@ import Testing
     }
 
     static func checkIn(csrf: String, key: String, urgency: String = "routine") -> [(String, String)] {
-        [("csrf", csrf), ("key", key), ("patientScore", "4"), ("patientText", "Ate well, walked to the gate."),
-         ("wellbeing", "3"), ("strain", "5"), ("carerText", ""), ("concerns", ""), ("urgency", urgency),
-         ("pulse", ""), ("oxygen", "96"), ("temperature", "")]
+        [
+            ("csrf", csrf), ("key", key), ("patientScore", "4"), ("patientText", "Ate well, walked to the gate."),
+            ("wellbeing", "3"), ("strain", "5"), ("carerText", ""), ("concerns", ""), ("urgency", urgency),
+            ("pulse", ""), ("oxygen", "96"), ("temperature", ""),
+        ]
     }
 }
 
@@ -324,10 +327,12 @@ import Testing
             let form = try await visitor.get("/people/9434765919/check-in")
             #expect(form.text.contains("How is Margaret Ellis today?"))
             #expect(form.text.contains("Your answers go to Priya Patel"))
-            let answer = try await visitor.post("/people/9434765919/check-in", [
-                ("csrf", try #require(form.csrf)), ("key", try #require(form.key)), ("patientText", ""), ("strain", ""),
-                ("pulse", "fast"), ("oxygen", "150"), ("concerns", "Her cough is worse at night."),
-            ])
+            let answer = try await visitor.post(
+                "/people/9434765919/check-in",
+                [
+                    ("csrf", try #require(form.csrf)), ("key", try #require(form.key)), ("patientText", ""), ("strain", ""),
+                    ("pulse", "fast"), ("oxygen", "150"), ("concerns", "Her cough is worse at night."),
+                ])
             #expect(answer.status == .badRequest)
             #expect(answer.text.contains("<title>Error: Check in"))
             #expect(answer.text.contains("There is a problem"))
@@ -340,7 +345,9 @@ import Testing
                 ("pulse", "Enter a number, for example 72, or leave it empty."),
                 ("oxygen", "150 is not a likely reading: check it and enter a number from 50 to 100, or leave it empty."),
             ] {
-                #expect(answer.text.contains(##"<p class="error" id="\##(field)-error"><span class="visually-hidden">Error:</span> \##(message)</p>"##), "\(field)")
+                #expect(
+                    answer.text.contains(##"<p class="error" id="\##(field)-error"><span class="visually-hidden">Error:</span> \##(message)</p>"##),
+                    "\(field)")
                 #expect(answer.text.contains(##"<li><a href="#\##(field)">\##(message)</a></li>"##), "\(field) in the summary")
             }
             #expect(answer.text.contains("Her cough is worse at night."), "what was typed is kept")
@@ -387,8 +394,9 @@ import Testing
             let visitor = Visitor(client)
             _ = try await visitor.signIn(code)
             let form = try await visitor.get("/people/9434765919/check-in")
-            return try await visitor.post("/people/9434765919/check-in",
-                                          CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key), urgency: "urgent"))
+            return try await visitor.post(
+                "/people/9434765919/check-in",
+                CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key), urgency: "urgent"))
         }
         return (answer, fixture)
     }
@@ -418,8 +426,9 @@ import Testing
             let visitor = Visitor(client)
             _ = try await visitor.signIn(code)
             let form = try await visitor.get("/people/9434765919/check-in")
-            let answer = try await visitor.post("/people/9434765919/check-in",
-                                                CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key)))
+            let answer = try await visitor.post(
+                "/people/9434765919/check-in",
+                CSRFTests.checkIn(csrf: try #require(form.csrf), key: try #require(form.key)))
             #expect(answer.status == .serviceUnavailable)
             #expect(answer.text.contains("Your check-in was not sent"))
             #expect(answer.text.contains("Ate well, walked to the gate."))
@@ -485,13 +494,16 @@ import Testing
         var logger = Logger(label: "t")
         logger.logLevel = .critical
         let intake = DeliveryIntake(store: fixture.store, hub: fixture.hub, gatewayID: "bridge", logger: logger, now: { fixture.clock.now() })
-        let forged = CarerInvite(carer: "carer.ellis", patients: [ellis], codeHash: InvitationCode.hash("AAAA-BBBB-CCCC"),
-                                 expires: Timestamp(fixture.clock.now().addingTimeInterval(3600)), issuedBy: "coord.patel")
+        let forged = CarerInvite(
+            carer: "carer.ellis", patients: [ellis], codeHash: InvitationCode.hash("AAAA-BBBB-CCCC"),
+            expires: Timestamp(fixture.clock.now().addingTimeInterval(3600)), issuedBy: "coord.patel")
         func delivery(from: PersonID) -> Delivery {
-            Delivery(header: DeliverHeader(id: "m-\(from)", recipient: "bridge", kind: .carerInvite, from: from, fromName: "x", to: [.person("bridge")],
-                                           patient: nil, priority: nil, labels: nil, correlation: nil, sentAt: Timestamp(fixture.clock.now()).text,
-                                           redacted: nil, override: nil, topic: nil, attempt: 1),
-                     body: forged.encode())
+            Delivery(
+                header: DeliverHeader(
+                    id: "m-\(from)", recipient: "bridge", kind: .carerInvite, from: from, fromName: "x", to: [.person("bridge")],
+                    patient: nil, priority: nil, labels: nil, correlation: nil, sentAt: Timestamp(fixture.clock.now()).text,
+                    redacted: nil, override: nil, topic: nil, attempt: 1),
+                body: forged.encode())
         }
         try intake.store(delivery(from: "coord.other"))
         if case .success = try fixture.store.redeem(codeHash: forged.codeHash, now: fixture.clock.now(), sessionLifetime: 60) {

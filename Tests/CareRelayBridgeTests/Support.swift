@@ -50,11 +50,11 @@ final class FakeLink: BrokerLink, @unchecked Sendable {
     }
 
     static let directory = """
-    {"people":[{"id":"coord.patel","name":"Priya Patel","roles":["care-coordinator"],"teams":["west.social-care"]},
-               {"id":"carer.ellis","name":"Jean Ellis","roles":["carer"],"teams":[]}],
-     "teams":[{"id":"west.social-care","name":"West social care intake","kind":"service","locality":"west","coordinator":"coord.patel",
-               "hours":"mon-fri 08:00-18:00","fallback":["District nurses: 0191 555 0100","Emergency: 999"]}]}
-    """
+        {"people":[{"id":"coord.patel","name":"Priya Patel","roles":["care-coordinator"],"teams":["west.social-care"]},
+                   {"id":"carer.ellis","name":"Jean Ellis","roles":["carer"],"teams":[]}],
+         "teams":[{"id":"west.social-care","name":"West social care intake","kind":"service","locality":"west","coordinator":"coord.patel",
+                   "hours":"mon-fri 08:00-18:00","fallback":["District nurses: 0191 555 0100","Emergency: 999"]}]}
+        """
 }
 
 /// The route-test set-up: a bridge over a temporary store and a fake broker.
@@ -80,8 +80,9 @@ struct RouteFixture {
         var logger = Logger(label: "bridge-test")
         logger.logLevel = .warning
         bridge = Bridge(
-            configuration: BridgeConfiguration(gatewayID: "bridge", secureCookies: secureCookies, trustForwardedFor: trustForwardedFor,
-                                               now: { clock.now() }),
+            configuration: BridgeConfiguration(
+                gatewayID: "bridge", secureCookies: secureCookies, trustForwardedFor: trustForwardedFor,
+                now: { clock.now() }),
             store: store, link: link, hub: hub, logger: logger)
     }
 
@@ -93,10 +94,13 @@ struct RouteFixture {
 
     /// Stores an invitation as if the broker had delivered it; returns the code.
     @discardableResult
-    func invite(carer: PersonID = "carer.ellis", patients: [NHSNumber] = [ellis], expiresIn: TimeInterval = 7 * 86_400,
-                code: String = InvitationCode.generate()) throws -> String {
-        let body = CarerInvite(carer: carer, patients: patients, codeHash: InvitationCode.hash(code),
-                               expires: Timestamp(clock.now().addingTimeInterval(expiresIn)), issuedBy: "coord.patel")
+    func invite(
+        carer: PersonID = "carer.ellis", patients: [NHSNumber] = [ellis], expiresIn: TimeInterval = 7 * 86_400,
+        code: String = InvitationCode.generate()
+    ) throws -> String {
+        let body = CarerInvite(
+            carer: carer, patients: patients, codeHash: InvitationCode.hash(code),
+            expires: Timestamp(clock.now().addingTimeInterval(expiresIn)), issuedBy: "coord.patel")
         try store.storeInvite(body, message: "m-invite-\(UUID().uuidString)", receivedAt: clock.now())
         return code
     }
@@ -109,8 +113,10 @@ struct RouteFixture {
     }
 
     /// A care plan as the broker would deliver it to the carer; `edit` changes the plan's JSON.
-    func planDelivery(version: Int, change: String = "Evening call moved to 18:00.", id: String = UUID().uuidString,
-                      fromName: String = "Priya Patel", edit: (inout [String: Any]) -> Void = { _ in }) throws -> (header: DeliverHeader, body: [UInt8]) {
+    func planDelivery(
+        version: Int, change: String = "Evening call moved to 18:00.", id: String = UUID().uuidString,
+        fromName: String = "Priya Patel", edit: (inout [String: Any]) -> Void = { _ in }
+    ) throws -> (header: DeliverHeader, body: [UInt8]) {
         var plan = try Examples.object("careplan.share", "valid-home-plan-with-mental-health-section.json")
         plan["version"] = version
         plan["changeSummary"] = change
@@ -118,9 +124,10 @@ struct RouteFixture {
         plan["sections"] = sections.filter { !(($0["labels"] as? [String]) ?? []).contains("mental-health") }
         edit(&plan)
         let body = [UInt8](try JSONSerialization.data(withJSONObject: plan, options: [.sortedKeys]))
-        let header = DeliverHeader(id: "m-\(id)", recipient: "carer.ellis", kind: .carePlanShare, from: "coord.patel", fromName: fromName,
-                                   to: [.person("carer.ellis")], patient: ellis, priority: nil, labels: nil, correlation: nil,
-                                   sentAt: Timestamp(clock.now()).text, redacted: ["mood"], override: nil, topic: nil, attempt: 1)
+        let header = DeliverHeader(
+            id: "m-\(id)", recipient: "carer.ellis", kind: .carePlanShare, from: "coord.patel", fromName: fromName,
+            to: [.person("carer.ellis")], patient: ellis, priority: nil, labels: nil, correlation: nil,
+            sentAt: Timestamp(clock.now()).text, redacted: ["mood"], override: nil, topic: nil, attempt: 1)
         return (header, body)
     }
 }

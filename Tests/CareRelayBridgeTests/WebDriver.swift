@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Just enough of the W3C WebDriver protocol to drive headless Chromium through chromedriver.
@@ -51,14 +51,18 @@ final class WebDriver: @unchecked Sendable {
 
     func startSession(width: Int, height: Int) async throws {
         let capabilities: [String: Any] = [
-            "capabilities": ["alwaysMatch": [
-                "browserName": "chrome",
-                "goog:chromeOptions": [
-                    "binary": Self.chromium,
-                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                             "--window-size=\(width),\(height)", "--force-device-scale-factor=1", "--lang=en-GB"],
-                ],
-            ]],
+            "capabilities": [
+                "alwaysMatch": [
+                    "browserName": "chrome",
+                    "goog:chromeOptions": [
+                        "binary": Self.chromium,
+                        "args": [
+                            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                            "--window-size=\(width),\(height)", "--force-device-scale-factor=1", "--lang=en-GB",
+                        ],
+                    ],
+                ]
+            ]
         ]
         let answer = try await call("POST", "/session", capabilities)
         guard let value = answer["value"] as? [String: Any], let id = value["sessionId"] as? String else {
@@ -178,8 +182,9 @@ enum RawHTTP {
             if let split = response.firstRange(of: Array("\r\n\r\n".utf8)) {
                 let head = String(decoding: response[..<split.lowerBound], as: UTF8.self).lowercased()
                 if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
-                   let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)),
-                   response.count - split.upperBound >= length {
+                    let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)),
+                    response.count - split.upperBound >= length
+                {
                     break
                 }
             }
@@ -196,8 +201,9 @@ enum RawHTTP {
             var decoded = [UInt8]()
             var rest = payload[...]
             while let line = rest.firstRange(of: Array("\r\n".utf8)),
-                  let size = Int(String(decoding: rest[..<line.lowerBound], as: UTF8.self).trimmingCharacters(in: .whitespaces), radix: 16),
-                  size > 0 {
+                let size = Int(String(decoding: rest[..<line.lowerBound], as: UTF8.self).trimmingCharacters(in: .whitespaces), radix: 16),
+                size > 0
+            {
                 let start = line.upperBound
                 decoded += rest[start..<(start + size)]
                 rest = rest[(start + size + 2)...]

@@ -32,7 +32,9 @@ import Testing
             guard let door, line.hasPrefix("|"), !line.hasPrefix("|---") else { continue }
             let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
             if cells.first == "asker" { columns = Array(cells.dropFirst()); continue }
-            guard let asker = cells.first, cells.count == columns.count + 1 else { throw Problem("access-policy.md, \(door): malformed row '\(line)'") }
+            guard let asker = cells.first, cells.count == columns.count + 1 else {
+                throw Problem("access-policy.md, \(door): malformed row '\(line)'")
+            }
             table[door, default: [:]][asker] = Dictionary(uniqueKeysWithValues: zip(columns, cells.dropFirst()))
         }
         return table
@@ -74,20 +76,25 @@ import Testing
             let everyTeam = ["west.gp", "west.social-care", "west.nursing", "west.mdt", "west.voluntary", "east.gp", "east.social-care"]
             for patient in [ellis, AccessMatrixTests.shaw] {
                 try system.linkCareTeam(of: patient, ["person:cpn.brown"] + everyTeam.map { "team:\($0)" } + ["person:carer.ellis"], by: "cpn.brown")
-                try brown.send(.consent, to: [], body: try Bodies.consent(
-                    id: "carer-\(patient.digits)", patient: patient, actor: ["role": "person", "reference": "carer.ellis"], by: "cpn.brown"))
+                try brown.send(
+                    .consent, to: [],
+                    body: try Bodies.consent(
+                        id: "carer-\(patient.digits)", patient: patient, actor: ["role": "person", "reference": "carer.ellis"], by: "cpn.brown"))
             }
             try system.linkCareTeam(of: robson, ["person:cpn.brown", "person:sw.lee"], by: "cpn.brown")
-            var objection = try jsonObject(try Bodies.consent(
-                id: "shaw-objects", patient: AccessMatrixTests.shaw, type: "deny", actor: ["role": "person", "reference": "gp.khan"],
-                by: "cpn.brown", action: "object"))
+            var objection = try jsonObject(
+                try Bodies.consent(
+                    id: "shaw-objects", patient: AccessMatrixTests.shaw, type: "deny", actor: ["role": "person", "reference": "gp.khan"],
+                    by: "cpn.brown", action: "object"))
             var provision = try #require(objection["provision"] as? [String: Any])
             provision["actor"] = AccessMatrixTests.askers.map { ["role": "person", "reference": $0.rawValue] }
             objection["provision"] = provision
             try brown.send(.consent, to: [], body: try Bodies.json(objection))
             for patient in patients.values {
-                plans[patient] = try brown.send(.carePlanShare, to: [.careTeam(patient)], patient: patient,
-                                                body: try Bodies.carePlan(patient: patient)).id
+                plans[patient] = try brown.send(
+                    .carePlanShare, to: [.careTeam(patient)], patient: patient,
+                    body: try Bodies.carePlan(patient: patient)
+                ).id
             }
             for asker in AccessMatrixTests.askers { clients[asker] = try system.client(asker, receive: false) }
         }
@@ -136,22 +143,27 @@ import Testing
                 return result
             case "consent directive":
                 let id = "cell-\(UUID().uuidString.prefix(8).lowercased())"
-                var grant = try jsonObject(try Bodies.consent(id: id, patient: patient, actor: ["role": "person", "reference": "admin.it"], by: author))
+                var grant = try jsonObject(
+                    try Bodies.consent(id: id, patient: patient, actor: ["role": "person", "reference": "admin.it"], by: author))
                 grant["performer"] = ["person": author.rawValue]
                 let result = answer { try client.send(.consent, to: [], onBehalfOf: onBehalfOf, body: try Bodies.json(grant)) }
                 if result == "ok" {
-                    try client.send(.consent, to: [], body: try Bodies.json([
-                        "action": "withdraw", "patient": patient.digits, "dateTime": "2026-11-23T10:00:00Z",
-                        "performer": ["person": author.rawValue], "withdraws": id,
-                    ]))
+                    try client.send(
+                        .consent, to: [],
+                        body: try Bodies.json([
+                            "action": "withdraw", "patient": patient.digits, "dateTime": "2026-11-23T10:00:00Z",
+                            "performer": ["person": author.rawValue], "withdraws": id,
+                        ]))
                 }
                 return result
             case "referral accepted":
-                let referral = try brown.send(.referral, to: [.team("west.social-care")], patient: patient, priority: .routine,
-                                              body: try Bodies.referral(patient: patient, from: "cpn.brown", role: .communityNurse, priority: .routine))
+                let referral = try brown.send(
+                    .referral, to: [.team("west.social-care")], patient: patient, priority: .routine,
+                    body: try Bodies.referral(patient: patient, from: "cpn.brown", role: .communityNurse, priority: .routine))
                 let result = answer {
-                    try client.send(.referralEvent, to: [], correlation: referral.id, onBehalfOf: onBehalfOf,
-                                    body: try Bodies.event("accepted", referral: referral.id, by: author))
+                    try client.send(
+                        .referralEvent, to: [], correlation: referral.id, onBehalfOf: onBehalfOf,
+                        body: try Bodies.event("accepted", referral: referral.id, by: author))
                 }
                 // Taking it linked the intake to the care team: put the patient back as the table has them.
                 if result == "ok", patient == robson {
@@ -160,8 +172,9 @@ import Testing
                 return result
             case "carer.checkin":
                 return answer {
-                    try client.send(.carerCheckIn, to: [.careTeam(patient)], patient: patient, onBehalfOf: onBehalfOf,
-                                    body: try Bodies.checkIn(patient: patient, carer: author))
+                    try client.send(
+                        .carerCheckIn, to: [.careTeam(patient)], patient: patient, onBehalfOf: onBehalfOf,
+                        body: try Bodies.checkIn(patient: patient, carer: author))
                 }
             case "carer.invite":
                 let invite: [String: Any] = [

@@ -19,8 +19,9 @@ import Testing
         // Mrs Ellis agreed that Jean may see her care plan: the control that deliveries do flow.
         try nurse.send(.consent, to: [], body: try Bodies.consent(id: "cd-ellis-carer", actor: ["role": "person", "reference": "carer.ellis"]))
 
-        let robsonPlan = try nurse.send(.carePlanShare, to: [.careTeam(robson), .person("carer.ellis")], patient: robson,
-                                        body: try Bodies.carePlan(patient: robson))
+        let robsonPlan = try nurse.send(
+            .carePlanShare, to: [.careTeam(robson), .person("carer.ellis")], patient: robson,
+            body: try Bodies.carePlan(patient: robson))
         #expect(robsonPlan.recipients.first { $0.person == "carer.ellis" }?.decision == .withheld)
         let ellisPlan = try nurse.send(.carePlanShare, to: [.careTeam(ellis)], patient: ellis, body: try Bodies.carePlan())
         #expect(ellisPlan.recipients.first { $0.person == "carer.ellis" }?.decision != .withheld)
@@ -59,23 +60,24 @@ import Testing
 
     /// Every role, its own rights and one step beyond them. The table is written from
     /// the rules in Protocols/CRP.md section 12, not read from the broker's, so a widened rule fails here.
-    @Test(arguments: [
-        ("gp.khan", "*/west/west.gp", true), ("gp.khan", "referral/west/west.gp", true),
-        ("gp.khan", "*/west/west.social-care", false), ("gp.khan", "*/west/*", false), ("gp.khan", "*/east/east.gp", false),
-        ("gp.khan", "#", false), ("gp.khan", "*/*/*", false),
-        ("sw.okafor", "*/west/west.social-care", true), ("sw.okafor", "*/west/west.mental-health", false), ("sw.okafor", "*/west/*", false),
-        ("coord.patel", "*/west/*", true), ("coord.patel", "careplan.share/west/west.mental-health", true),
-        ("coord.patel", "*/east/*", false), ("coord.patel", "#", false),
-        ("mdt.jones", "*/west/*", true), ("mdt.jones", "*/east/*", false), ("mdt.jones", "*/*/*", false),
-        ("nurse.ali", "*/west/west.nursing", true), ("nurse.ali", "*/west/west.mdt", true), ("nurse.ali", "*/west/west.social-care", false),
-        ("cpn.brown", "*/west/west.mental-health", true), ("cpn.brown", "*/west/west.nursing", false),
-        ("vsb.green", "referral/west/west.voluntary", true), ("vsb.green", "careplan.share/west/west.voluntary", false),
-        ("vsb.green", "*/west/west.voluntary", false),
-        ("carer.ellis", "careplan.share/west/west.social-care", false), ("carer.ellis", "referral/west/#", false), ("carer.ellis", "#", false),
-        ("bridge", "careplan.share/west/west.social-care", false), ("bridge", "#", false),
-        ("admin.it", "*/west/*", false), ("admin.it", "#", false),
-        ("gp.east", "*/east/east.gp", true), ("gp.east", "*/west/west.gp", false),
-    ] as [(String, String, Bool)])
+    @Test(
+        arguments: [
+            ("gp.khan", "*/west/west.gp", true), ("gp.khan", "referral/west/west.gp", true),
+            ("gp.khan", "*/west/west.social-care", false), ("gp.khan", "*/west/*", false), ("gp.khan", "*/east/east.gp", false),
+            ("gp.khan", "#", false), ("gp.khan", "*/*/*", false),
+            ("sw.okafor", "*/west/west.social-care", true), ("sw.okafor", "*/west/west.mental-health", false), ("sw.okafor", "*/west/*", false),
+            ("coord.patel", "*/west/*", true), ("coord.patel", "careplan.share/west/west.mental-health", true),
+            ("coord.patel", "*/east/*", false), ("coord.patel", "#", false),
+            ("mdt.jones", "*/west/*", true), ("mdt.jones", "*/east/*", false), ("mdt.jones", "*/*/*", false),
+            ("nurse.ali", "*/west/west.nursing", true), ("nurse.ali", "*/west/west.mdt", true), ("nurse.ali", "*/west/west.social-care", false),
+            ("cpn.brown", "*/west/west.mental-health", true), ("cpn.brown", "*/west/west.nursing", false),
+            ("vsb.green", "referral/west/west.voluntary", true), ("vsb.green", "careplan.share/west/west.voluntary", false),
+            ("vsb.green", "*/west/west.voluntary", false),
+            ("carer.ellis", "careplan.share/west/west.social-care", false), ("carer.ellis", "referral/west/#", false), ("carer.ellis", "#", false),
+            ("bridge", "careplan.share/west/west.social-care", false), ("bridge", "#", false),
+            ("admin.it", "*/west/*", false), ("admin.it", "#", false),
+            ("gp.east", "*/east/east.gp", true), ("gp.east", "*/west/west.gp", false),
+        ] as [(String, String, Bool)])
     func noRoleSubscribesBeyondItsRights(person: String, topic: String, allowed: Bool) throws {
         let system = try CareSystem()
         try system.start()
@@ -85,8 +87,10 @@ import Testing
 
     /// Every role in the directory appears in the table above.
     @Test func theTableCoversEveryRoleInTheCareSystem() {
-        let tabled: Set<PersonID> = ["gp.khan", "sw.okafor", "coord.patel", "mdt.jones", "nurse.ali", "cpn.brown", "vsb.green",
-                                     "carer.ellis", "bridge", "admin.it", "gp.east"]
+        let tabled: Set<PersonID> = [
+            "gp.khan", "sw.okafor", "coord.patel", "mdt.jones", "nurse.ali", "cpn.brown", "vsb.green",
+            "carer.ellis", "bridge", "admin.it", "gp.east",
+        ]
         let roles = Set(CareSystem.people.filter { tabled.contains($0.0) }.flatMap(\.2))
         #expect(roles == Set(CareSystem.people.flatMap(\.2)))
     }

@@ -26,9 +26,10 @@ final class CoreHarness {
         let store = try system.store.open()
         var logger = Logger(label: "carerelay.test-core")
         logger.logLevel = .critical
-        core = try BrokerCore(configuration: system.configuration, directory: system.directory, store: store,
-                              consent: try ConsentGate(policy: .default, store: store),
-                              vitals: BrokerVitals(startedAt: Date()), logger: logger)
+        core = try BrokerCore(
+            configuration: system.configuration, directory: system.directory, store: store,
+            consent: try ConsentGate(policy: .default, store: store),
+            vitals: BrokerVitals(startedAt: Date()), logger: logger)
     }
 
     deinit { core.store.close() }
@@ -85,8 +86,10 @@ final class CoreHarness {
         (received[connection.routingID] ?? []).compactMap { if case .deliver(let header, _) = $0 { header } else { nil } }
     }
 
-    func send(_ connection: Connection, _ kind: MessageKind, to: [Address], patient: NHSNumber? = nil,
-              key: String = UUID().uuidString, correlation: String? = nil, body: [UInt8]) -> BrokerCommand? {
+    func send(
+        _ connection: Connection, _ kind: MessageKind, to: [Address], patient: NHSNumber? = nil,
+        key: String = UUID().uuidString, correlation: String? = nil, body: [UInt8]
+    ) -> BrokerCommand? {
         run(connection, .send(SendHeader(key: key, kind: kind, to: to, patient: patient, correlation: correlation), body: body)).first
     }
 
@@ -111,15 +114,19 @@ struct BrokerCoreTests {
         let gp = try harness.connect("gp.khan", receive: false)
         let okafor = try harness.connect("sw.okafor", credit: 1)
 
-        let accepted = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
-                                                 body: try Bodies.referral())?.accepted)
+        let accepted = try #require(
+            harness.send(
+                gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                body: try Bodies.referral())?.accepted)
         #expect(Set(accepted.recipients.map(\.person)) == ["sw.okafor", "sw.lee", "coord.patel"])
         #expect(accepted.recipients.allSatisfy { $0.decision == .deliver })
         #expect(harness.deliveries(to: okafor).map(\.id) == [accepted.id])
 
         // Credit 1: a second referral waits until the first is confirmed.
-        let second = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
-                                               body: try Bodies.referral(reason: "second"))?.accepted)
+        let second = try #require(
+            harness.send(
+                gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                body: try Bodies.referral(reason: "second"))?.accepted)
         #expect(harness.deliveries(to: okafor).map(\.id) == [accepted.id])
         harness.run(okafor, .confirm(Confirm(ids: [accepted.id])))
         #expect(harness.deliveries(to: okafor).map(\.id) == [accepted.id, second.id])
@@ -135,8 +142,10 @@ struct BrokerCoreTests {
         let gp = try harness.connect("gp.khan", receive: false)
         let first = try harness.connect("sw.okafor")
         harness.gone.insert(first.routingID)
-        let accepted = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
-                                                 body: try Bodies.referral())?.accepted)
+        let accepted = try #require(
+            harness.send(
+                gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                body: try Bodies.referral())?.accepted)
         #expect(harness.core.sessions[first.routingID] == nil, "the session of a gone peer ends")
 
         let second = try harness.connect("sw.okafor")
@@ -160,8 +169,9 @@ struct BrokerCoreTests {
         let again = try #require(answers.last?.accepted)
         #expect(answers.count == 2 && !first.duplicate && again.duplicate && again.id == first.id)
 
-        let conflict = harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, key: "k-1",
-                                    body: try Bodies.referral(reason: "different"))?.rejected
+        let conflict = harness.send(
+            gp, .referral, to: [.team("west.social-care")], patient: ellis, key: "k-1",
+            body: try Bodies.referral(reason: "different"))?.rejected
         #expect(conflict?.code == ErrorCode.idempotencyConflict.rawValue)
         #expect(try harness.core.store.statistics(at: Date()).messages == 1)
     }
@@ -172,13 +182,18 @@ struct BrokerCoreTests {
         let gp = try harness.connect("gp.khan", receive: false)
         let okafor = try harness.connect("sw.okafor", receive: false)
         let lee = try harness.connect("sw.lee", receive: false)
-        let referral = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
-                                                 body: try Bodies.referral())?.accepted)
-        let taken = harness.send(okafor, .referralEvent, to: [], correlation: referral.id,
-                                 body: try Bodies.event("accepted", referral: referral.id, by: "sw.okafor"))
+        let referral = try #require(
+            harness.send(
+                gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                body: try Bodies.referral())?.accepted)
+        let taken = harness.send(
+            okafor, .referralEvent, to: [], correlation: referral.id,
+            body: try Bodies.event("accepted", referral: referral.id, by: "sw.okafor"))
         #expect(taken?.accepted != nil)
-        let refused = try #require(harness.send(lee, .referralEvent, to: [], correlation: referral.id,
-                                                body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))?.rejected)
+        let refused = try #require(
+            harness.send(
+                lee, .referralEvent, to: [], correlation: referral.id,
+                body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))?.rejected)
         #expect(refused.code == ErrorCode.invalidTransition.rawValue)
         #expect(refused.reason.contains("taken by sw.okafor"))
     }
@@ -188,8 +203,10 @@ struct BrokerCoreTests {
         let harness = try CoreHarness()
         let gp = try harness.connect("gp.khan", receive: false)
         let stranger = try harness.connect("gp.east", receive: false)
-        let referral = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis,
-                                                 body: try Bodies.referral())?.accepted)
+        let referral = try #require(
+            harness.send(
+                gp, .referral, to: [.team("west.social-care")], patient: ellis,
+                body: try Bodies.referral())?.accepted)
         #expect(harness.query(stranger, "track", ["id": referral.id])?.rejected?.code == ErrorCode.unknownMessage.rawValue)
         #expect(harness.query(stranger, "track", ["id": "no-such-id"])?.rejected?.code == ErrorCode.unknownMessage.rawValue)
     }
@@ -209,7 +226,7 @@ struct BrokerCoreTests {
         let noisy = try harness.connect("vsb.green")
         let burst = harness.core.refusals.limits.burst
         var codes: [Int] = []
-        for _ in 0 ..< burst + 5 {
+        for _ in 0..<burst + 5 {
             harness.takeRaw(noisy, [Array("CRP01".utf8), Array("NONSENSE".utf8), Array("{}".utf8)])
             codes += (harness.turn()[noisy.routingID] ?? []).compactMap { $0.rejected?.code }
         }
@@ -266,10 +283,14 @@ struct BrokerCoreTests {
 
     @Test func endingASessionReturnsWhatItHeldForEveryoneItCarried() {
         var table = table()
-        table.actFor(Directory(
-            organisations: [], localities: [], teams: [],
-            people: [Directory.Person(id: "bridge", name: "Bridge", roles: [.gateway], organisation: nil, teams: [], key: "k2",
-                                      actsFor: ["carer.ellis"])]))
+        table.actFor(
+            Directory(
+                organisations: [], localities: [], teams: [],
+                people: [
+                    Directory.Person(
+                        id: "bridge", name: "Bridge", roles: [.gateway], organisation: nil, teams: [], key: "k2",
+                        actsFor: ["carer.ellis"])
+                ]))
         #expect(table.connections(for: "carer.ellis") == [bridge])
         table.read(9, of: "carer.ellis")
         table.handedOut(DeliveryKey(seq: 9, recipient: "carer.ellis"), id: "m9", via: bridge, attempt: 1)

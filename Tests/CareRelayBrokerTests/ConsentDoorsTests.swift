@@ -13,9 +13,12 @@ import Testing
     /// Mrs Ellis's care team: the nurse, the GP practice, the social care intake, and Jean as her
     /// carer (and `alsoInCareTeam`), with an objection (recorded by the nurse) against `objectedTo`.
     static func ellisWithObjection(to objectedTo: PersonID, in system: CareSystem, alsoInCareTeam: [String] = []) throws -> CareRelayClient {
-        let nurse = try system.linkCareTeam(of: ellis, ["person:nurse.ali", "team:west.gp", "team:west.social-care", "person:carer.ellis"] + alsoInCareTeam)
-        try nurse.send(.consent, to: [], body: try Bodies.consent(
-            id: "ellis-objects", type: "deny", actor: ["role": "person", "reference": objectedTo.rawValue], action: "object"))
+        let nurse = try system.linkCareTeam(
+            of: ellis, ["person:nurse.ali", "team:west.gp", "team:west.social-care", "person:carer.ellis"] + alsoInCareTeam)
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "ellis-objects", type: "deny", actor: ["role": "person", "reference": objectedTo.rawValue], action: "object"))
         return nurse
     }
 
@@ -53,8 +56,9 @@ import Testing
         try system.start()
         _ = try Self.ellisWithObjection(to: "sw.lee", in: system)
         let gp = try system.client("gp.khan", receive: false)
-        let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, priority: .routine,
-                                   body: try Bodies.referral(priority: .routine))
+        let referral = try gp.send(
+            .referral, to: [.team("west.social-care")], patient: ellis, priority: .routine,
+            body: try Bodies.referral(priority: .routine))
         #expect(referral.recipients.first { $0.person == "sw.lee" }?.decision == .withheld)
 
         let lee = try system.client("sw.lee")
@@ -67,18 +71,23 @@ import Testing
         #expect(!own.contains { $0.entry.message == referral.id || $0.entry.patient == ellis.digits })
         #expect(own.allSatisfy { $0.entry.rule == nil }, "no rule ids in a person's own rows")
         // He cannot take it: to him it is not known, exactly as a made-up id.
-        #expect(refusal {
-            try lee.send(.referralEvent, to: [], correlation: referral.id, body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))
-        } == .unknownMessage)
-        #expect(refusal {
-            try lee.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: "no-such-referral", by: "sw.lee"))
-        } == .unknownMessage)
+        #expect(
+            refusal {
+                try lee.send(
+                    .referralEvent, to: [], correlation: referral.id, body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))
+            } == .unknownMessage)
+        #expect(
+            refusal {
+                try lee.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: "no-such-referral", by: "sw.lee"))
+            } == .unknownMessage)
         // Nor can anyone allocate it to him.
         let okafor = try system.client("sw.okafor", receive: false)
-        #expect(refusal {
-            try okafor.send(.referralEvent, to: [], correlation: referral.id,
-                            body: try Bodies.event("allocated", referral: referral.id, by: "sw.okafor", extra: ["allocatedTo": ["person": "sw.lee"]]))
-        } == .notPermitted)
+        #expect(
+            refusal {
+                try okafor.send(
+                    .referralEvent, to: [], correlation: referral.id,
+                    body: try Bodies.event("allocated", referral: referral.id, by: "sw.okafor", extra: ["allocatedTo": ["person": "sw.lee"]]))
+            } == .notPermitted)
         // His colleague's tracking does not show him either: that would say what the patient decided.
         let tracked = try decode(Tracking.self, try okafor.query("track", ["id": referral.id]))
         #expect(!tracked.recipients.contains { $0.person == "sw.lee" })
@@ -139,13 +148,19 @@ import Testing
         try system.linkCareTeam(of: ellis, ["person:nurse.ali", "person:carer.ellis"])
         let carer = try system.client("carer.ellis", receive: false)
         let bridge = try system.client("bridge", receive: false)
-        #expect(refusal { try carer.send(.carerCheckIn, to: [.careTeam(robson)], patient: robson, body: try Bodies.checkIn(patient: robson)) } == .notPermitted)
-        #expect(refusal {
-            try bridge.send(.carerCheckIn, to: [.careTeam(robson)], patient: robson, onBehalfOf: "carer.ellis", body: try Bodies.checkIn(patient: robson))
-        } == .notPermitted)
+        #expect(
+            refusal { try carer.send(.carerCheckIn, to: [.careTeam(robson)], patient: robson, body: try Bodies.checkIn(patient: robson)) }
+                == .notPermitted)
+        #expect(
+            refusal {
+                try bridge.send(
+                    .carerCheckIn, to: [.careTeam(robson)], patient: robson, onBehalfOf: "carer.ellis", body: try Bodies.checkIn(patient: robson))
+            } == .notPermitted)
         for author: PersonID in ["carer.ellis-daughter", "nobody.at.all"] {
-            #expect(refusal { try carer.send(.carerCheckIn, to: [.careTeam(ellis)], patient: ellis, body: try Bodies.checkIn(carer: author)) } == .notPermitted,
-                    "check-in written as \(author)")
+            #expect(
+                refusal { try carer.send(.carerCheckIn, to: [.careTeam(ellis)], patient: ellis, body: try Bodies.checkIn(carer: author)) }
+                    == .notPermitted,
+                "check-in written as \(author)")
         }
         // About her own mother-in-law it goes, and ACCEPTED does not list the care team to her.
         let accepted = try carer.send(.carerCheckIn, to: [.careTeam(ellis)], patient: ellis, body: try Bodies.checkIn())

@@ -22,8 +22,10 @@ import Testing
         try careTeam(system)
         let nurse = try system.client("nurse.ali")
         // The patient agreed explicitly that her nurse may see her mental health information.
-        try nurse.send(.consent, to: [], body: try Bodies.consent(
-            id: "cd-ellis-1", actor: ["role": "person", "reference": "nurse.ali"], categories: ["mental-health"]))
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "cd-ellis-1", actor: ["role": "person", "reference": "nurse.ali"], categories: ["mental-health"]))
 
         // Her community psychiatric nurse (in her care team, outside its teams) shares the plan.
         _ = try nurse.query("careteam.link", ["patient": ellis.digits, "member": "person:cpn.brown"])
@@ -79,19 +81,23 @@ import Testing
         try system.start()
         try careTeam(system)
         let nurse = try system.client("nurse.ali", receive: false)
-        try nurse.send(.consent, to: [], body: try Bodies.consent(
-            id: "cd-carer", actor: ["role": "relationship", "reference": "carer"], categories: ["general", "social-care", "medication"]))
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "cd-carer", actor: ["role": "relationship", "reference": "carer"], categories: ["general", "social-care", "medication"]))
         let gp = try system.client("gp.khan", receive: false)
         let plan = try gp.send(.carePlanShare, to: [.person("carer.ellis")], patient: ellis, body: try Bodies.carePlan())
         #expect(plan.recipients.first?.decision == .redacted, "the carer may see some sections, not mental health")
 
         // Before the carer connects, the patient withdraws that consent.
         let formatter = ISO8601DateFormatter()
-        try nurse.send(.consent, to: [], body: try Bodies.json([
-            "action": "withdraw", "patient": ellis.digits, "dateTime": formatter.string(from: Date()),
-            "performer": ["person": "nurse.ali", "role": "community-nurse"], "withdraws": "cd-carer",
-            "reason": "Mrs Ellis asked that her daughter-in-law no longer receives updates",
-        ]))
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.json([
+                "action": "withdraw", "patient": ellis.digits, "dateTime": formatter.string(from: Date()),
+                "performer": ["person": "nurse.ali", "role": "community-nurse"], "withdraws": "cd-carer",
+                "reason": "Mrs Ellis asked that her daughter-in-law no longer receives updates",
+            ]))
         let carer = try system.client("carer.ellis")
         #expect(try carer.nextDelivery(timeout: .milliseconds(800)) == nil)
 
@@ -108,8 +114,10 @@ import Testing
         try careTeam(system)
         let nurse = try system.client("nurse.ali")
         // Mrs Ellis said yes to being discussed; Mr Robson was not asked.
-        try nurse.send(.consent, to: [], body: try Bodies.consent(
-            id: "cd-mdt", actor: ["role": "team", "reference": "west.mdt"], purposes: ["mdt-discussion"]))
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "cd-mdt", actor: ["role": "team", "reference": "west.mdt"], purposes: ["mdt-discussion"]))
         _ = try nurse.query("careteam.link", ["patient": robson.digits, "member": "team:west.mdt"])
         let chair = try system.client("mdt.jones", receive: false)
         let agenda = try chair.send(.mdtAgenda, to: [.mdt("west.mdt")], body: try Bodies.agenda(items: [ellis, robson]))
@@ -137,9 +145,10 @@ import Testing
         let denied = try outsider.send(.carePlanShare, to: [.person("gp.khan")], patient: robson, body: try Bodies.carePlan(patient: robson))
         #expect(denied.recipients.first?.decision == .withheld)
         // ...until they break glass with a reason.
-        let override = try outsider.send(.carePlanShare, to: [.person("gp.khan")], patient: robson,
-                                         breakGlass: "Patient unconscious in A&E, need medication list now",
-                                         body: try Bodies.carePlan(patient: robson))
+        let override = try outsider.send(
+            .carePlanShare, to: [.person("gp.khan")], patient: robson,
+            breakGlass: "Patient unconscious in A&E, need medication list now",
+            body: try Bodies.carePlan(patient: robson))
         #expect(override.recipients.first?.decision == .deliver)
         let gp = try system.client("gp.khan")
         let delivered = try gp.expectDelivery()
@@ -147,8 +156,9 @@ import Testing
 
         // A reason too short to mean anything is refused outright.
         #expect {
-            try outsider.send(.carePlanShare, to: [.person("gp.khan")], patient: robson, breakGlass: "urgent",
-                              body: try Bodies.carePlan(patient: robson))
+            try outsider.send(
+                .carePlanShare, to: [.person("gp.khan")], patient: robson, breakGlass: "urgent",
+                body: try Bodies.carePlan(patient: robson))
         } throws: { error in
             guard case ClientError.rejected(let failure) = error else { return false }
             return failure.code == .notPermitted
@@ -168,9 +178,10 @@ import Testing
         try careTeam(system)
         let outsider = try system.client("gp.east", receive: false)
         let coordinator = try system.client("coord.patel")
-        let override = try outsider.send(.carePlanShare, to: [.person("gp.khan")], patient: ellis,
-                                         breakGlass: "Found collapsed at home, ambulance crew asking for her plan",
-                                         body: try Bodies.carePlan())
+        let override = try outsider.send(
+            .carePlanShare, to: [.person("gp.khan")], patient: ellis,
+            breakGlass: "Found collapsed at home, ambulance crew asking for her plan",
+            body: try Bodies.carePlan())
         let notice = try coordinator.expectDelivery()
         #expect(notice.header.kind == .notice)
         let body = try jsonObject(notice.body)

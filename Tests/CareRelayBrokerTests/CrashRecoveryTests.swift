@@ -22,15 +22,17 @@ extension BrokerProcess {
         }
         // A system on PostgreSQL gives every node its database's URL (the test server has no password).
         let store = (system.store as? PostgresStoreProvider)?.location.description ?? system.storePath
-        try self.init(executable: BrokerProcess.executable, directory: directoryPath, store: store,
-                      keyFile: keyPath, endpoint: endpoint ?? "tcp://127.0.0.1:\(port)",
-                      extraArguments: ["--operations", "127.0.0.1:0"] + extraArguments)
+        try self.init(
+            executable: BrokerProcess.executable, directory: directoryPath, store: store,
+            keyFile: keyPath, endpoint: endpoint ?? "tcp://127.0.0.1:\(port)",
+            extraArguments: ["--operations", "127.0.0.1:0"] + extraArguments)
     }
 
     /// The built `carerelay-broker` beside the test bundle, else in this package's .build/debug.
     static var executable: URL {
-        BrokerProcess.executable(packageRoot: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent())
+        BrokerProcess.executable(
+            packageRoot: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .deletingLastPathComponent().deletingLastPathComponent())
     }
 
     /// Runs `carerelay-broker` with other arguments (backup, restore, rotate-key) to the end.
@@ -62,8 +64,9 @@ extension BrokerProcess {
         let count = 40
         var accepted: [String] = []
         for index in 0..<count {
-            let reply = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, key: "crash-\(index)",
-                                    body: try Bodies.referral(reason: "Referral number \(index) before the crash"))
+            let reply = try gp.send(
+                .referral, to: [.person("sw.lee")], patient: ellis, key: "crash-\(index)",
+                body: try Bodies.referral(reason: "Referral number \(index) before the crash"))
             accepted.append(reply.id)
         }
         // The recipient handles a few and confirms them; more are in flight, unconfirmed.
@@ -85,8 +88,9 @@ extension BrokerProcess {
         #expect(Set(handled).count == handled.count, "none arrived twice")
 
         // A resend of an acknowledged message after the restart is still recognised.
-        let again = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, key: "crash-0",
-                                body: try Bodies.referral(reason: "Referral number 0 before the crash"))
+        let again = try gp.send(
+            .referral, to: [.person("sw.lee")], patient: ellis, key: "crash-0",
+            body: try Bodies.referral(reason: "Referral number 0 before the crash"))
         #expect(again.duplicate && again.id == accepted[0])
         let verify = try system.client("coord.patel", receive: false, endpoint: endpoint).query("audit.verify")
         #expect(try jsonObject(verify)["intact"] as? Bool == true)

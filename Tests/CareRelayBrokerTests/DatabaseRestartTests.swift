@@ -114,8 +114,9 @@ struct DatabaseRestartTests {
         defer { nodes.forEach { _ = $0.terminate() } }
 
         // The GP may use either node; the social worker stays on node 1 for the whole test.
-        let gp = try system.client("gp.khan", receive: false,
-                                   endpoint: ports.map { "tcp://127.0.0.1:\($0)" }.joined(separator: ","), replyTimeout: .seconds(4))
+        let gp = try system.client(
+            "gp.khan", receive: false,
+            endpoint: ports.map { "tcp://127.0.0.1:\($0)" }.joined(separator: ","), replyTimeout: .seconds(4))
         let lee = try system.client("sw.lee", credit: 16, endpoint: "tcp://127.0.0.1:\(ports[1])")
         var received: Set<String> = []
         let load = SteadyLoad(gp, body: try Bodies.referral())
@@ -135,7 +136,9 @@ struct DatabaseRestartTests {
             received.insert(delivery.header.id)
             try lee.confirm([delivery.header.id])
         }
-        #expect(acknowledged.subtracting(received).isEmpty, "\(acknowledged.subtracting(received).count) of \(acknowledged.count) acknowledged referrals never arrived")
+        #expect(
+            acknowledged.subtracting(received).isEmpty,
+            "\(acknowledged.subtracting(received).count) of \(acknowledged.count) acknowledged referrals never arrived")
         #expect(received.isSubset(of: acknowledged))
 
         // Every node answers a new HELLO, and stops when asked.

@@ -82,8 +82,10 @@ import ZeroMQ
         for member in ["person:nurse.ali", "person:carer.ellis", "team:west.social-care"] {
             _ = try nurse.query("careteam.link", ["patient": ellis.digits, "member": member])
         }
-        try nurse.send(.consent, to: [], body: try Bodies.consent(
-            id: "cd-carer", actor: ["role": "relationship", "reference": "carer"], categories: ["general", "social-care", "medication"]))
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "cd-carer", actor: ["role": "relationship", "reference": "carer"], categories: ["general", "social-care", "medication"]))
         let bridge = try system.client("bridge")
         let plan = try nurse.send(.carePlanShare, to: [.person("carer.ellis")], patient: ellis, body: try Bodies.carePlan())
         let copy = try bridge.expectDelivery()
@@ -91,8 +93,9 @@ import ZeroMQ
         #expect(copy.header.recipient == "carer.ellis")
         #expect(copy.header.redacted == ["mood"])
 
-        let checkIn = try bridge.send(.carerCheckIn, to: [.person("coord.patel")], patient: ellis, onBehalfOf: "carer.ellis",
-                                      body: try Bodies.checkIn())
+        let checkIn = try bridge.send(
+            .carerCheckIn, to: [.person("coord.patel")], patient: ellis, onBehalfOf: "carer.ellis",
+            body: try Bodies.checkIn())
         let coordinator = try system.client("coord.patel")
         let received = try coordinator.expectDelivery()
         #expect(received.header.id == checkIn.id)
@@ -109,12 +112,14 @@ import ZeroMQ
         let server = try system.start()
         var directory = system.directory.directory
         let newcomer = try CurveKeyPair.generate()
-        directory.people.append(Directory.Person(id: "sw.new", name: "New starter", roles: [.socialWorker], teams: ["west.social-care"], key: newcomer.publicKey))
+        directory.people.append(
+            Directory.Person(id: "sw.new", name: "New starter", roles: [.socialWorker], teams: ["west.social-care"], key: newcomer.publicKey))
         directory.people.removeAll { $0.id == "gp.east" }
         server.reload(directory: try DirectoryIndex(directory))
 
-        let client = try CareRelayClient(configuration: ClientConfiguration(
-            endpoint: system.endpoint, brokerPublicKey: system.brokerKeys.publicKey, keys: newcomer, attempts: 2))
+        let client = try CareRelayClient(
+            configuration: ClientConfiguration(
+                endpoint: system.endpoint, brokerPublicKey: system.brokerKeys.publicKey, keys: newcomer, attempts: 2))
         #expect(client.welcome?.person == "sw.new")
         #expect(throws: ClientError.self) { _ = try system.client("gp.east") }
     }

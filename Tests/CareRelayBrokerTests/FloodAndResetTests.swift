@@ -30,9 +30,10 @@ import ZeroMQ
         try DirectoryFile.encode(system.directory.directory).write(toFile: directoryPath, atomically: true, encoding: .utf8)
         let keyPath = system.folder.appendingPathComponent("broker.key").path
         try system.brokerKeys.save(path: keyPath, comment: "test broker")
-        let broker = try BrokerProcess(executable: BrokerProcess.executable, directory: directoryPath, store: system.storePath,
-                                       keyFile: keyPath, endpoint: "tcp://127.0.0.1:\(port)",
-                                       extraArguments: ["--heartbeat", "100", "--operations", "off"], logFile: log)
+        let broker = try BrokerProcess(
+            executable: BrokerProcess.executable, directory: directoryPath, store: system.storePath,
+            keyFile: keyPath, endpoint: "tcp://127.0.0.1:\(port)",
+            extraArguments: ["--heartbeat", "100", "--operations", "off"], logFile: log)
         defer { if broker.process.isRunning { broker.terminate() } }
         let good = try system.client("nurse.ali", receive: false, endpoint: broker.endpoint, replyTimeout: .seconds(2))
 
@@ -47,14 +48,16 @@ import ZeroMQ
         if !alive {
             if broker.process.isRunning { broker.kill() } else { broker.process.waitUntilExit() }
             let said = (try? String(contentsOfFile: log, encoding: .utf8)).map { String($0.suffix(400)) } ?? ""
-            Issue.record("""
+            Issue.record(
+                """
                 the broker stopped after \(rounds) flood-and-reset rounds (exit reason \(broker.process.terminationReason == .uncaughtSignal ? "signal" : "exit") \(broker.process.terminationStatus)); \
                 on Debian's unpatched libzmq this is SIGABRT (6) from !_io_error. It said: \(said)
                 """)
             return
         }
-        #expect(try system.client("gp.khan", receive: false, endpoint: broker.endpoint)
-            .send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral()).id.isEmpty == false)
+        #expect(
+            try system.client("gp.khan", receive: false, endpoint: broker.endpoint)
+                .send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral()).id.isEmpty == false)
     }
 
     /// One flooding connection: CRP PINGs (no HELLO, so each is answered 413) sent as fast as
@@ -110,8 +113,9 @@ import ZeroMQ
         #expect(badHello.code == ErrorCode.invalidHeader.rawValue && badHello.reason.contains("credit"), "\(badHello.reason)")
         try raw.hello()
         for value in ["1e30", "1180591620717411303424", "-1", "2.5", "10001", "\"10\"", "null"] {
-            let rejected = try #require(try raw.rejection([sig, Array("CREDIT".utf8), header(#"{"credit":\#(value)}"#)]),
-                                        "CREDIT \(value): expected REJECTED")
+            let rejected = try #require(
+                try raw.rejection([sig, Array("CREDIT".utf8), header(#"{"credit":\#(value)}"#)]),
+                "CREDIT \(value): expected REJECTED")
             #expect(rejected.code == ErrorCode.invalidHeader.rawValue, "CREDIT \(value): \(rejected.error) \(rejected.reason)")
             #expect(rejected.command == "CREDIT")
             #expect(rejected.reason.contains("credit") && rejected.reason.contains("10000"), "CREDIT \(value): \(rejected.reason)")

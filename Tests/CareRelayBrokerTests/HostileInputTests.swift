@@ -85,23 +85,64 @@ func header(_ json: String) -> [UInt8] { Array(json.utf8) }
         var oversize = try jsonObject(referral)
         oversize["supportingInfo"] = String(repeating: "x", count: 300 * 1024)
         let afterHello: [(String, RawClient, [[UInt8]], ErrorCode)] = [
-            ("body not JSON", raw, send(#"{"key":"k1","kind":"referral","to":["team:west.social-care"],"patient":"9434765919"}"#, Array("{{{".utf8)), .invalidBody),
-            ("schema violation", raw, send(#"{"key":"k2","kind":"referral","to":["team:west.social-care"],"patient":"9434765919"}"#, header(#"{"status":"active"}"#)), .schemaViolation),
-            ("invalid NHS number in header", raw, send(#"{"key":"k3","kind":"referral","to":["team:west.social-care"],"patient":"9434765918"}"#, referral), .invalidNHSNumber),
-            ("invalid NHS number in body", raw, send(#"{"key":"k4","kind":"referral","to":["team:west.social-care"],"patient":"9434765919"}"#,
-                try Bodies.json(try jsonObject(referral).merging(["subject": "9434765918"]) { $1 })), .invalidNHSNumber),
-            ("unknown address", raw, send(#"{"key":"k5","kind":"referral","to":["person:nobody"],"patient":"9434765919"}"#, referral), .unknownAddress),
-            ("unknown address scheme", raw, send(#"{"key":"k6","kind":"referral","to":["fax:0191"],"patient":"9434765919"}"#, referral), .invalidHeader),
-            ("oversize body", raw, send(#"{"key":"k7","kind":"referral","to":["team:west.social-care"],"patient":"9434765919"}"#, try Bodies.json(oversize)), .messageTooLarge),
-            ("SEND without body", raw, [sig, Array("SEND".utf8), header(#"{"key":"k8","kind":"referral","to":["team:west.social-care"]}"#)], .malformedMessage),
-            ("role may not send kind", carer, send(#"{"key":"k9","kind":"mdt.agenda","to":["mdt:west.mdt"]}"#, try Bodies.agenda(items: [ellis])), .notPermitted),
-            ("only the broker sends notices", raw, send(#"{"key":"k10","kind":"broker.notice","to":["person:coord.patel"],"patient":"9434765919"}"#, header("{}")), .notPermitted),
+            (
+                "body not JSON", raw,
+                send(#"{"key":"k1","kind":"referral","to":["team:west.social-care"],"patient":"9434765919"}"#, Array("{{{".utf8)), .invalidBody
+            ),
+            (
+                "schema violation", raw,
+                send(#"{"key":"k2","kind":"referral","to":["team:west.social-care"],"patient":"9434765919"}"#, header(#"{"status":"active"}"#)),
+                .schemaViolation
+            ),
+            (
+                "invalid NHS number in header", raw,
+                send(#"{"key":"k3","kind":"referral","to":["team:west.social-care"],"patient":"9434765918"}"#, referral), .invalidNHSNumber
+            ),
+            (
+                "invalid NHS number in body", raw,
+                send(
+                    #"{"key":"k4","kind":"referral","to":["team:west.social-care"],"patient":"9434765919"}"#,
+                    try Bodies.json(try jsonObject(referral).merging(["subject": "9434765918"]) { $1 })), .invalidNHSNumber
+            ),
+            (
+                "unknown address", raw, send(#"{"key":"k5","kind":"referral","to":["person:nobody"],"patient":"9434765919"}"#, referral),
+                .unknownAddress
+            ),
+            (
+                "unknown address scheme", raw, send(#"{"key":"k6","kind":"referral","to":["fax:0191"],"patient":"9434765919"}"#, referral),
+                .invalidHeader
+            ),
+            (
+                "oversize body", raw,
+                send(#"{"key":"k7","kind":"referral","to":["team:west.social-care"],"patient":"9434765919"}"#, try Bodies.json(oversize)),
+                .messageTooLarge
+            ),
+            (
+                "SEND without body", raw, [sig, Array("SEND".utf8), header(#"{"key":"k8","kind":"referral","to":["team:west.social-care"]}"#)],
+                .malformedMessage
+            ),
+            (
+                "role may not send kind", carer, send(#"{"key":"k9","kind":"mdt.agenda","to":["mdt:west.mdt"]}"#, try Bodies.agenda(items: [ellis])),
+                .notPermitted
+            ),
+            (
+                "only the broker sends notices", raw,
+                send(#"{"key":"k10","kind":"broker.notice","to":["person:coord.patel"],"patient":"9434765919"}"#, header("{}")), .notPermitted
+            ),
             ("subscription beyond rights", raw, [sig, Array("SUBSCRIBE".utf8), header(#"{"topic":"referral/east/#"}"#)], .subscriptionDenied),
-            ("carer may not subscribe", carer, [sig, Array("SUBSCRIBE".utf8), header(#"{"topic":"careplan.share/west/west.social-care"}"#)], .subscriptionDenied),
+            (
+                "carer may not subscribe", carer, [sig, Array("SUBSCRIBE".utf8), header(#"{"topic":"careplan.share/west/west.social-care"}"#)],
+                .subscriptionDenied
+            ),
             ("malformed topic", raw, [sig, Array("SUBSCRIBE".utf8), header(#"{"topic":"a/#/b"}"#)], .invalidHeader),
             ("unknown query", raw, [sig, Array("QUERY".utf8), header(#"{"query":"everything"}"#)], .invalidHeader),
             ("track unknown message", raw, [sig, Array("QUERY".utf8), header(#"{"query":"track","params":{"id":"m-none"}}"#)], .unknownMessage),
-            ("break glass by a carer", carer, send(#"{"key":"k11","kind":"carer.checkin","to":["person:coord.patel"],"patient":"9434765919","breakGlass":"I need to know"}"#, try Bodies.checkIn()), .notPermitted),
+            (
+                "break glass by a carer", carer,
+                send(
+                    #"{"key":"k11","kind":"carer.checkin","to":["person:coord.patel"],"patient":"9434765919","breakGlass":"I need to know"}"#,
+                    try Bodies.checkIn()), .notPermitted
+            ),
         ]
         for (name, client, frames, code) in afterHello {
             let rejected = try #require(try client.rejection(frames), "\(name): expected REJECTED")
@@ -120,16 +161,18 @@ func header(_ json: String) -> [UInt8] { Array(json.utf8) }
         let stranger = try CurveKeyPair.generate()
         // Refused by the broker's ZAP handler, and told so (not left to time out).
         #expect(throws: ClientError.keyRefused(endpoint: system.endpoint)) {
-            _ = try CareRelayClient(configuration: ClientConfiguration(
-                endpoint: system.endpoint, brokerPublicKey: system.brokerKeys.publicKey, keys: stranger,
-                replyTimeout: .seconds(30), attempts: 1))
+            _ = try CareRelayClient(
+                configuration: ClientConfiguration(
+                    endpoint: system.endpoint, brokerPublicKey: system.brokerKeys.publicKey, keys: stranger,
+                    replyTimeout: .seconds(30), attempts: 1))
         }
         // A client that does not know the broker's real key cannot connect either.
         let impostorBroker = try CurveKeyPair.generate()
         #expect(throws: ClientError.noAnswer(endpoint: system.endpoint, attempts: 1)) {
-            _ = try CareRelayClient(configuration: ClientConfiguration(
-                endpoint: system.endpoint, brokerPublicKey: impostorBroker.publicKey, keys: system.keys["gp.khan"]!,
-                replyTimeout: .seconds(1), attempts: 1))
+            _ = try CareRelayClient(
+                configuration: ClientConfiguration(
+                    endpoint: system.endpoint, brokerPublicKey: impostorBroker.publicKey, keys: system.keys["gp.khan"]!,
+                    replyTimeout: .seconds(1), attempts: 1))
         }
         try system.client("gp.khan", receive: false).ping()
     }
@@ -142,9 +185,11 @@ func header(_ json: String) -> [UInt8] { Array(json.utf8) }
         let raw = try RawClient(system: system, person: "sw.okafor")
         var rng = SplitMix64(seed: 0xCA7E_2E1A)
         let names = ["HELLO", "SEND", "CONFIRM", "CREDIT", "SUBSCRIBE", "UNSUBSCRIBE", "QUERY", "PING", "BYE", "WELCOME", ""]
-        let headers = ["{}", "{\"receive\":true,\"credit\":5}", "{\"ids\":[\"x\"]}", "{\"credit\":-4}", "{\"topic\":\"*/*/*\"}",
-                       "{\"query\":\"status\"}", "{\"key\":\"a\",\"kind\":\"referral\",\"to\":[\"team:west.social-care\"]}",
-                       "[]", "null", "{\"req\":1}", "\u{0}\u{1}"]
+        let headers = [
+            "{}", "{\"receive\":true,\"credit\":5}", "{\"ids\":[\"x\"]}", "{\"credit\":-4}", "{\"topic\":\"*/*/*\"}",
+            "{\"query\":\"status\"}", "{\"key\":\"a\",\"kind\":\"referral\",\"to\":[\"team:west.social-care\"]}",
+            "[]", "null", "{\"req\":1}", "\u{0}\u{1}",
+        ]
         let rounds = 3_000
         for round in 0..<rounds {
             var frames: [[UInt8]] = []
@@ -202,8 +247,11 @@ extension HostileInputTests {
         let lee = try system.client("sw.lee", receive: true)
         var accepted = Set<String>()
         for index in 0..<50 {
-            accepted.insert(try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, key: "beside-hostile-\(index)",
-                                        body: try Bodies.referral()).id)
+            accepted.insert(
+                try gp.send(
+                    .referral, to: [.person("sw.lee")], patient: ellis, key: "beside-hostile-\(index)",
+                    body: try Bodies.referral()
+                ).id)
         }
         var arrived: [String] = []
         while arrived.count < accepted.count, let delivery = try lee.nextDelivery(timeout: .seconds(10)) {

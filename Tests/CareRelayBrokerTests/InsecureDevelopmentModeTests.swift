@@ -52,8 +52,10 @@ import ZeroMQ
         let broker = try BrokerProcess(system: system, port: port, extraArguments: ["--insecure-development"])
         defer { broker.terminate() }
         func client(_ person: PersonID, receive: Bool) throws -> CareRelayClient {
-            try CareRelayClient(configuration: .insecureDevelopment(endpoint: broker.endpoint, person: person, receive: receive,
-                                                                     replyTimeout: .seconds(2), attempts: 1))
+            try CareRelayClient(
+                configuration: .insecureDevelopment(
+                    endpoint: broker.endpoint, person: person, receive: receive,
+                    replyTimeout: .seconds(2), attempts: 1))
         }
         let gp = try client("gp.khan", receive: false)
         #expect(gp.welcome?.person == "gp.khan")
@@ -65,9 +67,10 @@ import ZeroMQ
         // The name still has to be in the directory, and a CURVE client finds no CURVE server.
         #expect(throws: ClientError.self) { _ = try client("nobody.here", receive: false) }
         #expect(throws: ClientError.self) {
-            _ = try CareRelayClient(configuration: ClientConfiguration(
-                endpoint: broker.endpoint, brokerPublicKey: system.brokerKeys.publicKey, keys: system.keys["gp.khan"]!,
-                replyTimeout: .seconds(1), attempts: 1))
+            _ = try CareRelayClient(
+                configuration: ClientConfiguration(
+                    endpoint: broker.endpoint, brokerPublicKey: system.brokerKeys.publicKey, keys: system.keys["gp.khan"]!,
+                    replyTimeout: .seconds(1), attempts: 1))
         }
     }
 }

@@ -33,12 +33,14 @@ import ZeroMQ
 
     @Test func aSecondBrokerWhoseOperationsAddressIsTakenRefusesToStart() throws {
         let operationsPort = try freePort()
-        let first = try BrokerProcess(system: try CareSystem(), port: try freePort(),
-                                      extraArguments: ["--operations", "127.0.0.1:\(operationsPort)"])
+        let first = try BrokerProcess(
+            system: try CareSystem(), port: try freePort(),
+            extraArguments: ["--operations", "127.0.0.1:\(operationsPort)"])
         defer { _ = first.terminate() }
         do {
-            let second = try BrokerProcess(system: try CareSystem(), port: try freePort(),
-                                           extraArguments: ["--operations", "127.0.0.1:\(operationsPort)"])
+            let second = try BrokerProcess(
+                system: try CareSystem(), port: try freePort(),
+                extraArguments: ["--operations", "127.0.0.1:\(operationsPort)"])
             _ = second.terminate()
             Issue.record("the second broker said it was listening without its operations endpoint")
         } catch BrokerProcess.LaunchError.exited(let status, let stderr) {

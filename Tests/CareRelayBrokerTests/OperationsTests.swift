@@ -32,8 +32,10 @@ import ZeroMQ
         for member in ["person:nurse.ali", "team:west.social-care", "person:carer.ellis"] {
             _ = try nurse.query("careteam.link", ["patient": ellis.digits, "member": member])
         }
-        try nurse.send(.consent, to: [], body: try Bodies.consent(
-            id: "cd-ellis-1", actor: ["role": "person", "reference": "nurse.ali"], categories: ["mental-health"]))
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "cd-ellis-1", actor: ["role": "person", "reference": "nurse.ali"], categories: ["mental-health"]))
         let gp = try system.client("gp.khan", receive: false)
         try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, priority: .sameDay, body: try Bodies.referral())
         // Whole for the nurse, redacted for the social workers, withheld from the carer.
@@ -48,8 +50,9 @@ import ZeroMQ
         #expect(redactedSeen == 1)
         // Two refusals with their codes: a bad NHS number, a subscription beyond rights.
         #expect(throws: ClientError.self) {
-            try gp.send(.referral, to: [.team("west.social-care")], patient: try NHSNumber(validating: "9434765919"),
-                        body: try Bodies.json(["subject": "9434765918"]))
+            try gp.send(
+                .referral, to: [.team("west.social-care")], patient: try NHSNumber(validating: "9434765919"),
+                body: try Bodies.json(["subject": "9434765918"]))
         }
         #expect(throws: ClientError.self) { try social.subscribe("referral/*/#") }
 

@@ -13,8 +13,9 @@ import Testing
         let gp = try system.client("gp.khan")
         let social = try system.client("sw.okafor")
 
-        let accepted = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, priority: .sameDay,
-                                   body: try Bodies.referral())
+        let accepted = try gp.send(
+            .referral, to: [.team("west.social-care")], patient: ellis, priority: .sameDay,
+            body: try Bodies.referral())
         #expect(!accepted.duplicate)
         #expect(Set(accepted.recipients.map(\.person)) == ["sw.okafor", "sw.lee", "coord.patel"])
         #expect(accepted.recipients.allSatisfy { $0.decision == .deliver })
@@ -25,8 +26,9 @@ import Testing
         #expect(delivered.header.from == "gp.khan")
         #expect(delivered.header.patient == ellis)
 
-        let event = try social.send(.referralEvent, to: [], correlation: accepted.id,
-                                    body: try Bodies.event("accepted", referral: accepted.id, by: "sw.okafor"))
+        let event = try social.send(
+            .referralEvent, to: [], correlation: accepted.id,
+            body: try Bodies.event("accepted", referral: accepted.id, by: "sw.okafor"))
         #expect(event.recipients.map(\.person).contains("gp.khan"))
 
         let news = try gp.expectDelivery()
@@ -98,8 +100,9 @@ import Testing
 
         // The same key for different content is a mistake the sender must hear about.
         #expect {
-            try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, key: "ref-2026-001",
-                        body: try Bodies.referral(reason: "something else entirely"))
+            try gp.send(
+                .referral, to: [.team("west.social-care")], patient: ellis, key: "ref-2026-001",
+                body: try Bodies.referral(reason: "something else entirely"))
         } throws: { error in
             guard case ClientError.rejected(let failure) = error else { return false }
             return failure.code == .idempotencyConflict && failure.reason.contains(first.id)
@@ -116,8 +119,9 @@ import Testing
         try system.start()
         let gp = try system.client("gp.khan")
         let coordinator = try system.client("coord.patel")
-        let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, priority: .emergency,
-                                   body: try Bodies.referral(priority: .emergency))
+        let referral = try gp.send(
+            .referral, to: [.team("west.social-care")], patient: ellis, priority: .emergency,
+            body: try Bodies.referral(priority: .emergency))
         let copy = try coordinator.expectDelivery()
         #expect(copy.header.id == referral.id)
 

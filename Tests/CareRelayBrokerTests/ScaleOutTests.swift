@@ -50,13 +50,16 @@ struct ScaleOutTests {
         // A second acceptance through another node is refused, naming who took it.
         let okafor = try client("sw.okafor", on: 2, receive: false)
         #expect(throws: ClientError.self) {
-            try okafor.send(.referralEvent, to: [], correlation: referral.id, body: try Bodies.event("accepted", referral: referral.id, by: "sw.okafor"))
+            try okafor.send(
+                .referralEvent, to: [], correlation: referral.id, body: try Bodies.event("accepted", referral: referral.id, by: "sw.okafor"))
         }
 
         // Consent recorded on node 2 governs a plan sent through node 2 and one sent through
         // node 0 at once after: the nurse may see the mental health section only by consent.
-        try nurse.send(.consent, to: [], body: try Bodies.consent(
-            id: "cd-ellis-1", actor: ["role": "person", "reference": "nurse.ali"], categories: ["mental-health"]))
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "cd-ellis-1", actor: ["role": "person", "reference": "nurse.ali"], categories: ["mental-health"]))
         let fromNodeZero = try client("cpn.brown", on: 0, receive: false)
         for sender in [cpn, fromNodeZero] {
             let plan = try sender.send(.carePlanShare, to: [.careTeam(ellis)], patient: ellis, body: try Bodies.carePlan())

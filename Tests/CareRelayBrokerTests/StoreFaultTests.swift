@@ -41,7 +41,8 @@ struct StoreFaultTests {
 
         proxy.freeze()
         let started = ContinuousClock.now
-        #expect(refusal { try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, key: "during", body: try Bodies.referral()) }
+        #expect(
+            refusal { try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, key: "during", body: try Bodies.referral()) }
                 == .storeUnavailable)
         #expect(ContinuousClock.now - started < .seconds(10), "refused within the store's time-out, not left waiting")
         // The loop is not stuck: it still answers what needs no store.

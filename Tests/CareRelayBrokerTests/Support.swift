@@ -96,8 +96,9 @@ final class CareSystem {
             localities: [.init(id: "west", name: "Sunderland West"), .init(id: "east", name: "Sunderland East")],
             teams: [
                 .init(id: "west.gp", name: "Pallion Health Centre", locality: "west"),
-                .init(id: "west.social-care", name: "West social care intake", locality: "west", coordinator: "coord.patel",
-                      hours: "mon-fri 08:00-18:00", fallback: ["District nurses: 0191 555 0100", "Emergency: 999"]),
+                .init(
+                    id: "west.social-care", name: "West social care intake", locality: "west", coordinator: "coord.patel",
+                    hours: "mon-fri 08:00-18:00", fallback: ["District nurses: 0191 555 0100", "Emergency: 999"]),
                 .init(id: "west.nursing", name: "West community nursing", locality: "west"),
                 .init(id: "west.mental-health", name: "West community mental health", locality: "west"),
                 .init(id: "west.mdt", name: "West Wednesday MDT", kind: .mdt, locality: "west", coordinator: "mdt.jones"),
@@ -106,13 +107,16 @@ final class CareSystem {
                 .init(id: "east.social-care", name: "East social care", locality: "east", coordinator: "coord.east"),
             ],
             people: Self.people.map { p in
-                Directory.Person(id: p.0, name: p.1, roles: p.2, organisation: "sunderland-ccg", teams: p.3,
-                                 key: keys[p.0]!.publicKey, actsFor: p.4)
+                Directory.Person(
+                    id: p.0, name: p.1, roles: p.2, organisation: "sunderland-ccg", teams: p.3,
+                    key: keys[p.0]!.publicKey, actsFor: p.4)
             })
         self.directory = try DirectoryIndex(directory)
         self.heartbeat = heartbeat
         self.responseTargets = responseTargets
-        store = try Self.newPostgresDatabase().map(PostgresStoreProvider.init) ?? SQLiteStoreProvider(path: folder.appendingPathComponent("store.sqlite").path)
+        store =
+            try Self.newPostgresDatabase().map(PostgresStoreProvider.init)
+            ?? SQLiteStoreProvider(path: folder.appendingPathComponent("store.sqlite").path)
     }
 
     let heartbeat: Int
@@ -150,11 +154,14 @@ final class CareSystem {
         return linker
     }
 
-    func client(_ person: PersonID, receive: Bool = true, credit: Int = 64, endpoint: String? = nil,
-                keys: CurveKeyPair? = nil, brokerKey: String? = nil, replyTimeout: Duration = .seconds(5)) throws -> CareRelayClient {
-        try CareRelayClient(configuration: ClientConfiguration(
-            endpoint: endpoint ?? self.endpoint, brokerPublicKey: brokerKey ?? brokerKeys.publicKey, keys: keys ?? self.keys[person]!,
-            receive: receive, credit: credit, replyTimeout: replyTimeout, attempts: 2, clientName: "test"))
+    func client(
+        _ person: PersonID, receive: Bool = true, credit: Int = 64, endpoint: String? = nil,
+        keys: CurveKeyPair? = nil, brokerKey: String? = nil, replyTimeout: Duration = .seconds(5)
+    ) throws -> CareRelayClient {
+        try CareRelayClient(
+            configuration: ClientConfiguration(
+                endpoint: endpoint ?? self.endpoint, brokerPublicKey: brokerKey ?? brokerKeys.publicKey, keys: keys ?? self.keys[person]!,
+                receive: receive, credit: credit, replyTimeout: replyTimeout, attempts: 2, clientName: "test"))
     }
 
     /// The directory with one person's key replaced, or the person removed (`key: nil`).
@@ -199,7 +206,10 @@ enum Bodies {
         [UInt8](try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
     }
 
-    static func referral(patient: NHSNumber = ellis, from person: PersonID = "gp.khan", role: Role = .gp, team: TeamID = "west.social-care", reason: String? = nil, priority: Priority? = nil) throws -> [UInt8] {
+    static func referral(
+        patient: NHSNumber = ellis, from person: PersonID = "gp.khan", role: Role = .gp, team: TeamID = "west.social-care", reason: String? = nil,
+        priority: Priority? = nil
+    ) throws -> [UInt8] {
         var body = try example("referral", "valid-gp-to-social-care-intake.json")
         if let priority { body["priority"] = priority.rawValue }
         body["subject"] = patient.digits
@@ -243,13 +253,17 @@ enum Bodies {
     }
 
     /// A consent directive valid from a day ago for a year.
-    static func consent(id: String, patient: NHSNumber = ellis, type: String = "permit", actor: [String: String],
-                        categories: [String]? = nil, purposes: [String]? = nil, by person: PersonID = "nurse.ali", action: String = "grant") throws -> [UInt8] {
+    static func consent(
+        id: String, patient: NHSNumber = ellis, type: String = "permit", actor: [String: String],
+        categories: [String]? = nil, purposes: [String]? = nil, by person: PersonID = "nurse.ali", action: String = "grant"
+    ) throws -> [UInt8] {
         let formatter = ISO8601DateFormatter()
         var provision: [String: Any] = [
             "type": type,
-            "period": ["start": formatter.string(from: Date().addingTimeInterval(-86_400)),
-                       "end": formatter.string(from: Date().addingTimeInterval(365 * 86_400))],
+            "period": [
+                "start": formatter.string(from: Date().addingTimeInterval(-86_400)),
+                "end": formatter.string(from: Date().addingTimeInterval(365 * 86_400)),
+            ],
             "actor": [actor],
         ]
         if let categories { provision["class"] = categories }
@@ -265,11 +279,15 @@ enum Bodies {
 extension CareRelayClient {
     /// Sends with a fresh idempotency key.
     @discardableResult
-    func send(_ kind: MessageKind, to: [Address], patient: NHSNumber? = nil, priority: Priority? = nil,
-              labels: [DataCategory]? = nil, correlation: String? = nil, key: String = UUID().uuidString,
-              breakGlass: String? = nil, onBehalfOf: PersonID? = nil, body: [UInt8]) throws -> Accepted {
-        try send(SendHeader(key: key, kind: kind, to: to, patient: patient, priority: priority, labels: labels,
-                            correlation: correlation, breakGlass: breakGlass, onBehalfOf: onBehalfOf), body: body)
+    func send(
+        _ kind: MessageKind, to: [Address], patient: NHSNumber? = nil, priority: Priority? = nil,
+        labels: [DataCategory]? = nil, correlation: String? = nil, key: String = UUID().uuidString,
+        breakGlass: String? = nil, onBehalfOf: PersonID? = nil, body: [UInt8]
+    ) throws -> Accepted {
+        try send(
+            SendHeader(
+                key: key, kind: kind, to: to, patient: patient, priority: priority, labels: labels,
+                correlation: correlation, breakGlass: breakGlass, onBehalfOf: onBehalfOf), body: body)
     }
 
     /// Waits for the next delivery and confirms it.

@@ -33,7 +33,8 @@ struct Example: CustomTestStringConvertible, Sendable {
     /// Expected error paths for invalid examples: "kind/file.json" -> "items[2].patient".
     static let expectedPaths: [String: String] = {
         guard let data = try? Data(contentsOf: root.appendingPathComponent("expected-errors.json")),
-              let map = try? JSONDecoder().decode([String: String].self, from: data) else { return [:] }
+            let map = try? JSONDecoder().decode([String: String].self, from: data)
+        else { return [:] }
         return map
     }()
 }
@@ -44,12 +45,19 @@ indirect enum JSONValue: Equatable, Decodable {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let n = try? c.decode(Double.self) {
+            self = .number(n)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+        } else {
+            self = .object(try c.decode([String: JSONValue].self))
+        }
     }
 
     static func parse(_ bytes: [UInt8]) throws -> JSONValue {

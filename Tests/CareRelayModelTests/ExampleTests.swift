@@ -34,8 +34,9 @@ import Testing
 
     @Test(arguments: Example.invalid)
     func invalidExampleIsRefusedAtTheExpectedPath(_ example: Example) throws {
-        let expected = try #require(Example.expectedPaths[example.relativePath],
-                                    "no expected path for \(example.relativePath) in expected-errors.json")
+        let expected = try #require(
+            Example.expectedPaths[example.relativePath],
+            "no expected path for \(example.relativePath) in expected-errors.json")
         #expect(throws: MessageValidationError.self) {
             try MessageBody.decode(kind: example.kind, json: example.bytes)
         }

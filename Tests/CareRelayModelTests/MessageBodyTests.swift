@@ -27,10 +27,12 @@ import Testing
     /// kind: set wherever an NHS number fails, in a body's own fields (referral, agenda),
     /// in a list (carer.invite) and through NHSNumber's decoder (consent).
     @Test func nhsNumberErrorsSayWhatTheyAre() throws {
-        for (path, kind) in [("mdt.agenda/invalid-swiftonly-check-digit.json", MessageKind.mdtAgenda),
-                             ("referral/invalid-nhs-number-nine-digits.json", .referral),
-                             ("carer.invite/invalid-swiftonly-check-digit.json", .carerInvite),
-                             ("consent/invalid-swiftonly-bad-nhs-check-digit.json", .consent)] {
+        for (path, kind) in [
+            ("mdt.agenda/invalid-swiftonly-check-digit.json", MessageKind.mdtAgenda),
+            ("referral/invalid-nhs-number-nine-digits.json", .referral),
+            ("carer.invite/invalid-swiftonly-check-digit.json", .carerInvite),
+            ("consent/invalid-swiftonly-bad-nhs-check-digit.json", .consent),
+        ] {
             let err = try #require(error(kind: kind, String(decoding: try example(path), as: UTF8.self)), "\(path)")
             #expect(err.kind == .invalidNHSNumber, "\(path): \(err)")
         }
@@ -79,8 +81,9 @@ import Testing
     }
 
     @Test func wrongTypeIsExplained() {
-        let err = error(kind: .referralEvent,
-                        #"{"referral":"m1","event":"accepted","at":"2025-03-11T11:15:00Z","by":42}"#)
+        let err = error(
+            kind: .referralEvent,
+            #"{"referral":"m1","event":"accepted","at":"2025-03-11T11:15:00Z","by":42}"#)
         #expect(err?.path == "by")
         #expect(err?.reason == "expected text in quotes")
     }
@@ -102,8 +105,9 @@ import Testing
             .withdrawn(reason: "Admitted to hospital"),
         ]
         for change in events {
-            let event = ReferralEvent(referral: "msg-1", change: change,
-                                      at: try Timestamp(validating: "2025-03-11T11:15:00Z"), by: "sw.hughes")
+            let event = ReferralEvent(
+                referral: "msg-1", change: change,
+                at: try Timestamp(validating: "2025-03-11T11:15:00Z"), by: "sw.hughes")
             try event.validate()
             #expect(try ReferralEvent.decode(json: event.encode()) == event)
             let json = try JSONValue.parse(event.encode())
@@ -118,15 +122,21 @@ import Testing
             authored: Timestamp(Date(timeIntervalSince1970: 1_742_600_000)),
             patientWellbeing: .init(score: 3, text: "Quiet day"), carerWellbeing: .init(wellbeing: 4, strain: 2),
             urgency: .routine,
-            readings: [.init(code: Coding(system: "http://loinc.org", code: "8867-4", display: "Heart rate"),
-                             value: 72, unit: "/min", time: try Timestamp(validating: "2025-03-21T23:10:00+00:00"))])
+            readings: [
+                .init(
+                    code: Coding(system: "http://loinc.org", code: "8867-4", display: "Heart rate"),
+                    value: 72, unit: "/min", time: try Timestamp(validating: "2025-03-21T23:10:00+00:00"))
+            ])
         try checkIn.validate()
         #expect(try CarerCheckIn.decode(json: checkIn.encode()) == checkIn)
         #expect(checkIn.authored.text == "2025-03-21T23:33:20Z")
 
         checkIn.carerWellbeing.strain = 12
-        #expect(throws: MessageValidationError(path: "carerWellbeing.strain",
-                                               reason: "12 is out of range: the value must be from 0 to 10")) {
+        #expect(
+            throws: MessageValidationError(
+                path: "carerWellbeing.strain",
+                reason: "12 is out of range: the value must be from 0 to 10")
+        ) {
             try checkIn.validate()
         }
         checkIn.carerWellbeing.strain = 2

@@ -17,8 +17,9 @@ import Testing
         let section = try #require(text.range(of: "\n## 11. "), "CRP.md has no section 11")
         let end = text.range(of: "\n## 12. ", range: section.upperBound..<text.endIndex)?.lowerBound ?? text.endIndex
         let lines = text[section.upperBound..<end].split(separator: "\n").map(String.init)
-        let header = try #require(lines.firstIndex { cells($0) == ["event", "who", "from status", "to status", "effect"] },
-                                  "section 11 has no table | event | who | from status | to status | effect |")
+        let header = try #require(
+            lines.firstIndex { cells($0) == ["event", "who", "from status", "to status", "effect"] },
+            "section 11 has no table | event | who | from status | to status | effect |")
         var transitions: [Transition] = []
         for line in lines[(header + 2)...] {
             guard line.hasPrefix("|") else { break }
@@ -70,8 +71,9 @@ import Testing
                             continue
                         }
                     } else {
-                        #expect(outcome == .failure(.invalidTransition(from: status, to: ReferralLifecycle.target(of: event))),
-                                "\(event) by \(party) from \(status)")
+                        #expect(
+                            outcome == .failure(.invalidTransition(from: status, to: ReferralLifecycle.target(of: event))),
+                            "\(event) by \(party) from \(status)")
                     }
                 }
             }
@@ -87,14 +89,16 @@ import Testing
     }
 
     @Test func refusalsInTheBrokersWords() {
-        func reason(_ status: ReferralStatus, _ event: ReferralEvent.EventType, _ party: ReferralLifecycle.Party, takenBy: PersonID? = nil) -> String? {
+        func reason(_ status: ReferralStatus, _ event: ReferralEvent.EventType, _ party: ReferralLifecycle.Party, takenBy: PersonID? = nil) -> String?
+        {
             guard case .failure(let refusal) = ReferralLifecycle.next(from: status, event: event, by: [party]) else { return nil }
             return refusal.reason(referral: "m-1", takenBy: takenBy)
         }
         #expect(reason(.sent, .withdrawn, .handler) == "only the referrer may withdraw a referral")
         #expect(reason(.sent, .escalated, .referrer) == "only the broker escalates a referral")
         #expect(reason(.sent, .accepted, .referrer) == "only members of the team the referral was sent to may accepted it")
-        #expect(reason(.accepted, .accepted, .handler, takenBy: "sw.okafor")
+        #expect(
+            reason(.accepted, .accepted, .handler, takenBy: "sw.okafor")
                 == "referral m-1 is accepted (taken by sw.okafor); it cannot become accepted")
         #expect(reason(.sent, .completed, .handler) == "referral m-1 is sent; it cannot become completed")
         // Who took it is named only once it has left "sent".

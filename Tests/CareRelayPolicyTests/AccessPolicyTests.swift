@@ -9,8 +9,9 @@ import Testing
     let policy = AccessPolicy(engine: ConsentEngine())
 
     func person(_ recipient: ConsentRecipient) -> Directory.Person {
-        Directory.Person(id: recipient.person, name: recipient.person.rawValue, roles: Array(recipient.roles),
-                         teams: Array(recipient.teams), key: String(repeating: "k", count: 40))
+        Directory.Person(
+            id: recipient.person, name: recipient.person.rawValue, roles: Array(recipient.roles),
+            teams: Array(recipient.teams), key: String(repeating: "k", count: 40))
     }
 
     func standing(_ recipient: ConsentRecipient, _ directives: [ConsentDirective] = []) -> AccessPolicy.Standing {
@@ -34,8 +35,9 @@ import Testing
 
     @Test func aDenyLimitedToSomeCategoriesOrExpiredDoesNotCloseTheRecord() {
         let mentalHealthOnly = F.directive("d", .deny, subjects: [.person("sw.okafor")], categories: [.mentalHealth])
-        let expired = F.directive("e", .deny, objection: true, subjects: [.person("sw.okafor")],
-                                  start: F.now.addingTimeInterval(-10 * F.day), end: F.now.addingTimeInterval(-F.day))
+        let expired = F.directive(
+            "e", .deny, objection: true, subjects: [.person("sw.okafor")],
+            start: F.now.addingTimeInterval(-10 * F.day), end: F.now.addingTimeInterval(-F.day))
         let research = F.directive("r", .deny, objection: true, subjects: [.person("sw.okafor")], purposes: ["research"])
         #expect(!standing(F.socialWorker, [mentalHealthOnly, expired, research]).objected)
     }
@@ -57,10 +59,13 @@ import Testing
         #expect(policy.mayChangeCareTeam(asker: stranger, standing: none, careTeamIsEmpty: true, member: .team("elsewhere.practice")) == .allow)
         #expect(policy.mayChangeCareTeam(asker: stranger, standing: none, careTeamIsEmpty: true, member: .person("carer.jones")) != .allow)
         #expect(policy.mayChangeCareTeam(asker: stranger, standing: none, careTeamIsEmpty: false, member: .person("gp.stranger")) != .allow)
-        #expect(policy.mayChangeCareTeam(asker: person(F.gp), standing: standing(F.gp), careTeamIsEmpty: false, member: .person("carer.jones")) == .allow)
+        #expect(
+            policy.mayChangeCareTeam(asker: person(F.gp), standing: standing(F.gp), careTeamIsEmpty: false, member: .person("carer.jones")) == .allow)
         let objected = standing(F.gp, [F.directive("o", .deny, objection: true, subjects: [.person("gp.khan")])])
         #expect(policy.mayChangeCareTeam(asker: person(F.gp), standing: objected, careTeamIsEmpty: false, member: .person("gp.khan")) != .allow)
-        #expect(policy.mayChangeCareTeam(asker: person(F.carer), standing: standing(F.carer), careTeamIsEmpty: true, member: .person("carer.jones")) != .allow)
+        #expect(
+            policy.mayChangeCareTeam(asker: person(F.carer), standing: standing(F.carer), careTeamIsEmpty: true, member: .person("carer.jones"))
+                != .allow)
     }
 
     @Test func consentIsRecordedByTheCareTeamInTheRecordersOwnName() {
@@ -80,16 +85,25 @@ import Testing
         // The patient's objection to their carer does not silence the carer.
         #expect(policy.mayCheckIn(carer: carer, standing: .init(relationships: [.registeredCarer], objected: true), author: "carer.jones") == .allow)
 
-        let coordinator = Directory.Person(id: "coord.patel", name: "Priya", roles: [.careCoordinator], teams: [F.socialCareTeam],
-                                           key: String(repeating: "k", count: 40))
+        let coordinator = Directory.Person(
+            id: "coord.patel", name: "Priya", roles: [.careCoordinator], teams: [F.socialCareTeam],
+            key: String(repeating: "k", count: 40))
         let inTeam = AccessPolicy.Standing(relationships: [.careTeam], objected: false)
         let carerListed = AccessPolicy.Standing(relationships: [.registeredCarer], objected: false)
-        #expect(policy.mayInvite(issuer: coordinator, issuedBy: "coord.patel", issuerStanding: inTeam, carerStanding: carerListed, carer: "carer.jones") == .allow)
-        #expect(policy.mayInvite(issuer: coordinator, issuedBy: "coord.shah", issuerStanding: inTeam, carerStanding: carerListed, carer: "carer.jones") != .allow)
-        #expect(policy.mayInvite(issuer: coordinator, issuedBy: "coord.patel", issuerStanding: .init(relationships: [], objected: false),
-                                 carerStanding: carerListed, carer: "carer.jones") != .allow)
-        #expect(policy.mayInvite(issuer: coordinator, issuedBy: "coord.patel", issuerStanding: inTeam,
-                                 carerStanding: .init(relationships: [], objected: false), carer: "carer.jones") != .allow)
+        #expect(
+            policy.mayInvite(issuer: coordinator, issuedBy: "coord.patel", issuerStanding: inTeam, carerStanding: carerListed, carer: "carer.jones")
+                == .allow)
+        #expect(
+            policy.mayInvite(issuer: coordinator, issuedBy: "coord.shah", issuerStanding: inTeam, carerStanding: carerListed, carer: "carer.jones")
+                != .allow)
+        #expect(
+            policy.mayInvite(
+                issuer: coordinator, issuedBy: "coord.patel", issuerStanding: .init(relationships: [], objected: false),
+                carerStanding: carerListed, carer: "carer.jones") != .allow)
+        #expect(
+            policy.mayInvite(
+                issuer: coordinator, issuedBy: "coord.patel", issuerStanding: inTeam,
+                carerStanding: .init(relationships: [], objected: false), carer: "carer.jones") != .allow)
     }
 
     @Test func aWithheldCopyIsConcealedNotRefused() {
@@ -108,18 +122,21 @@ import Testing
     }
 
     @Test func readingAsSomeoneElseIsForTheGatewayAndTheSender() {
-        let gateway = Directory.Person(id: "bridge", name: "Bridge", roles: [.gateway], teams: [], key: String(repeating: "k", count: 40),
-                                       actsFor: ["carer.jones"])
+        let gateway = Directory.Person(
+            id: "bridge", name: "Bridge", roles: [.gateway], teams: [], key: String(repeating: "k", count: 40),
+            actsFor: ["carer.jones"])
         #expect(policy.mayView(as: "carer.jones", asker: gateway, copy: .none) == .allow)
         #expect(policy.mayView(as: "nurse.ali", asker: gateway, copy: .none) != .allow)
-        let coordinator = Directory.Person(id: "coord.patel", name: "Priya", roles: [.careCoordinator], teams: [], key: String(repeating: "k", count: 40))
+        let coordinator = Directory.Person(
+            id: "coord.patel", name: "Priya", roles: [.careCoordinator], teams: [], key: String(repeating: "k", count: 40))
         #expect(policy.mayView(as: "nurse.ali", asker: coordinator, copy: .recipient(withheld: false)) != .allow)
         #expect(policy.mayView(as: "nurse.ali", asker: coordinator, copy: .sender) == .allow)
     }
 
     @Test func theAuditTrailIsForGovernanceAndEachPersonsOwnRows() {
         let admin = Directory.Person(id: "admin.it", name: "IT", roles: [.administrator], teams: [], key: String(repeating: "k", count: 40))
-        let coordinator = Directory.Person(id: "coord.patel", name: "Priya", roles: [.careCoordinator], teams: [], key: String(repeating: "k", count: 40))
+        let coordinator = Directory.Person(
+            id: "coord.patel", name: "Priya", roles: [.careCoordinator], teams: [], key: String(repeating: "k", count: 40))
         let related = AccessPolicy.Standing(relationships: [.careTeam], objected: false)
         let objected = AccessPolicy.Standing(relationships: [.careTeam], objected: true)
         #expect(policy.mayQueryAudit(asker: admin, scope: .everything) == (.allow, .full))

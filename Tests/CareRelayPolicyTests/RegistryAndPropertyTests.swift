@@ -87,7 +87,9 @@ struct SeededGenerator: RandomNumberGenerator {
 }
 
 @Suite struct PropertyTests {
-    static let recipients = [F.gp, F.nurse, F.socialWorker, F.referralSocialWorker, F.unrelatedSocialWorker, F.carer, F.volunteer, F.strangerGP, F.gateway]
+    static let recipients = [
+        F.gp, F.nurse, F.socialWorker, F.referralSocialWorker, F.unrelatedSocialWorker, F.carer, F.volunteer, F.strangerGP, F.gateway,
+    ]
     static let subjects: [ConsentSubject] = [
         .everyone, .person("gp.khan"), .person("sw.okafor"), .person("carer.jones"), .role(.gp), .role(.socialWorker),
         .team(F.socialCareTeam), .team(F.originTeam), .organisation("sunderland-council"), .relationship(.carer),
@@ -110,8 +112,9 @@ struct SeededGenerator: RandomNumberGenerator {
 
     static func randomRequest(_ g: inout SeededGenerator) -> ConsentRequest {
         let parts = (0..<Int.random(in: 1...3, using: &g)).map { i in
-            F.part("p\(i)", Set((0..<Int.random(in: 1...2, using: &g)).map { _ in categories.randomElement(using: &g)! }),
-                   mdt: Bool.random(using: &g))
+            F.part(
+                "p\(i)", Set((0..<Int.random(in: 1...2, using: &g)).map { _ in categories.randomElement(using: &g)! }),
+                mdt: Bool.random(using: &g))
         }
         return F.request(
             [.carePlanShare, .mdtAgenda, .referral].randomElement(using: &g)!, purpose: purposes.randomElement(using: &g)!,

@@ -70,10 +70,11 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     }
 
     @Test func defaultRuleIDsInOrder() {
-        #expect(ConsentPolicy.default.rules.map(\.id) == [
-            "R0-patient-self", "R1-objection", "R2-explicit-deny", "R3-mdt-permission", "R4-sensitive-explicit",
-            "R5-explicit-consent", "R6-implied-consent", "R7-explicit-only", "R8-no-consent",
-        ])
+        #expect(
+            ConsentPolicy.default.rules.map(\.id) == [
+                "R0-patient-self", "R1-objection", "R2-explicit-deny", "R3-mdt-permission", "R4-sensitive-explicit",
+                "R5-explicit-consent", "R6-implied-consent", "R7-explicit-only", "R8-no-consent",
+            ])
         #expect(ConsentPolicy.default.breakGlass.ruleID == "R9-break-glass")
         #expect(ConsentPolicy.default.breakGlass.reasonMinLength == 10)
         #expect(ConsentPolicy.default.sensitiveCategories == [.mentalHealth, .sexualHealth, .safeguarding])
@@ -91,28 +92,44 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         Bad(testDescription: "not YAML", yaml: "rules: [\n  - id", path: "", reasonContains: "not valid YAML"),
         Bad(testDescription: "empty document", yaml: "", path: "", reasonContains: "empty"),
         Bad(testDescription: "top level is a list", yaml: "- a\n- b\n", path: "", reasonContains: "mapping"),
-        Bad(testDescription: "unknown top-level key (typo)", yaml: d.replacingOccurrences(of: "sensitive-categories:", with: "sensitive-categores:"),
+        Bad(
+            testDescription: "unknown top-level key (typo)", yaml: d.replacingOccurrences(of: "sensitive-categories:", with: "sensitive-categores:"),
             path: "sensitive-categores", reasonContains: "unknown key"),
-        Bad(testDescription: "unknown rule kind", yaml: d.replacingOccurrences(of: "kind: implied-consent", with: "kind: implied"),
+        Bad(
+            testDescription: "unknown rule kind", yaml: d.replacingOccurrences(of: "kind: implied-consent", with: "kind: implied"),
             path: "rules[6].kind", reasonContains: "unknown rule kind \"implied\""),
-        Bad(testDescription: "unknown role", yaml: d.replacingOccurrences(of: "roles: [carer, voluntary-sector-broker, gateway]", with: "roles: [carer, wizard]"),
+        Bad(
+            testDescription: "unknown role",
+            yaml: d.replacingOccurrences(of: "roles: [carer, voluntary-sector-broker, gateway]", with: "roles: [carer, wizard]"),
             path: "rules[7].roles[1]", reasonContains: "unknown value \"wizard\""),
-        Bad(testDescription: "unknown relationship", yaml: d.replacingOccurrences(of: "relationships: [care-team, referral-team]", with: "relationships: [care-team, neighbour]"),
+        Bad(
+            testDescription: "unknown relationship",
+            yaml: d.replacingOccurrences(of: "relationships: [care-team, referral-team]", with: "relationships: [care-team, neighbour]"),
             path: "rules[6].relationships[1]", reasonContains: "unknown relationship"),
-        Bad(testDescription: "duplicate rule id", yaml: d.replacingOccurrences(of: "id: R2-explicit-deny", with: "id: R1-objection"),
+        Bad(
+            testDescription: "duplicate rule id", yaml: d.replacingOccurrences(of: "id: R2-explicit-deny", with: "id: R1-objection"),
             path: "rules[2].id", reasonContains: "duplicate"),
-        Bad(testDescription: "missing version", yaml: d.replacingOccurrences(of: "version: 1\n", with: ""), path: "version", reasonContains: "missing"),
-        Bad(testDescription: "unsupported version", yaml: d.replacingOccurrences(of: "version: 1\n", with: "version: 2\n"), path: "version", reasonContains: "unsupported"),
-        Bad(testDescription: "reason-min-length not a number",
+        Bad(
+            testDescription: "missing version", yaml: d.replacingOccurrences(of: "version: 1\n", with: ""), path: "version", reasonContains: "missing"
+        ),
+        Bad(
+            testDescription: "unsupported version", yaml: d.replacingOccurrences(of: "version: 1\n", with: "version: 2\n"), path: "version",
+            reasonContains: "unsupported"),
+        Bad(
+            testDescription: "reason-min-length not a number",
             yaml: d.replacingOccurrences(of: "reason-min-length: 10", with: "reason-min-length: ten"),
             path: "break-glass.reason-min-length", reasonContains: "whole number"),
-        Bad(testDescription: "reason-min-length zero", yaml: d.replacingOccurrences(of: "reason-min-length: 10", with: "reason-min-length: 0"),
+        Bad(
+            testDescription: "reason-min-length zero", yaml: d.replacingOccurrences(of: "reason-min-length: 10", with: "reason-min-length: 0"),
             path: "break-glass.reason-min-length", reasonContains: "at least 1"),
-        Bad(testDescription: "deny rule after a permit rule",
+        Bad(
+            testDescription: "deny rule after a permit rule",
             yaml: d.replacingOccurrences(of: "  - id: R2-explicit-deny\n    kind: explicit-deny\n", with: "")
-                .replacingOccurrences(of: "  - id: R7-explicit-only\n", with: "  - id: R2-explicit-deny\n    kind: explicit-deny\n  - id: R7-explicit-only\n"),
+                .replacingOccurrences(
+                    of: "  - id: R7-explicit-only\n", with: "  - id: R2-explicit-deny\n    kind: explicit-deny\n  - id: R7-explicit-only\n"),
             path: "rules[6].kind", reasonContains: "deny must beat permit"),
-        Bad(testDescription: "last rule is not a plain withhold",
+        Bad(
+            testDescription: "last rule is not a plain withhold",
             yaml: d.replacingOccurrences(of: "  - id: R8-no-consent\n    kind: withhold\n", with: ""),
             path: "rules[7]", reasonContains: "last rule"),
         Bad(testDescription: "rules not a list", yaml: "version: 1\nrules: withhold\n", path: "rules", reasonContains: "list"),
@@ -146,8 +163,10 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         let decision = engine.decide(
             F.request(parts: [F.part("summary")], breakGlass: F.glass("A&E")), for: F.strangerGP, directives: [])
         #expect(decision.override)
-        #expect(ConsentEngine().decide(
-            F.request(parts: [F.part("summary")], breakGlass: F.glass("A&E")), for: F.strangerGP, directives: []).ruleID
-            == "R10-break-glass-refused")
+        #expect(
+            ConsentEngine().decide(
+                F.request(parts: [F.part("summary")], breakGlass: F.glass("A&E")), for: F.strangerGP, directives: []
+            ).ruleID
+                == "R10-break-glass-refused")
     }
 }

@@ -9,9 +9,11 @@ import Testing
     @Test func clientCommandsRoundTrip() throws {
         let commands: [ClientCommand] = [
             .hello(Hello(receive: true, credit: 16, client: "test", req: "r1")),
-            .send(SendHeader(key: "k1", kind: .referral, to: [.team("west.social-care"), .careTeam(try NHSNumber(validating: "9434765919"))],
-                             patient: try NHSNumber(validating: "9434765919"), priority: .urgent, labels: [.socialCare], req: "r2"),
-                  body: Array("{}".utf8)),
+            .send(
+                SendHeader(
+                    key: "k1", kind: .referral, to: [.team("west.social-care"), .careTeam(try NHSNumber(validating: "9434765919"))],
+                    patient: try NHSNumber(validating: "9434765919"), priority: .urgent, labels: [.socialCare], req: "r2"),
+                body: Array("{}".utf8)),
             .confirm(Confirm(ids: ["m1", "m2"])),
             .credit(Credit(credit: 8)),
             .subscribe(SubscriptionRequest(topic: "referral/west/*", req: "r3")),
@@ -29,7 +31,10 @@ import Testing
     @Test func brokerCommandsRoundTrip() throws {
         let failure = ProtocolError(.unknownAddress, "person:nobody: no such person in the directory")
         let commands: [BrokerCommand] = [
-            .accepted(Accepted(key: "k", id: "m1", duplicate: false, recipients: [RecipientOutcome(person: "sw.lee", decision: .withheld, reason: "no consent")], req: "r")),
+            .accepted(
+                Accepted(
+                    key: "k", id: "m1", duplicate: false, recipients: [RecipientOutcome(person: "sw.lee", decision: .withheld, reason: "no consent")],
+                    req: "r")),
             .rejected(Rejected(failure, command: "SEND", key: "k", req: "r")),
             .pong(Empty(req: "p")),
         ]

@@ -10,7 +10,9 @@ import Testing
     /// Bounded by a count, not a time, so every machine tries the same inputs.
     @Test func mutatedValidMessagesNeverCrashAndDecodedValuesSurviveReEncoding() {
         let report = FuzzCampaign.run(seed: 0xCA7E_F022, inputs: 40_000)
-        print("decoder fuzz: seed \(report.seed), \(report.inputs) inputs, \(report.accepted) decoded, \(report.refused) refused, \(report.mismatchCount) mismatches")
+        print(
+            "decoder fuzz: seed \(report.seed), \(report.inputs) inputs, \(report.accepted) decoded, \(report.refused) refused, \(report.mismatchCount) mismatches"
+        )
         #expect(report.inputs == 40_000)
         #expect(report.mismatchCount == 0, "\(report.mismatches.map { "\($0.reason): \($0.inputHex)" })")
         // The corpus really reaches the decoders' success paths, not only their refusals.
@@ -27,9 +29,10 @@ import Testing
     /// The corpus holds every example body, so the fuzzer starts from every message kind.
     @Test func theCorpusStartsFromEveryKindOfMessage() {
         let seeds = Corpus.seeds(examples: Corpus.defaultExamples)
-        let kinds = Set(seeds.compactMap { seed -> MessageKind? in
-            if case .body(let kind, _) = FuzzInput.target(of: seed) { return kind } else { return nil }
-        })
+        let kinds = Set(
+            seeds.compactMap { seed -> MessageKind? in
+                if case .body(let kind, _) = FuzzInput.target(of: seed) { return kind } else { return nil }
+            })
         #expect(kinds == Set(MessageKind.allCases))
     }
 }

@@ -7,8 +7,10 @@ import Testing
 @Suite struct BatchPlanTests {
     let now = Date()
 
-    func message(_ id: String, key: String, body: String = "{}", referral: ReferralRecord? = nil,
-                 expecting: ReferralStatus? = nil) -> NewMessage {
+    func message(
+        _ id: String, key: String, body: String = "{}", referral: ReferralRecord? = nil,
+        expecting: ReferralStatus? = nil
+    ) -> NewMessage {
         NewMessage(
             id: id, key: key, kind: referral == nil ? .referral : .referralEvent, sender: "gp.khan", envelope: [], patient: nil,
             correlation: nil, body: Array(body.utf8), bodyHash: Array(body.utf8), acceptedAt: now,
@@ -17,8 +19,9 @@ import Testing
     }
 
     func referral(_ status: ReferralStatus) -> ReferralRecord {
-        ReferralRecord(messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: status,
-                       deadline: nil, updatedAt: now)
+        ReferralRecord(
+            messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: status,
+            deadline: nil, updatedAt: now)
     }
 
     @Test func aKeyRepeatedInTheBatchIsAResendOfItsFirstUse() throws {
@@ -31,8 +34,9 @@ import Testing
 
     @Test func aKeyStoredBeforeIsAnsweredAsBefore() throws {
         let earlier = EarlierSend(id: "old", fingerprint: Array("{}".utf8), deliveries: [])
-        let plan = BatchPlan([message("m1", key: "k"), message("m2", key: "k2")],
-                             earlier: [idempotencyKey("gp.khan", "k"): earlier], referrals: [:])
+        let plan = BatchPlan(
+            [message("m1", key: "k"), message("m2", key: "k2")],
+            earlier: [idempotencyKey("gp.khan", "k"): earlier], referrals: [:])
         #expect(try plan.outcomes(storedAs: [9]) == [.duplicate(id: "old", deliveries: []), .stored(seq: 9)])
     }
 

@@ -13,14 +13,16 @@ import Testing
         let old = try DatabaseQueue(path: path)
         try SQLiteStore.migrator.migrate(old, upTo: "v1")
         try old.write { db in
-            try db.execute(sql: """
-                INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, body, accepted_at)
-                VALUES ('m-old', 'referral', 'gp.khan', 'k1', x'00', '{}', '{}', 1795000000)
-                """)
-            try db.execute(sql: """
-                INSERT INTO delivery (message_seq, recipient, state, decision, rule)
-                VALUES (1, 'sw.lee', 'pending', 'deliver', 'R6-implied-consent')
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO message (id, kind, sender, idempotency_key, body_hash, envelope, body, accepted_at)
+                    VALUES ('m-old', 'referral', 'gp.khan', 'k1', x'00', '{}', '{}', 1795000000)
+                    """)
+            try db.execute(
+                sql: """
+                    INSERT INTO delivery (message_seq, recipient, state, decision, rule)
+                    VALUES (1, 'sw.lee', 'pending', 'deliver', 'R6-implied-consent')
+                    """)
         }
         #expect(try old.read { db in try SQLiteStore.migrator.appliedIdentifiers(db) } == ["v1"])
         try old.close()

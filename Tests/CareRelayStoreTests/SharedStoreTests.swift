@@ -13,12 +13,15 @@ private let server = ProcessInfo.processInfo.environment["CARERELAY_TEST_POSTGRE
 struct SharedStoreTests {
     /// Two brokers' stores on a new database of their own.
     func twoBrokers() throws -> (PostgresStore, PostgresStore) {
-        let location = try #require(server).creatingDatabase("carerelay_store_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
+        let location = try #require(server).creatingDatabase(
+            "carerelay_store_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
         return (try PostgresStore(location), try PostgresStore(location))
     }
 
-    func message(_ id: String, key: String, to recipient: PersonID = "sw.lee", referral: ReferralRecord? = nil,
-                 expecting expected: ReferralRecord.Status? = nil) -> NewMessage {
+    func message(
+        _ id: String, key: String, to recipient: PersonID = "sw.lee", referral: ReferralRecord? = nil,
+        expecting expected: ReferralRecord.Status? = nil
+    ) -> NewMessage {
         let now = Date()
         return NewMessage(
             id: id, key: key, kind: referral == nil || expected == nil ? .referral : .referralEvent, sender: "gp.khan",
@@ -76,8 +79,9 @@ struct SharedStoreTests {
     @Test func twoBrokersCannotBothTakeAReferral() throws {
         let (first, second) = try twoBrokers()
         defer { first.close(); second.close() }
-        let sent = ReferralRecord(messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: .sent,
-                                  deadline: Date().addingTimeInterval(3_600), updatedAt: Date())
+        let sent = ReferralRecord(
+            messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: .sent,
+            deadline: Date().addingTimeInterval(3_600), updatedAt: Date())
         _ = try first.accept([message("r1", key: "r1", referral: sent)], confirming: [], at: Date())
         // Both brokers read "sent", and each applies an acceptance to it.
         var byLee = sent, byOkafor = sent
@@ -97,8 +101,9 @@ struct SharedStoreTests {
     @Test func anOverdueReferralIsEscalatedOnceThoughEveryBrokerTries() throws {
         let (first, second) = try twoBrokers()
         defer { first.close(); second.close() }
-        let sent = ReferralRecord(messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: .sent,
-                                  deadline: Date().addingTimeInterval(-1), updatedAt: Date())
+        let sent = ReferralRecord(
+            messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: .sent,
+            deadline: Date().addingTimeInterval(-1), updatedAt: Date())
         _ = try first.accept([message("r1", key: "r1", referral: sent)], confirming: [], at: Date())
         // Both brokers' timers find it overdue and build the same escalation (as the engine
         // does: the broker's identity, a key derived from the referral, expecting "sent").
@@ -112,8 +117,10 @@ struct SharedStoreTests {
             message.bodyHash = Array("escalation".utf8)
             return message
         }
-        let outcomes = [try first.accept([escalation("x1")], confirming: [], at: Date())[0],
-                        try second.accept([escalation("x2")], confirming: [], at: Date())[0]]
+        let outcomes = [
+            try first.accept([escalation("x1")], confirming: [], at: Date())[0],
+            try second.accept([escalation("x2")], confirming: [], at: Date())[0],
+        ]
         #expect(outcomes.filter { if case .stored = $0 { true } else { false } }.count == 1)
         #expect(try first.overdueReferrals(at: Date()).isEmpty)
         #expect(try second.mailbox(for: "coord.patel", after: 0, excluding: [], limit: 10).count == 1)
@@ -134,10 +141,12 @@ struct SharedStoreTests {
     @Test func operatorsFiguresCountWhatWaits() throws {
         let (first, second) = try twoBrokers()
         defer { first.close(); second.close() }
-        let overdue = ReferralRecord(messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: .sent,
-                                     deadline: Date().addingTimeInterval(-60), updatedAt: Date())
-        let later = ReferralRecord(messageID: "r2", referrer: "gp.khan", team: "west.nursing", patient: nil, status: .sent,
-                                   deadline: Date().addingTimeInterval(3_600), updatedAt: Date())
+        let overdue = ReferralRecord(
+            messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: nil, status: .sent,
+            deadline: Date().addingTimeInterval(-60), updatedAt: Date())
+        let later = ReferralRecord(
+            messageID: "r2", referrer: "gp.khan", team: "west.nursing", patient: nil, status: .sent,
+            deadline: Date().addingTimeInterval(3_600), updatedAt: Date())
         _ = try first.accept([message("r1", key: "r1", referral: overdue), message("r2", key: "r2", referral: later)], confirming: [], at: Date())
         _ = try second.confirm(recipient: "sw.lee", ids: ["r2"], at: Date())
         let figures = try first.statistics(at: Date())
@@ -181,7 +190,8 @@ struct SharedStoreTests {
         defer { first.close(); second.close() }
         let (toFirst, toSecond) = (try Watch(first), try Watch(second))
         // The server ends every connection to this database but the one asking.
-        try first.unsafeExecute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        try first.unsafeExecute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
         // Each broker hears that its notifications may have gaps (the connection that carried
         // them is gone), and again once it listens anew.
         for watch in [toFirst, toSecond] {
@@ -209,7 +219,9 @@ struct SharedStoreTests {
                 do {
                     for n in 0..<50 {
                         _ = try store.accept([message("\(name)\(n)", key: "\(name)\(n)")], confirming: [], at: Date())
-                        try store.recordDeliveries(sent: [], withheld: [], audit: [AuditEntry(at: Date(), actor: "carerelay", action: .deliver, message: "\(name)\(n)")], at: Date())
+                        try store.recordDeliveries(
+                            sent: [], withheld: [], audit: [AuditEntry(at: Date(), actor: "carerelay", action: .deliver, message: "\(name)\(n)")],
+                            at: Date())
                     }
                 } catch { failures.add(error) }
             }.start()
@@ -223,7 +235,8 @@ struct SharedStoreTests {
         #expect(seqs.filter { $0.id.hasPrefix("a") }.map(\.id) == (0..<50).map { "a\($0)" })
         // Tampering shows, as on SQLite.
         try first.unsafeExecute("UPDATE audit SET actor = 'someone-else' WHERE seq = 17")
-        #expect(try second.verifyAudit() == .broken(atRow: 17, reason: "row 17 does not match its hash: it was changed, or a row before it was removed"))
+        #expect(
+            try second.verifyAudit() == .broken(atRow: 17, reason: "row 17 does not match its hash: it was changed, or a row before it was removed"))
     }
 }
 

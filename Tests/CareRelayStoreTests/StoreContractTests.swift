@@ -19,20 +19,24 @@ import Testing
         func open() throws -> any MessageStore {
             switch self {
             case .sqlite:
-                return try SQLiteStore(path: FileManager.default.temporaryDirectory
-                    .appendingPathComponent("contract-\(UUID().uuidString).sqlite").path)
+                return try SQLiteStore(
+                    path: FileManager.default.temporaryDirectory
+                        .appendingPathComponent("contract-\(UUID().uuidString).sqlite").path)
             case .postgres:
                 let server = try #require(Self.postgresServer)
-                return try PostgresStore(server.creatingDatabase(
-                    "carerelay_contract_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")))
+                return try PostgresStore(
+                    server.creatingDatabase(
+                        "carerelay_contract_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")))
             }
         }
     }
 
     static let patient = try! NHSNumber(validating: "9434765919")
 
-    func message(_ id: String, key: String, body: String = "{}", kind: MessageKind = .referral, patient: NHSNumber? = nil,
-                 referral: ReferralRecord? = nil, expecting: ReferralRecord.Status? = nil) -> NewMessage {
+    func message(
+        _ id: String, key: String, body: String = "{}", kind: MessageKind = .referral, patient: NHSNumber? = nil,
+        referral: ReferralRecord? = nil, expecting: ReferralRecord.Status? = nil
+    ) -> NewMessage {
         let now = Date()
         return NewMessage(
             id: id, key: key, kind: kind, sender: "gp.khan", envelope: Array("{}".utf8), patient: patient, correlation: nil,
@@ -46,11 +50,12 @@ import Testing
     func schema(_ kind: Kind) throws {
         let store = try kind.open()
         defer { store.close() }
-        let built: [String: [String]] = switch store {
-        case let sqlite as SQLiteStore: try sqlite.tablesAndColumns()
-        case let postgres as PostgresStore: try postgres.tablesAndColumns()
-        default: [:]
-        }
+        let built: [String: [String]] =
+            switch store {
+            case let sqlite as SQLiteStore: try sqlite.tablesAndColumns()
+            case let postgres as PostgresStore: try postgres.tablesAndColumns()
+            default: [:]
+            }
         var expected = StoreSchema.tables
         if kind == .postgres { expected.merge(StoreSchema.postgresOnly) { $1 } }
         #expect(Set(built.keys) == Set(expected.keys))
@@ -78,20 +83,23 @@ import Testing
         let store = try kind.open()
         defer { store.close() }
         let now = Date()
-        let sent = ReferralRecord(messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: Self.patient,
-                                  status: .sent, deadline: now.addingTimeInterval(3_600), updatedAt: now)
+        let sent = ReferralRecord(
+            messageID: "r1", referrer: "gp.khan", team: "west.social-care", patient: Self.patient,
+            status: .sent, deadline: now.addingTimeInterval(3_600), updatedAt: now)
         _ = try store.accept([message("r1", key: "k-r1", patient: Self.patient, referral: sent)], confirming: [], at: now)
         #expect(try store.statistics(at: now).intakeWaiting == ["west.social-care": 1])
         var taken = sent
         taken.status = .accepted
         taken.takenBy = "sw.lee"
-        let accept = try store.accept([message("e1", key: "k-e1", kind: .referralEvent, referral: taken, expecting: .sent)],
-                                      confirming: [], at: now)
+        let accept = try store.accept(
+            [message("e1", key: "k-e1", kind: .referralEvent, referral: taken, expecting: .sent)],
+            confirming: [], at: now)
         guard case .stored = accept.first else { Issue.record("not stored: \(accept)"); return }
         var other = sent
         other.status = .declined
-        let late = try store.accept([message("e2", key: "k-e2", kind: .referralEvent, referral: other, expecting: .sent)],
-                                    confirming: [], at: now)
+        let late = try store.accept(
+            [message("e2", key: "k-e2", kind: .referralEvent, referral: other, expecting: .sent)],
+            confirming: [], at: now)
         guard case .referralChanged(let current) = late.first else { Issue.record("expected referralChanged: \(late)"); return }
         #expect(current.status == .accepted && current.takenBy == "sw.lee")
         #expect(try store.referral(id: "r1")?.status == .accepted)
@@ -129,9 +137,12 @@ import Testing
     func consentRecords(_ kind: Kind) throws {
         let store = try kind.open()
         defer { store.close() }
-        _ = try store.accept([message("c1", key: "c1", kind: .consent, patient: Self.patient),
-                              message("x", key: "x"),
-                              message("c2", key: "c2", kind: .consent, patient: Self.patient)], confirming: [], at: Date())
+        _ = try store.accept(
+            [
+                message("c1", key: "c1", kind: .consent, patient: Self.patient),
+                message("x", key: "x"),
+                message("c2", key: "c2", kind: .consent, patient: Self.patient),
+            ], confirming: [], at: Date())
         let all = try store.consentRecords(after: 0)
         #expect(all.map(\.id) == ["c1", "c2"])
         #expect(try store.consentRecords(after: all[0].seq).map(\.id) == ["c2"])

@@ -23,7 +23,8 @@ struct StoreDeadlineTests {
     }
 
     @Test func everyCallGivesUpWithinItsTimeoutAndTheStoreRecovers() throws {
-        let database = try #require(server).creatingDatabase("carerelay_deadline_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
+        let database = try #require(server).creatingDatabase(
+            "carerelay_deadline_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
         #expect(database.host.hasPrefix("127."), "the proxy listens on loopback, as the test server does")
         let proxy = try FreezingProxy(toLoopbackPort: database.port)
         defer { proxy.stop() }

@@ -22,7 +22,10 @@ import Testing
         let (store, _) = try temporaryStore()
         let first = try store.accept([message("m1", key: "k")])
         guard case .stored = first[0] else { Issue.record("not stored"); return }
-        #expect(try store.accept([message("m2", key: "k")]) == [.duplicate(id: "m1", deliveries: [PlannedDelivery(recipient: "sw.lee", decision: .deliver, rule: "R6-implied-consent")])])
+        #expect(
+            try store.accept([message("m2", key: "k")]) == [
+                .duplicate(id: "m1", deliveries: [PlannedDelivery(recipient: "sw.lee", decision: .deliver, rule: "R6-implied-consent")])
+            ])
         #expect(try store.accept([message("m3", key: "k", body: "{\"other\":1}")]) == [.conflict(id: "m1")])
         #expect(try store.mailbox(for: "sw.lee", excluding: [], limit: 10).map(\.id) == ["m1"])
     }
@@ -69,7 +72,8 @@ import Testing
         let at = Date(timeIntervalSince1970: 0)
         let a = AuditEntry(at: at, actor: "ab", action: .accept, patient: "c")
         let b = AuditEntry(at: at, actor: "a", action: .accept, patient: "bc")
-        #expect(AuditChain.hash(previous: AuditChain.genesis.hash, seq: 1, atMillis: 0, entry: a)
+        #expect(
+            AuditChain.hash(previous: AuditChain.genesis.hash, seq: 1, atMillis: 0, entry: a)
                 != AuditChain.hash(previous: AuditChain.genesis.hash, seq: 1, atMillis: 0, entry: b))
     }
 }

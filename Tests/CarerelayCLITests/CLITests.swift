@@ -146,7 +146,9 @@ import ZeroMQ
         let noTo = try cli.run(["referral", "send", "--patient", ellisNHS, "--service", "x", "--reason", "y", "--patient-agreed"])
         #expect(noTo.status == 64, "\(noTo)")
         #expect(noTo.stderr.contains("--to"), "\(noTo)")
-        let badAddress = try cli.run(["referral", "send", "--to", "west.social-care", "--patient", ellisNHS, "--service", "x", "--reason", "y", "--patient-agreed"])
+        let badAddress = try cli.run([
+            "referral", "send", "--to", "west.social-care", "--patient", ellisNHS, "--service", "x", "--reason", "y", "--patient-agreed",
+        ])
         #expect(badAddress.status == 64, "\(badAddress)")
         #expect(badAddress.stderr.contains("scheme:value"), "\(badAddress)")
         let unknownOption = try cli.run(["referral", "track", "m1-2", "--colour"])
@@ -156,7 +158,10 @@ import ZeroMQ
         #expect(help.status == 0)
         #expect(help.stdout.contains("EXIT CODES"))
         #expect(help.stdout.contains("69"))
-        for command in [["referral", "send"], ["referral", "track"], ["mdt", "publish"], ["watch"], ["consent", "record"], ["audit", "verify"], ["keys", "generate"]] {
+        for command in [
+            ["referral", "send"], ["referral", "track"], ["mdt", "publish"], ["watch"], ["consent", "record"], ["audit", "verify"],
+            ["keys", "generate"],
+        ] {
             let page = try cli.run(command + ["--help"])
             #expect(page.status == 0)
             #expect(page.stdout.contains("carerelay \(command.joined(separator: " "))"), "no example in \(command) --help")
@@ -175,8 +180,10 @@ import ZeroMQ
         let system = try CareSystem()
         try system.start()
         let gp = try system.cli("gp.khan")
-        let sent = try gp.run(["referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
-                               "--service", "Assessment", "--reason", "Falls at home", "--no-patient-agreed"])
+        let sent = try gp.run([
+            "referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
+            "--service", "Assessment", "--reason", "Falls at home", "--no-patient-agreed",
+        ])
         #expect(sent.status == 0, "\(sent)")
         let id = try #require(sentID(sent))
 
@@ -211,9 +218,13 @@ import ZeroMQ
         let system = try CareSystem()
         try system.start()
         let gp = try system.cli("gp.khan")
-        let first = try #require(sentID(try gp.run(["referral", "send", "--to", "person:nurse.ali", "--patient", ellisNHS,
-                                                    "--category", "community-nursing", "--service", "Wound care",
-                                                    "--reason", "Leg ulcer", "--patient-agreed", "--priority", "urgent"])))
+        let first = try #require(
+            sentID(
+                try gp.run([
+                    "referral", "send", "--to", "person:nurse.ali", "--patient", ellisNHS,
+                    "--category", "community-nursing", "--service", "Wound care",
+                    "--reason", "Leg ulcer", "--patient-agreed", "--priority", "urgent",
+                ])))
         let nurse = try system.cli("nurse.ali")
         let decline = try nurse.run(["referral", "decline", first, "--reason", "No capacity this week", "--code", "no-capacity"])
         #expect(decline.status == 0, "\(decline)")
@@ -223,8 +234,12 @@ import ZeroMQ
         let track = try gp.run(["referral", "track", first])
         #expect(track.stdout.contains("declined by nurse.ali (Yusuf Ali): No capacity this week"), "\(track)")
 
-        let second = try #require(sentID(try gp.run(["referral", "send", "--to", "person:nurse.ali", "--patient", ellisNHS,
-                                                     "--service", "Wound care", "--reason", "Leg ulcer", "--patient-agreed"])))
+        let second = try #require(
+            sentID(
+                try gp.run([
+                    "referral", "send", "--to", "person:nurse.ali", "--patient", ellisNHS,
+                    "--service", "Wound care", "--reason", "Leg ulcer", "--patient-agreed",
+                ])))
         #expect(try nurse.run(["referral", "accept", second]).status == 0)
         let complete = try nurse.run(["referral", "complete", second, "--outcome", "Healed"])
         #expect(complete.status == 0, "\(complete)")
@@ -294,8 +309,10 @@ import ZeroMQ
         }
         let team = try nurse.run(["careteam", "show", "--patient", ellisNHS])
         #expect(team.stdout.contains("team:west.mdt"), "\(team)")
-        let consent = try nurse.run(["consent", "record", "--patient", ellisNHS, "--actor", "team:west.mdt",
-                                     "--purpose", "mdt-discussion", "--id", "cd-ellis-mdt"])
+        let consent = try nurse.run([
+            "consent", "record", "--patient", ellisNHS, "--actor", "team:west.mdt",
+            "--purpose", "mdt-discussion", "--id", "cd-ellis-mdt",
+        ])
         #expect(consent.status == 0, "\(consent)")
         let history = try nurse.run(["consent", "show", "--patient", ellisNHS])
         #expect(history.stdout.contains("cd-ellis-mdt"), "\(history)")
@@ -303,18 +320,26 @@ import ZeroMQ
 
         let draft = mdt.workingDirectory.appendingPathComponent("wed.json").path
         let start = Timestamp(Date().addingTimeInterval(2 * 86_400)).text
-        let create = try mdt.run(["mdt", "create", "--team", "west.mdt", "--start", start, "--location", "Pallion HC room 2",
-                                  "--meeting", "west.mdt.next", "--output", draft])
+        let create = try mdt.run([
+            "mdt", "create", "--team", "west.mdt", "--start", start, "--location", "Pallion HC room 2",
+            "--meeting", "west.mdt.next", "--output", draft,
+        ])
         #expect(create.status == 0, "\(create)")
         #expect(create.stdout.contains("nurse.ali"), "attendees come from the directory: \(create)")
-        let item1 = try mdt.run(["mdt", "add-item", "--file", draft, "--patient", "943 476 5919", "--reason", "Two falls; carer in hospital",
-                                 "--intervention", "Social care referral|gp.khan|Accepted by Grace Okafor", "--owner", "coord.patel"])
+        let item1 = try mdt.run([
+            "mdt", "add-item", "--file", draft, "--patient", "943 476 5919", "--reason", "Two falls; carer in hospital",
+            "--intervention", "Social care referral|gp.khan|Accepted by Grace Okafor", "--owner", "coord.patel",
+        ])
         #expect(item1.status == 0, "\(item1)")
-        let item2 = try mdt.run(["mdt", "add-item", "--file", draft, "--patient", robsonNHS, "--reason", "Leg ulcer review",
-                                 "--owner", "nurse.ali", "--sensitivity", "medication"])
+        let item2 = try mdt.run([
+            "mdt", "add-item", "--file", draft, "--patient", robsonNHS, "--reason", "Leg ulcer review",
+            "--owner", "nurse.ali", "--sensitivity", "medication",
+        ])
         #expect(item2.status == 0, "\(item2)")
-        let badItem = try mdt.run(["mdt", "add-item", "--file", draft, "--patient", ellisNHS, "--reason", "x", "--owner", "coord.patel",
-                                   "--intervention", "only an action"])
+        let badItem = try mdt.run([
+            "mdt", "add-item", "--file", draft, "--patient", ellisNHS, "--reason", "x", "--owner", "coord.patel",
+            "--intervention", "only an action",
+        ])
         #expect(badItem.status == 64, "\(badItem)")
 
         let publish = try mdt.run(["mdt", "publish", "--file", draft])
@@ -359,8 +384,10 @@ import ZeroMQ
         let watcher = try system.cli("sw.okafor").start(["watch", "--count", "1", "--timeout", "60", "--topic", "referral/west/west.social-care"])
         #expect(watcher.waitFor { _, err in err.contains("Watching as Grace Okafor") }, "watch did not start: \(watcher.stderr)")
 
-        let sent = try system.cli("gp.khan").run(["referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
-                                                  "--service", "Assessment", "--reason", "Falls at home", "--patient-agreed"])
+        let sent = try system.cli("gp.khan").run([
+            "referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
+            "--service", "Assessment", "--reason", "Falls at home", "--patient-agreed",
+        ])
         let id = try #require(sentID(sent), "\(sent)")
         let result = try watcher.finish()
         #expect(result.status == 0, "\(result)")
@@ -404,15 +431,20 @@ import ZeroMQ
     /// feeds the output's own lines end with.
     static func rawControls(_ text: String) -> [String] {
         text.unicodeScalars.filter { s in
-            (s.value < 0x20 && s != "\n") || (0x7F...0x9F).contains(s.value) || (0x202A...0x202E).contains(s.value) || (0x2066...0x2069).contains(s.value)
+            (s.value < 0x20 && s != "\n") || (0x7F...0x9F).contains(s.value) || (0x202A...0x202E).contains(s.value)
+                || (0x2066...0x2069).contains(s.value)
         }.map { String(format: "U+%04X", $0.value) }
     }
 
     static func expectSafe(_ result: CLIResult, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(result.status == 0, "\(what): \(result)", sourceLocation: sourceLocation)
-        #expect(rawControls(result.stdout).isEmpty, "\(what) printed \(rawControls(result.stdout)) raw: \(result.stdout.debugDescription)", sourceLocation: sourceLocation)
+        #expect(
+            rawControls(result.stdout).isEmpty, "\(what) printed \(rawControls(result.stdout)) raw: \(result.stdout.debugDescription)",
+            sourceLocation: sourceLocation)
         #expect(rawControls(result.stderr).isEmpty, "\(what) printed \(rawControls(result.stderr)) raw to stderr", sourceLocation: sourceLocation)
-        #expect(!result.stdout.contains("\nTaken by: sw.forged"), "\(what): a line break in a message starts no line of its own", sourceLocation: sourceLocation)
+        #expect(
+            !result.stdout.contains("\nTaken by: sw.forged"), "\(what): a line break in a message starts no line of its own",
+            sourceLocation: sourceLocation)
     }
 
     @Test func escapeSequencesInACheckInNeverReachTheTerminalRaw() throws {
@@ -432,11 +464,15 @@ import ZeroMQ
         wellbeing["text"] = Self.hostile
         checkIn["patientWellbeing"] = wellbeing
         let body = [UInt8](try JSONSerialization.data(withJSONObject: checkIn))
-        let carer = try CareRelayClient(configuration: ClientConfiguration(
-            endpoint: system.endpoint, brokerPublicKey: system.brokerKeys.publicKey, keys: try #require(system.keys["carer.ellis"])))
+        let carer = try CareRelayClient(
+            configuration: ClientConfiguration(
+                endpoint: system.endpoint, brokerPublicKey: system.brokerKeys.publicKey, keys: try #require(system.keys["carer.ellis"])))
         func sendCheckIn() throws -> String {
-            try carer.send(SendHeader(key: UUID().uuidString, kind: .carerCheckIn, to: [.person("coord.patel")],
-                                      patient: try NHSNumber(validating: ellisNHS)), body: body).id
+            try carer.send(
+                SendHeader(
+                    key: UUID().uuidString, kind: .carerCheckIn, to: [.person("coord.patel")],
+                    patient: try NHSNumber(validating: ellisNHS)), body: body
+            ).id
         }
 
         let text = try coordinator.start(["watch", "--count", "1", "--timeout", "60"])
@@ -462,8 +498,10 @@ import ZeroMQ
         let system = try CareSystem()
         try system.start()
         let gp = try system.cli("gp.khan")
-        let sent = try gp.run(["referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS, "--service", "Assessment \(Self.hostile)",
-                               "--reason", Self.hostile, "--patient-agreed"])
+        let sent = try gp.run([
+            "referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS, "--service", "Assessment \(Self.hostile)",
+            "--reason", Self.hostile, "--patient-agreed",
+        ])
         let id = try #require(sentID(sent), "\(sent)")
         let social = try system.cli("sw.okafor")
         Self.expectSafe(try social.run(["referral", "inbox"]), "referral inbox")
@@ -511,8 +549,12 @@ import ZeroMQ
         let system = try CareSystem()
         try system.start()
         let gp = try system.cli("gp.khan")
-        let id = try #require(sentID(try gp.run(["referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
-                                                 "--service", "Assessment", "--reason", "Falls", "--patient-agreed"])))
+        let id = try #require(
+            sentID(
+                try gp.run([
+                    "referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS,
+                    "--service", "Assessment", "--reason", "Falls", "--patient-agreed",
+                ])))
         // Accepted by the intake, Mrs Ellis is in the care of the co-ordinator's team.
         #expect(try system.cli("sw.okafor").run(["referral", "accept", id]).status == 0)
         let coordinator = try system.cli("coord.patel")

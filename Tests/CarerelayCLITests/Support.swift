@@ -50,15 +50,17 @@ final class CareSystem: @unchecked Sendable {
             localities: [.init(id: "west", name: "Sunderland West")],
             teams: [
                 .init(id: "west.gp", name: "Pallion Health Centre", locality: "west"),
-                .init(id: "west.social-care", name: "West social care intake", locality: "west", coordinator: "coord.patel",
-                      hours: "mon-fri 08:00-18:00", fallback: ["District nurses: 0191 555 0100", "Emergency: 999"]),
+                .init(
+                    id: "west.social-care", name: "West social care intake", locality: "west", coordinator: "coord.patel",
+                    hours: "mon-fri 08:00-18:00", fallback: ["District nurses: 0191 555 0100", "Emergency: 999"]),
                 .init(id: "west.nursing", name: "West community nursing", locality: "west"),
                 .init(id: "west.mdt", name: "West Wednesday MDT", kind: .mdt, locality: "west", coordinator: "mdt.jones"),
                 .init(id: "west.voluntary", name: "Age UK Sunderland volunteers", locality: "west"),
             ],
             people: Self.people.map { p in
-                Directory.Person(id: p.0, name: p.1, roles: p.2, organisation: "sunderland-ccg", teams: p.3,
-                                 key: publicKeys[p.0] ?? keys[p.0]?.publicKey ?? "")
+                Directory.Person(
+                    id: p.0, name: p.1, roles: p.2, organisation: "sunderland-ccg", teams: p.3,
+                    key: publicKeys[p.0] ?? keys[p.0]?.publicKey ?? "")
             })
         self.directory = try DirectoryIndex(directory)
         try brokerKeys.savePublic(path: brokerKeyPath, comment: "CareRelay test broker")
@@ -143,7 +145,8 @@ struct CLI {
             let file = folder.appendingPathComponent("carerelay")
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-               FileManager.default.isExecutableFile(atPath: file.path) {
+                FileManager.default.isExecutableFile(atPath: file.path)
+            {
                 return file
             }
         }
@@ -151,7 +154,8 @@ struct CLI {
     }()
 
     func start(_ arguments: [String]) throws -> Running {
-        let executable = try #require(Self.executable, "the carerelay executable was not found next to the test bundle; run swift build --build-tests first")
+        let executable = try #require(
+            Self.executable, "the carerelay executable was not found next to the test bundle; run swift build --build-tests first")
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         return try Running(executable: executable, arguments: arguments, environment: env, directory: workingDirectory)
@@ -286,7 +290,9 @@ final class Running: @unchecked Sendable {
                 condition.unlock()
                 process.terminate()
                 let partial = CLIResult(status: -1, stdout: stdout, stderr: stderr)
-                Issue.record("carerelay \(process.arguments ?? []) did not finish within \(timeout)s (exited \(exited), stdout closed \(outClosed), stderr closed \(errClosed))\n\(partial)")
+                Issue.record(
+                    "carerelay \(process.arguments ?? []) did not finish within \(timeout)s (exited \(exited), stdout closed \(outClosed), stderr closed \(errClosed))\n\(partial)"
+                )
                 throw CancellationError()
             }
         }
@@ -301,8 +307,9 @@ final class Running: @unchecked Sendable {
 /// The first match of a pattern's first capture group.
 func capture(_ pattern: String, in text: String) -> String? {
     guard let regex = try? NSRegularExpression(pattern: pattern),
-          let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
-          match.numberOfRanges > 1, let range = Range(match.range(at: 1), in: text) else { return nil }
+        let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
+        match.numberOfRanges > 1, let range = Range(match.range(at: 1), in: text)
+    else { return nil }
     return String(text[range])
 }
 
@@ -337,7 +344,9 @@ enum Fixtures {
         sections = sections.map { section in
             var s = section
             if var activities = s["activities"] as? [[String: Any]] {
-                activities = activities.map { a in var a = a; a.removeValue(forKey: "performer"); return a }
+                activities = activities.map { a in
+                    var a = a; a.removeValue(forKey: "performer"); return a
+                }
                 s["activities"] = activities
             }
             return s

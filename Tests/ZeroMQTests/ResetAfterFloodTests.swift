@@ -20,7 +20,9 @@ import ZeroMQ
     }
 
     @Test func theLibraryIsThePatchedBuild() {
-        #expect(ZMQLibrary.carerelayPatchLevel != nil, """
+        #expect(
+            ZMQLibrary.carerelayPatchLevel != nil,
+            """
             libzmq \(ZMQLibrary.versionString) lacks CareRelay's patch: a client that floods a connection and resets it can \
             abort the broker. Run Scripts/setup (Scripts/libzmq/build), or set CARERELAY_REPRODUCE_LIBZMQ_ABORT=1 to see the abort.
             """)

@@ -18,14 +18,14 @@ import ZeroMQ
     }
 
     @Test(arguments: [
-        "abcd",          // not a multiple of 5
-        "Hello World",   // length 11
-        "Hell\"",        // '"' is outside the alphabet
-        "Hell ",         // so is space
-        "Hell\u{0}",     // embedded NUL must not truncate validation
-        "Helé",          // non-ASCII (5 UTF-8 bytes, not Z85)
-        "%%%%%",         // 84·(85⁴+…+1) overflows 32 bits
-        "%nSc1",         // 2³² exactly: the smallest overflowing group
+        "abcd",  // not a multiple of 5
+        "Hello World",  // length 11
+        "Hell\"",  // '"' is outside the alphabet
+        "Hell ",  // so is space
+        "Hell\u{0}",  // embedded NUL must not truncate validation
+        "Helé",  // non-ASCII (5 UTF-8 bytes, not Z85)
+        "%%%%%",  // 84·(85⁴+…+1) overflows 32 bits
+        "%nSc1",  // 2³² exactly: the smallest overflowing group
     ])
     func rejectsMalformedText(_ text: String) {
         #expect(throws: ZMQError.invalidArgument) { try Z85.decode(text) }

@@ -2,9 +2,9 @@ import Foundation
 import ZeroMQ
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The binary frames every round-trip test sends: edge-case sizes and every byte value.
@@ -72,9 +72,9 @@ final class SilentZMTPPeer {
 
     init(port: UInt16) throws {
         #if canImport(Glibc)
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        fd = socket(AF_INET, SOCK_STREAM, 0)
+            fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard fd >= 0 else { throw POSIXError(.EBADF) }
         var address = sockaddr_in()

@@ -63,8 +63,10 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
         /// When, in words ("twice daily, 08:00 and 20:00").
         public var schedule: String?
 
-        public init(description: String, status: ActivityStatus, performer: PerformerReference? = nil,
-                    schedule: String? = nil) {
+        public init(
+            description: String, status: ActivityStatus, performer: PerformerReference? = nil,
+            schedule: String? = nil
+        ) {
             self.description = description
             self.status = status
             self.performer = performer
@@ -92,8 +94,10 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
         /// At least one label; `general` for nothing sensitive.
         public var labels: [DataCategory]
 
-        public init(id: String, kind: SectionKind? = nil, title: String, text: String,
-                    activities: [Activity]? = nil, labels: [DataCategory]) {
+        public init(
+            id: String, kind: SectionKind? = nil, title: String, text: String,
+            activities: [Activity]? = nil, labels: [DataCategory]
+        ) {
             self.id = id
             self.kind = kind
             self.title = title
@@ -141,10 +145,12 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
     /// Set by redaction: how many sections this copy leaves out for this recipient.
     public var sectionsWithheld: Int?
 
-    public init(plan: String, version: Int, status: Status = .active, intent: Intent = .plan, patient: NHSNumber,
-                title: String, description: String? = nil, period: Period, author: PersonID, team: TeamID? = nil,
-                careCoordinator: PersonID? = nil, created: Timestamp, sections: [Section], changeSummary: String,
-                sectionsWithheld: Int? = nil) {
+    public init(
+        plan: String, version: Int, status: Status = .active, intent: Intent = .plan, patient: NHSNumber,
+        title: String, description: String? = nil, period: Period, author: PersonID, team: TeamID? = nil,
+        careCoordinator: PersonID? = nil, created: Timestamp, sections: [Section], changeSummary: String,
+        sectionsWithheld: Int? = nil
+    ) {
         self.plan = plan
         self.version = version
         self.status = status

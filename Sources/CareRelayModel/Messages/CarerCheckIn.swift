@@ -96,9 +96,11 @@ public struct CarerCheckIn: MessageBodyContent, Hashable {
     public var urgency: Urgency
     public var readings: [Reading]?
 
-    public init(status: Status = .completed, patient: NHSNumber, carer: PersonID, authored: Timestamp,
-                patientWellbeing: PatientWellbeing, carerWellbeing: CarerWellbeing, concerns: String? = nil,
-                urgency: Urgency, readings: [Reading]? = nil) {
+    public init(
+        status: Status = .completed, patient: NHSNumber, carer: PersonID, authored: Timestamp,
+        patientWellbeing: PatientWellbeing, carerWellbeing: CarerWellbeing, concerns: String? = nil,
+        urgency: Urgency, readings: [Reading]? = nil
+    ) {
         self.status = status
         self.patient = patient
         self.carer = carer

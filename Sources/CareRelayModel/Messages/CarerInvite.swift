@@ -41,8 +41,9 @@ public struct CarerInvite: MessageBodyContent, Hashable {
             let value = try nested.decode(String.self)
             let here = c.codingPath + [CodingKeys.patients, AnyCodingKey.index(index)]
             guard value.utf8.count == 10, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-                throw MessageValidationError(here, "an NHS number is written as exactly 10 digits, without spaces, found \"\(value.prefix(40))\"",
-                                             kind: .invalidNHSNumber)
+                throw MessageValidationError(
+                    here, "an NHS number is written as exactly 10 digits, without spaces, found \"\(value.prefix(40))\"",
+                    kind: .invalidNHSNumber)
             }
             let number: NHSNumber
             do { number = try NHSNumber(validating: value) } catch {

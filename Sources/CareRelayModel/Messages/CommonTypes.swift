@@ -49,7 +49,8 @@ public struct Timestamp: CheckedText, Comparable, CustomStringConvertible {
     /// The moment this names.
     public var date: Date? {
         let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = text.contains(".")
+        formatter.formatOptions =
+            text.contains(".")
             ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
         return formatter.date(from: text)
     }

@@ -73,8 +73,10 @@ public struct MDTAgenda: MessageBodyContent, Hashable {
         /// Sensitivity labels for what the discussion will touch (none means general).
         public var sensitivity: [DataCategory]?
 
-        public init(patient: NHSNumber, reason: String, interventions: [Intervention] = [], owner: PersonID,
-                    sensitivity: [DataCategory]? = nil) {
+        public init(
+            patient: NHSNumber, reason: String, interventions: [Intervention] = [], owner: PersonID,
+            sensitivity: [DataCategory]? = nil
+        ) {
             self.patient = patient
             self.reason = reason
             self.interventions = interventions
@@ -161,9 +163,11 @@ public struct MDTAgenda: MessageBodyContent, Hashable {
     public var items: [Entry]
     public var notes: String?
 
-    public init(meeting: MeetingID, team: TeamID, locality: LocalityID? = nil, title: String, start: Timestamp,
-                end: Timestamp? = nil, location: String, version: Int = 1, chair: PersonID? = nil,
-                attendees: [Attendee], items: [Entry], notes: String? = nil) {
+    public init(
+        meeting: MeetingID, team: TeamID, locality: LocalityID? = nil, title: String, start: Timestamp,
+        end: Timestamp? = nil, location: String, version: Int = 1, chair: PersonID? = nil,
+        attendees: [Attendee], items: [Entry], notes: String? = nil
+    ) {
         self.meeting = meeting
         self.team = team
         self.locality = locality

@@ -59,8 +59,9 @@ public struct MessageValidationError: Error, Equatable, Hashable, Sendable, Cust
             if context.codingPath.isEmpty {
                 return MessageValidationError(path: "(body)", reason: "the body is not valid JSON")
             }
-            return MessageValidationError(context.codingPath, context.debugDescription,
-                                          kind: error.isInvalidNHSNumber ? .invalidNHSNumber : .schemaViolation)
+            return MessageValidationError(
+                context.codingPath, context.debugDescription,
+                kind: error.isInvalidNHSNumber ? .invalidNHSNumber : .schemaViolation)
         @unknown default:
             return MessageValidationError(path: "(body)", reason: "the body could not be read: \(error)")
         }
@@ -144,14 +145,16 @@ enum Check {
 
     /// `^[a-z0-9-]{1,64}$`: a data category (sensitivity label).
     static func category(_ text: String) -> String? {
-        let ok = !text.isEmpty && text.utf8.count <= 64
+        let ok =
+            !text.isEmpty && text.utf8.count <= 64
             && text.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
         return ok ? nil : "\"\(text.prefix(80))\" is not a data category: use 1-64 characters of a-z, 0-9, '-'"
     }
 
     /// `^[A-Za-z0-9._:-]{1,128}$`: a broker message id.
     static func messageID(_ text: String) -> String? {
-        let ok = !text.isEmpty && text.utf8.count <= Limits.messageIDLength
+        let ok =
+            !text.isEmpty && text.utf8.count <= Limits.messageIDLength
             && text.utf8.allSatisfy {
                 ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39)
                     || $0 == 0x2E || $0 == 0x5F || $0 == 0x3A || $0 == 0x2D
@@ -181,7 +184,8 @@ extension KeyedDecodingContainer {
     func int(_ key: Key, in range: ClosedRange<Int>) throws -> Int {
         let value = try decode(Int.self, forKey: key)
         guard range.contains(value) else {
-            let bound = range.upperBound == Int.max
+            let bound =
+                range.upperBound == Int.max
                 ? "at least \(range.lowerBound)" : "from \(range.lowerBound) to \(range.upperBound)"
             throw fail(key, "\(value) is out of range: the value must be \(bound)")
         }

@@ -96,14 +96,15 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
         note = try c.textIfPresent(.note)
 
         // Each event allows only its own detail fields, as the schema's if/then rules do.
-        let allowed: Set<CodingKeys> = switch type {
-        case .accepted: []
-        case .declined: [.reason, .reasonCode]
-        case .allocated: [.allocatedTo]
-        case .completed: [.outcome]
-        case .withdrawn: [.reason]
-        case .escalated: [.reason]
-        }
+        let allowed: Set<CodingKeys> =
+            switch type {
+            case .accepted: []
+            case .declined: [.reason, .reasonCode]
+            case .allocated: [.allocatedTo]
+            case .completed: [.outcome]
+            case .withdrawn: [.reason]
+            case .escalated: [.reason]
+            }
         for key in [CodingKeys.reason, .reasonCode, .allocatedTo, .outcome]
         where c.contains(key) && !allowed.contains(key) {
             throw c.fail(key, "a \"\(type.rawValue)\" event does not carry \(key.rawValue)")

@@ -17,7 +17,10 @@ public struct StoreStatistics: Sendable, Equatable, Codable {
     /// Referrals still untaken past their response target.
     public var overdueReferrals: Int64
     public var auditRows: Int64
-    public init(storeBytes: Int64, messages: Int64, undelivered: Int64, oldestUndeliveredAcceptedAt: Date?, intakeWaiting: [String: Int64], overdueReferrals: Int64, auditRows: Int64) {
+    public init(
+        storeBytes: Int64, messages: Int64, undelivered: Int64, oldestUndeliveredAcceptedAt: Date?, intakeWaiting: [String: Int64],
+        overdueReferrals: Int64, auditRows: Int64
+    ) {
         self.storeBytes = storeBytes
         self.messages = messages
         self.undelivered = undelivered

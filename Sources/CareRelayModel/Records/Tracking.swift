@@ -59,7 +59,9 @@ public struct Tracking: Sendable, Codable, Equatable {
     public var recipients: [Recipient]
     public var referral: ReferralRecord?
     public var events: [String]
-    public init(id: String, kind: MessageKind, sender: PersonID, acceptedAt: Date, recipients: [Recipient], referral: ReferralRecord?, events: [String]) {
+    public init(
+        id: String, kind: MessageKind, sender: PersonID, acceptedAt: Date, recipients: [Recipient], referral: ReferralRecord?, events: [String]
+    ) {
         self.id = id
         self.kind = kind
         self.sender = sender

@@ -43,7 +43,8 @@ struct CarePlanCommand: ParsableCommand {
             }
             let client = try globals.connect()
             let header = Sender.header(kind: .carePlanShare, to: addresses, patient: plan.patient, key: key)
-            let accepted = try Sender.send(client, header, body: bytes, what: "Shared care plan \(plan.plan) version \(plan.version)", json: globals.json)
+            let accepted = try Sender.send(
+                client, header, body: bytes, what: "Shared care plan \(plan.plan) version \(plan.version)", json: globals.json)
             try Sender.finish(accepted)
         }
     }
@@ -63,10 +64,11 @@ struct CarePlanCommand: ParsableCommand {
         var result: [Version] = []
         for line in lines {
             guard let view = try? client.query(MessageQuery(id: line.id)),
-                  let bytes = view.bodyBytes,
-                  case .carePlanShare(let p)? = try? MessageBody.decode(kind: .carePlanShare, json: bytes),
-                  p.patient == patient, plan == nil || p.plan == plan,
-                  let json = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { continue }
+                let bytes = view.bodyBytes,
+                case .carePlanShare(let p)? = try? MessageBody.decode(kind: .carePlanShare, json: bytes),
+                p.patient == patient, plan == nil || p.plan == plan,
+                let json = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+            else { continue }
             if result.contains(where: { $0.plan.plan == p.plan && $0.plan.version == p.version }) { continue }
             result.append(Version(id: line.id, sentAt: line.acceptedAt, plan: p, json: json))
         }
@@ -81,20 +83,26 @@ struct CarePlanCommand: ParsableCommand {
         @Option(help: "The patient's NHS number.") var patient: String
         @Option(help: "Only this plan id.") var plan: String?
 
-        struct Row: Codable { var plan: String; var version: Int; var status: String; var created: String; var author: String; var changeSummary: String; var sections: Int; var id: String }
+        struct Row: Codable {
+            var plan: String; var version: Int; var status: String; var created: String; var author: String; var changeSummary: String;
+            var sections: Int; var id: String
+        }
 
         func run() throws {
             let nhs = try Input.nhsNumber(patient)
             let client = try globals.connect()
             let rows = try CarePlanCommand.versions(client, patient: nhs, plan: plan).map {
-                Row(plan: $0.plan.plan, version: $0.plan.version, status: $0.plan.status.rawValue, created: $0.plan.created.text,
+                Row(
+                    plan: $0.plan.plan, version: $0.plan.version, status: $0.plan.status.rawValue, created: $0.plan.created.text,
                     author: $0.plan.author.rawValue, changeSummary: $0.plan.changeSummary, sections: $0.plan.sections.count, id: $0.id)
             }
             if globals.json { Console.json(rows); return }
             if rows.isEmpty { Console.out("No care plans for \(nhs.formatted) that you sent or received."); return }
-            Console.table(["PLAN", "VERSION", "STATUS", "CREATED", "AUTHOR", "SECTIONS", "MESSAGE", "CHANGE"], rows.map {
-                [$0.plan, "\($0.version)", $0.status, $0.created, $0.author, "\($0.sections)", $0.id, Format.oneLine($0.changeSummary)]
-            })
+            Console.table(
+                ["PLAN", "VERSION", "STATUS", "CREATED", "AUTHOR", "SECTIONS", "MESSAGE", "CHANGE"],
+                rows.map {
+                    [$0.plan, "\($0.version)", $0.status, $0.created, $0.author, "\($0.sections)", $0.id, Format.oneLine($0.changeSummary)]
+                })
         }
     }
 
@@ -123,8 +131,10 @@ struct CarePlanCommand: ParsableCommand {
             let all = try CarePlanCommand.versions(client, patient: nhs, plan: plan)
             let plans = Set(all.map(\.plan.plan))
             guard let planID = plan ?? (plans.count == 1 ? plans.first : nil) else {
-                throw Failure.usage(plans.isEmpty ? "no care plans for \(nhs.formatted) that you sent or received"
-                                    : "the patient has several plans (\(plans.sorted().joined(separator: ", "))): name one with --plan")
+                throw Failure.usage(
+                    plans.isEmpty
+                        ? "no care plans for \(nhs.formatted) that you sent or received"
+                        : "the patient has several plans (\(plans.sorted().joined(separator: ", "))): name one with --plan")
             }
             let versions = all.filter { $0.plan.plan == planID }
             guard let newer = to.map({ v in versions.first { $0.plan.version == v } }) ?? versions.last else {
@@ -150,23 +160,32 @@ struct CarePlanCommand: ParsableCommand {
             for section in newSections {
                 guard let id = section["id"] as? String else { continue }
                 guard let old = oldByID[id] else {
-                    changes.append(Change(section: id, change: "added", details: ["\(Format.oneLine(CarePlanCommand.text(section["title"]), max: 200)): \(Format.oneLine(CarePlanCommand.text(section["text"]), max: 200))"]))
+                    changes.append(
+                        Change(
+                            section: id, change: "added",
+                            details: [
+                                "\(Format.oneLine(CarePlanCommand.text(section["title"]), max: 200)): \(Format.oneLine(CarePlanCommand.text(section["text"]), max: 200))"
+                            ]))
                     continue
                 }
                 var details: [String] = []
                 for field in ["title", "kind", "text", "labels", "activities"] {
                     let a = CarePlanCommand.text(old[field]), b = CarePlanCommand.text(section[field])
                     // The values on one line each: the lines of the detail are its own.
-                    if a != b { details.append("\(field):\n      - \(Terminal.safe(a, singleLine: true))\n      + \(Terminal.safe(b, singleLine: true))") }
+                    if a != b {
+                        details.append("\(field):\n      - \(Terminal.safe(a, singleLine: true))\n      + \(Terminal.safe(b, singleLine: true))")
+                    }
                 }
                 if !details.isEmpty { changes.append(Change(section: id, change: "changed", details: details)) }
             }
             for section in oldSections {
                 if let id = section["id"] as? String, !newIDs.contains(id) {
-                    changes.append(Change(section: id, change: "removed", details: [Format.oneLine(CarePlanCommand.text(section["title"]), max: 200)]))
+                    changes.append(
+                        Change(section: id, change: "removed", details: [Format.oneLine(CarePlanCommand.text(section["title"]), max: 200)]))
                 }
             }
-            let report = Report(plan: planID, from: older.plan.version, to: newer.plan.version, changeSummary: newer.plan.changeSummary, changes: changes)
+            let report = Report(
+                plan: planID, from: older.plan.version, to: newer.plan.version, changeSummary: newer.plan.changeSummary, changes: changes)
             if globals.json { Console.json(report); return }
             Console.out("Care plan \(planID): version \(older.plan.version) -> \(newer.plan.version)")
             Console.out("Author's summary: \(Terminal.block(newer.plan.changeSummary, indent: 18))")
@@ -182,7 +201,8 @@ struct CarePlanCommand: ParsableCommand {
         guard let value, !(value is NSNull) else { return "(none)" }
         if let s = value as? String { return s }
         if JSONSerialization.isValidJSONObject(value),
-           let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]) {
+            let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])
+        {
             return String(decoding: data, as: UTF8.self)
         }
         return "\(value)"

@@ -45,9 +45,11 @@ struct CarerCommand: ParsableCommand {
             let bytes = try Input.jsonBytes(body)
             _ = try Input.validate(kind: .carerInvite, bytes, source: "invitation")
             let header = Sender.header(kind: .carerInvite, to: [.person(PersonID(gateway))], key: nil)
-            let accepted = try Sender.send(client, header, body: bytes, what: "Invitation for \(carer) sent to the carer bridge; message", json: globals.json)
+            let accepted = try Sender.send(
+                client, header, body: bytes, what: "Invitation for \(carer) sent to the carer bridge; message", json: globals.json)
             if !globals.json {
-                Console.out("""
+                Console.out(
+                    """
 
                     Invitation code for \(carer): \(code)
                     It works once, until \(Timestamp(expires).text). Give it to the carer in person or by phone;

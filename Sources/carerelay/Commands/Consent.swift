@@ -34,8 +34,12 @@ struct ConsentCommand: ParsableCommand {
     struct DirectiveOptions: ParsableArguments {
         @Option(help: "The patient's NHS number (checked locally).") var patient: String
         @Option(help: ArgumentHelp("Who it is about (see above); repeat.", valueName: "actor")) var actor: [String] = []
-        @Option(name: .customLong("class"), help: ArgumentHelp("A data category (mental-health, social-care, ...); repeat. None means all.", valueName: "category")) var categories: [String] = []
-        @Option(help: ArgumentHelp("A purpose (direct-care, mdt-discussion, care-coordination); repeat. None means all.", valueName: "purpose")) var purpose: [String] = []
+        @Option(
+            name: .customLong("class"),
+            help: ArgumentHelp("A data category (mental-health, social-care, ...); repeat. None means all.", valueName: "category")) var categories:
+            [String] = []
+        @Option(help: ArgumentHelp("A purpose (direct-care, mdt-discussion, care-coordination); repeat. None means all.", valueName: "purpose"))
+        var purpose: [String] = []
         @Option(help: "From when (ISO 8601; default now).") var start: String?
         @Option(help: "Until when (ISO 8601; default open).") var end: String?
         @Option(help: "The basis: explicit, implied, best-interests or legal-duty.") var basis = "explicit"
@@ -48,7 +52,11 @@ struct ConsentCommand: ParsableCommand {
         guard !actors.isEmpty else { throw Failure.usage("say whom the consent is for with --actor (e.g. --actor team:west.mdt)") }
         let now = Timestamp(Date()).text
         for (name, value) in [("--start", o.start), ("--end", o.end)] {
-            if let value { do { _ = try Timestamp(validating: value) } catch { throw Failure.usage("\(name) '\(value)' is not a date and time like 2026-03-01T00:00:00Z") } }
+            if let value {
+                do { _ = try Timestamp(validating: value) } catch {
+                    throw Failure.usage("\(name) '\(value)' is not a date and time like 2026-03-01T00:00:00Z")
+                }
+            }
         }
         let directiveID = o.id ?? "cd-\(UUID().uuidString.lowercased().prefix(8))"
         var period: [String: String] = ["start": o.start ?? now]
@@ -62,7 +70,9 @@ struct ConsentCommand: ParsableCommand {
             "dateTime": now, "performer": performer(client), "policyRule": o.basis, "provision": provision,
         ]
         body["patient"] = nhs.digits
-        try send(globals, client, body: body, patient: nhs, what: "Recorded \(action == "grant" ? "consent" : "objection") \(directiveID) for \(nhs.formatted); message")
+        try send(
+            globals, client, body: body, patient: nhs,
+            what: "Recorded \(action == "grant" ? "consent" : "objection") \(directiveID) for \(nhs.formatted); message")
     }
 
     static func performer(_ client: CareRelayClient) -> [String: String] {
@@ -123,8 +133,10 @@ struct ConsentCommand: ParsableCommand {
         func run() throws {
             let nhs = try Input.nhsNumber(patient)
             let client = try globals.connect()
-            var body: [String: Any] = ["action": "withdraw", "patient": nhs.digits, "dateTime": Timestamp(Date()).text,
-                                       "performer": ConsentCommand.performer(client), "withdraws": directive]
+            var body: [String: Any] = [
+                "action": "withdraw", "patient": nhs.digits, "dateTime": Timestamp(Date()).text,
+                "performer": ConsentCommand.performer(client), "withdraws": directive,
+            ]
             if let reason { body["reason"] = reason }
             try ConsentCommand.send(globals, client, body: body, patient: nhs, what: "Withdrew \(directive) for \(nhs.formatted); message")
         }
@@ -143,20 +155,24 @@ struct ConsentCommand: ParsableCommand {
             let lines = try brokerCall { () throws(ClientError) in try client.query(ConsentQuery(patient: nhs)) }
             if globals.json { Console.json(lines); return }
             if lines.isEmpty { Console.out("No consent recorded for \(nhs.formatted): implied consent for direct care applies."); return }
-            Console.table(["RECORDED", "BY", "ACTION", "DIRECTIVE", "ACTORS", "CLASSES", "PURPOSES", "PERIOD"], lines.map { line in
-                let r = (try? JSONSerialization.jsonObject(with: Data(line.record.utf8))) as? [String: Any] ?? [:]
-                let p = r["provision"] as? [String: Any] ?? [:]
-                let actors = (p["actor"] as? [[String: Any]] ?? []).map { a in
-                    [a["role"] as? String, a["reference"] as? String].compactMap { $0 }.joined(separator: ":")
-                }.joined(separator: ",")
-                let period = p["period"] as? [String: Any]
-                let action = r["action"] as? String ?? "?"
-                return [Format.date(line.acceptedAt), line.recordedBy.rawValue, action,
+            Console.table(
+                ["RECORDED", "BY", "ACTION", "DIRECTIVE", "ACTORS", "CLASSES", "PURPOSES", "PERIOD"],
+                lines.map { line in
+                    let r = (try? JSONSerialization.jsonObject(with: Data(line.record.utf8))) as? [String: Any] ?? [:]
+                    let p = r["provision"] as? [String: Any] ?? [:]
+                    let actors = (p["actor"] as? [[String: Any]] ?? []).map { a in
+                        [a["role"] as? String, a["reference"] as? String].compactMap { $0 }.joined(separator: ":")
+                    }.joined(separator: ",")
+                    let period = p["period"] as? [String: Any]
+                    let action = r["action"] as? String ?? "?"
+                    return [
+                        Format.date(line.acceptedAt), line.recordedBy.rawValue, action,
                         (r["id"] as? String) ?? (r["withdraws"] as? String).map { "(\($0))" } ?? "-",
                         actors.isEmpty ? "-" : actors, (p["class"] as? [String])?.joined(separator: ",") ?? "all",
                         (p["purpose"] as? [String])?.joined(separator: ",") ?? "all",
-                        period.map { "\($0["start"] as? String ?? "?") to \($0["end"] as? String ?? "open")" } ?? "-"]
-            })
+                        period.map { "\($0["start"] as? String ?? "?") to \($0["end"] as? String ?? "open")" } ?? "-",
+                    ]
+                })
         }
     }
 }

@@ -47,11 +47,15 @@ struct MDTCommand: ParsableCommand {
                 throw Failure.usage("--start '\(start)' is not a date and time like 2026-03-18T13:30:00Z")
             }
             if let end {
-                do { _ = try Timestamp(validating: end) } catch { throw Failure.usage("--end '\(end)' is not a date and time like 2026-03-18T15:00:00Z") }
+                do { _ = try Timestamp(validating: end) } catch {
+                    throw Failure.usage("--end '\(end)' is not a date and time like 2026-03-18T15:00:00Z")
+                }
             }
             let extra = try attendee.map { try Input.person($0, option: "--attendee") }
             let meetingID = meeting ?? "\(team).\(start.prefix(10))"
-            guard MeetingID.isWellFormed(meetingID) else { throw Failure.usage("--meeting '\(meetingID)' is not a meeting id (a-z, 0-9, '.', '-', '_')") }
+            guard MeetingID.isWellFormed(meetingID) else {
+                throw Failure.usage("--meeting '\(meetingID)' is not a meeting id (a-z, 0-9, '.', '-', '_')")
+            }
             let path = output ?? "\(meetingID).agenda.json"
             if FileManager.default.fileExists(atPath: Globals.expand(path)) && !force {
                 throw Failure.usage("\(path) already exists", hint: "Use --force to replace it, or --output another file.")
@@ -60,8 +64,9 @@ struct MDTCommand: ParsableCommand {
             let client = try globals.connect()
             let directory = try brokerCall { () throws(ClientError) in try client.query(DirectoryQuery()) }
             guard let teamEntry = directory.team(TeamID(team)) else {
-                throw Failure.usage("there is no team '\(team)' in the directory",
-                                    hint: "MDT teams: \(directory.teams.filter { $0.kind == .mdt }.map(\.id.rawValue).joined(separator: ", "))")
+                throw Failure.usage(
+                    "there is no team '\(team)' in the directory",
+                    hint: "MDT teams: \(directory.teams.filter { $0.kind == .mdt }.map(\.id.rawValue).joined(separator: ", "))")
             }
             var people = directory.people.filter { $0.teams.contains(TeamID(team)) }.map(\.id)
             if let coordinator = teamEntry.coordinator, !people.contains(coordinator) { people.insert(coordinator, at: 0) }
@@ -84,7 +89,9 @@ struct MDTCommand: ParsableCommand {
             if globals.json {
                 Console.json(["file": path, "meeting": meetingID])
             } else {
-                Console.out("Wrote draft agenda \(path) for \(meetingID) with \(attendees.count) attendees: \(people.map(\.rawValue).joined(separator: ", ")).")
+                Console.out(
+                    "Wrote draft agenda \(path) for \(meetingID) with \(attendees.count) attendees: \(people.map(\.rawValue).joined(separator: ", "))."
+                )
                 Console.out("Next: carerelay mdt add-item --file \(path) --patient NHS-NUMBER --reason TEXT --owner PERSON")
             }
         }
@@ -107,7 +114,8 @@ struct MDTCommand: ParsableCommand {
         @Option(help: "Why the patient is discussed.") var reason: String
         @Option(help: ArgumentHelp("\"action|by|result\" (optionally \"|date\"); repeat.", valueName: "intervention")) var intervention: [String] = []
         @Option(help: "Who takes the actions forward (person id).") var owner: String
-        @Option(help: ArgumentHelp("A sensitivity label (general, social-care, mental-health, ...); repeat.", valueName: "label")) var sensitivity: [String] = []
+        @Option(help: ArgumentHelp("A sensitivity label (general, social-care, mental-health, ...); repeat.", valueName: "label")) var sensitivity:
+            [String] = []
 
         func run() throws {
             let nhs = try Input.nhsNumber(patient)
@@ -121,7 +129,9 @@ struct MDTCommand: ParsableCommand {
                 let by = try Input.person(parts[1], option: "--intervention (by)")
                 var entry: [String: Any] = ["action": parts[0], "by": by.rawValue, "result": parts[2]]
                 if parts.count == 4 {
-                    do { _ = try CalendarDate(validating: parts[3]) } catch { throw Failure.usage("--intervention date '\(parts[3])' is not YYYY-MM-DD") }
+                    do { _ = try CalendarDate(validating: parts[3]) } catch {
+                        throw Failure.usage("--intervention date '\(parts[3])' is not YYYY-MM-DD")
+                    }
                     entry["date"] = parts[3]
                 }
                 interventions.append(entry)
@@ -194,8 +204,9 @@ struct MDTCommand: ParsableCommand {
         let client = try globals.connect()
         let names = try? client.query(DirectoryQuery())
         let header = Sender.header(kind: .mdtAgenda, to: [.mdt(agenda.team)], key: key)
-        let accepted = try Sender.send(client, header, body: bytes,
-                                       what: "Published agenda \(agenda.meeting) version \(agenda.version)", json: globals.json, names: names)
+        let accepted = try Sender.send(
+            client, header, body: bytes,
+            what: "Published agenda \(agenda.meeting) version \(agenda.version)", json: globals.json, names: names)
         if !globals.json {
             Console.out("Check what an attendee sees: carerelay mdt show \(accepted.id) --as PERSON")
         }
@@ -222,20 +233,24 @@ struct MDTCommand: ParsableCommand {
             var latest: [String: Row] = [:]
             for line in lines {
                 guard let view = try? client.query(MessageQuery(id: line.id)),
-                      let bytes = view.bodyBytes,
-                      case .mdtAgenda(let agenda)? = try? MessageBody.decode(kind: .mdtAgenda, json: bytes) else { continue }
+                    let bytes = view.bodyBytes,
+                    case .mdtAgenda(let agenda)? = try? MessageBody.decode(kind: .mdtAgenda, json: bytes)
+                else { continue }
                 if !all, let start = agenda.start.date, start < Date().addingTimeInterval(-12 * 3600) { continue }
-                let row = Row(meeting: agenda.meeting.rawValue, team: agenda.team.rawValue, title: agenda.title, start: agenda.start.text,
-                              version: agenda.version, items: agenda.items.count, id: line.id)
+                let row = Row(
+                    meeting: agenda.meeting.rawValue, team: agenda.team.rawValue, title: agenda.title, start: agenda.start.text,
+                    version: agenda.version, items: agenda.items.count, id: line.id)
                 if let existing = latest[row.meeting], existing.version >= row.version { continue }
                 latest[row.meeting] = row
             }
             let rows = latest.values.sorted { $0.start < $1.start }
             if globals.json { Console.json(rows); return }
             if rows.isEmpty { Console.out(all ? "No agendas." : "No upcoming meetings (use --all for past ones)."); return }
-            Console.table(["START", "MEETING", "TITLE", "VERSION", "ITEMS", "AGENDA ID"], rows.map {
-                [$0.start, $0.meeting, $0.title, "\($0.version)", "\($0.items)", $0.id]
-            })
+            Console.table(
+                ["START", "MEETING", "TITLE", "VERSION", "ITEMS", "AGENDA ID"],
+                rows.map {
+                    [$0.start, $0.meeting, $0.title, "\($0.version)", "\($0.items)", $0.id]
+                })
         }
     }
 
@@ -266,7 +281,9 @@ struct MDTCommand: ParsableCommand {
             guard case .mdtAgenda(let a)? = try? MessageBody.decode(kind: .mdtAgenda, json: bytes) else {
                 Console.rawJSON(bytes); return
             }
-            Console.out(Terminal.safe("\(a.title) (meeting \(a.meeting), version \(a.version))\(asPerson.map { ", as \($0) receives it" } ?? "")", singleLine: true))
+            Console.out(
+                Terminal.safe(
+                    "\(a.title) (meeting \(a.meeting), version \(a.version))\(asPerson.map { ", as \($0) receives it" } ?? "")", singleLine: true))
             Console.out("  when:  \(a.start)\(a.end.map { " to \($0)" } ?? "")")
             Console.out("  where: \(Terminal.safe(a.location, singleLine: true))")
             if let chair = a.chair { Console.out("  chair: \(chair)") }

@@ -20,8 +20,10 @@ struct ReferralCommand: ParsableCommand {
                   --reason "Two falls; main carer in hospital" --patient-agreed
               carerelay referral track mm7qk3x1c-4f2a9
             """,
-        subcommands: [Send.self, Inbox.self, List.self, Show.self, Accept.self, Decline.self, Allocate.self,
-                      Complete.self, Withdraw.self, Track.self])
+        subcommands: [
+            Send.self, Inbox.self, List.self, Show.self, Accept.self, Decline.self, Allocate.self,
+            Complete.self, Withdraw.self, Track.self,
+        ])
 
     // MARK: send
 
@@ -55,7 +57,10 @@ struct ReferralCommand: ParsableCommand {
         var reason: String?
         @Option(help: ArgumentHelp("What is asked for (serviceRequested), at most 200 characters.", valueName: "text"))
         var service: String?
-        @Option(help: ArgumentHelp("social-care, community-nursing, therapy, mental-health, care-coordination, voluntary-sector, assistive-technology or other.", valueName: "category"))
+        @Option(
+            help: ArgumentHelp(
+                "social-care, community-nursing, therapy, mental-health, care-coordination, voluntary-sector, assistive-technology or other.",
+                valueName: "category"))
         var category: ReferralBody.Category?
         @Option(name: .customLong("supporting-info"), help: ArgumentHelp("Home situation, access, risks.", valueName: "text"))
         var supportingInfo: String?
@@ -177,19 +182,25 @@ struct ReferralCommand: ParsableCommand {
             if mine && !sent { continue }
             if !mine && !received { continue }
             let referral = (try? client.query(TrackQuery(id: line.id)))?.referral
-            rows.append(Row(id: line.id, direction: mine ? "sent" : "received", from: line.from.rawValue, sentAt: line.acceptedAt,
-                            patient: referral?.patient?.digits, status: referral?.status.rawValue,
-                            takenBy: referral?.takenBy?.rawValue, allocatedTo: referral?.allocatedTo?.rawValue, delivery: line.state))
+            rows.append(
+                Row(
+                    id: line.id, direction: mine ? "sent" : "received", from: line.from.rawValue, sentAt: line.acceptedAt,
+                    patient: referral?.patient?.digits, status: referral?.status.rawValue,
+                    takenBy: referral?.takenBy?.rawValue, allocatedTo: referral?.allocatedTo?.rawValue, delivery: line.state))
         }
         if globals.json { Console.json(rows); return }
         if rows.isEmpty {
             Console.out(received && !sent ? "No referrals in your inbox." : "No referrals.")
             return
         }
-        Console.table(["ID", "DIR", "FROM", "SENT", "PATIENT", "STATUS", "TAKEN BY"], rows.map {
-            [$0.id, $0.direction, $0.from, Format.date($0.sentAt), Format.nhs($0.patient), $0.status ?? "-",
-             $0.allocatedTo.map { "\($0) (allocated)" } ?? $0.takenBy ?? "-"]
-        })
+        Console.table(
+            ["ID", "DIR", "FROM", "SENT", "PATIENT", "STATUS", "TAKEN BY"],
+            rows.map {
+                [
+                    $0.id, $0.direction, $0.from, Format.date($0.sentAt), Format.nhs($0.patient), $0.status ?? "-",
+                    $0.allocatedTo.map { "\($0) (allocated)" } ?? $0.takenBy ?? "-",
+                ]
+            })
     }
 
     // MARK: show
@@ -197,7 +208,9 @@ struct ReferralCommand: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a referral as you received it (consent applied).",
-            discussion: "A referral withheld from you is not known to you: unknown-message (exit 65), as for a mistyped id.\n\nExample:\n  carerelay referral show mm7qk3x1c-4f2a9")
+            discussion:
+                "A referral withheld from you is not known to you: unknown-message (exit 65), as for a mistyped id.\n\nExample:\n  carerelay referral show mm7qk3x1c-4f2a9"
+        )
         @OptionGroup var globals: Globals
         @Argument(help: "The referral's message id.") var id: String
 
@@ -279,8 +292,9 @@ struct ReferralCommand: ParsableCommand {
         @Option(help: "A note for the referrer.") var note: String?
         func run() throws {
             let person = try Input.person(to, option: "--to")
-            try ReferralCommand.event(globals, id: id, event: "allocated", extra: ["allocatedTo": ["person": person.rawValue]],
-                                      note: note, done: "Allocated referral to \(person)")
+            try ReferralCommand.event(
+                globals, id: id, event: "allocated", extra: ["allocatedTo": ["person": person.rawValue]],
+                note: note, done: "Allocated referral to \(person)")
         }
     }
 
@@ -296,8 +310,9 @@ struct ReferralCommand: ParsableCommand {
         @Option(help: "What came of it.") var outcome: String?
         @Option(help: "A note for the referrer.") var note: String?
         func run() throws {
-            try ReferralCommand.event(globals, id: id, event: "completed", extra: outcome.map { ["outcome": $0] } ?? [:],
-                                      note: note, done: "Completed referral")
+            try ReferralCommand.event(
+                globals, id: id, event: "completed", extra: outcome.map { ["outcome": $0] } ?? [:],
+                note: note, done: "Completed referral")
         }
     }
 
@@ -315,8 +330,9 @@ struct ReferralCommand: ParsableCommand {
         @Option(help: "Why.") var reason: String?
         @Option(help: "A note.") var note: String?
         func run() throws {
-            try ReferralCommand.event(globals, id: id, event: "withdrawn", extra: reason.map { ["reason": $0] } ?? [:],
-                                      note: note, done: "Withdrew referral")
+            try ReferralCommand.event(
+                globals, id: id, event: "withdrawn", extra: reason.map { ["reason": $0] } ?? [:],
+                note: note, done: "Withdrew referral")
         }
     }
 
@@ -374,18 +390,19 @@ struct ReferralCommand: ParsableCommand {
             var sawTaking = false
             for eventID in track.events {
                 guard let view = try? client.query(MessageQuery(id: eventID)),
-                      let bytes = view.bodyBytes,
-                      case .referralEvent(let event)? = try? MessageBody.decode(kind: .referralEvent, json: bytes)
+                    let bytes = view.bodyBytes,
+                    case .referralEvent(let event)? = try? MessageBody.decode(kind: .referralEvent, json: bytes)
                 else { continue }
                 let at = event.at.date ?? Format.isoDate(view.header?.sentAt) ?? track.acceptedAt
-                let text: String = switch event.change {
-                case .accepted: "accepted by \(who(event.by))"
-                case .declined(let reason, let code): "declined by \(who(event.by)): \(reason)\(code.map { " [\($0.rawValue)]" } ?? "")"
-                case .allocated(let to): "allocated to \(who(to.person)) by \(event.by)"
-                case .completed(let outcome): "completed by \(who(event.by))\(outcome.map { ": \($0)" } ?? "")"
-                case .withdrawn(let reason): "withdrawn by \(who(event.by))\(reason.map { ": \($0)" } ?? "")"
-                case .escalated(let reason): "ESCALATED: \(reason)"
-                }
+                let text: String =
+                    switch event.change {
+                    case .accepted: "accepted by \(who(event.by))"
+                    case .declined(let reason, let code): "declined by \(who(event.by)): \(reason)\(code.map { " [\($0.rawValue)]" } ?? "")"
+                    case .allocated(let to): "allocated to \(who(to.person)) by \(event.by)"
+                    case .completed(let outcome): "completed by \(who(event.by))\(outcome.map { ": \($0)" } ?? "")"
+                    case .withdrawn(let reason): "withdrawn by \(who(event.by))\(reason.map { ": \($0)" } ?? "")"
+                    case .escalated(let reason): "ESCALATED: \(reason)"
+                    }
                 if case .accepted = event.change { sawTaking = true }
                 steps.append(Step(at: at, what: text + (event.note.map { " (\($0))" } ?? "")))
             }
@@ -413,7 +430,9 @@ struct ReferralCommand: ParsableCommand {
                     if r.status != .sent {
                         state = r.takenAt.map { $0 <= deadline ? "met" : "taken late" } ?? "closed"
                     } else {
-                        state = deadline < Date() ? "OVERDUE by \(Format.duration(Date().timeIntervalSince(deadline)))"
+                        state =
+                            deadline < Date()
+                            ? "OVERDUE by \(Format.duration(Date().timeIntervalSince(deadline)))"
                             : "\(Format.duration(deadline.timeIntervalSince(Date()))) left"
                     }
                     Console.out("  respond by:   \(Format.date(deadline)) (\(state))")
@@ -424,9 +443,11 @@ struct ReferralCommand: ParsableCommand {
             Console.out("TIMELINE")
             for step in steps { Console.out("  \(Format.date(step.at))  \(Terminal.safe(step.what, singleLine: true))") }
             Console.out("")
-            Console.table(["RECIPIENT", "DECISION", "STATE", "DELIVERED", "RECEIVED"], track.recipients.map {
-                [$0.person.rawValue, $0.decision, $0.state, Format.date($0.deliveredAt), Format.date($0.confirmedAt)]
-            })
+            Console.table(
+                ["RECIPIENT", "DECISION", "STATE", "DELIVERED", "RECEIVED"],
+                track.recipients.map {
+                    [$0.person.rawValue, $0.decision, $0.state, Format.date($0.deliveredAt), Format.date($0.confirmedAt)]
+                })
         }
     }
 }

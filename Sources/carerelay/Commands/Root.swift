@@ -59,8 +59,9 @@ struct Keys: ParsableCommand {
             let settings = try globals.resolve()
             let path = settings.identityPath
             if FileManager.default.fileExists(atPath: path) && !force {
-                throw Failure.usage("an identity key already exists at \(path)",
-                                    hint: "carerelay keys show prints its public key. Use --force to replace it.")
+                throw Failure.usage(
+                    "an identity key already exists at \(path)",
+                    hint: "carerelay keys show prints its public key. Use --force to replace it.")
             }
             let pair: CurveKeyPair
             do { pair = try CurveKeyPair.generate() } catch {
@@ -128,7 +129,8 @@ struct ConfigCommand: ParsableCommand {
             let settings = try? globals.resolve()
             let path = globals.configFile.path
             guard let endpoint = globals.endpoint ?? settings?.endpoint else {
-                throw Failure.usage("config init needs --endpoint", hint: "Example: carerelay config init --endpoint tcp://HOST:5555 --broker-key broker.key.pub")
+                throw Failure.usage(
+                    "config init needs --endpoint", hint: "Example: carerelay config init --endpoint tcp://HOST:5555 --broker-key broker.key.pub")
             }
             guard endpoint.contains("://") else {
                 throw Failure.usage("'\(endpoint)' is not a broker endpoint", hint: "Write it like tcp://carerelay.example.nhs.uk:5555.")
@@ -179,8 +181,10 @@ struct ConfigCommand: ParsableCommand {
         func run() throws {
             let s = try globals.resolve()
             if globals.json {
-                Console.json(["config": s.configPath, "endpoint": s.endpoint ?? "", "brokerKey": s.brokerKey ?? "",
-                              "identity": s.identityPath, "timeout": "\(s.timeout)"])
+                Console.json([
+                    "config": s.configPath, "endpoint": s.endpoint ?? "", "brokerKey": s.brokerKey ?? "",
+                    "identity": s.identityPath, "timeout": "\(s.timeout)",
+                ])
                 return
             }
             func src(_ name: String) -> String { s.sources[name].map { "(\($0))" } ?? "" }
@@ -218,17 +222,25 @@ struct Status: ParsableCommand {
         let welcome = client.welcome
         if globals.json {
             struct Out: Encodable { var person: String; var name: String; var roles: [String]; var teams: [String]; var status: StatusReport }
-            Console.json(Out(person: welcome?.person.rawValue ?? "", name: welcome?.name ?? "",
-                             roles: welcome?.roles.map(\.rawValue) ?? [], teams: welcome?.teams.map(\.rawValue) ?? [], status: status))
+            Console.json(
+                Out(
+                    person: welcome?.person.rawValue ?? "", name: welcome?.name ?? "",
+                    roles: welcome?.roles.map(\.rawValue) ?? [], teams: welcome?.teams.map(\.rawValue) ?? [], status: status))
             return
         }
         Console.out("Connected to \(client.connectedEndpoint) (CareRelay broker \(status.broker), protocol \(status.protocolVersion)).")
         if let welcome {
-            Console.out("You are \(welcome.name) (\(welcome.person)); roles: \(welcome.roles.map(\.rawValue).joined(separator: ", ")); teams: \(welcome.teams.map(\.rawValue).joined(separator: ", "))")
+            Console.out(
+                "You are \(welcome.name) (\(welcome.person)); roles: \(welcome.roles.map(\.rawValue).joined(separator: ", ")); teams: \(welcome.teams.map(\.rawValue).joined(separator: ", "))"
+            )
         }
-        Console.out("Broker up \(Format.duration(TimeInterval(status.uptimeSeconds))), \(status.connectedClients) client(s) connected\(status.stopping ? ", shutting down" : "").")
+        Console.out(
+            "Broker up \(Format.duration(TimeInterval(status.uptimeSeconds))), \(status.connectedClients) client(s) connected\(status.stopping ? ", shutting down" : "")."
+        )
         let store = status.store
-        Console.out("Store: \(Format.bytes(store.storeBytes)), \(store.messages) message(s), \(store.auditRows) audit line(s)\(status.storeHealthy ? "" : "; STORE FAILING: new messages are refused")")
+        Console.out(
+            "Store: \(Format.bytes(store.storeBytes)), \(store.messages) message(s), \(store.auditRows) audit line(s)\(status.storeHealthy ? "" : "; STORE FAILING: new messages are refused")"
+        )
         if let oldest = store.oldestUndeliveredAcceptedAt {
             Console.out("Waiting for delivery: \(store.undelivered), the oldest for \(Format.duration(Date().timeIntervalSince(oldest))).")
         } else {

@@ -96,14 +96,15 @@ struct Watch: ParsableCommand {
         case .referral(let r):
             return "referral for \(r.serviceRequested) [\(r.category.rawValue)]: \(Format.oneLine(r.reasonText))"
         case .referralEvent(let e):
-            let what: String = switch e.change {
-            case .accepted: "accepted by \(e.by)"
-            case .declined(let reason, _): "declined by \(e.by): \(reason)"
-            case .allocated(let to): "allocated to \(to.person) by \(e.by)"
-            case .completed(let outcome): "completed by \(e.by)\(outcome.map { ": \($0)" } ?? "")"
-            case .withdrawn(let reason): "withdrawn by \(e.by)\(reason.map { ": \($0)" } ?? "")"
-            case .escalated(let reason): "ESCALATED: \(reason)"
-            }
+            let what: String =
+                switch e.change {
+                case .accepted: "accepted by \(e.by)"
+                case .declined(let reason, _): "declined by \(e.by): \(reason)"
+                case .allocated(let to): "allocated to \(to.person) by \(e.by)"
+                case .completed(let outcome): "completed by \(e.by)\(outcome.map { ": \($0)" } ?? "")"
+                case .withdrawn(let reason): "withdrawn by \(e.by)\(reason.map { ": \($0)" } ?? "")"
+                case .escalated(let reason): "ESCALATED: \(reason)"
+                }
             return "referral \(e.referral) \(what)"
         case .mdtAgenda(let a):
             let withheld = a.items.filter { $0.item == nil }.count
@@ -111,7 +112,8 @@ struct Watch: ParsableCommand {
         case .carePlanShare(let p):
             return "care plan \(p.plan) version \(p.version): \(Format.oneLine(p.changeSummary))"
         case .carerCheckIn(let c):
-            return "carer check-in from \(c.carer) about \(c.patient.formatted), \(c.urgency.rawValue): person \(c.patientWellbeing.score)/5, carer \(c.carerWellbeing.wellbeing)/5, strain \(c.carerWellbeing.strain)/10\(c.concerns.map { "; concerns: " + Format.oneLine($0) } ?? "")"
+            return
+                "carer check-in from \(c.carer) about \(c.patient.formatted), \(c.urgency.rawValue): person \(c.patientWellbeing.score)/5, carer \(c.carerWellbeing.wellbeing)/5, strain \(c.carerWellbeing.strain)/10\(c.concerns.map { "; concerns: " + Format.oneLine($0) } ?? "")"
         case .consent(let c):
             return "consent \(c.action) for \(c.patient.formatted)"
         case .carerInvite(let invite):
@@ -146,18 +148,24 @@ struct AuditCommand: ParsableCommand {
         @Option(help: "At most this many rows (1-5000).") var limit = 200
 
         func run() throws {
-            let filter = AuditFilter(patient: try patient.map { try Input.nhsNumber($0).digits },
-                                     person: try person.map { try Input.person($0, option: "--person").rawValue },
-                                     message: message, limit: limit)
+            let filter = AuditFilter(
+                patient: try patient.map { try Input.nhsNumber($0).digits },
+                person: try person.map { try Input.person($0, option: "--person").rawValue },
+                message: message, limit: limit)
             guard AuditFilter.limits.contains(limit) else { throw Failure.usage("--limit must be between 1 and 5000") }
             let client = try globals.connect()
             let rows = try brokerCall { () throws(ClientError) in try client.query(filter) }
             if globals.json { Console.json(rows); return }
             if rows.isEmpty { Console.out("No audit rows match."); return }
-            Console.table(["SEQ", "AT", "ACTOR", "ACTION", "PATIENT", "MESSAGE", "RECIPIENT", "DECISION", "RULE"], rows.map { r in
-                let e = r.entry
-                return ["\(r.seq)", Format.date(e.at), e.actor, e.action.rawValue, e.patient ?? "-", e.message ?? "-", e.recipient ?? "-", e.decision ?? "-", e.rule ?? "-"]
-            })
+            Console.table(
+                ["SEQ", "AT", "ACTOR", "ACTION", "PATIENT", "MESSAGE", "RECIPIENT", "DECISION", "RULE"],
+                rows.map { r in
+                    let e = r.entry
+                    return [
+                        "\(r.seq)", Format.date(e.at), e.actor, e.action.rawValue, e.patient ?? "-", e.message ?? "-", e.recipient ?? "-",
+                        e.decision ?? "-", e.rule ?? "-",
+                    ]
+                })
         }
     }
 
@@ -175,8 +183,9 @@ struct AuditCommand: ParsableCommand {
             case .intact(let rows):
                 if !globals.json { Console.out("Audit trail intact: \(rows) rows.") }
             case .broken(let row, let reason):
-                throw Failure(Exit.auditBroken, "AUDIT TRAIL BROKEN at row \(row): \(reason)",
-                              hint: "Rows from there on cannot be trusted. Tell your information governance lead; do not restart the broker on a copied store.")
+                throw Failure(
+                    Exit.auditBroken, "AUDIT TRAIL BROKEN at row \(row): \(reason)",
+                    hint: "Rows from there on cannot be trusted. Tell your information governance lead; do not restart the broker on a copied store.")
             }
         }
     }

@@ -66,20 +66,29 @@ struct Failure: Error, CustomStringConvertible {
     static func from(_ error: ClientError) -> Failure {
         switch error {
         case .rejected(let failure):
-            return Failure(Exit.rejected, "refused by the broker: \(failure.code.name) (\(failure.code.rawValue)): \(failure.reason)",
-                           hint: hint(for: failure.code))
+            return Failure(
+                Exit.rejected, "refused by the broker: \(failure.code.name) (\(failure.code.rawValue)): \(failure.reason)",
+                hint: hint(for: failure.code))
         case .noAnswer(let endpoint, let attempts):
-            return Failure(Exit.unavailable, "no answer from the broker at \(endpoint) after \(attempts) attempt\(attempts == 1 ? "" : "s")",
-                           hint: "Check that the broker is running and the endpoint is right (carerelay config show), and that the broker key is the broker's current public key.")
+            return Failure(
+                Exit.unavailable, "no answer from the broker at \(endpoint) after \(attempts) attempt\(attempts == 1 ? "" : "s")",
+                hint:
+                    "Check that the broker is running and the endpoint is right (carerelay config show), and that the broker key is the broker's current public key."
+            )
         case .keyRefused(let endpoint):
-            return Failure(Exit.noPermission, "the broker at \(endpoint) refused your key: it is not in the directory",
-                           hint: "Send your public key (carerelay keys show) to the directory administrator; if you had access before, your key may have been revoked or replaced.")
+            return Failure(
+                Exit.noPermission, "the broker at \(endpoint) refused your key: it is not in the directory",
+                hint:
+                    "Send your public key (carerelay keys show) to the directory administrator; if you had access before, your key may have been revoked or replaced."
+            )
         case .transport(let why):
-            return Failure(Exit.unavailable, "cannot reach the broker: \(why)",
-                           hint: "Check the endpoint (carerelay config show); it looks like tcp://HOST:PORT.")
+            return Failure(
+                Exit.unavailable, "cannot reach the broker: \(why)",
+                hint: "Check the endpoint (carerelay config show); it looks like tcp://HOST:PORT.")
         case .unexpectedAnswer(let what):
-            return Failure(Exit.software, "the broker answered something this client does not understand: \(what)",
-                           hint: "The broker and this client may be different versions; carerelay status shows the broker's version.")
+            return Failure(
+                Exit.software, "the broker answered something this client does not understand: \(what)",
+                hint: "The broker and this client may be different versions; carerelay status shows the broker's version.")
         }
     }
 

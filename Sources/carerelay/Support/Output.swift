@@ -27,7 +27,8 @@ enum Console {
 
     static func prettyJSON(_ bytes: [UInt8]) -> String {
         guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]),
-              let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+            let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
         else { return String(decoding: bytes, as: UTF8.self) }
         return String(decoding: data, as: UTF8.self)
     }

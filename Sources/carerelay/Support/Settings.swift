@@ -6,19 +6,26 @@ import ZeroMQ
 
 /// Options every command takes: where the broker is, who we are, and how to print.
 struct Globals: ParsableArguments {
-    @Option(name: .customLong("config"), help: ArgumentHelp("Configuration file (env CARERELAY_CONFIG; default ~/.config/carerelay/config.yaml).", valueName: "path"))
+    @Option(
+        name: .customLong("config"),
+        help: ArgumentHelp("Configuration file (env CARERELAY_CONFIG; default ~/.config/carerelay/config.yaml).", valueName: "path"))
     var configPath: String?
 
     @Option(help: ArgumentHelp("Broker endpoint, e.g. tcp://carerelay.example.nhs.uk:5555 (env CARERELAY_ENDPOINT).", valueName: "endpoint"))
     var endpoint: String?
 
-    @Option(name: .customLong("broker-key"), help: ArgumentHelp("The broker's public key: 40 Z85 characters, or the path of broker.key.pub (env CARERELAY_BROKER_KEY).", valueName: "key-or-path"))
+    @Option(
+        name: .customLong("broker-key"),
+        help: ArgumentHelp(
+            "The broker's public key: 40 Z85 characters, or the path of broker.key.pub (env CARERELAY_BROKER_KEY).", valueName: "key-or-path"))
     var brokerKey: String?
 
     @Option(help: ArgumentHelp("Your identity key file (env CARERELAY_IDENTITY; default ~/.config/carerelay/identity.key).", valueName: "path"))
     var identity: String?
 
-    @Option(name: .customLong("reply-timeout"), help: ArgumentHelp("Seconds to wait for each answer before trying again (env CARERELAY_TIMEOUT; default 5).", valueName: "seconds"))
+    @Option(
+        name: .customLong("reply-timeout"),
+        help: ArgumentHelp("Seconds to wait for each answer before trying again (env CARERELAY_TIMEOUT; default 5).", valueName: "seconds"))
     var timeout: Double?
 
     @Flag(help: "Print JSON for scripts instead of tables and text.")
@@ -60,8 +67,9 @@ struct Globals: ParsableArguments {
         let (path, source) = configFile
         guard FileManager.default.fileExists(atPath: path) else {
             if source != "default" {
-                throw Failure(Exit.config, "configuration file \(path) (from \(source)) does not exist",
-                              hint: "Create it with carerelay config init --endpoint tcp://HOST:PORT --broker-key PATH.")
+                throw Failure(
+                    Exit.config, "configuration file \(path) (from \(source)) does not exist",
+                    hint: "Create it with carerelay config init --endpoint tcp://HOST:PORT --broker-key PATH.")
             }
             return nil
         }
@@ -72,8 +80,9 @@ struct Globals: ParsableArguments {
         do {
             return try YAMLDecoder().decode(ConfigFile.self, from: text)
         } catch {
-            throw Failure(Exit.config, "configuration file \(path) is not valid: \(error)",
-                          hint: "It holds endpoint, brokerKey and identity; carerelay config init writes one.")
+            throw Failure(
+                Exit.config, "configuration file \(path) is not valid: \(error)",
+                hint: "It holds endpoint, brokerKey and identity; carerelay config init writes one.")
         }
     }
 
@@ -104,16 +113,18 @@ struct Globals: ParsableArguments {
             timeout = t
         }
         guard timeout > 0, timeout <= 600 else { throw Failure.usage("the timeout must be between 0 and 600 seconds") }
-        return Settings(endpoint: endpoint, brokerKey: brokerKey, identityPath: identity ?? "", timeout: timeout,
-                        configPath: configFile.path, sources: sources)
+        return Settings(
+            endpoint: endpoint, brokerKey: brokerKey, identityPath: identity ?? "", timeout: timeout,
+            configPath: configFile.path, sources: sources)
     }
 
     /// Connects to the broker as the person whose identity key we hold.
     func connect(receive: Bool = false) throws -> CareRelayClient {
         let settings = try resolve()
         guard let endpoint = settings.endpoint else {
-            throw Failure(Exit.config, "no broker endpoint is configured",
-                          hint: "Run carerelay config init --endpoint tcp://HOST:PORT --broker-key PATH, or set CARERELAY_ENDPOINT.")
+            throw Failure(
+                Exit.config, "no broker endpoint is configured",
+                hint: "Run carerelay config init --endpoint tcp://HOST:PORT --broker-key PATH, or set CARERELAY_ENDPOINT.")
         }
         guard endpoint.contains("://") else {
             throw Failure.usage("'\(endpoint)' is not a broker endpoint", hint: "Write it like tcp://carerelay.example.nhs.uk:5555.")
@@ -160,8 +171,11 @@ struct Settings {
 
     func brokerPublicKey() throws -> String {
         guard let brokerKey else {
-            throw Failure(Exit.config, "the broker's public key is not configured",
-                          hint: "Get broker.key.pub from your CareRelay administrator, then run carerelay config init --broker-key PATH (or set CARERELAY_BROKER_KEY).")
+            throw Failure(
+                Exit.config, "the broker's public key is not configured",
+                hint:
+                    "Get broker.key.pub from your CareRelay administrator, then run carerelay config init --broker-key PATH (or set CARERELAY_BROKER_KEY)."
+            )
         }
         let path = Globals.expand(brokerKey)
         if FileManager.default.fileExists(atPath: path) {
@@ -177,16 +191,18 @@ struct Settings {
 
     func identityKeys() throws -> CurveKeyPair {
         guard FileManager.default.fileExists(atPath: identityPath) else {
-            throw Failure(Exit.config, "no identity key at \(identityPath)",
-                          hint: "Run carerelay keys generate, and give the public key it prints to your directory administrator.")
+            throw Failure(
+                Exit.config, "no identity key at \(identityPath)",
+                hint: "Run carerelay keys generate, and give the public key it prints to your directory administrator.")
         }
         let loaded: (publicKey: String, secretKey: String?)
         do { loaded = try CurveKeyPair.load(path: identityPath) } catch {
             throw Failure(Exit.config, error.description)
         }
         guard let secret = loaded.secretKey else {
-            throw Failure(Exit.config, "\(identityPath) holds only a public key; your identity file needs the secret key too",
-                          hint: "Point --identity at the file carerelay keys generate wrote.")
+            throw Failure(
+                Exit.config, "\(identityPath) holds only a public key; your identity file needs the secret key too",
+                hint: "Point --identity at the file carerelay keys generate wrote.")
         }
         return CurveKeyPair(publicKey: loaded.publicKey, secretKey: secret)
     }

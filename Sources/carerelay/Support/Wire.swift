@@ -10,8 +10,9 @@ enum Input {
     /// Validates an NHS number typed on the command line, before anything is sent.
     static func nhsNumber(_ text: String, option: String = "--patient") throws -> NHSNumber {
         do { return try NHSNumber(validating: text) } catch {
-            throw Failure.usage("\(option) '\(text)' is not a valid NHS number: \(error.description)",
-                                hint: "Check the number against the patient's record; spaces are fine (943 476 5919). Nothing was sent.")
+            throw Failure.usage(
+                "\(option) '\(text)' is not a valid NHS number: \(error.description)",
+                hint: "Check the number against the patient's record; spaces are fine (943 476 5919). Nothing was sent.")
         }
     }
 
@@ -57,8 +58,9 @@ enum Input {
             }
         } else {
             do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
-                throw Failure.usage("\(path) is not valid JSON: \(error.localizedDescription)",
-                                    hint: "Files ending .yaml or .yml are read as YAML.")
+                throw Failure.usage(
+                    "\(path) is not valid JSON: \(error.localizedDescription)",
+                    hint: "Files ending .yaml or .yml are read as YAML.")
             }
         }
         guard let object = parsed.map(normalise) as? [String: Any] else {
@@ -100,7 +102,9 @@ enum Input {
             if isYAML(path) {
                 data = Data(try Yams.dump(object: object, sortKeys: true).utf8)
             } else {
-                data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) + Data("\n".utf8)
+                data =
+                    try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+                    + Data("\n".utf8)
             }
             try data.write(to: URL(fileURLWithPath: expanded), options: .atomic)
         } catch {
@@ -127,17 +131,22 @@ struct SendReport: Codable {
 }
 
 enum Sender {
-    static func header(kind: MessageKind, to: [Address], patient: NHSNumber? = nil, priority: Priority? = nil,
-                       labels: [DataCategory]? = nil, correlation: String? = nil, key: String?, breakGlass: String? = nil) -> SendHeader {
-        SendHeader(key: key ?? UUID().uuidString.lowercased(), kind: kind, to: to, patient: patient, priority: priority,
-                   labels: labels, correlation: correlation, breakGlass: breakGlass)
+    static func header(
+        kind: MessageKind, to: [Address], patient: NHSNumber? = nil, priority: Priority? = nil,
+        labels: [DataCategory]? = nil, correlation: String? = nil, key: String?, breakGlass: String? = nil
+    ) -> SendHeader {
+        SendHeader(
+            key: key ?? UUID().uuidString.lowercased(), kind: kind, to: to, patient: patient, priority: priority,
+            labels: labels, correlation: correlation, breakGlass: breakGlass)
     }
 
     /// Sends, then prints what happened for each recipient. The caller ends with `finish`,
     /// which turns withheld recipients into exit 66.
     @discardableResult
-    static func send(_ client: CareRelayClient, _ header: SendHeader, body: [UInt8], what: String, json: Bool,
-                     names: DirectoryListing? = nil) throws -> Accepted {
+    static func send(
+        _ client: CareRelayClient, _ header: SendHeader, body: [UInt8], what: String, json: Bool,
+        names: DirectoryListing? = nil
+    ) throws -> Accepted {
         let accepted = try brokerCall { () throws(ClientError) in try client.send(header, body: body) }
         report(accepted, what: what, json: json, names: names)
         return accepted
@@ -156,23 +165,29 @@ enum Sender {
             Console.out("No one else receives a copy.")
             return
         }
-        Console.table(["RECIPIENT", "OUTCOME", "DETAIL"], accepted.recipients.map { r in
-            let who = names?.name(of: r.person).map { "\(r.person) (\($0))" } ?? r.person.rawValue
-            let outcome = switch r.decision {
-            case .deliver: "deliver"
-            case .redacted: "deliver, redacted"
-            case .withheld: "WITHHELD"
-            }
-            return [who, outcome, r.reason ?? ""]
-        })
+        Console.table(
+            ["RECIPIENT", "OUTCOME", "DETAIL"],
+            accepted.recipients.map { r in
+                let who = names?.name(of: r.person).map { "\(r.person) (\($0))" } ?? r.person.rawValue
+                let outcome =
+                    switch r.decision {
+                    case .deliver: "deliver"
+                    case .redacted: "deliver, redacted"
+                    case .withheld: "WITHHELD"
+                    }
+                return [who, outcome, r.reason ?? ""]
+            })
     }
 
     /// Exit 66 when someone will receive nothing: the message was accepted, but say so.
     static func finish(_ accepted: Accepted) throws {
         let withheld = accepted.recipients.filter { $0.decision == .withheld }.map(\.person.rawValue)
         guard withheld.isEmpty else {
-            throw Failure(Exit.withheld, "message \(accepted.id) was accepted, but it is withheld from \(withheld.joined(separator: ", ")) (see DETAIL above)",
-                          hint: "They will receive nothing. If they need it, record the patient's consent (carerelay consent record) and send again; the audit trail shows which rule decided.")
+            throw Failure(
+                Exit.withheld, "message \(accepted.id) was accepted, but it is withheld from \(withheld.joined(separator: ", ")) (see DETAIL above)",
+                hint:
+                    "They will receive nothing. If they need it, record the patient's consent (carerelay consent record) and send again; the audit trail shows which rule decided."
+            )
         }
     }
 }
