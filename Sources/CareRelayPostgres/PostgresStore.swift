@@ -23,12 +23,10 @@ import PostgresNIO
 /// - After each write the store NOTIFYs who has new mail, and whether consent, a care team
 ///   or a referral changed; PostgreSQL delivers notifications only once the transaction
 ///   commits, and every broker LISTENs.
-///
-/// `@unchecked Sendable` (a `MessageStore` must be `Sendable`) because of `connection` and
-/// `abandoned`, plain `var`s: each instance is used by one thread at a time (the broker's loop
-/// thread opens, uses and closes its own; tools and tests hand one to a single thread). The
-/// LISTEN side (`NotificationListener`, `SharedChanges`) is `Sendable` with its own locks.
-public final class PostgresStore: MessageStore, @unchecked Sendable {
+/// Not `Sendable`: an instance belongs to the thread that opened it (`connection` and
+/// `abandoned` are plain `var`s). The LISTEN side (`NotificationListener`, `SharedChanges`) is
+/// `Sendable` and shared.
+public final class PostgresStore: MessageStore {
     public let location: PostgresLocation
     public let sharedChanges: SharedChanges?
     /// Used by the broker's loop thread only. Replaced when the server drops it, or when it

@@ -20,7 +20,9 @@ import Synchronization
 /// - Message sequence numbers grow in commit order, so a mailbox read "after" the highest
 ///   sequence already handed out never skips a message committed later.
 /// - The audit trail is one hash chain, however many brokers write to it.
-public protocol MessageStore: MessageLog, ReferralBook, CareTeamRegister, ConsentLog, AuditTrail, StoreStatisticsReader, AnyObject {
+public protocol MessageStore: MessageLog, ReferralBook, CareTeamRegister, ConsentLog, AuditTrail, AnyObject {
+    /// Operators' figures, costing what waits, not the store's history.
+    func statistics(at now: Date) throws -> StoreStatistics
     /// Changes other brokers made that this one must act on; nil for a store with one writer.
     var sharedChanges: SharedChanges? { get }
     /// Ends the store's use; nothing may call it afterwards.
@@ -28,7 +30,7 @@ public protocol MessageStore: MessageLog, ReferralBook, CareTeamRegister, Consen
 }
 
 /// The message log and the mailboxes: the hot path.
-public protocol MessageLog: Sendable {
+public protocol MessageLog {
     /// Stores a batch of messages (deliveries, referral records, care team links, audit lines)
     /// and the confirmations read in the same pass, in one durable transaction. One outcome
     /// per message, in order.
@@ -54,7 +56,7 @@ public protocol MessageLog: Sendable {
 
 /// Referrals as records: their status, who took them, and their response targets. They change
 /// only through `MessageLog.accept`, with the message that changes them.
-public protocol ReferralBook: Sendable {
+public protocol ReferralBook {
     func referral(id: String) throws -> ReferralRecord?
     /// Referrals still waiting to be taken whose response target has passed.
     func overdueReferrals(at now: Date) throws -> [ReferralRecord]
@@ -63,7 +65,7 @@ public protocol ReferralBook: Sendable {
 }
 
 /// Patients' care teams.
-public protocol CareTeamRegister: Sendable {
+public protocol CareTeamRegister {
     /// Members of a patient's care team (stored as the text "team:ID" and "person:ID").
     func careTeam(of patient: NHSNumber) throws -> [CareTeamMember]
     func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws
@@ -71,7 +73,7 @@ public protocol CareTeamRegister: Sendable {
 }
 
 /// The consent messages the consent registry is built from.
-public protocol ConsentLog: Sendable {
+public protocol ConsentLog {
     /// Consent messages after sequence `after`, in the order they were accepted: the consent
     /// registry is built from them (and, with several brokers, caught up from them).
     func consentRecords(after: Int64) throws -> [ConsentRecord]
@@ -80,7 +82,7 @@ public protocol ConsentLog: Sendable {
 }
 
 /// The audit trail: one hash chain of every disclosure and refusal.
-public protocol AuditTrail: Sendable {
+public protocol AuditTrail {
     func appendAudit(_ entries: [AuditEntry]) throws
     func audit(_ filter: AuditFilter) throws -> [AuditRow]
     /// Recomputes the whole chain.

@@ -6,12 +6,9 @@ import GRDB
 /// has committed survives a crash or power loss. The broker owns one instance on its loop
 /// thread; every write that must be durable before an acknowledgement goes through one
 /// transaction per batch ("group commit").
-///
-/// `@unchecked Sendable` (a `MessageStore` must be `Sendable`) because of `auditHead`, a plain
-/// `var`: each instance is used by one thread at a time (the broker's loop thread opens, uses
-/// and closes its own; tools and tests hand one to a single thread). GRDB's `DatabaseQueue`
-/// serialises its own accesses.
-public final class SQLiteStore: MessageStore, @unchecked Sendable {
+/// Not `Sendable`: an instance belongs to the thread that opened it (`auditHead` is a plain
+/// `var`).
+public final class SQLiteStore: MessageStore {
     private let db: DatabaseQueue
     /// The newest audit row; the next row chains to it. Kept in memory because the store is
     /// the only writer, and advanced only after a transaction commits.

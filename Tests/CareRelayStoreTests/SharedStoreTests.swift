@@ -13,9 +13,13 @@ private let server = ProcessInfo.processInfo.environment["CARERELAY_TEST_POSTGRE
 struct SharedStoreTests {
     /// Two brokers' stores on a new database of their own.
     func twoBrokers() throws -> (PostgresStore, PostgresStore) {
-        let location = try #require(server).creatingDatabase(
-            "carerelay_store_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
+        let location = try newDatabase()
         return (try PostgresStore(location), try PostgresStore(location))
+    }
+
+    /// A new database of this test's own.
+    func newDatabase() throws -> PostgresLocation {
+        try #require(server).creatingDatabase("carerelay_store_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
     }
 
     func message(
@@ -208,15 +212,19 @@ struct SharedStoreTests {
     }
 
     @Test func writersInterleavedOnTwoBrokersKeepOneAuditChain() throws {
-        let (first, second) = try twoBrokers()
-        defer { first.close(); second.close() }
+        let location = try newDatabase()
+        let first = try PostgresStore(location)
+        defer { first.close() }
         let group = DispatchGroup()
         let failures = Failures()
-        for (name, store) in [("a", first), ("b", second)] {
+        for name in ["a", "b"] {
             group.enter()
+            // Each writer opens its own store on its own thread, as each broker does.
             Thread {
                 defer { group.leave() }
                 do {
+                    let store = try PostgresStore(location)
+                    defer { store.close() }
                     for n in 0..<50 {
                         _ = try store.accept([message("\(name)\(n)", key: "\(name)\(n)")], confirming: [], at: Date())
                         try store.recordDeliveries(
@@ -235,6 +243,8 @@ struct SharedStoreTests {
         #expect(seqs.filter { $0.id.hasPrefix("a") }.map(\.id) == (0..<50).map { "a\($0)" })
         // Tampering shows, as on SQLite.
         try first.unsafeExecute("UPDATE audit SET actor = 'someone-else' WHERE seq = 17")
+        let second = try PostgresStore(location)
+        defer { second.close() }
         #expect(
             try second.verifyAudit() == .broken(atRow: 17, reason: "row 17 does not match its hash: it was changed, or a row before it was removed"))
     }
