@@ -17,6 +17,17 @@ struct InboundMessage {
     var discardedFrames = 0
 }
 
+/// A read that would hold the loop too long (the audit trail: `audit.verify` reads every row,
+/// `audit` up to 5,000): the access policy has been applied on the loop, and `read` runs beside
+/// it on the shell's reader thread, with a connection of its own; its answer comes back through
+/// `BrokerCore.answer(_:with:)`.
+struct ReadBesideTheLoop: Sendable {
+    let routingID: [UInt8]
+    let query: String
+    let req: String?
+    let read: @Sendable (any AuditReader) throws -> [UInt8]
+}
+
 /// Something the core wants sent on one connection: a reply or a delivery.
 struct Outgoing {
     let routingID: [UInt8]
@@ -83,6 +94,8 @@ final class BrokerCore {
     private(set) var outbox: [Outgoing] = []
     /// Records of the deliveries in `outbox`, written to the store once they have left.
     var unrecordedDeliveries = DeliveryRecords()
+    /// Reads for the shell to run beside the loop (`takeReadsBesideTheLoop`).
+    var readsBesideTheLoop: [ReadBesideTheLoop] = []
 
     init(
         configuration: BrokerConfiguration, directory: DirectoryIndex, store: any MessageStore,
@@ -156,6 +169,12 @@ final class BrokerCore {
             }
         }
         recordDeliveries()
+    }
+
+    /// The reads waiting to be run beside the loop, handed to the shell.
+    func takeReadsBesideTheLoop() -> [ReadBesideTheLoop] {
+        defer { readsBesideTheLoop.removeAll() }
+        return readsBesideTheLoop
     }
 
     /// Adopts a reloaded directory and acts on changes other brokers made (the shell's WAKE).

@@ -201,7 +201,7 @@ public final class BrokerServer: Sendable {
         Self.signal(word, context: context, endpoint: controlEndpoint)
     }
 
-    private static func signal(_ word: String, context: ZMQContext, endpoint: String) {
+    static func signal(_ word: String, context: ZMQContext, endpoint: String) {
         // The loop binds a DEALER, which takes any number of short-lived signallers.
         guard let socket = try? context.makeSocket(.dealer) else { return }
         defer { socket.close() }

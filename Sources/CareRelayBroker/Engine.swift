@@ -16,6 +16,8 @@ final class Engine {
     let control: Socket
     private let logger: Logger
     private let batchLimit: Int
+    /// Runs the reads too long for the loop (the audit trail's) beside it.
+    private let reader: ReaderThread
 
     init(
         configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex,
@@ -26,6 +28,9 @@ final class Engine {
             consent: consent, vitals: vitals, logger: logger)
         self.logger = logger
         batchLimit = configuration.batchLimit
+        reader = ReaderThread(store: configuration.store, logger: logger) {
+            BrokerServer.signal("WAKE", context: context, endpoint: controlEndpoint)
+        }
 
         router = try context.makeSocket(.router)
         switch configuration.security {
@@ -87,6 +92,7 @@ final class Engine {
             if events.count == 2, events[1].contains(.readable) { handleControl() }
             if commandsWaiting { drain() }
             let deliveriesWaiting = core.housekeeping()
+            for done in reader.takeAnswers() { core.answer(done.read, with: done.result) }
             flush()
             if commandsWaiting || deliveriesWaiting {
                 core.metrics.loopTurn(nanoseconds: DispatchTime.now().uptimeNanoseconds - turnStart)
@@ -95,6 +101,7 @@ final class Engine {
             core.vitals.turn(at: Date(), connectedClients: core.sessions.count)
             core.metrics.connectedClients(core.sessions.count)
         }
+        reader.stop()
         logger.info("broker stopped")
     }
 
@@ -147,6 +154,7 @@ final class Engine {
     /// Sends the core's outbox. Never blocks: a peer that is not reading loses the message
     /// (a delivery goes back to its mailbox), and one that has gone loses its session.
     private func flush() {
+        reader.submit(core.takeReadsBesideTheLoop())
         core.flush { outgoing in
             do {
                 return try router.send([outgoing.routingID] + outgoing.frames, dontWait: true) ? nil : .dropped

@@ -11,8 +11,12 @@ extension BrokerCore {
     func answer(_ routingID: [UInt8], person: Directory.Person, query: Query) {
         let params = query.params ?? [:]
         do {
-            let result = try evaluate(query.query, params: params, person: person)
-            reply(routingID, .result(ResultHeader(query: query.query, req: query.req), body: result))
+            switch try evaluate(query.query, params: params, person: person) {
+            case .now(let result):
+                reply(routingID, .result(ResultHeader(query: query.query, req: query.req), body: result))
+            case .besideTheLoop(let read):
+                readsBesideTheLoop.append(ReadBesideTheLoop(routingID: routingID, query: query.query, req: query.req, read: read))
+            }
         } catch let error as ProtocolError {
             reply(routingID, .rejected(Rejected(error, command: "QUERY", req: query.req)))
         } catch {
@@ -33,27 +37,56 @@ extension BrokerCore {
         [UInt8](try Self.encoder.encode(value))
     }
 
+    /// A query's answer: now, or read beside the loop (see `ReadBesideTheLoop`).
+    private enum Evaluation {
+        case now([UInt8])
+        case besideTheLoop(@Sendable (any AuditReader) throws -> [UInt8])
+    }
+
+    /// The answer of a read done beside the loop: sent as RESULT, or refused `500`.
+    func answer(_ done: ReadBesideTheLoop, with result: Result<[UInt8], any Error>) {
+        switch result {
+        case .success(let body):
+            reply(done.routingID, .result(ResultHeader(query: done.query, req: done.req), body: body))
+        case .failure(let error):
+            reply(
+                done.routingID,
+                .rejected(
+                    Rejected(
+                        ProtocolError(.storeUnavailable, "the store could not answer: \(error)"), command: "QUERY", req: done.req)))
+        }
+    }
+
+    /// Encodes as the loop's answers are encoded, on whichever thread runs the read.
+    private static func jsonBesideTheLoop(_ value: some Encodable) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return [UInt8](try encoder.encode(value))
+    }
+
     /// One handler per query, each given its request as the protocol types it (a missing or
     /// malformed parameter is refused there) and answering with the protocol's result type.
-    private func evaluate(_ name: String, params: [String: String], person: Directory.Person) throws -> [UInt8] {
+    private func evaluate(_ name: String, params: [String: String], person: Directory.Person) throws -> Evaluation {
         switch try QueryName(query: name) {
         case .status:
             // Figures only (counts, sizes, times): safe for anyone the directory knows.
             var vitalsNow = vitals.snapshot
             vitalsNow.connectedClients = sessions.count
-            return try json(BrokerStatusReport(vitals: vitalsNow, store: try store.statistics(at: configuration.clock())))
-        case .inbox: return try json(try inbox(try InboxQuery(params: params), person: person))
-        case .track: return try json(try track(try TrackQuery(params: params), person: person))
-        case .message: return try json(try messageView(try MessageQuery(params: params), person: person))
-        case .careTeam: return try json(try careTeam(try CareTeamQuery(params: params), person: person))
-        case .careTeamLink: return try json(try changeCareTeam(try CareTeamChange(link: true, params: params), person: person))
-        case .careTeamUnlink: return try json(try changeCareTeam(try CareTeamChange(link: false, params: params), person: person))
-        case .consent: return try json(try consentRecord(try ConsentQuery(params: params), person: person))
-        case .audit: return try json(try audit(AuditFilter(params: params), person: person))
+            return .now(try json(BrokerStatusReport(vitals: vitalsNow, store: try store.statistics(at: configuration.clock()))))
+        case .inbox: return .now(try json(try inbox(try InboxQuery(params: params), person: person)))
+        case .track: return .now(try json(try track(try TrackQuery(params: params), person: person)))
+        case .message: return .now(try json(try messageView(try MessageQuery(params: params), person: person)))
+        case .careTeam: return .now(try json(try careTeam(try CareTeamQuery(params: params), person: person)))
+        case .careTeamLink: return .now(try json(try changeCareTeam(try CareTeamChange(link: true, params: params), person: person)))
+        case .careTeamUnlink: return .now(try json(try changeCareTeam(try CareTeamChange(link: false, params: params), person: person)))
+        case .consent: return .now(try json(try consentRecord(try ConsentQuery(params: params), person: person)))
+        case .audit: return .besideTheLoop(try audit(AuditFilter(params: params), person: person))
         case .auditVerify:
             try AccessPolicy.enforce(consent.access.mayVerifyAudit(asker: person))
-            return try json(try store.verifyAudit())
-        case .directory: return try json(DirectoryListing(directory.directory))
+            // Reads every row of the trail: never on the loop.
+            return .besideTheLoop { reader in try Self.jsonBesideTheLoop(try reader.verifyAudit()) }
+        case .directory: return .now(try json(DirectoryListing(directory.directory)))
         }
     }
 
@@ -183,7 +216,8 @@ extension BrokerCore {
 
     // MARK: Audit
 
-    private func audit(_ filter: AuditFilter, person: Directory.Person) throws -> AuditFilter.Answer {
+    /// Who may read which audit rows is decided here, on the loop; the rows are read beside it.
+    private func audit(_ filter: AuditFilter, person: Directory.Person) throws -> @Sendable (any AuditReader) throws -> [UInt8] {
         let scope: AccessPolicy.AuditScope
         if filter.person == person.id.rawValue {
             scope = .ownActions
@@ -200,14 +234,17 @@ extension BrokerCore {
         let (decision, view) = consent.access.mayQueryAudit(asker: person, scope: scope)
         if decision == .conceal, let message = filter.message { throw unknown(message) }
         try AccessPolicy.enforce(decision)
-        var rows = try store.audit(filter)
-        if view == .own {
-            // Nothing that says what was withheld from the asker, and no rule ids: a rule such
-            // as R1-objection would tell them what the patient decided.
-            rows.removeAll { $0.entry.recipient == person.id.rawValue && $0.entry.action == .withhold }
-            for index in rows.indices { rows[index].entry.rule = nil }
+        let asker = person.id.rawValue
+        return { reader in
+            var rows: AuditFilter.Answer = try reader.audit(filter)
+            if view == .own {
+                // Nothing that says what was withheld from the asker, and no rule ids: a rule such
+                // as R1-objection would tell them what the patient decided.
+                rows.removeAll { $0.entry.recipient == asker && $0.entry.action == .withhold }
+                for index in rows.indices { rows[index].entry.rule = nil }
+            }
+            return try Self.jsonBesideTheLoop(rows)
         }
-        return rows
     }
 }
 

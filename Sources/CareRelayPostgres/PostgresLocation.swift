@@ -113,12 +113,14 @@ public struct PostgresStoreProvider: StoreProvider {
     public init(_ location: PostgresLocation) { self.location = location }
     public func open() throws -> any MessageStore { try PostgresStore(location) }
     public func openStatisticsReader() throws -> any StoreStatisticsReader { try PostgresStatisticsReader(location) }
+    public func openAuditReader() throws -> any AuditReader { try PostgresStatisticsReader(location) }
     public var description: String { "PostgreSQL \(location)" }
 }
 
-/// The operations endpoint's own connection, so a scrape never queues behind the loop's
-/// transactions (nor runs inside one).
-public final class PostgresStatisticsReader: StoreStatisticsReader, Sendable {
+/// A reader on a connection of its own: the operations endpoint's, so a scrape never queues
+/// behind the loop's transactions (nor runs inside one), and the broker's reader of long audit
+/// queries beside its loop.
+public final class PostgresStatisticsReader: StoreStatisticsReader, AuditReader, Sendable {
     /// Locked for the whole of a read, so two scrapes at once take turns on the connection.
     private let connection: Mutex<PostgresConnection>
     private let logger: Logger
@@ -133,8 +135,21 @@ public final class PostgresStatisticsReader: StoreStatisticsReader, Sendable {
     }
 
     public func statistics(at now: Date) throws -> StoreStatistics {
+        try reading { run in try PostgresStatistics.read(at: now, run) }
+    }
+
+    public func audit(_ filter: AuditFilter) throws -> [AuditRow] {
+        try reading { run in try PostgresAudit.audit(filter, run: run) }
+    }
+
+    public func verifyAudit() throws -> AuditVerification {
+        try reading { run in try PostgresAudit.verify(run: run) }
+    }
+
+    /// Runs `body` with the connection to itself, each query bounded by the URL's time-out.
+    private func reading<T>(_ body: ((PostgresQuery) throws -> PostgresQueryResult) throws -> T) throws -> T {
         try connection.withLock { connection in
-            try PostgresStatistics.read(at: now) { query in
+            try body { query in
                 guard let rows = try connection.query(query, logger: self.logger).wait(atMost: self.timeout) else {
                     throw StoreError.unavailable("PostgreSQL did not answer within \(self.timeout)")
                 }

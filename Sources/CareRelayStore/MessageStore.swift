@@ -82,10 +82,15 @@ public protocol ConsentLog {
 }
 
 /// The audit trail: one hash chain of every disclosure and refusal.
-public protocol AuditTrail {
+public protocol AuditTrail: AuditReader {
     func appendAudit(_ entries: [AuditEntry]) throws
+}
+
+/// Reading the audit trail. Besides the broker's store, a reader of its own connection
+/// (`StoreProvider.openAuditReader`) answers the long reads beside the broker's loop.
+public protocol AuditReader {
     func audit(_ filter: AuditFilter) throws -> [AuditRow]
-    /// Recomputes the whole chain.
+    /// Recomputes the whole chain, reading it a page at a time.
     func verifyAudit() throws -> AuditVerification
 }
 
@@ -97,6 +102,8 @@ public func idempotencyKey(_ sender: PersonID, _ key: String) -> String { "\(sen
 public protocol StoreProvider: Sendable, CustomStringConvertible {
     func open() throws -> any MessageStore
     func openStatisticsReader() throws -> any StoreStatisticsReader
+    /// A reader of the audit trail on a connection of its own, for the thread that opens it.
+    func openAuditReader() throws -> any AuditReader
 }
 
 /// Operators' figures, costing what waits, not the store's history. The broker's store is
@@ -110,6 +117,7 @@ public struct SQLiteStoreProvider: StoreProvider {
     public init(path: String) { self.path = path }
     public func open() throws -> any MessageStore { try SQLiteStore(path: path) }
     public func openStatisticsReader() throws -> any StoreStatisticsReader { try StoreInspector(path: path) }
+    public func openAuditReader() throws -> any AuditReader { try StoreInspector(path: path) }
     public var description: String { "SQLite \(path)" }
 }
 

@@ -553,17 +553,19 @@ public final class SQLiteStore: MessageStore {
     }
 
     public func audit(_ filter: AuditFilter) throws -> [AuditRow] {
-        try db.read { db in
-            var clauses: [String] = []
-            var arguments: StatementArguments = []
-            if let patient = filter.patient { clauses.append("patient = ?"); arguments += [patient] }
-            if let person = filter.person { clauses.append("(actor = ? OR recipient = ?)"); arguments += [person, person] }
-            if let message = filter.message { clauses.append("message = ?"); arguments += [message] }
-            let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
-            arguments += [filter.limit]
-            return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM audit\(whereClause) ORDER BY seq LIMIT ?"), arguments: arguments)
-                .map(Self.auditRow)
-        }
+        try db.read { db in try Self.audit(filter, db) }
+    }
+
+    static func audit(_ filter: AuditFilter, _ db: Database) throws -> [AuditRow] {
+        var clauses: [String] = []
+        var arguments: StatementArguments = []
+        if let patient = filter.patient { clauses.append("patient = ?"); arguments += [patient] }
+        if let person = filter.person { clauses.append("(actor = ? OR recipient = ?)"); arguments += [person, person] }
+        if let message = filter.message { clauses.append("message = ?"); arguments += [message] }
+        let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        arguments += [filter.limit]
+        return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM audit\(whereClause) ORDER BY seq LIMIT ?"), arguments: arguments)
+            .map(Self.auditRow)
     }
 
     private static func auditRow(_ row: Row) -> AuditRow {

@@ -54,7 +54,7 @@ extension SQLiteStore {
 /// A second, read-only connection to a store a running broker owns: for the metrics
 /// endpoint and online backups, so neither waits in the broker's loop nor makes it wait
 /// (WAL lets readers and the one writer proceed together).
-public final class StoreInspector: StoreStatisticsReader {
+public final class StoreInspector: StoreStatisticsReader, AuditReader {
     private let db: DatabaseQueue
     public let path: String
 
@@ -68,6 +68,16 @@ public final class StoreInspector: StoreStatisticsReader {
 
     public func statistics(at now: Date) throws -> StoreStatistics {
         try db.read { db in try StoreStatistics.read(db, path: path, at: now) }
+    }
+
+    public func audit(_ filter: AuditFilter) throws -> [AuditRow] {
+        try db.read { db in try SQLiteStore.audit(filter, db) }
+    }
+
+    /// Reads the chain through a cursor, beside the broker's own connection (WAL lets a
+    /// reader and the writer work at once).
+    public func verifyAudit() throws -> AuditVerification {
+        try db.read { db in try SQLiteStore.verifyAudit(db) }
     }
 
     /// Copies the whole store, as of one moment, to `destination` with SQLite's online backup

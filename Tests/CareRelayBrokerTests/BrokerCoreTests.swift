@@ -20,6 +20,9 @@ final class CoreHarness {
     private(set) var received: [[UInt8]: [BrokerCommand]] = [:]
     /// Connections whose peer has gone: sending to them fails.
     var gone = Set<[UInt8]>()
+    /// While set, reads beside the loop wait here instead of being run after each turn.
+    var holdReads = false
+    private(set) var heldReads: [ReadBesideTheLoop] = []
 
     init() throws {
         system = try CareSystem()
@@ -71,6 +74,8 @@ final class CoreHarness {
     func turn() -> [[UInt8]: [BrokerCommand]] {
         core.commitBatch()
         core.housekeeping()
+        heldReads += core.takeReadsBesideTheLoop()
+        if !holdReads { runHeldReads() }
         var thisTurn: [[UInt8]: [BrokerCommand]] = [:]
         core.flush { outgoing in
             if gone.contains(outgoing.routingID) { return .peerGone }
@@ -80,6 +85,17 @@ final class CoreHarness {
             return nil
         }
         return thisTurn
+    }
+
+    /// Runs the reads beside the loop as the shell's reader thread does, on a reader of the
+    /// store's own, and hands the answers back to the core.
+    func runHeldReads() {
+        guard !heldReads.isEmpty else { return }
+        let reads = heldReads
+        heldReads.removeAll()
+        for read in reads {
+            core.answer(read, with: Result { try read.read(try system.store.openAuditReader()) })
+        }
     }
 
     func deliveries(to connection: Connection) -> [DeliverHeader] {
@@ -233,6 +249,30 @@ struct BrokerCoreTests {
         #expect(codes.contains(ErrorCode.throttled.rawValue))
         #expect(codes.count <= burst + 2, "once throttled, nothing more is answered")
         #expect(harness.core.sessions.sessions(of: "vsb.green").isEmpty)
+    }
+
+    @Test("the audit trail is read beside the loop: the broker answers others meanwhile")
+    func auditReadBesideTheLoop() throws {
+        let harness = try CoreHarness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        let admin = try harness.connect("admin.it", receive: false)
+        _ = try #require(harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())?.accepted)
+        harness.holdReads = true
+        #expect(harness.query(admin, "audit.verify", [:]) == nil, "not answered on the loop")
+        #expect(harness.heldReads.map(\.query) == ["audit.verify"])
+        guard case .pong? = harness.run(gp, .ping(Empty())).first else {
+            Issue.record("PING not answered while the read waits")
+            return
+        }
+        harness.holdReads = false
+        let answer = try #require(harness.turn()[admin.routingID]?.first?.resultBody)
+        guard case .intact(let rows) = try decode(AuditVerification.self, answer) else {
+            Issue.record("the chain should be intact")
+            return
+        }
+        #expect(rows > 1)
+        // The access policy is still applied on the loop: a GP may not verify the trail.
+        #expect(harness.query(gp, "audit.verify", [:])?.rejected?.code == ErrorCode.notPermitted.rawValue)
     }
 
     @Test("once stopping, every command is answered 'shutting down' and nothing is stored")
