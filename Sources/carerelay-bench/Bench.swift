@@ -29,7 +29,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Message body size in bytes for the message-rate figures.")
     var bodyBytes = 1024
 
-    @Option(help: "Run only one part: baseline, durable, paced, stages, fanout, consent, clients, queued or postgres (for profiling).")
+    @Option(help: "Run only one part: baseline, durable, paced, stages, fanout, consent, verify, clients, queued or postgres (for profiling).")
     var only: String?
 
     @Option(
@@ -147,6 +147,15 @@ struct Bench: ParsableCommand {
             try FileDescriptorLimit.raise(to: clients + 1_024)
             let (raw, broker) = try ConnectedClientsMemory.run(clients: clients)
             table.addConnectedClients(raw: raw, broker: broker)
+        }
+        if wants("verify") {
+            let sizes = smoke ? [1_000, 2_000] : [100_000, 200_000, 400_000]
+            let results = try AuditVerifyCost.run(sizes: sizes)
+            for result in results {
+                table.add(
+                    "audit.verify over \(result.rows) audit rows (beside the loop)", result.seconds * 1000, unit: "ms",
+                    ratio: result.microsecondsPerRow / results[0].microsecondsPerRow, ratioOf: "the shortest trail's cost a row")
+            }
         }
         if wants("queued") {
             let recipients = smoke ? 10 : 1_000
