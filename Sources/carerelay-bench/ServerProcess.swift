@@ -49,7 +49,12 @@ final class ServerProcess {
         process.standardError = FileHandle(forWritingAtPath: log)
         launchedAt = .now
         try process.run()
-        let line = String(decoding: output.fileHandleForReading.readDataToEndOfFileOrLine(), as: UTF8.self)
+        // The broker may say other things first (its operations endpoint); up to the line that
+        // says it is listening, or the end of its output.
+        var line = ""
+        repeat {
+            line = String(decoding: output.fileHandleForReading.readDataToEndOfFileOrLine(), as: UTF8.self)
+        } while !line.isEmpty && !line.contains("listening on")
         secondsToListening = seconds(since: launchedAt)
         guard line.contains("listening on"), let address = line.split(whereSeparator: \.isWhitespace).first(where: { $0.hasPrefix("tcp://") }) else {
             let tail = (try? String(contentsOfFile: log, encoding: .utf8)).map { String($0.suffix(2_000)) } ?? ""

@@ -8,16 +8,22 @@ import Foundation
 /// store; at the end every acknowledged referral must have reached the application once, and
 /// the audit chain must verify after every kill. With several nodes (a shared PostgreSQL
 /// store), each kill takes a node chosen at random while the others keep serving; the
-/// applications list every node and fail over.
+/// applications list every node and fail over. Given the PostgreSQL server's folder, every
+/// `databaseRestartEvery`-th round stops the database at once instead (as a power cut would),
+/// under load, and starts it again two seconds later, while every broker keeps running.
 struct CrashSoak {
     let system: SoakSystem
     let kills: Int
     var nodes = 1
+    /// The folder `Scripts/postgres start` made, to crash and resume the server; nil: no restarts.
+    var postgresDirectory: String?
+    var databaseRestartEvery = 3
     var rng: SplitMix64
     let log: (String) -> Void
 
     struct Figures {
         var kills = 0
+        var databaseRestarts = 0
         var nodes = 1
         var auditVerifications = 0
         var auditFailures: [String] = []
@@ -51,22 +57,34 @@ struct CrashSoak {
         }
         var figures = Figures()
         figures.nodes = nodes
-        for kill in 1...kills {
+        for round in 1...kills {
             // Under load: wait for at least one new acknowledgement since the last restart,
             // then let a random part of a second more pass, so kills land anywhere in a batch.
             let before = ledger.acceptedCount
             guard ledger.wait(idleTimeout: 30, until: { ledger.accepted.count > before }) else {
-                throw SoakFailure("no message was accepted within 30 s after restart \(kill - 1)")
+                throw SoakFailure("no message was accepted within 30 s after restart \(round - 1)")
             }
             Thread.sleep(forTimeInterval: Double.random(in: 0.05..<0.8, using: &rng))  // the random moment, not synchronisation
+            if let postgresDirectory, round % databaseRestartEvery == 0 {
+                try Self.postgres("crash", postgresDirectory)
+                // Down for two seconds, as a restart under load is; the brokers must ride it out.
+                Thread.sleep(forTimeInterval: 2)
+                try Self.postgres("resume", postgresDirectory)
+                figures.databaseRestarts += 1
+                verifyAudit(&figures, after: "database restart \(figures.databaseRestarts)")
+                log("round \(round)/\(kills): database restarted under load: \(ledger.acceptedCount) accepted so far, audit intact")
+                continue
+            }
             let victim = Int.random(in: 0..<nodes, using: &rng)
             brokers[victim].kill()
             figures.kills += 1
-            verifyAudit(&figures, after: "kill \(kill)")
+            verifyAudit(&figures, after: "kill \(figures.kills)")
             // Half the time the receiving application restarts too, losing its memory.
             if Bool.random(using: &rng) { receiver.restart() }
             brokers[victim] = try system.startBroker(port: ports[victim])
-            log("kill \(kill)/\(kills)\(nodes > 1 ? " (node \(victim + 1) of \(nodes))" : ""): \(ledger.acceptedCount) accepted so far, audit intact")
+            log(
+                "round \(round)/\(kills): kill\(nodes > 1 ? " (node \(victim + 1) of \(nodes))" : ""): \(ledger.acceptedCount) accepted so far, audit intact"
+            )
         }
         stop.set()
         senders.wait()
@@ -97,6 +115,16 @@ struct CrashSoak {
         figures.receiverRestarts = receiver.restarts
         figures.seconds = Date().timeIntervalSince(start)
         return figures
+    }
+
+    /// `Scripts/postgres crash|resume DIR`, from the repository root Scripts/soak runs in.
+    private static func postgres(_ action: String, _ directory: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "Scripts/postgres")
+        process.arguments = [action, directory]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw SoakFailure("Scripts/postgres \(action) exited with \(process.terminationStatus)") }
     }
 
     private func verifyAudit(_ figures: inout Figures, after moment: String) {

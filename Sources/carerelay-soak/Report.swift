@@ -27,6 +27,7 @@ struct Report {
         let p = "crash safety"
         if f.nodes > 1 { add(p, "broker nodes sharing one store (each kill takes one at random)", "\(f.nodes)") }
         add(p, "SIGKILLs survived", "\(f.kills)")
+        if f.databaseRestarts > 0 { add(p, "database restarts under load (pg_ctl -m immediate, up again 2 s later)", "\(f.databaseRestarts)") }
         add(p, "audit chain verifications passed (after every kill and at the end)", "\(f.auditVerifications)")
         require(p, "audit chain failures", f.auditFailures.count)
         failures += f.auditFailures

@@ -55,6 +55,15 @@ struct SoakTool: ParsableCommand {
 
     @Option(
         help:
+            "With --postgres: the server's folder (from Scripts/postgres start). The crash part then stops the database at once every --database-restart-every rounds, under load, and starts it again 2 s later."
+    )
+    var postgresDirectory: String?
+
+    @Option(help: "With --postgres-directory: which rounds of the crash part restart the database instead of killing a broker.")
+    var databaseRestartEvery = 3
+
+    @Option(
+        help:
             "Run crash, consumers and hostile on the PostgreSQL store: a server URL (postgres://USER@HOST:PORT/DATABASE); each part gets a new database beside the one named. Scripts/soak --postgres starts a server."
     )
     var postgres: String?
@@ -82,7 +91,9 @@ struct SoakTool: ParsableCommand {
             let system = try system()
             defer { system.removeFiles() }
             guard nodes == 1 || server != nil else { throw ValidationError("--nodes: several brokers need a shared store (--postgres)") }
-            var soak = CrashSoak(system: system, kills: kills, nodes: nodes, rng: SplitMix64(seed: seed), log: log)
+            var soak = CrashSoak(
+                system: system, kills: kills, nodes: nodes, postgresDirectory: postgresDirectory,
+                databaseRestartEvery: max(1, databaseRestartEvery), rng: SplitMix64(seed: seed), log: log)
             report.crash(try soak.run())
         }
         if wants("store") {
