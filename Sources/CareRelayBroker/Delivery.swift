@@ -29,7 +29,7 @@ extension BrokerCore {
                 items = try store.mailbox(for: person, after: sessions.cursor(of: person), excluding: inFlight, limit: session.spareCredit)
             } catch {
                 // Read again once the store answers, for as long as they stay connected.
-                storeBacklog.unreadMailboxes.insert(person)
+                storeBacklog.keepUnread(person, now: now)
                 logger.error(
                     "could not read a mailbox; reading it again once the store answers", metadata: ["person": "\(person)", "error": "\(error)"])
                 return
@@ -39,6 +39,12 @@ extension BrokerCore {
                 let key = DeliveryKey(seq: item.seq, recipient: person)
                 let attempt = sessions.nextAttempt(key)
                 switch prepareDelivery(item, to: recipient, now: now, attempt: attempt) {
+                case .notYet:
+                    // Read again from the start once the store answers (`retryStoreBacklog`).
+                    storeBacklog.keepUnread(person, now: now)
+                    logger.error(
+                        "could not read a care team to decide a delivery; deciding it once the store answers", metadata: ["person": "\(person)"])
+                    return
                 case .withhold(let rule, let reason):
                     metrics.withheld(atDelivery: true)
                     unrecordedDeliveries.entries.append(
@@ -106,6 +112,9 @@ extension BrokerCore {
     enum PreparedDelivery {
         case send(DeliverHeader, [UInt8], rule: String, action: AuditEntry.Action)
         case withhold(rule: String, reason: String)
+        /// The store could not be read to decide (a care team): the copy stays pending and is
+        /// decided once the store answers. A passing fault must never withhold it for good.
+        case notYet
     }
 
     /// Checks consent again, as it stands now, and redacts the body for this recipient.
@@ -130,7 +139,7 @@ extension BrokerCore {
                         addressedTeams: envelope.to.addressedTeams, addressedPeople: envelope.to.addressedPeople,
                         isReferral: item.kind == .referral || item.kind == .referralEvent)
                 else {
-                    return .withhold(rule: "broker-integrity", reason: "care team could not be read")
+                    return .notYet
                 }
                 let verdict = consent.decide(subject, for: who, now: now)
                 rule = verdict.ruleID

@@ -186,6 +186,8 @@ extension BrokerCore {
             // Only the sender learns that (and why) a recipient may not read it.
             guard copy == .sender else { throw unknown(id) }
             return MessageView(header: nil, body: nil, withheld: reason)
+        case .notYet:
+            throw ProtocolError(.storeUnavailable, "the broker could not read the care team to decide; ask again in a moment")
         }
     }
 

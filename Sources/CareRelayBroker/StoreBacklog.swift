@@ -27,6 +27,13 @@ struct StoreBacklog {
     /// in the store and goes out again, which the client's deduplication absorbs.
     static let maxDeliveryRecords = 100_000
 
+    /// A mailbox that could not be read, or a delivery that could not be decided, for a
+    /// person still connected: tried again a second from now at the earliest, not on every turn.
+    mutating func keepUnread(_ person: PersonID, now: Date) {
+        unreadMailboxes.insert(person)
+        nextAttempt = max(nextAttempt, now.addingTimeInterval(1))
+    }
+
     mutating func keep(
         sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)], audit: [AuditEntry]
     ) {
@@ -52,6 +59,11 @@ extension BrokerCore {
                 backlog.sent.removeAll()
                 backlog.withheld.removeAll()
                 backlog.audit.removeAll()
+            }
+            if !backlog.unreadMailboxes.isEmpty {
+                // Nothing above touched the store: ask it something cheap before saying it
+                // answers, or a store that is still down would be read on every turn.
+                _ = try store.nextReferralDeadline()
             }
             vitals.store(healthy: true)
             // Read again from the start: what was in flight when the store failed may still

@@ -24,9 +24,12 @@ final class CoreHarness {
     var holdReads = false
     private(set) var heldReads: [ReadBesideTheLoop] = []
 
+    /// The core's store, which a test can make fail (see `FailingStore`).
+    let store: FailingStore
+
     init() throws {
         system = try CareSystem()
-        let store = try system.store.open()
+        store = FailingStore(try system.store.open())
         var logger = Logger(label: "carerelay.test-core")
         logger.logLevel = .critical
         core = try BrokerCore(
@@ -35,7 +38,7 @@ final class CoreHarness {
             vitals: BrokerVitals(startedAt: Date()), logger: logger)
     }
 
-    deinit { core.store.close() }
+    deinit { store.close() }
 
     struct Connection {
         let routingID: [UInt8]
@@ -120,6 +123,59 @@ extension BrokerCommand {
     var accepted: Accepted? { if case .accepted(let answer) = self { answer } else { nil } }
     var rejected: Rejected? { if case .rejected(let refusal) = self { refusal } else { nil } }
     var resultBody: [UInt8]? { if case .result(_, let body) = self { body } else { nil } }
+}
+
+/// A real store whose care-team reads can be made to fail, as a database that has just gone
+/// away fails them; everything else passes through.
+final class FailingStore: MessageStore {
+    let inner: any MessageStore
+    var careTeamReadsFail = false
+    init(_ inner: any MessageStore) { self.inner = inner }
+
+    func careTeam(of patient: NHSNumber) throws -> [CareTeamMember] {
+        if careTeamReadsFail { throw StoreError.unavailable("the test stopped the store answering") }
+        return try inner.careTeam(of: patient)
+    }
+    func nextReferralDeadline() throws -> Date? {
+        if careTeamReadsFail { throw StoreError.unavailable("the test stopped the store answering") }
+        return try inner.nextReferralDeadline()
+    }
+
+    func statistics(at now: Date) throws -> StoreStatistics { try inner.statistics(at: now) }
+    var sharedChanges: SharedChanges? { inner.sharedChanges }
+    func close() { inner.close() }
+    func accept(_ batch: [NewMessage], confirming confirmations: [DeliveryConfirmation], at now: Date) throws -> [StoreOutcome] {
+        try inner.accept(batch, confirming: confirmations, at: now)
+    }
+    func earlierSends(_ keys: [(sender: PersonID, key: String)]) throws -> [String: EarlierSend] { try inner.earlierSends(keys) }
+    func mailbox(for recipient: PersonID, after: Int64, excluding inFlight: Set<Int64>, limit: Int) throws -> [MailItem] {
+        try inner.mailbox(for: recipient, after: after, excluding: inFlight, limit: limit)
+    }
+    func recordDeliveries(
+        sent: [(seq: Int64, recipient: PersonID)], withheld: [(seq: Int64, recipient: PersonID, rule: String, reason: String)],
+        audit: [AuditEntry], at now: Date
+    ) throws {
+        try inner.recordDeliveries(sent: sent, withheld: withheld, audit: audit, at: now)
+    }
+    func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64] { try inner.confirm(recipient: recipient, ids: ids, at: now) }
+    func message(id: String) throws -> StoredMessage? { try inner.message(id: id) }
+    func tracking(id: String) throws -> Tracking? { try inner.tracking(id: id) }
+    func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
+        try inner.history(for: person, kind: kind, limit: limit)
+    }
+    func referral(id: String) throws -> ReferralRecord? { try inner.referral(id: id) }
+    func overdueReferrals(at now: Date) throws -> [ReferralRecord] { try inner.overdueReferrals(at: now) }
+    func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
+        try inner.link(patient: patient, member: member, by: actor, at: now)
+    }
+    func unlink(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
+        try inner.unlink(patient: patient, member: member, by: actor, at: now)
+    }
+    func consentRecords(after: Int64) throws -> [ConsentRecord] { try inner.consentRecords(after: after) }
+    func consentRecords(patient: NHSNumber) throws -> [ConsentRecord] { try inner.consentRecords(patient: patient) }
+    func appendAudit(_ entries: [AuditEntry]) throws { try inner.appendAudit(entries) }
+    func audit(_ filter: AuditFilter) throws -> [AuditRow] { try inner.audit(filter) }
+    func verifyAudit() throws -> AuditVerification { try inner.verifyAudit() }
 }
 
 @Suite("Broker core, in-process")
@@ -273,6 +329,25 @@ struct BrokerCoreTests {
         #expect(rows > 1)
         // The access policy is still applied on the loop: a GP may not verify the trail.
         #expect(harness.query(gp, "audit.verify", [:])?.rejected?.code == ErrorCode.notPermitted.rawValue)
+    }
+
+    @Test("a care team the store cannot read leaves the copy pending, and it goes once the store answers")
+    func undecidableDeliveryWaitsForTheStore() throws {
+        let harness = try CoreHarness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        let okafor = try harness.connect("sw.okafor", credit: 0)
+        let referral = try #require(
+            harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())?.accepted)
+        harness.store.careTeamReadsFail = true
+        harness.core.careTeams.removeAll()  // as after a lost notification connection
+        harness.run(okafor, .credit(Credit(credit: 10)))
+        #expect(harness.deliveries(to: okafor).isEmpty)
+        #expect(try harness.store.inner.tracking(id: referral.id)?.recipients.first { $0.person == "sw.okafor" }?.state == "pending")
+
+        harness.store.careTeamReadsFail = false
+        harness.system.clock.advance(by: 2)  // past the backlog's next attempt
+        harness.turn()
+        #expect(harness.deliveries(to: okafor).map(\.id) == [referral.id])
     }
 
     @Test("once stopping, every command is answered 'shutting down' and nothing is stored")
