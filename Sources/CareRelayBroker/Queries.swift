@@ -26,12 +26,16 @@ extension BrokerCore {
         }
     }
 
-    private static let encoder: JSONEncoder = {
+    /// How every answer is encoded: sorted keys, unescaped slashes, ISO 8601 dates.
+    private static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         return encoder
-    }()
+    }
+
+    /// The loop's own encoder.
+    private static let encoder = makeEncoder()
 
     private func json(_ value: some Encodable) throws -> [UInt8] {
         [UInt8](try Self.encoder.encode(value))
@@ -57,12 +61,9 @@ extension BrokerCore {
         }
     }
 
-    /// Encodes as the loop's answers are encoded, on whichever thread runs the read.
+    /// Encodes as the loop's answers are encoded, with an encoder of the reading thread's own.
     private static func jsonBesideTheLoop(_ value: some Encodable) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        return [UInt8](try encoder.encode(value))
+        [UInt8](try makeEncoder().encode(value))
     }
 
     /// One handler per query, each given its request as the protocol types it (a missing or
