@@ -19,10 +19,9 @@ enum PostgresAudit {
         ).map { row in
             let (seq, atMillis, actor, action, patient, message, recipient, decision, rule, detail, hash) =
                 try row.decode((Int64, Int64, String, String, String?, String?, String?, String?, String?, String?, ByteBuffer).self)
-            let entry = AuditEntry(
-                at: Date(timeIntervalSince1970: Double(atMillis) / 1000), actor: actor, action: AuditEntry.Action(rawValue: action) ?? .accept,
-                patient: patient, message: message, recipient: recipient, decision: decision, rule: rule, detail: detail)
-            return AuditRow(seq: seq, entry: entry, hash: hash.readableBytesView.map { String(format: "%02x", $0) }.joined())
+            return AuditRow(
+                seq: seq, atMillis: atMillis, actor: actor, action: action, patient: patient, message: message, recipient: recipient,
+                decision: decision, rule: rule, detail: detail, hash: hash.readableBytesView)
         }
     }
 

@@ -480,14 +480,14 @@ public final class PostgresStore: MessageStore {
             """)
         var items: [MailItem] = []
         for row in rows where items.count < limit {
-            let (seq, id, kindText, sender, envelope, patient, body, acceptedAt, topic) =
+            let (seq, id, kind, sender, envelope, patient, body, acceptedAt, topic) =
                 try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double, String?).self)
-            guard !inFlight.contains(seq), let kind = MessageKind(rawValue: kindText) else { continue }
-            items.append(
-                MailItem(
-                    seq: seq, id: id, kind: kind, sender: PersonID(sender), envelope: Array(envelope.readableBytesView),
-                    patient: patient.flatMap { try? NHSNumber(validating: $0) }, body: Array(body.readableBytesView),
-                    acceptedAt: Date(timeIntervalSince1970: acceptedAt), recipient: recipient, topic: topic))
+            guard !inFlight.contains(seq),
+                let item = MailItem(
+                    seq: seq, id: id, kind: kind, sender: sender, envelope: Array(envelope.readableBytesView), patient: patient,
+                    body: Array(body.readableBytesView), acceptedAt: acceptedAt, recipient: recipient, topic: topic)
+            else { continue }
+            items.append(item)
         }
         return items
     }
@@ -594,9 +594,7 @@ public final class PostgresStore: MessageStore {
             """
         ).map { row in
             let (person, decision, state, deliveredAt, confirmedAt) = try row.decode((String, String, String, Double?, Double?).self)
-            return Tracking.Recipient(
-                person: PersonID(person), decision: decision, state: state,
-                deliveredAt: deliveredAt.map(Date.init(timeIntervalSince1970:)), confirmedAt: confirmedAt.map(Date.init(timeIntervalSince1970:)))
+            return Tracking.Recipient(recipient: person, decision: decision, state: state, deliveredAt: deliveredAt, confirmedAt: confirmedAt)
         }
         let events = try run("SELECT id FROM message WHERE correlation = \(id) ORDER BY seq").map { try $0.decode(String.self) }
         return Tracking(
@@ -614,9 +612,8 @@ public final class PostgresStore: MessageStore {
             ORDER BY m.seq DESC LIMIT \(limit)
             """
         ).compactMap { row in
-            let (id, kindText, sender, acceptedAt, state) = try row.decode((String, String, String, Double, String?).self)
-            guard let kind = MessageKind(rawValue: kindText) else { return nil }
-            return InboxLine(id: id, kind: kind, from: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt), state: state)
+            let (id, kind, sender, acceptedAt, state) = try row.decode((String, String, String, Double, String?).self)
+            return InboxLine(id: id, kind: kind, sender: sender, acceptedAt: acceptedAt, state: state)
         }
     }
 

@@ -267,17 +267,13 @@ public final class SQLiteStore: MessageStore {
             var items: [MailItem] = []
             while let row = try rows.next(), items.count < limit {
                 let seq: Int64 = row["seq"]
-                if inFlight.contains(seq) { continue }
-                let kindText: String = row["kind"]
-                guard let kind = MessageKind(rawValue: kindText) else { continue }
-                let patient: String? = row["patient"]
-                items.append(
-                    MailItem(
-                        seq: seq, id: row["id"], kind: kind, sender: PersonID(row["sender"]),
-                        envelope: [UInt8](row["envelope"] as Data), patient: patient.flatMap { try? NHSNumber(validating: $0) },
-                        body: [UInt8](row["body"] as Data),
-                        acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]),
-                        recipient: recipient, topic: row["topic"]))
+                guard !inFlight.contains(seq),
+                    let item = MailItem(
+                        seq: seq, id: row["id"], kind: row["kind"], sender: row["sender"], envelope: [UInt8](row["envelope"] as Data),
+                        patient: row["patient"], body: [UInt8](row["body"] as Data), acceptedAt: row["accepted_at"], recipient: recipient,
+                        topic: row["topic"])
+                else { continue }
+                items.append(item)
             }
             return items
         }
@@ -412,9 +408,8 @@ public final class SQLiteStore: MessageStore {
                         """), arguments: [seq]
             ).map { r in
                 Tracking.Recipient(
-                    person: PersonID(r["recipient"]), decision: r["decision"], state: r["state"],
-                    deliveredAt: (r["delivered_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                    confirmedAt: (r["confirmed_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+                    recipient: r["recipient"], decision: r["decision"], state: r["state"], deliveredAt: r["delivered_at"],
+                    confirmedAt: r["confirmed_at"])
             }
             let events = try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM message WHERE correlation = ? ORDER BY seq"), arguments: [id])
             return Tracking(
@@ -440,10 +435,7 @@ public final class SQLiteStore: MessageStore {
             sql += " ORDER BY m.seq DESC LIMIT ?"
             arguments += [limit]
             return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).compactMap { row in
-                guard let kind = MessageKind(rawValue: row["kind"]) else { return nil }
-                return InboxLine(
-                    id: row["id"], kind: kind, from: PersonID(row["sender"]),
-                    acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), state: row["state"])
+                InboxLine(id: row["id"], kind: row["kind"], sender: row["sender"], acceptedAt: row["accepted_at"], state: row["state"])
             }
         }
     }
@@ -569,14 +561,10 @@ public final class SQLiteStore: MessageStore {
     }
 
     private static func auditRow(_ row: Row) -> AuditRow {
-        let atMillis: Int64 = row["at_ms"]
-        let entry = AuditEntry(
-            at: Date(timeIntervalSince1970: Double(atMillis) / 1000), actor: row["actor"],
-            action: AuditEntry.Action(rawValue: row["action"]) ?? .accept, patient: row["patient"],
-            message: row["message"], recipient: row["recipient"], decision: row["decision"],
-            rule: row["rule"], detail: row["detail"])
-        let hash: Data = row["hash"]
-        return AuditRow(seq: row["seq"], entry: entry, hash: hash.map { String(format: "%02x", $0) }.joined())
+        AuditRow(
+            seq: row["seq"], atMillis: row["at_ms"], actor: row["actor"], action: row["action"], patient: row["patient"],
+            message: row["message"], recipient: row["recipient"], decision: row["decision"], rule: row["rule"], detail: row["detail"],
+            hash: row["hash"] as Data)
     }
 
     /// Recomputes the whole chain. An edited row breaks its own hash; a deleted row breaks the
