@@ -28,9 +28,6 @@ final class Engine {
             consent: consent, vitals: vitals, logger: logger)
         self.logger = logger
         batchLimit = configuration.batchLimit
-        reader = ReaderThread(store: configuration.store, logger: logger) {
-            BrokerServer.signal("WAKE", context: context, endpoint: controlEndpoint)
-        }
 
         router = try context.makeSocket(.router)
         switch configuration.security {
@@ -67,6 +64,11 @@ final class Engine {
 
         control = try context.makeSocket(.dealer)
         try control.bind(controlEndpoint)
+        // Started last, once nothing above can fail: a broker that does not start leaves no
+        // reader thread waiting for work.
+        reader = ReaderThread(store: configuration.store, logger: logger) {
+            BrokerServer.signal("WAKE", context: context, endpoint: controlEndpoint)
+        }
     }
 
     var boundEndpoint: String { (try? router.lastEndpoint) ?? core.configuration.endpoint }
