@@ -17,15 +17,30 @@ struct InboundMessage {
     var discardedFrames = 0
 }
 
-/// A read that would hold the loop too long (the audit trail: `audit.verify` reads every row,
-/// `audit` up to 5,000): the access policy has been applied on the loop, and `read` runs beside
-/// it on the shell's reader thread, with a connection of its own; its answer comes back through
-/// `BrokerCore.answer(_:with:)`.
+/// A read that would hold the loop (`audit.verify` reads the whole trail, `audit` up to 5,000
+/// rows, `track` every recipient of a message, `inbox` up to 500 lines): `read` runs beside the
+/// loop on the shell's reader thread, with a connection of its own, and what it read comes back
+/// through `BrokerCore.answer(_:with:)`.
 struct ReadBesideTheLoop: Sendable {
     let routingID: [UInt8]
     let query: String
     let req: String?
-    let read: @Sendable (any AuditReader) throws -> [UInt8]
+    let read: @Sendable (any StoreReader) throws -> ReadOutcome
+}
+
+/// What a read beside the loop came back with.
+enum ReadOutcome: Sendable {
+    /// The answer, encoded: the access policy was applied before the read.
+    case answer([UInt8])
+    /// Records for the loop to apply the access policy to (it needs the directory and the
+    /// consent registry, which only the loop holds); the decision may ask for a further read.
+    case decide(@Sendable (BrokerCore) throws -> QueryStep)
+}
+
+/// Where a query's answer comes from: made on the loop now, or read beside it.
+enum QueryStep {
+    case now([UInt8])
+    case besideTheLoop(@Sendable (any StoreReader) throws -> ReadOutcome)
 }
 
 /// Something the core wants sent on one connection: a reply or a delivery.

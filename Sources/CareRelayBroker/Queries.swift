@@ -10,19 +10,34 @@ extension BrokerCore {
     /// patient is the access policy's decision (`AccessPolicy`, Protocols/access-policy.md).
     func answer(_ routingID: [UInt8], person: Directory.Person, query: Query) {
         let params = query.params ?? [:]
+        proceed(routingID, query: query.query, req: query.req) { try evaluate(query.query, params: params, person: person) }
+    }
+
+    /// What a read beside the loop came back with: the answer, or records to decide on here.
+    func answer(_ done: ReadBesideTheLoop, with result: Result<ReadOutcome, any Error>) {
+        proceed(done.routingID, query: done.query, req: done.req) {
+            switch try result.get() {
+            case .answer(let body): return .now(body)
+            case .decide(let decide): return try decide(self)
+            }
+        }
+    }
+
+    /// Sends the answer `step` made now, hands a read to the reader thread, or refuses.
+    private func proceed(_ routingID: [UInt8], query: String, req: String?, _ step: () throws -> QueryStep) {
         do {
-            switch try evaluate(query.query, params: params, person: person) {
+            switch try step() {
             case .now(let result):
-                reply(routingID, .result(ResultHeader(query: query.query, req: query.req), body: result))
+                reply(routingID, .result(ResultHeader(query: query, req: req), body: result))
             case .besideTheLoop(let read):
-                readsBesideTheLoop.append(ReadBesideTheLoop(routingID: routingID, query: query.query, req: query.req, read: read))
+                readsBesideTheLoop.append(ReadBesideTheLoop(routingID: routingID, query: query, req: req, read: read))
             }
         } catch let error as ProtocolError {
-            reply(routingID, .rejected(Rejected(error, command: "QUERY", req: query.req)))
+            reply(routingID, .rejected(Rejected(error, command: "QUERY", req: req)))
         } catch {
             reply(
                 routingID,
-                .rejected(Rejected(ProtocolError(.storeUnavailable, "the store could not answer: \(error)"), command: "QUERY", req: query.req)))
+                .rejected(Rejected(ProtocolError(.storeUnavailable, "the store could not answer: \(error)"), command: "QUERY", req: req)))
         }
     }
 
@@ -41,26 +56,6 @@ extension BrokerCore {
         [UInt8](try Self.encoder.encode(value))
     }
 
-    /// A query's answer: now, or read beside the loop (see `ReadBesideTheLoop`).
-    private enum Evaluation {
-        case now([UInt8])
-        case besideTheLoop(@Sendable (any AuditReader) throws -> [UInt8])
-    }
-
-    /// The answer of a read done beside the loop: sent as RESULT, or refused `500`.
-    func answer(_ done: ReadBesideTheLoop, with result: Result<[UInt8], any Error>) {
-        switch result {
-        case .success(let body):
-            reply(done.routingID, .result(ResultHeader(query: done.query, req: done.req), body: body))
-        case .failure(let error):
-            reply(
-                done.routingID,
-                .rejected(
-                    Rejected(
-                        ProtocolError(.storeUnavailable, "the store could not answer: \(error)"), command: "QUERY", req: done.req)))
-        }
-    }
-
     /// Encodes as the loop's answers are encoded, with an encoder of the reading thread's own.
     private static func jsonBesideTheLoop(_ value: some Encodable) throws -> [UInt8] {
         [UInt8](try makeEncoder().encode(value))
@@ -68,26 +63,56 @@ extension BrokerCore {
 
     /// One handler per query, each given its request as the protocol types it (a missing or
     /// malformed parameter is refused there) and answering with the protocol's result type.
-    private func evaluate(_ name: String, params: [String: String], person: Directory.Person) throws -> Evaluation {
+    private func evaluate(_ name: String, params: [String: String], person: Directory.Person) throws -> QueryStep {
         switch try QueryName(query: name) {
         case .status:
             // Figures only (counts, sizes, times): safe for anyone the directory knows.
             var vitalsNow = vitals.snapshot
             vitalsNow.connectedClients = sessions.count
             return .now(try json(BrokerStatusReport(vitals: vitalsNow, store: try store.statistics(at: configuration.clock()))))
-        case .inbox: return .now(try json(try inbox(try InboxQuery(params: params), person: person)))
-        case .track: return .now(try json(try track(try TrackQuery(params: params), person: person)))
-        case .message: return .now(try json(try messageView(try MessageQuery(params: params), person: person)))
+        case .inbox: return try inbox(try InboxQuery(params: params), person: person)
+        case .track:
+            let request = try TrackQuery(params: params)
+            return Self.readMessage(request.id) { core, read in .now(try core.json(try core.track(read, person: person))) }
+        case .message:
+            let request = try MessageQuery(params: params)
+            return Self.readMessage(request.id) { core, read in .now(try core.json(try core.messageView(request, read, person: person))) }
         case .careTeam: return .now(try json(try careTeam(try CareTeamQuery(params: params), person: person)))
         case .careTeamLink: return .now(try json(try changeCareTeam(try CareTeamChange(link: true, params: params), person: person)))
         case .careTeamUnlink: return .now(try json(try changeCareTeam(try CareTeamChange(link: false, params: params), person: person)))
         case .consent: return .now(try json(try consentRecord(try ConsentQuery(params: params), person: person)))
-        case .audit: return .besideTheLoop(try audit(AuditFilter(params: params), person: person))
+        case .audit:
+            let filter = AuditFilter(params: params)
+            guard let message = filter.message, filter.person == nil else {
+                return try audit(filter, scope: try auditScope(filter, person: person), person: person)
+            }
+            // Whether the asker may read the message's trail depends on their part in it.
+            return Self.readMessage(message) { core, read in
+                try core.audit(filter, scope: try core.auditScope(of: read, person: person), person: person)
+            }
         case .auditVerify:
             try AccessPolicy.enforce(consent.access.mayVerifyAudit(asker: person))
             // Reads every row of the trail: never on the loop.
-            return .besideTheLoop { reader in try Self.jsonBesideTheLoop(try reader.verifyAudit()) }
+            return .besideTheLoop { reader in .answer(try Self.jsonBesideTheLoop(try reader.verifyAudit())) }
         case .directory: return .now(try json(DirectoryListing(directory.directory)))
+        }
+    }
+
+    /// A message and its tracking as the store holds them, read beside the loop.
+    private struct MessageRead: Sendable {
+        let id: String
+        let stored: StoredMessage?
+        let tracking: Tracking?
+    }
+
+    /// Reads a message and its tracking beside the loop, then `decide`s on the loop what the
+    /// asker may see of them.
+    private static func readMessage(
+        _ id: String, decide: @escaping @Sendable (BrokerCore, MessageRead) throws -> QueryStep
+    ) -> QueryStep {
+        .besideTheLoop { reader in
+            let read = MessageRead(id: id, stored: try reader.message(id: id), tracking: try reader.tracking(id: id))
+            return .decide { core in try decide(core, read) }
         }
     }
 
@@ -109,7 +134,7 @@ extension BrokerCore {
 
     // MARK: Inbox and messages
 
-    private func inbox(_ request: InboxQuery, person: Directory.Person) throws -> InboxQuery.Answer {
+    private func inbox(_ request: InboxQuery, person: Directory.Person) throws -> QueryStep {
         var subject = person.id
         if let other = request.person {
             guard person.actsAsGateway(for: other) else {
@@ -117,8 +142,11 @@ extension BrokerCore {
             }
             subject = other
         }
-        // A copy withheld from its recipient is not theirs to see, not even as a line saying so.
-        return try store.history(for: subject, kind: request.kind, limit: request.effectiveLimit).filter { $0.state != "withheld" }
+        return .besideTheLoop { [subject] reader in
+            // A copy withheld from its recipient is not theirs to see, not even as a line saying so.
+            let lines = try reader.history(for: subject, kind: request.kind, limit: request.effectiveLimit).filter { $0.state != "withheld" }
+            return .answer(try Self.jsonBesideTheLoop(lines))
+        }
     }
 
     /// How `person` stands to a tracked message, and towards the patient it is about.
@@ -138,19 +166,19 @@ extension BrokerCore {
     }
 
     /// The tracked message and the asker's part in it, or "not known" when the policy hides it.
-    private func visibleMessage(_ id: String, to person: Directory.Person) throws -> (
+    private func visible(_ read: MessageRead, to person: Directory.Person) throws -> (
         StoredMessage, Tracking, AccessPolicy.Copy, AccessPolicy.Standing?
     ) {
-        guard let stored = try store.message(id: id), let tracking = try store.tracking(id: id) else { throw unknown(id) }
+        guard let stored = read.stored, let tracking = read.tracking else { throw unknown(read.id) }
         let part = copy(of: person, in: tracking)
         let patient = stored.patient ?? tracking.referral?.patient
         let towardsPatient = try patient.map { try standing(of: person, toward: $0) }
-        if consent.access.mayReadMessage(part, standing: towardsPatient) != .allow { throw unknown(id) }
+        if consent.access.mayReadMessage(part, standing: towardsPatient) != .allow { throw unknown(read.id) }
         return (stored, tracking, part, towardsPatient)
     }
 
-    private func track(_ request: TrackQuery, person: Directory.Person) throws -> TrackQuery.Answer {
-        var (_, tracking, copy, standing) = try visibleMessage(request.id, to: person)
+    private func track(_ read: MessageRead, person: Directory.Person) throws -> TrackQuery.Answer {
+        var (_, tracking, copy, standing) = try visible(read, to: person)
         if !consent.access.seesDecisions(asker: person, copy: copy, standing: standing) {
             // Who the message was withheld from says what the patient decided about them.
             tracking.recipients.removeAll { $0.decision == "withheld" || $0.state == "withheld" }
@@ -161,14 +189,14 @@ extension BrokerCore {
     /// A message as one person receives it, consent applied as it stands now. The sender may
     /// ask how each recipient sees it (`as`), which is how an MDT co-ordinator checks what each
     /// attendee will read; a gateway reads the copies of the carers it acts for.
-    private func messageView(_ request: MessageQuery, person: Directory.Person) throws -> MessageQuery.Answer {
+    private func messageView(_ request: MessageQuery, _ read: MessageRead, person: Directory.Person) throws -> MessageQuery.Answer {
         let id = request.id
         let viewerID = request.viewer ?? person.id
         var asker = person
         if viewerID != person.id, person.actsAsGateway(for: viewerID), let carer = directory.person(viewerID) {
             asker = carer  // the bridge reads exactly what the carer may read
         }
-        let (stored, tracking, copy, _) = try visibleMessage(id, to: asker)
+        let (stored, tracking, copy, _) = try visible(read, to: asker)
         try AccessPolicy.enforce(consent.access.mayView(as: viewerID, asker: asker, copy: copy))
         guard let viewer = directory.person(viewerID) else { throw ProtocolError(.unknownAddress, "person:\(viewerID): no such person") }
         if viewerID == stored.sender {
@@ -219,26 +247,28 @@ extension BrokerCore {
 
     // MARK: Audit
 
-    /// Who may read which audit rows is decided here, on the loop; the rows are read beside it.
-    private func audit(_ filter: AuditFilter, person: Directory.Person) throws -> @Sendable (any AuditReader) throws -> [UInt8] {
-        let scope: AccessPolicy.AuditScope
-        if filter.person == person.id.rawValue {
-            scope = .ownActions
-        } else if let message = filter.message, filter.person == nil {
-            let readable = (try? visibleMessage(message, to: person)) != nil
-            let patient = try store.message(id: message).flatMap { $0.patient }
-            scope = .message(readable ? .allow : .conceal, try patient.map { try standing(of: person, toward: $0) })
-        } else if let text = filter.patient, filter.person == nil, filter.message == nil {
-            let patient = try QueryParameter.patient(text)
-            scope = .patient(try standing(of: person, toward: patient))
-        } else {
-            scope = .everything
+    /// Which audit rows the asker wants, for the access policy. A message's rows are decided
+    /// with `auditScope(of:person:)`, once the message is read.
+    private func auditScope(_ filter: AuditFilter, person: Directory.Person) throws -> AccessPolicy.AuditScope {
+        if filter.person == person.id.rawValue { return .ownActions }
+        if let text = filter.patient, filter.person == nil, filter.message == nil {
+            return .patient(try standing(of: person, toward: try QueryParameter.patient(text)))
         }
+        return .everything
+    }
+
+    private func auditScope(of read: MessageRead, person: Directory.Person) throws -> AccessPolicy.AuditScope {
+        let readable = (try? visible(read, to: person)) != nil
+        return .message(readable ? .allow : .conceal, try read.stored?.patient.map { try standing(of: person, toward: $0) })
+    }
+
+    /// Who may read which audit rows is decided here, on the loop; the rows are read beside it.
+    private func audit(_ filter: AuditFilter, scope: AccessPolicy.AuditScope, person: Directory.Person) throws -> QueryStep {
         let (decision, view) = consent.access.mayQueryAudit(asker: person, scope: scope)
         if decision == .conceal, let message = filter.message { throw unknown(message) }
         try AccessPolicy.enforce(decision)
         let asker = person.id.rawValue
-        return { reader in
+        return .besideTheLoop { reader in
             var rows: AuditFilter.Answer = try reader.audit(filter)
             if view == .own {
                 // Nothing that says what was withheld from the asker, and no rule ids: a rule such
@@ -246,7 +276,7 @@ extension BrokerCore {
                 rows.removeAll { $0.entry.recipient == asker && $0.entry.action == .withhold }
                 for index in rows.indices { rows[index].entry.rule = nil }
             }
-            return try Self.jsonBesideTheLoop(rows)
+            return .answer(try Self.jsonBesideTheLoop(rows))
         }
     }
 }

@@ -9,7 +9,7 @@ import Synchronization
 /// needed and opened again after a failure. The loop hands reads in (`submit`), is woken when
 /// one is done, and takes the answers (`takeAnswers`); meanwhile it goes on serving.
 final class ReaderThread: Sendable {
-    typealias Answer = (read: ReadBesideTheLoop, result: Result<[UInt8], any Error>)
+    typealias Answer = (read: ReadBesideTheLoop, result: Result<ReadOutcome, any Error>)
 
     private struct State {
         var waiting: [ReadBesideTheLoop] = []
@@ -24,13 +24,13 @@ final class ReaderThread: Sendable {
     init(store: any StoreProvider, logger: Logger, wake: @escaping @Sendable () -> Void) {
         // The thread holds this object until it ends (`stop`).
         let thread = Thread { [self] in
-            var reader: (any AuditReader)?
+            var reader: (any StoreReader)?
             while true {
                 work.wait()
                 guard let next = state.withLock({ $0.stopping ? nil : $0.waiting.first }) else { return }
-                let result: Result<[UInt8], any Error>
+                let result: Result<ReadOutcome, any Error>
                 do {
-                    let open = try reader ?? store.openAuditReader()
+                    let open = try reader ?? store.openReader()
                     reader = open
                     result = .success(try next.read(open))
                 } catch {

@@ -5,7 +5,7 @@ import NIOCore
 import PostgresNIO
 
 /// The audit trail's reads on PostgreSQL, for the broker's store and for a reader on a
-/// connection of its own (`PostgresStatisticsReader`), given how to run a query.
+/// connection of its own (`PostgresReader`), given how to run a query.
 enum PostgresAudit {
     static func audit(_ filter: AuditFilter, run: (PostgresQuery) throws -> PostgresQueryResult) throws -> [AuditRow] {
         try run(

@@ -112,15 +112,15 @@ public struct PostgresStoreProvider: StoreProvider {
     public var location: PostgresLocation
     public init(_ location: PostgresLocation) { self.location = location }
     public func open() throws -> any MessageStore { try PostgresStore(location) }
-    public func openStatisticsReader() throws -> any StoreStatisticsReader { try PostgresStatisticsReader(location) }
-    public func openAuditReader() throws -> any AuditReader { try PostgresStatisticsReader(location) }
+    public func openStatisticsReader() throws -> any StoreStatisticsReader { try PostgresReader(location) }
+    public func openReader() throws -> any StoreReader { try PostgresReader(location) }
     public var description: String { "PostgreSQL \(location)" }
 }
 
 /// A reader on a connection of its own: the operations endpoint's, so a scrape never queues
-/// behind the loop's transactions (nor runs inside one), and the broker's reader of long audit
-/// queries beside its loop.
-public final class PostgresStatisticsReader: StoreStatisticsReader, AuditReader, Sendable {
+/// behind the loop's transactions (nor runs inside one), and the broker's reader of queries
+/// beside its loop.
+public final class PostgresReader: StoreStatisticsReader, StoreReader, Sendable {
     /// Locked for the whole of a read, so two scrapes at once take turns on the connection.
     private let connection: Mutex<PostgresConnection>
     private let logger: Logger
@@ -144,6 +144,18 @@ public final class PostgresStatisticsReader: StoreStatisticsReader, AuditReader,
 
     public func verifyAudit() throws -> AuditVerification {
         try reading { run in try PostgresAudit.verify(run: run) }
+    }
+
+    public func message(id: String) throws -> StoredMessage? {
+        try reading { run in try PostgresRecords.message(id: id, run: run) }
+    }
+
+    public func tracking(id: String) throws -> Tracking? {
+        try reading { run in try PostgresRecords.tracking(id: id, run: run) }
+    }
+
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
+        try reading { run in try PostgresRecords.history(for: person, kind: kind, limit: limit, run: run) }
     }
 
     /// Runs `body` with the connection to itself, each query bounded by the URL's time-out.

@@ -381,16 +381,6 @@ public final class PostgresStore: MessageStore {
         }
     }
 
-    private func storedReferrals(_ ids: [String]) throws -> [String: ReferralRecord] {
-        guard !ids.isEmpty else { return [:] }
-        var found: [String: ReferralRecord] = [:]
-        for row in try run("SELECT record FROM referral WHERE message_id = ANY(\(ids)::text[])") {
-            let record = try JSONDecoder().decode(ReferralRecord.self, from: Data(try row.decode(String.self).utf8))
-            found[record.messageID] = record
-        }
-        return found
-    }
-
     private func saveReferrals(_ records: [ReferralRecord]) throws {
         // A batch may change one referral twice: its last state is what is kept.
         var last: [String: ReferralRecord] = [:]
@@ -551,24 +541,23 @@ public final class PostgresStore: MessageStore {
     // MARK: Messages and referrals
 
     public func message(id: String) throws -> StoredMessage? {
-        guard
-            let row = try run(
-                """
-                SELECT seq, id, kind, sender, envelope, patient, body, accepted_at FROM message WHERE id = \(id)
-                """
-            ).first
-        else { return nil }
-        let (seq, id, kindText, sender, envelope, patient, body, acceptedAt) =
-            try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double).self)
-        guard let kind = MessageKind(rawValue: kindText) else { return nil }
-        return StoredMessage(
-            seq: seq, id: id, kind: kind, sender: PersonID(sender), envelope: Array(envelope.readableBytesView),
-            patient: patient.flatMap { try? NHSNumber(validating: $0) }, body: Array(body.readableBytesView),
-            acceptedAt: Date(timeIntervalSince1970: acceptedAt))
+        try PostgresRecords.message(id: id) { try self.run($0) }
+    }
+
+    public func tracking(id: String) throws -> Tracking? {
+        try PostgresRecords.tracking(id: id) { try self.run($0) }
+    }
+
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
+        try PostgresRecords.history(for: person, kind: kind, limit: limit) { try self.run($0) }
     }
 
     public func referral(id: String) throws -> ReferralRecord? {
         try storedReferrals([id])[id]
+    }
+
+    private func storedReferrals(_ ids: [String]) throws -> [String: ReferralRecord] {
+        try PostgresRecords.referrals(ids) { try self.run($0) }
     }
 
     public func overdueReferrals(at now: Date) throws -> [ReferralRecord] {
@@ -582,39 +571,6 @@ public final class PostgresStore: MessageStore {
     public func nextReferralDeadline() throws -> Date? {
         try run("SELECT MIN(deadline) FROM referral WHERE escalated = 0 AND status = 'sent'").first
             .flatMap { try $0.decode(Double?.self) }.map(Date.init(timeIntervalSince1970:))
-    }
-
-    public func tracking(id: String) throws -> Tracking? {
-        guard let row = try run("SELECT seq, kind, sender, accepted_at FROM message WHERE id = \(id)").first else { return nil }
-        let (seq, kindText, sender, acceptedAt) = try row.decode((Int64, String, String, Double).self)
-        guard let kind = MessageKind(rawValue: kindText) else { return nil }
-        let recipients = try run(
-            """
-            SELECT recipient, decision, state, delivered_at, confirmed_at FROM delivery WHERE message_seq = \(seq) ORDER BY recipient
-            """
-        ).map { row in
-            let (person, decision, state, deliveredAt, confirmedAt) = try row.decode((String, String, String, Double?, Double?).self)
-            return Tracking.Recipient(recipient: person, decision: decision, state: state, deliveredAt: deliveredAt, confirmedAt: confirmedAt)
-        }
-        let events = try run("SELECT id FROM message WHERE correlation = \(id) ORDER BY seq").map { try $0.decode(String.self) }
-        return Tracking(
-            id: id, kind: kind, sender: PersonID(sender), acceptedAt: Date(timeIntervalSince1970: acceptedAt),
-            recipients: recipients, referral: try referral(id: id), events: events)
-    }
-
-    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
-        try run(
-            """
-            SELECT m.id, m.kind, m.sender, m.accepted_at, d.state FROM message m
-            LEFT JOIN delivery d ON d.message_seq = m.seq AND d.recipient = \(person.rawValue)
-            WHERE (m.sender = \(person.rawValue) OR d.recipient IS NOT NULL)
-              AND (\(kind?.rawValue ?? "")::text = '' OR m.kind = \(kind?.rawValue ?? ""))
-            ORDER BY m.seq DESC LIMIT \(limit)
-            """
-        ).compactMap { row in
-            let (id, kind, sender, acceptedAt, state) = try row.decode((String, String, String, Double, String?).self)
-            return InboxLine(id: id, kind: kind, sender: sender, acceptedAt: acceptedAt, state: state)
-        }
     }
 
     // MARK: Care teams

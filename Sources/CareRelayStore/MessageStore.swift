@@ -29,8 +29,17 @@ public protocol MessageStore: MessageLog, ReferralBook, CareTeamRegister, Consen
     func close()
 }
 
+/// Looking records up: a message, how it went, and a person's history. The broker's store
+/// answers them, and so does the reader beside its loop (`StoreReader`).
+public protocol MessageRecords {
+    func message(id: String) throws -> StoredMessage?
+    func tracking(id: String) throws -> Tracking?
+    /// Messages a person sent or received, newest first.
+    func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine]
+}
+
 /// The message log and the mailboxes: the hot path.
-public protocol MessageLog {
+public protocol MessageLog: MessageRecords {
     /// Stores a batch of messages (deliveries, referral records, care team links, audit lines)
     /// and the confirmations read in the same pass, in one durable transaction. One outcome
     /// per message, in order.
@@ -47,11 +56,6 @@ public protocol MessageLog {
         at now: Date) throws
     /// Marks deliveries confirmed; returns the sequences that were pending.
     func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64]
-
-    func message(id: String) throws -> StoredMessage?
-    func tracking(id: String) throws -> Tracking?
-    /// Messages a person sent or received, newest first.
-    func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine]
 }
 
 /// Referrals as records: their status, who took them, and their response targets. They change
@@ -86,13 +90,16 @@ public protocol AuditTrail: AuditReader {
     func appendAudit(_ entries: [AuditEntry]) throws
 }
 
-/// Reading the audit trail. Besides the broker's store, a reader of its own connection
-/// (`StoreProvider.openAuditReader`) answers the long reads beside the broker's loop.
+/// Reading the audit trail.
 public protocol AuditReader {
     func audit(_ filter: AuditFilter) throws -> [AuditRow]
     /// Recomputes the whole chain, reading it a page at a time.
     func verifyAudit() throws -> AuditVerification
 }
+
+/// The reads a person's query makes, on a connection of its own (`StoreProvider.openReader`):
+/// the broker answers queries with it beside its loop, so a long read never holds up routing.
+public protocol StoreReader: MessageRecords, AuditReader {}
 
 /// How a (sender, key) pair is written as one dictionary key.
 public func idempotencyKey(_ sender: PersonID, _ key: String) -> String { "\(sender)\u{0}\(key)" }
@@ -102,8 +109,9 @@ public func idempotencyKey(_ sender: PersonID, _ key: String) -> String { "\(sen
 public protocol StoreProvider: Sendable, CustomStringConvertible {
     func open() throws -> any MessageStore
     func openStatisticsReader() throws -> any StoreStatisticsReader
-    /// A reader of the audit trail on a connection of its own, for the thread that opens it.
-    func openAuditReader() throws -> any AuditReader
+    /// A reader of records and the audit trail on a connection of its own, for the thread
+    /// that opens it.
+    func openReader() throws -> any StoreReader
 }
 
 /// Operators' figures, costing what waits, not the store's history. The broker's store is
@@ -117,7 +125,7 @@ public struct SQLiteStoreProvider: StoreProvider {
     public init(path: String) { self.path = path }
     public func open() throws -> any MessageStore { try SQLiteStore(path: path) }
     public func openStatisticsReader() throws -> any StoreStatisticsReader { try StoreInspector(path: path) }
-    public func openAuditReader() throws -> any AuditReader { try StoreInspector(path: path) }
+    public func openReader() throws -> any StoreReader { try StoreInspector(path: path) }
     public var description: String { "SQLite \(path)" }
 }
 

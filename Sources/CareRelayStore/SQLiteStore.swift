@@ -335,17 +335,29 @@ public final class SQLiteStore: MessageStore {
     // MARK: Messages and referrals
 
     public func message(id: String) throws -> StoredMessage? {
-        try db.read { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?"), arguments: [id]),
-                let kind = MessageKind(rawValue: row["kind"])
-            else { return nil }
-            let patient: String? = row["patient"]
-            return StoredMessage(
-                seq: row["seq"], id: row["id"], kind: kind, sender: PersonID(row["sender"]),
-                envelope: [UInt8](row["envelope"] as Data),
-                patient: patient.flatMap { try? NHSNumber(validating: $0) },
-                body: [UInt8](row["body"] as Data), acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]))
-        }
+        try db.read { db in try Self.message(id: id, db) }
+    }
+
+    public func tracking(id: String) throws -> Tracking? {
+        try db.read { db in try Self.tracking(id: id, db) }
+    }
+
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
+        try db.read { db in try Self.history(for: person, kind: kind, limit: limit, db) }
+    }
+
+    // The lookups, for the broker's connection and for a reader's (`StoreInspector`).
+
+    static func message(id: String, _ db: Database) throws -> StoredMessage? {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?"), arguments: [id]),
+            let kind = MessageKind(rawValue: row["kind"])
+        else { return nil }
+        let patient: String? = row["patient"]
+        return StoredMessage(
+            seq: row["seq"], id: row["id"], kind: kind, sender: PersonID(row["sender"]),
+            envelope: [UInt8](row["envelope"] as Data),
+            patient: patient.flatMap { try? NHSNumber(validating: $0) },
+            body: [UInt8](row["body"] as Data), acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]))
     }
 
     public func referral(id: String) throws -> ReferralRecord? {
@@ -393,50 +405,45 @@ public final class SQLiteStore: MessageStore {
         }
     }
 
-    public func tracking(id: String) throws -> Tracking? {
-        try db.read { db in
-            guard
-                let row = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT seq, kind, sender, accepted_at FROM message WHERE id = ?"), arguments: [id]),
-                let kind = MessageKind(rawValue: row["kind"])
-            else { return nil }
-            let seq: Int64 = row["seq"]
-            let recipients = try Row.fetchAll(
-                db.cachedStatement(
-                    sql: """
-                        SELECT recipient, decision, state, delivered_at, confirmed_at FROM delivery WHERE message_seq = ? ORDER BY recipient
-                        """), arguments: [seq]
-            ).map { r in
-                Tracking.Recipient(
-                    recipient: r["recipient"], decision: r["decision"], state: r["state"], deliveredAt: r["delivered_at"],
-                    confirmedAt: r["confirmed_at"])
-            }
-            let events = try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM message WHERE correlation = ? ORDER BY seq"), arguments: [id])
-            return Tracking(
-                id: id, kind: kind, sender: PersonID(row["sender"]),
-                acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), recipients: recipients,
-                referral: try Self.referral(id: id, db), events: events)
+    static func tracking(id: String, _ db: Database) throws -> Tracking? {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT seq, kind, sender, accepted_at FROM message WHERE id = ?"), arguments: [id]),
+            let kind = MessageKind(rawValue: row["kind"])
+        else { return nil }
+        let seq: Int64 = row["seq"]
+        let recipients = try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT recipient, decision, state, delivered_at, confirmed_at FROM delivery WHERE message_seq = ? ORDER BY recipient
+                    """), arguments: [seq]
+        ).map { r in
+            Tracking.Recipient(
+                recipient: r["recipient"], decision: r["decision"], state: r["state"], deliveredAt: r["delivered_at"],
+                confirmedAt: r["confirmed_at"])
         }
+        let events = try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM message WHERE correlation = ? ORDER BY seq"), arguments: [id])
+        return Tracking(
+            id: id, kind: kind, sender: PersonID(row["sender"]),
+            acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), recipients: recipients,
+            referral: try Self.referral(id: id, db), events: events)
     }
 
-    /// Messages a person sent or received, newest first.
-    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
-        try db.read { db in
-            var sql = """
-                SELECT m.id, m.kind, m.sender, m.accepted_at, d.state FROM message m
-                LEFT JOIN delivery d ON d.message_seq = m.seq AND d.recipient = ?
-                WHERE (m.sender = ? OR d.recipient IS NOT NULL)
-                """
-            var arguments: StatementArguments = [person.rawValue, person.rawValue]
-            if let kind {
-                sql += " AND m.kind = ?"
-                arguments += [kind.rawValue]
-            }
-            sql += " ORDER BY m.seq DESC LIMIT ?"
-            arguments += [limit]
-            return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).compactMap { row in
-                InboxLine(id: row["id"], kind: row["kind"], sender: row["sender"], acceptedAt: row["accepted_at"], state: row["state"])
-            }
+    static func history(for person: PersonID, kind: MessageKind?, limit: Int, _ db: Database) throws -> [InboxLine] {
+        var sql = """
+            SELECT m.id, m.kind, m.sender, m.accepted_at, d.state FROM message m
+            LEFT JOIN delivery d ON d.message_seq = m.seq AND d.recipient = ?
+            WHERE (m.sender = ? OR d.recipient IS NOT NULL)
+            """
+        var arguments: StatementArguments = [person.rawValue, person.rawValue]
+        if let kind {
+            sql += " AND m.kind = ?"
+            arguments += [kind.rawValue]
+        }
+        sql += " ORDER BY m.seq DESC LIMIT ?"
+        arguments += [limit]
+        return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).compactMap { row in
+            InboxLine(id: row["id"], kind: row["kind"], sender: row["sender"], acceptedAt: row["accepted_at"], state: row["state"])
         }
     }
 

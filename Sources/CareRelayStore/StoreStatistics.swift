@@ -54,7 +54,7 @@ extension SQLiteStore {
 /// A second, read-only connection to a store a running broker owns: for the metrics
 /// endpoint and online backups, so neither waits in the broker's loop nor makes it wait
 /// (WAL lets readers and the one writer proceed together).
-public final class StoreInspector: StoreStatisticsReader, AuditReader {
+public final class StoreInspector: StoreStatisticsReader, StoreReader {
     private let db: DatabaseQueue
     public let path: String
 
@@ -72,6 +72,18 @@ public final class StoreInspector: StoreStatisticsReader, AuditReader {
 
     public func audit(_ filter: AuditFilter) throws -> [AuditRow] {
         try db.read { db in try SQLiteStore.audit(filter, db) }
+    }
+
+    public func message(id: String) throws -> StoredMessage? {
+        try db.read { db in try SQLiteStore.message(id: id, db) }
+    }
+
+    public func tracking(id: String) throws -> Tracking? {
+        try db.read { db in try SQLiteStore.tracking(id: id, db) }
+    }
+
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
+        try db.read { db in try SQLiteStore.history(for: person, kind: kind, limit: limit, db) }
     }
 
     /// Reads the chain through a cursor, beside the broker's own connection (WAL lets a

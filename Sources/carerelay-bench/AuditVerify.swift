@@ -32,7 +32,7 @@ enum AuditVerifyCost {
                     })
                 written += count
             }
-            let reader = try provider.openAuditReader()
+            let reader = try provider.openReader()
             let start = ContinuousClock.now
             guard case .intact(let rows) = try reader.verifyAudit(), rows == size else {
                 throw StoreError.unavailable("the benchmark's audit trail did not verify as \(size) intact rows")

@@ -93,11 +93,14 @@ final class CoreHarness {
     /// Runs the reads beside the loop as the shell's reader thread does, on a reader of the
     /// store's own, and hands the answers back to the core.
     func runHeldReads() {
-        guard !heldReads.isEmpty else { return }
-        let reads = heldReads
-        heldReads.removeAll()
-        for read in reads {
-            core.answer(read, with: Result { try read.read(try system.store.openAuditReader()) })
+        // An answer may ask for a further read (an audit of one message reads the message first).
+        while !heldReads.isEmpty {
+            let reads = heldReads
+            heldReads.removeAll()
+            for read in reads {
+                core.answer(read, with: Result { try read.read(try system.store.openReader()) })
+            }
+            heldReads += core.takeReadsBesideTheLoop()
         }
     }
 
@@ -329,6 +332,28 @@ struct BrokerCoreTests {
         #expect(rows > 1)
         // The access policy is still applied on the loop: a GP may not verify the trail.
         #expect(harness.query(gp, "audit.verify", [:])?.rejected?.code == ErrorCode.notPermitted.rawValue)
+    }
+
+    @Test("a message's tracking is read beside the loop, and who may see it is decided on the loop once it is read")
+    func trackingReadBesideTheLoop() throws {
+        let harness = try CoreHarness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        let stranger = try harness.connect("gp.east", receive: false)
+        let referral = try #require(
+            harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())?.accepted)
+        harness.holdReads = true
+        #expect(harness.query(gp, "track", ["id": referral.id]) == nil, "not answered on the loop")
+        #expect(harness.query(stranger, "track", ["id": referral.id]) == nil)
+        #expect(harness.heldReads.map(\.query) == ["track", "track"])
+        guard case .pong? = harness.run(gp, .ping(Empty())).first else {
+            Issue.record("PING not answered while the reads wait")
+            return
+        }
+        harness.holdReads = false
+        let answers = harness.turn()
+        let tracking = try decode(Tracking.self, try #require(answers[gp.routingID]?.first?.resultBody))
+        #expect(tracking.id == referral.id && tracking.referral?.status == .sent)
+        #expect(answers[stranger.routingID]?.first?.rejected?.code == ErrorCode.unknownMessage.rawValue)
     }
 
     @Test("a care team the store cannot read leaves the copy pending, and it goes once the store answers")

@@ -11,7 +11,10 @@ import ZeroMQ
 extension BrokerProcess {
     /// The care system's broker as a process on `port`, writing its directory and key files
     /// into the system's folder the first time.
-    convenience init(system: CareSystem, port: Int, endpoint: String? = nil, extraArguments: [String] = []) throws {
+    convenience init(
+        system: CareSystem, port: Int, endpoint: String? = nil, extraArguments: [String] = [], logLevel: String = "warning",
+        logFile: String? = nil
+    ) throws {
         let directoryPath = system.folder.appendingPathComponent("directory.yaml").path
         if !FileManager.default.fileExists(atPath: directoryPath) {
             try DirectoryFile.encode(system.directory.directory).write(toFile: directoryPath, atomically: true, encoding: .utf8)
@@ -25,7 +28,7 @@ extension BrokerProcess {
         try self.init(
             executable: BrokerProcess.executable, directory: directoryPath, store: store,
             keyFile: keyPath, endpoint: endpoint ?? "tcp://127.0.0.1:\(port)",
-            extraArguments: ["--operations", "127.0.0.1:0"] + extraArguments)
+            extraArguments: ["--operations", "127.0.0.1:0"] + extraArguments, logLevel: logLevel, logFile: logFile)
     }
 
     /// The built `carerelay-broker` beside the test bundle, else in this package's .build/debug.

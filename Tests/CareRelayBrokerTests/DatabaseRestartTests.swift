@@ -110,7 +110,9 @@ struct DatabaseRestartTests {
         location.timeout = .seconds(1)
         system.store = PostgresStoreProvider(location)
         let ports = [try freePort(), try freePort()]
-        let nodes = try ports.map { try BrokerProcess(system: system, port: $0) }
+        // Each node's log is kept, to be quoted if anything goes missing.
+        let logs = ports.indices.map { system.folder.appendingPathComponent("node\($0).log").path }
+        let nodes = try ports.indices.map { try BrokerProcess(system: system, port: ports[$0], logLevel: "info", logFile: logs[$0]) }
         defer { nodes.forEach { _ = $0.terminate() } }
 
         // The GP may use either node; the social worker stays on node 1 for the whole test.
@@ -136,20 +138,34 @@ struct DatabaseRestartTests {
             received.insert(delivery.header.id)
             try lee.confirm([delivery.header.id])
         }
+        let missing = acknowledged.subtracting(received)
         #expect(
-            acknowledged.subtracting(received).isEmpty,
-            "\(acknowledged.subtracting(received).count) of \(acknowledged.count) acknowledged referrals never arrived")
+            missing.isEmpty,
+            """
+            \(missing.count) of \(acknowledged.count) acknowledged referrals never arrived (\(missing.sorted().prefix(5)))
+            \(missing.isEmpty ? "" : logs.map(Self.tail).joined(separator: "\n"))
+            """)
         #expect(received.isSubset(of: acknowledged))
 
         // Every node answers a new HELLO, and stops when asked.
-        for port in ports {
-            let fresh = try system.client("sw.okafor", receive: false, endpoint: "tcp://127.0.0.1:\(port)")
-            try fresh.ping()
+        for (port, log) in zip(ports, logs) {
+            do {
+                let fresh = try system.client("sw.okafor", receive: false, endpoint: "tcp://127.0.0.1:\(port)")
+                try fresh.ping()
+            } catch {
+                Issue.record("the node on \(port) answered no HELLO: \(error)\n\(Self.tail(log))")
+            }
         }
         for node in nodes {
             let stopping = ContinuousClock.now
             #expect(node.terminate() == 0)
             #expect(ContinuousClock.now - stopping < .seconds(15), "SIGTERM stops a node within its store's time-outs")
         }
+    }
+
+    /// The last lines a node logged, for a failure's message.
+    static func tail(_ path: String) -> String {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "(no log at \(path))"
+        return "--- \(path)\n" + text.split(separator: "\n").suffix(40).joined(separator: "\n")
     }
 }
