@@ -4,7 +4,7 @@ import Foundation
 
 /// `audit.verify`'s cost against the length of the trail: a SQLite store with `rows` audit
 /// lines (appended in batches of 10,000, as a broker's deliveries would), verified through the
-/// reader the broker runs it on (`StoreProvider.openAuditReader`), beside the loop.
+/// reader the broker runs it on (`StoreProvider.openReader`), beside the loop.
 enum AuditVerifyCost {
     struct Result {
         var rows: Int
