@@ -36,6 +36,11 @@ import Testing
         #expect(try properties(referral, ["properties", "requester"]) == names(ReferralBody.Requester.CodingKeys.self))
         #expect(try properties(referral, ["$defs", "performer"]) == names(PerformerReference.CodingKeys.self))
         #expect(try properties(referral, ["$defs", "coding"]) == names(Coding.CodingKeys.self))
+        #expect(try properties(referral, ["$defs", "patientDetails"]) == names(PatientDetails.CodingKeys.self))
+        #expect(try properties(referral, ["$defs", "patientDetails", "properties", "name"]) == names(PatientDetails.Name.CodingKeys.self))
+        #expect(try properties(referral, ["$defs", "patientDetails", "properties", "address"]) == names(PatientDetails.Address.CodingKeys.self))
+        #expect(try properties(referral, ["$defs", "phoneContact"]) == names(PatientDetails.ContactPoint.CodingKeys.self))
+        #expect(try properties(referral, ["$defs", "emailContact"]) == names(PatientDetails.ContactPoint.CodingKeys.self))
 
         let event = try schema(.referralEvent)
         #expect(try properties(event) == names(ReferralEvent.CodingKeys.self))
@@ -67,6 +72,12 @@ import Testing
         #expect(try enumValues(referral, ["properties", "status"]) == raw(ReferralBody.Status.self))
         #expect(try enumValues(referral, ["properties", "intent"]) == raw(ReferralBody.Intent.self))
         #expect(try enumValues(referral, ["properties", "category"]) == raw(ReferralBody.Category.self))
+        let systems = try ["phoneContact", "emailContact"].map {
+            try #require(try lookup(referral, ["$defs", $0, "properties", "system"])["const"] as? String)
+        }
+        #expect(systems == raw(PatientDetails.ContactPoint.System.self))
+        #expect(try enumValues(referral, ["$defs", "phoneContact", "properties", "use"]) == raw(PatientDetails.ContactPoint.Use.self))
+        #expect(try enumValues(referral, ["$defs", "emailContact", "properties", "use"]) == raw(PatientDetails.ContactPoint.Use.self))
         for kind in [MessageKind.referral, .referralEvent, .mdtAgenda, .carePlanShare] {
             #expect(try enumValues(try schema(kind), ["$defs", "role"]) == raw(Role.self), "\(kind)")
         }

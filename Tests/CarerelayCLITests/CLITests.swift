@@ -57,7 +57,9 @@ import ZeroMQ
             "--priority", "same-day", "--category", "social-care",
             "--service", "Social care assessment for a package of care at home",
             "--reason", "Two falls in three weeks; her husband, her main carer, was admitted to hospital yesterday",
-            "--patient-agreed",
+            "--patient-agreed", "--title", "Mrs", "--given", "Margaret", "--family", "Ellis", "--born", "1940-06-14",
+            "--address", "12 Harbour View, Pallion", "--town", "Sunderland", "--postcode", "sr46tj", "--phone", "0191 496 0123",
+            "--language", "en", "--no-interpreter", "--needs", "Hard of hearing: speak on her left side",
         ])
         #expect(sent.status == 0, "\(sent)")
         let id = try #require(sentID(sent), "no referral id printed: \(sent)")
@@ -71,6 +73,12 @@ import ZeroMQ
         let show = try social.run(["referral", "show", id])
         #expect(show.status == 0, "\(show)")
         #expect(show.stdout.contains("Two falls in three weeks"))
+        #expect(show.stdout.contains("Patient:   Mrs Margaret Ellis, NHS 943 476 5919 (agrees)"), "\(show)")
+        #expect(show.stdout.contains("Born:      1940-06-14 ("), "\(show)")
+        #expect(show.stdout.contains("Address:   12 Harbour View, Pallion, Sunderland SR4 6TJ"), "the postcode as Royal Mail writes it: \(show)")
+        #expect(show.stdout.contains("Phone:     0191 496 0123"), "\(show)")
+        #expect(show.stdout.contains("Language:  en, no interpreter needed"), "\(show)")
+        #expect(show.stdout.contains("Needs:     Hard of hearing: speak on her left side"), "\(show)")
 
         let accept = try social.run(["referral", "accept", id])
         #expect(accept.status == 0, "\(accept)")
@@ -90,6 +98,31 @@ import ZeroMQ
     }
 
     // MARK: Error paths
+
+    @Test func patientDetailsThatCannotBeRightStopBeforeAnythingIsSent() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.cli("gp.khan")
+        let referral = [
+            "referral", "send", "--to", "team:west.social-care", "--patient", "943 476 5919", "--service", "Assessment",
+            "--reason", "Falls", "--patient-agreed", "--given", "Margaret", "--family", "Ellis",
+        ]
+        let future = try gp.run(referral + ["--born", "2999-01-01"])
+        #expect(future.status == 64, "\(future)")
+        #expect(future.stderr.contains("patientDetails.birthDate"), "\(future)")
+        #expect(future.stderr.contains("a date of birth is in the past"), "\(future)")
+        let postcode = try gp.run(referral + ["--postcode", "SUNDERLAND"])
+        #expect(postcode.status == 64, "\(postcode)")
+        #expect(postcode.stderr.contains("is not a UK postcode"), "\(postcode)")
+        let phone = try gp.run(referral + ["--phone", "0191 496"])
+        #expect(phone.status == 64, "\(phone)")
+        #expect(phone.stderr.contains("patientDetails.telecom[0].value"), "\(phone)")
+        let nameless = try gp.run(Array(referral.dropLast(4)) + ["--born", "1940-06-14"])
+        #expect(nameless.status == 64, "\(nameless)")
+        #expect(nameless.stderr.contains("need the patient's name"), "\(nameless)")
+        let sent = try gp.run(["referral", "list", "--sent"])
+        #expect(sent.stdout.contains("No referrals."), "nothing was sent: \(sent)")
+    }
 
     @Test func brokerDownExits69WithAClearMessage() throws {
         let system = try CareSystem()

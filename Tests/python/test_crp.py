@@ -286,6 +286,15 @@ def referral_body(reason="Two falls at home in three weeks; her husband and main
         "category": "social-care",
         "serviceRequested": "Social care assessment for a package of care at home",
         "subject": PATIENT,
+        "patientDetails": {
+            "name": {"prefix": "Mrs", "given": ["Margaret"], "family": "Ellis"},
+            "birthDate": "1940-06-14",
+            "address": {"line": ["12 Harbour View", "Pallion"], "city": "Sunderland", "postalCode": "SR4 6TJ"},
+            "telecom": [{"system": "phone", "value": "0191 496 0123", "use": "home"}],
+            "language": "en",
+            "interpreterRequired": False,
+            "communicationNeeds": "Hard of hearing: speak on her left side.",
+        },
         "requester": {"person": "gp.khan", "role": "gp", "organisation": "sunderland-ccg", "team": "west.gp"},
         "performer": {"team": "west.social-care"},
         "locality": "west",
@@ -572,6 +581,19 @@ def main(argv=None):
             expect_rejected(gp.request("SEND", referral_header("py-other-patient"), encode(other)),
                             406, "schema-violation")
         run.check("a body that is not JSON is 405; one that breaks its schema 406", body_errors)
+
+        def patient_details_errors():
+            gp = s["gp.khan"]
+            postcode = referral_body()
+            postcode["patientDetails"]["address"]["postalCode"] = "SR46TJ"
+            h = expect_rejected(gp.request("SEND", referral_header("py-postcode"), encode(postcode)), 406, "schema-violation")
+            expect("patientDetails.address.postalCode" in h.get("reason", ""), f"reason names the field: {h}")
+            unborn = referral_body()
+            unborn["patientDetails"]["birthDate"] = "2030-01-01"
+            h = expect_rejected(gp.request("SEND", referral_header("py-unborn"), encode(unborn)), 406, "schema-violation")
+            expect("patientDetails.birthDate" in h.get("reason", ""), f"reason names the field: {h}")
+        run.check("patient details with a malformed postcode or a date of birth after the referral are 406",
+                  patient_details_errors)
 
         def nhs_number():
             header = referral_header("py-bad-nhs")

@@ -123,6 +123,10 @@ enum Limits {
     static let short = 200
     static let codeLength = 64
     static let messageIDLength = 128
+    /// One part of a person's name (a prefix, a given name, a family name).
+    static let namePart = 100
+    /// A patient's communication or access needs.
+    static let communicationNeeds = 1000
 }
 
 /// Checks shared by decoders and by the schemas (each comment gives the schema's rule).

@@ -63,6 +63,9 @@ public struct ReferralBody: MessageBodyContent, Hashable {
     public var serviceRequested: String
     /// The patient's NHS number (FHIR `ServiceRequest.subject`). Must agree with the envelope.
     public var subject: NHSNumber
+    /// Who the patient is and how to reach them (FHIR UK Core Patient's name, birth date,
+    /// address, telecom and communication).
+    public var patientDetails: PatientDetails?
     public var requester: Requester
     /// To whom: a person, a team's intake (single point of access), or a role in a team.
     public var performer: PerformerReference
@@ -80,7 +83,8 @@ public struct ReferralBody: MessageBodyContent, Hashable {
 
     public init(
         status: Status = .active, intent: Intent = .order, priority: Priority, category: Category,
-        serviceRequested: String, subject: NHSNumber, requester: Requester, performer: PerformerReference,
+        serviceRequested: String, subject: NHSNumber, patientDetails: PatientDetails? = nil, requester: Requester,
+        performer: PerformerReference,
         locality: LocalityID? = nil, authoredOn: Timestamp, reasonCode: [Coding]? = nil, reasonText: String,
         supportingInfo: String? = nil, patientAgreed: Bool
     ) {
@@ -90,6 +94,7 @@ public struct ReferralBody: MessageBodyContent, Hashable {
         self.category = category
         self.serviceRequested = serviceRequested
         self.subject = subject
+        self.patientDetails = patientDetails
         self.requester = requester
         self.performer = performer
         self.locality = locality
@@ -101,7 +106,7 @@ public struct ReferralBody: MessageBodyContent, Hashable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case status, intent, priority, category, serviceRequested, subject, requester, performer
+        case status, intent, priority, category, serviceRequested, subject, patientDetails, requester, performer
         case locality, authoredOn, reasonCode, reasonText, supportingInfo, patientAgreed
     }
 
@@ -113,10 +118,14 @@ public struct ReferralBody: MessageBodyContent, Hashable {
         category = try c.choice(.category)
         serviceRequested = try c.text(.serviceRequested, max: Limits.short)
         subject = try c.nhsNumber(.subject)
+        patientDetails = try c.decodeIfPresent(PatientDetails.self, forKey: .patientDetails)
         requester = try c.decode(Requester.self, forKey: .requester)
         performer = try c.decode(PerformerReference.self, forKey: .performer)
         locality = try c.identifierIfPresent(.locality)
         authoredOn = try c.decode(Timestamp.self, forKey: .authoredOn)
+        if let problem = patientDetails?.birthDateProblem(authoredOn: authoredOn) {
+            throw MessageValidationError(c.codingPath + [CodingKeys.patientDetails, PatientDetails.CodingKeys.birthDate], problem)
+        }
         reasonCode = try c.listIfPresent(.reasonCode, count: 1...10)
         reasonText = try c.text(.reasonText)
         supportingInfo = try c.textIfPresent(.supportingInfo)

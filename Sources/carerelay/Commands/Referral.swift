@@ -43,7 +43,10 @@ struct ReferralCommand: ParsableCommand {
                   carerelay referral send --to team:west.social-care \\
                       --patient "943 476 5919" --priority same-day \\
                       --category social-care --service "Package of care at home" \\
-                      --reason "Two falls in three weeks" --patient-agreed
+                      --reason "Two falls in three weeks" --patient-agreed \\
+                      --title Mrs --given Margaret --family Ellis --born 1940-06-14 \\
+                      --address "12 Harbour View, Pallion" --town Sunderland --postcode "SR4 6TJ" \\
+                      --phone "0191 496 0123" --needs "Hard of hearing: speak on her left side"
                   carerelay referral send --to person:nurse.ali --file referral.yaml
                 """)
         @OptionGroup var globals: Globals
@@ -66,6 +69,7 @@ struct ReferralCommand: ParsableCommand {
         var supportingInfo: String?
         @Flag(inversion: .prefixedNo, help: "Whether the patient knows of and agrees to the referral (say which).")
         var patientAgreed: Bool?
+        @OptionGroup(title: "The patient's details, for first contact") var details: PatientDetailsOptions
         @Option(help: ArgumentHelp("A referral body (JSON, or YAML by extension); options override its fields.", valueName: "path"))
         var file: String?
         @Option(help: ArgumentHelp("Idempotency key: sending again with the same key never creates a second referral.", valueName: "key"))
@@ -88,6 +92,9 @@ struct ReferralCommand: ParsableCommand {
             if let supportingInfo { body["supportingInfo"] = supportingInfo }
             if let patientAgreed { body["patientAgreed"] = patientAgreed }
             if let priority { body["priority"] = priority.rawValue }
+            if let patientDetails = try details.merged(into: body["patientDetails"] as? [String: Any]) {
+                body["patientDetails"] = patientDetails
+            }
             guard body["reasonText"] != nil else { throw Failure.usage("say why with --reason TEXT") }
             guard body["serviceRequested"] != nil else { throw Failure.usage("say what is asked for with --service TEXT") }
             guard body["patientAgreed"] != nil else {
@@ -228,7 +235,13 @@ struct ReferralCommand: ParsableCommand {
                 return
             }
             Console.out("Referral:  \(id)")
-            Console.out("Patient:   \(r.subject.formatted)\(r.patientAgreed ? " (agrees)" : " (has NOT agreed)")")
+            let agreed = r.patientAgreed ? " (agrees)" : " (has NOT agreed)"
+            if let details = r.patientDetails {
+                Console.out(Terminal.safe("Patient:   \(details.name.text), NHS \(r.subject.formatted)\(agreed)", singleLine: true))
+                for line in PatientDetailsOptions.lines(details, on: r.authoredOn) { Console.out(Terminal.safe(line, singleLine: true)) }
+            } else {
+                Console.out("Patient:   \(r.subject.formatted)\(agreed)")
+            }
             Console.out("Priority:  \(r.priority.rawValue)    Category: \(r.category.rawValue)")
             Console.out("Service:   \(Terminal.block(r.serviceRequested, indent: 11))")
             Console.out("Requester: \(r.requester.person) (\(r.requester.role.rawValue))")

@@ -94,7 +94,8 @@ struct Watch: ParsableCommand {
         }
         switch body {
         case .referral(let r):
-            return "referral for \(r.serviceRequested) [\(r.category.rawValue)]: \(Format.oneLine(r.reasonText))"
+            let patient = r.patientDetails.map { " for \($0.name.text)" } ?? ""
+            return "referral\(patient): \(r.serviceRequested) [\(r.category.rawValue)]: \(Format.oneLine(r.reasonText))"
         case .referralEvent(let e):
             let what: String =
                 switch e.change {
