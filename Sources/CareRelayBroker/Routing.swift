@@ -297,7 +297,8 @@ extension BrokerCore {
             }
         }
         let content = try checkContent(pending, actor: actor)
-        let id = MessageID.make(at: now)
+        // A referral's id is one people read over the phone (ReferralID); others sort by time.
+        let id = header.kind == .referral ? ReferralID.make() : MessageID.make(at: now)
         var addressing = try address(header, content: content, actor: actor, now: now, referrals: &referrals)
         if header.kind == .referral, var record = addressing.referral {
             record.messageID = id

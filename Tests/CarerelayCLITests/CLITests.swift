@@ -91,6 +91,16 @@ import ZeroMQ
         #expect(track.stdout.contains("accepted by sw.okafor (Grace Okafor)"), "\(track)")
         #expect(track.stdout.contains("sent by gp.khan (Dr Amina Khan)"), "\(track)")
 
+        // The id is one a person can read out: any case and spacing will do, a typo is caught here.
+        #expect(id.count == 14, "a referral id is three groups of four: \(id)")
+        let spoken = try gp.run(["referral", "track", id.lowercased().replacingOccurrences(of: "-", with: " ")])
+        #expect(spoken.status == 0 && spoken.stdout.contains("status:       accepted"), "\(spoken)")
+        var typo = Array(id)
+        typo[1] = typo[1] == "7" ? "8" : "7"
+        let mistyped = try gp.run(["referral", "track", String(typo)])
+        #expect(mistyped.status == 64, "\(mistyped)")
+        #expect(mistyped.stderr.contains("check character does not match"), "\(mistyped)")
+
         let json = try gp.run(["referral", "track", id, "--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let referral = try #require((object["tracking"] as? [String: Any])?["referral"] as? [String: Any])

@@ -315,7 +315,7 @@ func capture(_ pattern: String, in text: String) -> String? {
 
 /// The referral (or other message) id a send printed: "Referral sent: m...".
 func sentID(_ result: CLIResult) -> String? {
-    capture(#": (m[0-9a-z]+-[0-9a-z]+)\n"#, in: result.stdout)
+    capture(#": ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}|m[0-9a-z]+-[0-9a-z]+)\n"#, in: result.stdout)
 }
 
 enum Fixtures {

@@ -18,12 +18,15 @@ struct ReferralCommand: ParsableCommand {
                   --patient "943 476 5919" --priority same-day \\
                   --category social-care --service "Package of care at home" \\
                   --reason "Two falls; main carer in hospital" --patient-agreed
-              carerelay referral track mm7qk3x1c-4f2a9
+              carerelay referral track 7KD4-QXM2-P9R3
             """,
         subcommands: [
             Send.self, Inbox.self, List.self, Show.self, Accept.self, Decline.self, Allocate.self,
             Complete.self, Withdraw.self, Track.self,
         ])
+
+    static let idHelp = ArgumentHelp(
+        "The referral's id: 7KD4-QXM2-P9R3 in any case, with or without hyphens (a mistyped one is caught here).", valueName: "id")
 
     // MARK: send
 
@@ -216,10 +219,10 @@ struct ReferralCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a referral as you received it (consent applied).",
             discussion:
-                "A referral withheld from you is not known to you: unknown-message (exit 65), as for a mistyped id.\n\nExample:\n  carerelay referral show mm7qk3x1c-4f2a9"
+                "A referral withheld from you is not known to you: unknown-message (exit 65), as for a mistyped id.\n\nExample:\n  carerelay referral show 7KD4-QXM2-P9R3"
         )
         @OptionGroup var globals: Globals
-        @Argument(help: "The referral's message id.") var id: String
+        @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
 
         func run() throws {
             let client = try globals.connect()
@@ -264,10 +267,10 @@ struct ReferralCommand: ParsableCommand {
                 referral someone else took is refused (exit 65, invalid-transition, naming who).
 
                 Example:
-                  carerelay referral accept mm7qk3x1c-4f2a9
+                  carerelay referral accept 7KD4-QXM2-P9R3
                 """)
         @OptionGroup var globals: Globals
-        @Argument(help: "The referral's message id.") var id: String
+        @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
         @Option(help: "Anything the referrer should know, e.g. \"first visit Thursday\".") var note: String?
         func run() throws { try ReferralCommand.event(globals, id: id, event: "accepted", note: note, done: "Accepted referral") }
     }
@@ -277,10 +280,10 @@ struct ReferralCommand: ParsableCommand {
             abstract: "Decline a referral, with a reason the referrer reads.",
             discussion: """
                 Example:
-                  carerelay referral decline mm7qk3x1c-4f2a9 --reason "No capacity this week" --code no-capacity
+                  carerelay referral decline 7KD4-QXM2-P9R3 --reason "No capacity this week" --code no-capacity
                 """)
         @OptionGroup var globals: Globals
-        @Argument(help: "The referral's message id.") var id: String
+        @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
         @Option(help: "Why, in words (required).") var reason: String
         @Option(help: "no-capacity, not-eligible, wrong-service, duplicate, insufficient-information, patient-declined or other.")
         var code: ReferralEvent.DeclineCode?
@@ -297,10 +300,10 @@ struct ReferralCommand: ParsableCommand {
             abstract: "Allocate a referral to a named person (the co-ordinator's job at a single point of access).",
             discussion: """
                 Example:
-                  carerelay referral allocate mm7qk3x1c-4f2a9 --to sw.lee
+                  carerelay referral allocate 7KD4-QXM2-P9R3 --to sw.lee
                 """)
         @OptionGroup var globals: Globals
-        @Argument(help: "The referral's message id.") var id: String
+        @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
         @Option(help: ArgumentHelp("Who now holds it: ID or person:ID.", valueName: "person")) var to: String
         @Option(help: "A note for the referrer.") var note: String?
         func run() throws {
@@ -316,10 +319,10 @@ struct ReferralCommand: ParsableCommand {
             abstract: "Mark a referral completed, optionally with the outcome.",
             discussion: """
                 Example:
-                  carerelay referral complete mm7qk3x1c-4f2a9 --outcome "Package of care started 14 March"
+                  carerelay referral complete 7KD4-QXM2-P9R3 --outcome "Package of care started 14 March"
                 """)
         @OptionGroup var globals: Globals
-        @Argument(help: "The referral's message id.") var id: String
+        @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
         @Option(help: "What came of it.") var outcome: String?
         @Option(help: "A note for the referrer.") var note: String?
         func run() throws {
@@ -336,10 +339,10 @@ struct ReferralCommand: ParsableCommand {
                 Only the referrer may withdraw.
 
                 Example:
-                  carerelay referral withdraw mm7qk3x1c-4f2a9 --reason "Admitted to hospital"
+                  carerelay referral withdraw 7KD4-QXM2-P9R3 --reason "Admitted to hospital"
                 """)
         @OptionGroup var globals: Globals
-        @Argument(help: "The referral's message id.") var id: String
+        @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
         @Option(help: "Why.") var reason: String?
         @Option(help: "A note.") var note: String?
         func run() throws {
@@ -373,10 +376,10 @@ struct ReferralCommand: ParsableCommand {
                 The sender, the recipients and the receiving team may track a referral.
 
                 Example:
-                  carerelay referral track mm7qk3x1c-4f2a9
+                  carerelay referral track 7KD4-QXM2-P9R3
                 """)
         @OptionGroup var globals: Globals
-        @Argument(help: "The referral's message id.") var id: String
+        @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
 
         struct Step: Codable {
             var at: Date

@@ -1,3 +1,4 @@
+import ArgumentParser
 import CareRelayClient
 import CareRelayModel
 import CareRelayProtocol
@@ -13,6 +14,18 @@ enum Input {
             throw Failure.usage(
                 "\(option) '\(text)' is not a valid NHS number: \(error.description)",
                 hint: "Check the number against the patient's record; spaces are fine (943 476 5919). Nothing was sent.")
+        }
+    }
+
+    /// A referral id as typed: one of the short, speakable ids is checked (its check character
+    /// catches a mistyped one) and written as the broker wrote it; a longer message id is
+    /// passed on as it is.
+    static func referralID(_ text: String) throws -> String {
+        guard ReferralID.looksLikeOne(text) else { return text }
+        switch ReferralID.reading(text) {
+        case .success(let id): return id
+        case .failure(let problem):
+            throw ValidationError("'\(text)' is not a referral id: \(problem). Check it against the referral; nothing was sent.")
         }
     }
 
