@@ -94,7 +94,9 @@ extension BrokerCore {
             try AccessPolicy.enforce(consent.access.mayVerifyAudit(asker: person))
             // Reads every row of the trail: never on the loop.
             return .besideTheLoop { reader in .answer(try Self.jsonBesideTheLoop(try reader.verifyAudit())) }
-        case .directory: return .now(try json(DirectoryListing(directory.directory)))
+        case .directory:
+            let listing = DirectoryListing(directory.directory, defaultTargets: configuration.responseTargets, now: configuration.clock())
+            return .now(try json(listing))
         }
     }
 

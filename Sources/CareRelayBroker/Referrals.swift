@@ -216,4 +216,10 @@ extension BrokerCore {
             logger.error("could not store the override notice", metadata: ["error": "\(error)"])
         }
     }
+
+    /// How long `team` has to take a referral of `priority`: the team's own target from the
+    /// directory, else the broker's.
+    func responseTarget(_ priority: Priority, team: TeamID?) -> TimeInterval {
+        team.flatMap { directory.team($0)?.responseTargets?[priority]?.seconds } ?? configuration.responseTargets[priority] ?? 3 * 86_400
+    }
 }

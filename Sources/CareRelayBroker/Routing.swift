@@ -401,10 +401,11 @@ extension BrokerCore {
             addressing = Addressing(recipients: try resolve(header.to, sender: actor.id).map { ($0, nil) }, patient: content.patient)
         }
         if header.kind == .referral {
-            let target = configuration.responseTargets[content.priority ?? .routine] ?? 3 * 86_400
+            let team = header.to.lazy.compactMap(\.addressedTeam).first
+            let target = responseTarget(content.priority ?? .routine, team: team)
             addressing.referral = ReferralRecord(
-                messageID: "", referrer: actor.id, team: header.to.lazy.compactMap(\.addressedTeam).first, patient: content.patient,
-                status: .sent, deadline: now.addingTimeInterval(target), updatedAt: now)
+                messageID: "", referrer: actor.id, team: team, patient: content.patient, status: .sent,
+                deadline: now.addingTimeInterval(target), updatedAt: now)
             // The referrer has a legitimate relationship with the patient they refer.
             if actor.roles.contains(where: \.isRegisteredProfessional) { addressing.careTeamLinks.append(.person(actor.id)) }
         }

@@ -34,10 +34,16 @@ public struct Directory: Sendable, Equatable, Codable {
         public var hours: String?
         /// Who to contact out of hours, in order (co-ordinator, district nurses, 999).
         public var fallback: [String]?
+        /// How soon the team undertakes to take a referral, by priority; the broker's defaults
+        /// for any it does not set.
+        public var responseTargets: ResponseTargets?
+
+        /// `hours`, read (`validate` has checked that it reads).
+        public var serviceHours: ServiceHours? { hours.flatMap { try? ServiceHours(parsing: $0) } }
 
         public init(
             id: TeamID, name: String, kind: Kind = .service, locality: LocalityID, organisation: OrganisationID? = nil,
-            coordinator: PersonID? = nil, hours: String? = nil, fallback: [String]? = nil
+            coordinator: PersonID? = nil, hours: String? = nil, fallback: [String]? = nil, responseTargets: ResponseTargets? = nil
         ) {
             self.id = id
             self.name = name
@@ -47,6 +53,7 @@ public struct Directory: Sendable, Equatable, Codable {
             self.coordinator = coordinator
             self.hours = hours
             self.fallback = fallback
+            self.responseTargets = responseTargets
         }
     }
 
@@ -124,6 +131,9 @@ public struct Directory: Sendable, Equatable, Codable {
             guard localityIDs.contains(t.locality) else { throw .unknownReference("locality '\(t.locality)' of team '\(t.id)'") }
             if let c = t.coordinator, !personIDs.contains(c) { throw .unknownReference("co-ordinator '\(c)' of team '\(t.id)'") }
             if let o = t.organisation, !organisationIDs.contains(o) { throw .unknownReference("organisation '\(o)' of team '\(t.id)'") }
+            if let hours = t.hours {
+                do { _ = try ServiceHours(parsing: hours) } catch { throw .malformed("team '\(t.id)': hours \(error.description)") }
+            }
         }
         for p in people {
             for t in p.teams where !teamIDs.contains(t) { throw .unknownReference("team '\(t)' of person '\(p.id)'") }

@@ -98,10 +98,16 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
         public var coordinator: PersonID?
         public var hours: String?
         public var fallback: [String]?
+        /// Whether the team is within its service hours as the broker answers (nil: no hours
+        /// set, so none are promised).
+        public var openNow: Bool?
+        /// How long the team has to take a referral, in seconds, by priority (`emergency`,
+        /// `urgent`, `same-day`, `routine`): its own targets, else the broker's.
+        public var responseTargets: [String: Int]?
 
         public init(
             id: TeamID, name: String, kind: Directory.Team.Kind, locality: LocalityID, coordinator: PersonID?,
-            hours: String?, fallback: [String]?
+            hours: String?, fallback: [String]?, openNow: Bool? = nil, responseTargets: [String: Int]? = nil
         ) {
             self.id = id
             self.name = name
@@ -110,7 +116,12 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
             self.coordinator = coordinator
             self.hours = hours
             self.fallback = fallback
+            self.openNow = openNow
+            self.responseTargets = responseTargets
         }
+
+        /// The target for `priority`, in seconds.
+        public func responseTarget(_ priority: Priority) -> Int? { responseTargets?[priority.rawValue] }
     }
 
     public var people: [Person]
@@ -121,13 +132,24 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
         self.teams = teams
     }
 
-    /// Everyone and every team, without keys, organisations or whom gateways act for.
-    public init(_ directory: Directory) {
+    /// Everyone and every team, without keys, organisations or whom gateways act for; each
+    /// service team with its response targets (`defaultTargets` where it sets none) and
+    /// whether it is open `now`.
+    public init(_ directory: Directory, defaultTargets: [Priority: TimeInterval], now: Date) {
         people = directory.people.map { Person(id: $0.id, name: $0.name, roles: $0.roles, teams: $0.teams) }
-        teams = directory.teams.map {
-            Team(
-                id: $0.id, name: $0.name, kind: $0.kind, locality: $0.locality, coordinator: $0.coordinator,
-                hours: $0.hours, fallback: $0.fallback)
+        teams = directory.teams.map { team in
+            var targets: [String: Int]?
+            if team.kind == .service {
+                targets = [:]
+                for priority in Priority.allCases {
+                    if let seconds = team.responseTargets?[priority]?.seconds ?? defaultTargets[priority] {
+                        targets?[priority.rawValue] = Int(seconds)
+                    }
+                }
+            }
+            return Team(
+                id: team.id, name: team.name, kind: team.kind, locality: team.locality, coordinator: team.coordinator,
+                hours: team.hours, fallback: team.fallback, openNow: team.serviceHours?.isOpen(at: now), responseTargets: targets)
         }
     }
 

@@ -102,7 +102,9 @@ struct SampleSystem: ParsableCommand {
                 .init(
                     id: social, name: "\(l.name) social care intake", locality: locality, coordinator: PersonID(l.coordinator.0),
                     hours: "mon-fri 08:30-17:00",
-                    fallback: ["\(l.name) district nurses: 0191 555 0100", "Out-of-hours social care: 0191 555 0200", "Emergency: 999"]),
+                    fallback: ["\(l.name) district nurses: 0191 555 0100", "Out-of-hours social care: 0191 555 0200", "Emergency: 999"],
+                    // As Torbay's single point of access: an urgent referral within the hour.
+                    responseTargets: ResponseTargets(urgent: try ResponseTime(parsing: "1h"))),
                 .init(id: mdt, name: "\(l.name) Wednesday MDT", kind: .mdt, locality: locality, coordinator: PersonID(l.chair.0)),
                 .init(id: voluntary, name: "Age UK Sunderland, \(l.name)", locality: locality),
             ]

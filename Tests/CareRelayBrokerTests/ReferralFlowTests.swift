@@ -137,6 +137,38 @@ import Testing
         #expect(tracking.referral?.escalatedAt != nil)
     }
 
+    @Test func aTeamsOwnResponseTargetsSetTheDeadlineAndTheEscalation() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan")
+        let east = try system.client("coord.east")
+        let urgentWest = try gp.send(
+            .referral, to: [.team("west.social-care")], patient: ellis, priority: .emergency, body: try Bodies.referral(priority: .emergency))
+        let urgentEast = try gp.send(
+            .referral, to: [.team("east.social-care")], patient: ellis, priority: .emergency,
+            body: try Bodies.referral(team: "east.social-care", priority: .emergency))
+        let routineEast = try gp.send(
+            .referral, to: [.team("east.social-care")], patient: ellis, priority: .routine,
+            body: try Bodies.referral(team: "east.social-care", priority: .routine))
+        let sameDayEast = try gp.send(
+            .referral, to: [.team("east.social-care")], patient: ellis, priority: .sameDay,
+            body: try Bodies.referral(team: "east.social-care", priority: .sameDay))
+        func deadline(_ id: String) throws -> TimeInterval? {
+            let tracking = try gp.query("track", ["id": id], as: Tracking.self)
+            return tracking.referral?.deadline.map { $0.timeIntervalSince(tracking.acceptedAt) }
+        }
+        #expect(try deadline(urgentWest.id) == 3_600, "a team without its own targets has the broker's")
+        #expect(try deadline(urgentEast.id) == 1_800, "east answers an emergency within 30 minutes")
+        #expect(try deadline(routineEast.id) == 2 * 86_400)
+        #expect(try deadline(sameDayEast.id) == 8 * 3_600, "a priority the team does not set takes the broker's target")
+        for _ in 0..<3 { _ = try east.expectDelivery() }
+
+        system.clock.advance(by: 1_801)
+        let escalation = try east.expectDelivery()
+        #expect(escalation.header.kind == .referralEvent && escalation.header.correlation == urgentEast.id)
+        #expect(try gp.query("track", ["id": urgentWest.id], as: Tracking.self).referral?.escalatedAt == nil, "west's hour is not up")
+    }
+
     @Test func onlyTheTeamMayAcceptAndOnlyTheReferrerMayWithdraw() throws {
         let system = try CareSystem()
         try system.start()

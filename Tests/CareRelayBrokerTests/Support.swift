@@ -104,7 +104,10 @@ final class CareSystem {
                 .init(id: "west.mdt", name: "West Wednesday MDT", kind: .mdt, locality: "west", coordinator: "mdt.jones"),
                 .init(id: "west.voluntary", name: "Age UK Sunderland volunteers", locality: "west"),
                 .init(id: "east.gp", name: "Hendon Surgery", locality: "east"),
-                .init(id: "east.social-care", name: "East social care", locality: "east", coordinator: "coord.east"),
+                // East publishes its own targets: an emergency within 30 minutes, routine within 2 days.
+                .init(
+                    id: "east.social-care", name: "East social care", locality: "east", coordinator: "coord.east",
+                    responseTargets: ResponseTargets(emergency: try ResponseTime(parsing: "30m"), routine: try ResponseTime(parsing: "2d"))),
             ],
             people: Self.people.map { p in
                 Directory.Person(
@@ -213,6 +216,8 @@ enum Bodies {
         var body = try example("referral", "valid-gp-to-social-care-intake.json")
         if let priority { body["priority"] = priority.rawValue }
         body["subject"] = patient.digits
+        // The example's details are Mrs Ellis's.
+        if patient != ellis { body.removeValue(forKey: "patientDetails") }
         body["requester"] = ["person": person.rawValue, "role": role.rawValue]
         body["performer"] = ["team": team.rawValue]
         body["locality"] = "west"

@@ -107,6 +107,37 @@ import ZeroMQ
         #expect(referral["takenBy"] as? String == "sw.okafor")
     }
 
+    @Test func teamsAndPeopleCanBeLookedUpButNeverTheirKeys() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.cli("gp.khan")
+        let teams = try gp.run(["directory", "teams", "--locality", "west"])
+        #expect(teams.status == 0, "\(teams)")
+        let intake = try #require(teams.stdout.split(separator: "\n").first { $0.hasPrefix("west.social-care ") }, "\(teams)")
+        #expect(intake.contains("mon-fri 08:00-18:00") && intake.contains("30 min / 4 h / 8 h / 2 d"), "the team's own targets: \(intake)")
+        #expect(intake.contains(" open ") || intake.contains(" closed "), "\(intake)")
+        let mdt = try #require(teams.stdout.split(separator: "\n").first { $0.hasPrefix("west.mdt ") }, "\(teams)")
+        #expect(mdt.hasSuffix("-"), "an MDT takes no referrals, so has no targets: \(mdt)")
+
+        let show = try gp.run(["directory", "show", "team:west.social-care"])
+        #expect(show.status == 0, "\(show)")
+        #expect(show.stdout.contains("Co-ordinator: Priya Patel (coord.patel)"), "\(show)")
+        #expect(show.stdout.contains("Responds:    emergency 30 min, urgent 4 h, same-day 8 h, routine 2 d"), "\(show)")
+        #expect(show.stdout.contains("Grace Okafor (sw.okafor)"), "\(show)")
+        #expect(show.stdout.contains("Out of hours: District nurses: 0191 555 0100; Emergency: 999"), "\(show)")
+
+        let found = try gp.run(["directory", "people", "--search", "OKAFOR"])
+        #expect(found.stdout.contains("sw.okafor") && !found.stdout.contains("sw.lee"), "\(found)")
+        let person = try gp.run(["directory", "show", "sw.okafor"])
+        #expect(person.stdout.contains("Teams:  West social care intake (west.social-care)"), "\(person)")
+
+        let everything = try gp.run(["directory", "people", "--json"])
+        #expect(everything.status == 0)
+        for key in system.keys.values { #expect(!everything.stdout.contains(key.publicKey), "a key was listed") }
+        let unknown = try gp.run(["directory", "show", "west.nowhere"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("not a team or person"), "\(unknown)")
+    }
+
     // MARK: Error paths
 
     @Test func patientDetailsThatCannotBeRightStopBeforeAnythingIsSent() throws {

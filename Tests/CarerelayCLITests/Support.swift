@@ -52,7 +52,8 @@ final class CareSystem: @unchecked Sendable {
                 .init(id: "west.gp", name: "Pallion Health Centre", locality: "west"),
                 .init(
                     id: "west.social-care", name: "West social care intake", locality: "west", coordinator: "coord.patel",
-                    hours: "mon-fri 08:00-18:00", fallback: ["District nurses: 0191 555 0100", "Emergency: 999"]),
+                    hours: "mon-fri 08:00-18:00", fallback: ["District nurses: 0191 555 0100", "Emergency: 999"],
+                    responseTargets: ResponseTargets(emergency: try ResponseTime(parsing: "30m"), routine: try ResponseTime(parsing: "2d"))),
                 .init(id: "west.nursing", name: "West community nursing", locality: "west"),
                 .init(id: "west.mdt", name: "West Wednesday MDT", kind: .mdt, locality: "west", coordinator: "mdt.jones"),
                 .init(id: "west.voluntary", name: "Age UK Sunderland volunteers", locality: "west"),

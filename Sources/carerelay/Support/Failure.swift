@@ -95,7 +95,8 @@ struct Failure: Error, CustomStringConvertible {
     static func hint(for code: ErrorCode) -> String? {
         switch code {
         case .notPermitted: "Your roles come from the directory; ask your care co-ordinator or the directory administrator if you should be allowed."
-        case .unknownAddress: "Check the address against the directory (person:ID, team:ID, role:TEAM/ROLE, careteam:NHS, mdt:TEAM)."
+        case .unknownAddress:
+            "Check the address against the directory: carerelay directory teams (or people) --search TEXT lists what there is (person:ID, team:ID, role:TEAM/ROLE, careteam:NHS, mdt:TEAM)."
         case .invalidTransition: "carerelay referral track ID shows where the referral stands now."
         case .unknownMessage: "Check the message id (carerelay referral inbox lists yours)."
         case .schemaViolation, .invalidBody, .invalidHeader: "Fix the field named above and send again; use the same --key to make the resend safe."
