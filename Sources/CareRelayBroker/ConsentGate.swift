@@ -44,12 +44,22 @@ struct ConsentGate {
         var breakGlass: BreakGlassRequest?
     }
 
-    func decide(_ subject: Subject, for recipient: ConsentRecipient, now: Date) -> ConsentDecision {
+    /// `adding`: directives not yet in the registry that the decision must count (those a
+    /// message records about itself).
+    func decide(_ subject: Subject, for recipient: ConsentRecipient, now: Date, adding: [ConsentDirective] = []) -> ConsentDecision {
         let request = ConsentRequest(
             now: now, kind: subject.kind, purpose: subject.kind == .mdtAgenda ? .mdtDiscussion : .directCare,
             originatingTeam: subject.originatingTeam, locality: subject.locality, parts: subject.parts,
             breakGlass: subject.breakGlass)
-        return engine.decide(request, for: recipient, directives: registry)
+        guard !adding.isEmpty else { return engine.decide(request, for: recipient, directives: registry) }
+        return engine.decide(request, for: recipient, directives: WithAdded(registry: registry, added: adding))
+    }
+
+    /// The registry with a few directives more, without copying it.
+    private struct WithAdded: ConsentDirectiveSource {
+        let registry: ConsentRegistry
+        let added: [ConsentDirective]
+        func directives(for patient: NHSNumber) -> [ConsentDirective] { registry.directives(for: patient) + added.directives(for: patient) }
     }
 }
 

@@ -26,6 +26,12 @@ struct RoutedSend {
     /// Messages the sender has evidently received: acting on a referral (accepting,
     /// declining, ...) confirms the actor's own copy of it, so tracking shows it received.
     var confirmsOwnCopy: [String] = []
+    /// Messages stored with this one, in the same transaction: the consent a referral's
+    /// patient agreement records (`PatientAgreement`).
+    var companions: [NewMessage] = []
+
+    /// This message and its companions, as the store takes them.
+    var messages: [NewMessage] { [message] + companions }
 }
 
 extension BrokerCore {
@@ -89,11 +95,12 @@ extension BrokerCore {
         do {
             outcomes = try metrics.timeStore(accepting: true) {
                 try store.accept(
-                    routed.map(\.message),
+                    routed.flatMap(\.messages),
                     confirming: allConfirmations.map { DeliveryConfirmation(recipient: $0.recipient, ids: $0.ids) }, at: now)
             }
-            guard outcomes.count == routed.count else {
-                throw StoreError.unavailable("it answered \(outcomes.count) outcomes for \(routed.count) messages")
+            let messageCount = routed.reduce(0) { $0 + $1.messages.count }
+            guard outcomes.count == messageCount else {
+                throw StoreError.unavailable("it answered \(outcomes.count) outcomes for \(messageCount) messages")
             }
             vitals.store(healthy: true)
             applyConfirmations(allConfirmations)
@@ -110,7 +117,7 @@ extension BrokerCore {
         }
         // The store answers one outcome per message, in order: pair each with its SEND.
         var outcomeOf: [String: StoreOutcome] = [:]
-        for (item, outcome) in zip(routed, outcomes) { outcomeOf[item.message.id] = outcome }
+        for (message, outcome) in zip(routed.flatMap(\.messages), outcomes) { outcomeOf[message.id] = outcome }
         answer(results, outcomes: outcomeOf, now: now)
     }
 
@@ -254,7 +261,7 @@ extension BrokerCore {
     /// Everything that follows from a message being stored: registry and deadline updates,
     /// notices of overrides.
     private func afterStored(_ item: RoutedSend, now: Date) {
-        if case .consent = item.message.kind {
+        if item.messages.contains(where: { $0.kind == .consent }) {
             // Read back from the store rather than applied from the message in hand, so the
             // registry takes directives in the store's order even when other brokers add some.
             refreshConsent()
@@ -306,9 +313,13 @@ extension BrokerCore {
             referrals[id] = record
         }
         let envelope = Envelope(header, fromName: actor.name)
+        let agreement = patientAgreement(to: header, body: content.body, referral: id, actor: actor, now: now)
         let decisions = try decide(
             addressing.recipients, message: id, kind: header.kind, envelope: envelope, body: content.body, actor: actor,
-            patient: addressing.patient, now: now)
+            patient: addressing.patient, now: now, agreed: agreement.map { [$0.directive] } ?? [])
+        if header.kind == .referral {
+            try Self.requireSomeoneToReceive(decisions.deliveries, header: header, agreement: agreement, body: content.body)
+        }
         let audit =
             [
                 AuditEntry(
@@ -325,6 +336,7 @@ extension BrokerCore {
             pending: pending, message: message, envelope: envelope,
             outcomes: mayListRecipients(to: header.to, sender: actor) ? decisions.deliveries.map { Self.outcome(for: $0) } : [],
             overrideNotices: decisions.overrideNotices)
+        if let agreement { routed.companions.append(agreement.message) }
         if case .referralEvent(let event) = content.body { routed.confirmsOwnCopy = [event.referral] }
         return .routed(routed)
     }
@@ -430,9 +442,11 @@ extension BrokerCore {
         var overrideNotices: [(coordinator: PersonID, patient: NHSNumber)] = []
     }
 
+    /// `agreed`: directives the message itself records (a referral's patient agreement),
+    /// decided on as if already stored.
     private func decide(
         _ recipients: [(person: PersonID, topic: String?)], message id: String, kind: MessageKind, envelope: Envelope, body: MessageBody,
-        actor: Directory.Person, patient: NHSNumber?, now: Date
+        actor: Directory.Person, patient: NHSNumber?, now: Date, agreed: [ConsentDirective] = []
     ) throws(ProtocolError) -> Decisions {
         let subject = consentSubject(kind: kind, header: envelope, body: body, sender: actor)
         let patients = Set(subject.parts.map(\.patient))
@@ -454,7 +468,7 @@ extension BrokerCore {
                 } catch {
                     throw ProtocolError(.storeUnavailable, "the broker could not read care teams; nothing was accepted. Retry with the same key")
                 }
-                let verdict = consent.decide(subject, for: who, now: now)
+                let verdict = consent.decide(subject, for: who, now: now, adding: agreed)
                 if verdict.ruleID == consent.engine.policy.breakGlass.refusedRuleID {
                     throw ProtocolError(.notPermitted, "breakGlass: \(verdict.reason)")
                 }

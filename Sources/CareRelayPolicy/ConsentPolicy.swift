@@ -126,6 +126,20 @@ public struct BreakGlassPolicy: Hashable, Sendable {
     }
 }
 
+/// What a referral sent with the patient's agreement (`patientAgreed`) records: an explicit
+/// consent for the team it is addressed to, for direct care, lasting `days`.
+public struct PatientAgreementPolicy: Hashable, Sendable {
+    public var enabled: Bool
+    public var days: Int
+    public var purpose: ConsentPurpose
+
+    public init(enabled: Bool = true, days: Int = 365, purpose: ConsentPurpose = .directCare) {
+        self.enabled = enabled
+        self.days = days
+        self.purpose = purpose
+    }
+}
+
 /// A consent policy: sensitive categories, the ordered named rules, break-glass settings.
 /// Load it from YAML (`Protocols/consent-policy.md` documents the format).
 public struct ConsentPolicy: Hashable, Sendable {
@@ -133,15 +147,18 @@ public struct ConsentPolicy: Hashable, Sendable {
     public var sensitiveCategories: Set<DataCategory>
     public var rules: [ConsentRule]
     public var breakGlass: BreakGlassPolicy
+    public var patientAgreement: PatientAgreementPolicy
 
     /// Builds a policy and checks its invariants (the same checks as for YAML).
-    public init(version: Int = 1, sensitiveCategories: Set<DataCategory>, rules: [ConsentRule], breakGlass: BreakGlassPolicy)
-        throws(ConsentPolicyError)
-    {
+    public init(
+        version: Int = 1, sensitiveCategories: Set<DataCategory>, rules: [ConsentRule], breakGlass: BreakGlassPolicy,
+        patientAgreement: PatientAgreementPolicy = PatientAgreementPolicy()
+    ) throws(ConsentPolicyError) {
         self.version = version
         self.sensitiveCategories = sensitiveCategories
         self.rules = rules
         self.breakGlass = breakGlass
+        self.patientAgreement = patientAgreement
         try Self.check(self, source: nil)
     }
 
@@ -204,6 +221,9 @@ public struct ConsentPolicy: Hashable, Sendable {
         guard policy.breakGlass.reasonMinLength >= 1 else {
             throw fail("break-glass.reason-min-length", "must be at least 1: a break-glass override always needs a reason")
         }
+        guard (1...3_650).contains(policy.patientAgreement.days) else {
+            throw fail("patient-agreement.days", "must be 1 to 3650: how many days a patient's agreement to a referral counts as consent")
+        }
     }
 }
 
@@ -243,7 +263,7 @@ struct PolicyParser {
             throw fail("", "not valid YAML: \(error)")
         }
         guard let root else { throw fail("", "the document is empty") }
-        let top = try mapping(root, "", allowed: ["version", "sensitive-categories", "rules", "break-glass"])
+        let top = try mapping(root, "", allowed: ["version", "sensitive-categories", "rules", "break-glass", "patient-agreement"])
         guard let versionNode = top["version"] else { throw fail("version", "missing (write `version: 1`)") }
         let version = try int(versionNode, "version")
         let sensitive =
@@ -257,7 +277,10 @@ struct PolicyParser {
             rules.append(try rule(node, "rules[\(i)]"))
         }
         let breakGlass = try top["break-glass"].map { n throws(ConsentPolicyError) in try self.breakGlass(n, "break-glass") } ?? BreakGlassPolicy()
-        return ConsentPolicy(unchecked: version, sensitive, rules, breakGlass)
+        let agreement =
+            try top["patient-agreement"].map { n throws(ConsentPolicyError) in try self.patientAgreement(n, "patient-agreement") }
+            ?? PatientAgreementPolicy()
+        return ConsentPolicy(unchecked: version, sensitive, rules, breakGlass, agreement)
     }
 
     func rule(_ node: Node, _ path: String) throws(ConsentPolicyError) -> ConsentRule {
@@ -320,6 +343,15 @@ struct PolicyParser {
         if let n = m["recipient-roles"] { b.recipientRoles = try roles(n, "\(path).recipient-roles") }
         if let n = m["reason-min-length"] { b.reasonMinLength = try int(n, "\(path).reason-min-length") }
         return b
+    }
+
+    func patientAgreement(_ node: Node, _ path: String) throws(ConsentPolicyError) -> PatientAgreementPolicy {
+        let m = try mapping(node, path, allowed: ["enabled", "days", "purpose"])
+        var a = PatientAgreementPolicy()
+        if let n = m["enabled"] { a.enabled = try bool(n, "\(path).enabled") }
+        if let n = m["days"] { a.days = try int(n, "\(path).days") }
+        if let n = m["purpose"] { a.purpose = ConsentPurpose(try string(n, "\(path).purpose")) }
+        return a
     }
 
     // MARK: node helpers
@@ -391,10 +423,14 @@ struct PolicyParser {
 }
 
 extension ConsentPolicy {
-    init(unchecked version: Int, _ sensitive: Set<DataCategory>, _ rules: [ConsentRule], _ breakGlass: BreakGlassPolicy) {
+    init(
+        unchecked version: Int, _ sensitive: Set<DataCategory>, _ rules: [ConsentRule], _ breakGlass: BreakGlassPolicy,
+        _ patientAgreement: PatientAgreementPolicy
+    ) {
         self.version = version
         self.sensitiveCategories = sensitive
         self.rules = rules
         self.breakGlass = breakGlass
+        self.patientAgreement = patientAgreement
     }
 }

@@ -52,5 +52,14 @@ extension ConsentPolicy {
           recipient-roles: registered-professionals
           reason-min-length: 10
 
+        # A referral sent with the patient's agreement (patientAgreed: true) by someone who may record
+        # consent records, with it, an explicit consent for the team (or person) it is addressed to:
+        # for this purpose, for this many days. A voluntary sector or carers' centre referral then
+        # reaches its team.
+        patient-agreement:
+          enabled: true
+          days: 365
+          purpose: direct-care
+
         """#
 }

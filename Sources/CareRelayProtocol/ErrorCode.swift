@@ -18,6 +18,8 @@ public enum ErrorCode: Int, Sendable, Codable, CaseIterable, CustomStringConvert
     case helloRequired = 413
     case unknownMessage = 414
     case invalidTransition = 415
+    /// A referral none of whose addressees may receive it under the patient's consent.
+    case noPermittedRecipient = 416
     /// Too many malformed commands from one key: the broker ignores it for a while.
     case throttled = 429
     case storeUnavailable = 500
@@ -42,6 +44,7 @@ public enum ErrorCode: Int, Sendable, Codable, CaseIterable, CustomStringConvert
         case .helloRequired: "hello-required"
         case .unknownMessage: "unknown-message"
         case .invalidTransition: "invalid-transition"
+        case .noPermittedRecipient: "no-permitted-recipient"
         case .throttled: "throttled"
         case .storeUnavailable: "store-unavailable"
         case .shuttingDown: "shutting-down"

@@ -248,7 +248,8 @@ struct BrokerCoreTests {
             gp, .referral, to: [.team("west.social-care")], patient: ellis, key: "k-1",
             body: try Bodies.referral(reason: "different"))?.rejected
         #expect(conflict?.code == ErrorCode.idempotencyConflict.rawValue)
-        #expect(try harness.core.store.statistics(at: Date()).messages == 1)
+        // The referral once, and once the consent its patient's agreement records.
+        #expect(try harness.core.store.statistics(at: Date()).messages == 2)
     }
 
     @Test("a referral is taken once: the second taker hears who took it")

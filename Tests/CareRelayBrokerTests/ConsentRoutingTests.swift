@@ -224,4 +224,87 @@ import Testing
         #expect(deletedRow == 4)
         #expect(reason.contains("missing"))
     }
+
+    // MARK: The patient's agreement to a referral
+
+    @Test func aReferralThePatientAgreedToReachesAVoluntarySectorTeamAndRecordsTheirConsent() throws {
+        let system = try CareSystem()
+        try system.start()
+        let nurse = try system.client("nurse.ali", receive: false)
+        let green = try system.client("vsb.green")
+        let sent = try nurse.send(
+            .referral, to: [.team("west.voluntary")], patient: ellis, labels: ["social-care"],
+            body: try Bodies.referral(from: "nurse.ali", role: .communityNurse, team: "west.voluntary"))
+        #expect(sent.recipients.map(\.decision) == [.deliver], "\(sent.recipients)")
+        #expect(try green.expectDelivery().header.id == sent.id)
+
+        // Recorded as the patient's explicit consent, by the referrer, for the team and what the referral is about.
+        let record = try nurse.query(ConsentQuery(patient: ellis))
+        let agreement = try #require(record.first { $0.record.contains("agreed-\(sent.id.lowercased())") }, "\(record)")
+        #expect(agreement.recordedBy == "nurse.ali")
+        let directive = try jsonObject(Array(agreement.record.utf8))
+        let provision = try #require(directive["provision"] as? [String: Any])
+        #expect(provision["class"] as? [String] == ["social-care"])
+        #expect(provision["purpose"] as? [String] == ["direct-care"])
+        #expect(directive["policyRule"] as? String == "explicit")
+
+        // It covers what the patient agreed to, not everything: a mental health referral to the
+        // same team without a new agreement reaches nobody, so it is refused.
+        #expect {
+            try nurse.send(
+                .referral, to: [.team("west.voluntary")], patient: ellis, labels: ["mental-health"],
+                body: try Bodies.referral(from: "nurse.ali", role: .communityNurse, team: "west.voluntary", patientAgreed: false))
+        } throws: { error in
+            guard case ClientError.rejected(let failure) = error else { return false }
+            return failure.code == .noPermittedRecipient
+        }
+    }
+
+    @Test func aReferralNobodyAddressedMayReceiveIsRefusedAndNothingIsStored() throws {
+        let system = try CareSystem()
+        try system.start()
+        let nurse = try system.client("nurse.ali", receive: false)
+        let before = try nurse.query(StatusQuery()).store.messages
+        #expect {
+            try nurse.send(
+                .referral, to: [.team("west.voluntary")], patient: ellis,
+                body: try Bodies.referral(from: "nurse.ali", role: .communityNurse, team: "west.voluntary", patientAgreed: false))
+        } throws: { error in
+            guard case ClientError.rejected(let failure) = error else { return false }
+            return failure.code == .noPermittedRecipient && failure.reason.contains("patientAgreed: true")
+                && failure.reason.contains("Nothing was stored")
+        }
+        #expect(try nurse.query(StatusQuery()).store.messages == before)
+    }
+
+    @Test func anAgreementDoesNotOutweighAnObjectionNorCountFromSomeoneWhoMayNotRecordConsent() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali", receive: false)
+        // Mrs Ellis objected to the volunteers' team.
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "cd-ellis-no-volunteers", type: "deny", actor: ["role": "team", "reference": "west.voluntary"], action: "object"))
+        #expect {
+            try nurse.send(
+                .referral, to: [.team("west.voluntary")], patient: ellis,
+                body: try Bodies.referral(from: "nurse.ali", role: .communityNurse, team: "west.voluntary"))
+        } throws: { error in
+            guard case ClientError.rejected(let failure) = error else { return false }
+            return failure.code == .noPermittedRecipient && failure.reason.contains("an objection outweighs an agreement")
+        }
+
+        // Robson has no objection, but a carer's word that he agreed is not a professional's record of consent.
+        let carer = try system.client("carer.ellis", receive: false)
+        #expect {
+            try carer.send(
+                .referral, to: [.team("west.voluntary")], patient: robson,
+                body: try Bodies.referral(patient: robson, from: "carer.ellis", role: .carer, team: "west.voluntary"))
+        } throws: { error in
+            guard case ClientError.rejected(let failure) = error else { return false }
+            return failure.code == .noPermittedRecipient && failure.reason.contains("only when a registered professional refers")
+        }
+    }
 }

@@ -211,9 +211,10 @@ enum Bodies {
 
     static func referral(
         patient: NHSNumber = ellis, from person: PersonID = "gp.khan", role: Role = .gp, team: TeamID = "west.social-care", reason: String? = nil,
-        priority: Priority? = nil
+        priority: Priority? = nil, patientAgreed: Bool = true
     ) throws -> [UInt8] {
         var body = try example("referral", "valid-gp-to-social-care-intake.json")
+        body["patientAgreed"] = patientAgreed
         if let priority { body["priority"] = priority.rawValue }
         body["subject"] = patient.digits
         // The example's details are Mrs Ellis's.

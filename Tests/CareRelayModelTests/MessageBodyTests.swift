@@ -224,3 +224,21 @@ import Testing
         #expect(throws: MessageValidationError.self) { try plan.validate() }
     }
 }
+
+/// A body that parses but breaks a rule of the whole document says which rule, not that it
+/// is not JSON.
+@Suite struct WholeBodyErrorTests {
+    @Test func aRuleOfTheWholeDocumentIsNamedAndOnlyUnparsableTextIsCalledNotJSON() throws {
+        let objection = try Data(contentsOf: Example.root.appendingPathComponent("consent/invalid-objection-permits.json"))
+        do {
+            _ = try MessageBody.decode(kind: .consent, json: Array(objection))
+            Issue.record("an objection that permits was taken")
+        } catch {
+            #expect(error.path == "(body)")
+            #expect(!error.reason.contains("not valid JSON") && error.reason.contains("invalid consent directive"), "\(error)")
+        }
+        #expect(throws: MessageValidationError(path: "(body)", reason: "the body is not valid JSON")) {
+            try MessageBody.decode(kind: .consent, json: Array("{\"action\": ".utf8))
+        }
+    }
+}

@@ -63,8 +63,8 @@ public enum ConsentBody: Hashable, Sendable, Codable {
                 try directive.validate()
                 if status != .active { throw ConsentValidationError.grantMustBeActive }
             } catch {
-                throw DecodingError.dataCorrupted(
-                    .init(codingPath: c.codingPath, debugDescription: "invalid consent directive: \(error)"))
+                // A rule of the whole directive: said as such, not as JSON that does not parse.
+                throw MessageValidationError(c.codingPath, "invalid consent directive: \(error)")
             }
             self = action == "grant" ? .grant(directive) : .object(directive)
         case "withdraw":

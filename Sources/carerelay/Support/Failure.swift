@@ -98,6 +98,8 @@ struct Failure: Error, CustomStringConvertible {
         case .unknownAddress:
             "Check the address against the directory: carerelay directory teams (or people) --search TEXT lists what there is (person:ID, team:ID, role:TEAM/ROLE, careteam:NHS, mdt:TEAM)."
         case .invalidTransition: "carerelay referral track ID shows where the referral stands now."
+        case .noPermittedRecipient:
+            "If the patient agrees to the referral, send it with --patient-agreed; carerelay consent show --patient NHS shows their directives."
         case .unknownMessage: "Check the message id (carerelay referral inbox lists yours)."
         case .schemaViolation, .invalidBody, .invalidHeader: "Fix the field named above and send again; use the same --key to make the resend safe."
         case .idempotencyConflict: "This --key was already used for a different message; choose a new key."
