@@ -18,7 +18,7 @@ extension BrokerCore {
     /// Checks and applies a lifecycle event: who may do what, and in which order. A referral
     /// is taken once: a second "accepted" is refused, naming who took it.
     func applyReferralEvent(
-        _ event: ReferralEvent, header: SendHeader, actor: Directory.Person, now: Date,
+        _ event: ReferralEvent, message: String, header: SendHeader, actor: Directory.Person, now: Date,
         overlay: inout [String: ReferralRecord]
     ) throws(ProtocolError) -> ReferralChange {
         guard event.by == actor.id else {
@@ -39,6 +39,7 @@ extension BrokerCore {
             throw ProtocolError(.storeUnavailable, "the broker could not read the referral; nothing was accepted")
         }
 
+        let team = record.team.flatMap { directory.team($0) }
         let teamMembers = record.team.map { directory.members(of: $0) } ?? []
         // The actor's own copy of the referral, if any (nil for one stored in this same batch).
         let ownCopy: Tracking.Recipient?
@@ -47,78 +48,83 @@ extension BrokerCore {
         } catch {
             throw ProtocolError(.storeUnavailable, "the broker could not read the referral; nothing was accepted")
         }
-        let isHandler = record.team != nil ? teamMembers.contains(actor.id) : ownCopy != nil
-
-        // Who the actor is to the referral; ReferralLifecycle says what each may do, from where.
-        var parties: Set<ReferralLifecycle.Party> = []
-        if actor.id == record.referrer { parties.insert(.referrer) }
-        if isHandler { parties.insert(.handler) }
-        func transition() throws(ProtocolError) {
-            switch ReferralLifecycle.next(from: record.status, event: event.change.type, by: parties) {
-            case .success(let next):
-                record.status = next
-            case .failure(let refusal):
-                let code: ErrorCode = if case .notPermitted = refusal { .notPermitted } else { .invalidTransition }
-                throw ProtocolError(code, refusal.reason(referral: record.messageID, takenBy: record.takenBy))
-            }
-        }
+        let parties = Self.parties(of: actor.id, to: record, team: team, members: teamMembers, hasCopy: ownCopy != nil, event: event.change.type)
 
         let readStatus = record.status
-        var links: [CareTeamMember] = []
-        switch event.change {
-        case .withdrawn, .escalated:
-            try transition()
-        case .accepted, .declined, .allocated, .completed:
-            // A referral withheld from someone does not exist for them: they cannot take it.
+        if event.change.type != .withdrawn && event.change.type != .escalated {
+            // A referral withheld from someone does not exist for them: they cannot act on it.
             let standing = try record.patient.map { patient throws(ProtocolError) in try readStanding(of: actor, toward: patient) }
             switch consent.access.mayActOnReferral(
-                isHandler: isHandler, ownCopyWithheld: ownCopy.map { $0.decision == "withheld" || $0.state == "withheld" } ?? false,
+                isHandler: !parties.isDisjoint(with: [.member, .coordinator, .owner]),
+                ownCopyWithheld: ownCopy.map { $0.decision == "withheld" || $0.state == "withheld" } ?? false,
                 standing: standing ?? AccessPolicy.Standing(relationships: [], objected: false))
             {
             case .allow: break
             case .conceal: throw ProtocolError(.unknownMessage, "referral \(event.referral) is not known to this broker")
-            case .refuse:
-                throw ProtocolError(.notPermitted, "only members of the team the referral was sent to may \(event.change.type.rawValue) it")
-            }
-            switch event.change {
-            case .accepted:
-                try transition()
-                record.takenBy = actor.id
-                record.takenAt = now
-                links.append(record.team.map(CareTeamMember.team) ?? .person(actor.id))
-            case .declined:
-                try transition()
-            case .allocated(let allocation):
-                guard record.team == nil || teamMembers.contains(allocation.person) else {
-                    throw ProtocolError(
-                        .notPermitted, "allocatedTo: \(allocation.person) is not a member of team \(record.team.map(\.rawValue) ?? "")")
-                }
-                if let patient = record.patient, let allocatee = directory.person(allocation.person) {
-                    try AccessPolicy.enforce(
-                        consent.access.mayAllocate(
-                            to: allocatee.id, standing: try readStanding(of: allocatee, toward: patient)))
-                }
-                try transition()
-                if record.takenBy == nil {
-                    record.takenBy = actor.id
-                    record.takenAt = now
-                }
-                record.allocatedTo = allocation.person
-                links.append(record.team.map(CareTeamMember.team) ?? .person(actor.id))
-                links.append(.person(allocation.person))
-            default:
-                try transition()
+            case .refuse: throw ProtocolError(.notPermitted, ReferralLifecycle.whoMay(event.change.type))
             }
         }
+        // Who the actor is to the referral; ReferralLifecycle says what each may do, from where.
+        switch ReferralLifecycle.next(from: record.status, event: event.change.type, by: parties) {
+        case .success(let next):
+            record.status = next
+        case .failure(let refusal):
+            let code: ErrorCode = if case .notPermitted = refusal { .notPermitted } else { .invalidTransition }
+            throw ProtocolError(code, refusal.reason(referral: record.messageID, owner: record.owner))
+        }
+
+        var links: [CareTeamMember] = []
+        var recipients = [record.referrer] + teamMembers
+        switch event.change {
+        case .accepted:
+            record.owner = actor.id
+            record.takenBy = record.takenBy ?? actor.id
+            record.takenAt = record.takenAt ?? now
+            links.append(record.team.map(CareTeamMember.team) ?? .person(actor.id))
+        case .passed:
+            if !record.passedBy.contains(actor.id) { record.passedBy.append(actor.id) }
+            // "Not for me" is the team's business: its co-ordinator hears of it, the referrer does not.
+            recipients = [team?.coordinator].compactMap { $0 }
+        case .allocated(let allocation):
+            guard record.team == nil || teamMembers.contains(allocation.person) else {
+                throw ProtocolError(.notPermitted, "allocatedTo: \(allocation.person) is not a member of team \(record.team.map(\.rawValue) ?? "")")
+            }
+            if let patient = record.patient, let allocatee = directory.person(allocation.person) {
+                try AccessPolicy.enforce(consent.access.mayAllocate(to: allocatee.id, standing: try readStanding(of: allocatee, toward: patient)))
+            }
+            record.owner = allocation.person
+            record.allocatedTo = allocation.person
+            record.takenBy = record.takenBy ?? allocation.person
+            record.takenAt = record.takenAt ?? now
+            links.append(record.team.map(CareTeamMember.team) ?? .person(actor.id))
+            links.append(.person(allocation.person))
+            recipients.append(allocation.person)
+        case .declined, .completed, .withdrawn, .escalated:
+            break
+        }
+        record.history.append(ReferralStep(event, message: message, at: now))
         record.updatedAt = now
         overlay[record.messageID] = record
 
-        var recipients: [PersonID] = []
-        for person in [record.referrer] + teamMembers + [record.allocatedTo].compactMap({ $0 })
-        where person != actor.id && !recipients.contains(person) {
-            recipients.append(person)
-        }
-        return ReferralChange(record: record, readStatus: readStatus, recipients: recipients, careTeamLinks: links)
+        var unique: [PersonID] = []
+        for person in recipients where person != actor.id && !unique.contains(person) { unique.append(person) }
+        return ReferralChange(record: record, readStatus: readStatus, recipients: unique, careTeamLinks: links)
+    }
+
+    /// Who `person` is to a referral, for `ReferralLifecycle`.
+    static func parties(
+        of person: PersonID, to record: ReferralRecord, team: Directory.Team?, members: [PersonID], hasCopy: Bool, event: ReferralEvent.EventType
+    ) -> Set<ReferralLifecycle.Party> {
+        var parties: Set<ReferralLifecycle.Party> = []
+        if person == record.referrer { parties.insert(.referrer) }
+        let isMember = record.team != nil ? members.contains(person) : hasCopy
+        if isMember { parties.insert(.member) }
+        if person == team?.coordinator { parties.insert(.coordinator) }
+        // A team may let every member decline for it (Directory.Team.membersMayDecline); a
+        // referral to persons has no team, and each person it names decides for themselves.
+        if event == .declined, isMember, team?.membersMayDecline == true || record.team == nil { parties.insert(.coordinator) }
+        if person == record.owner { parties.insert(.owner) }
+        return parties
     }
 
     /// Referrals past their response target and still untaken go to the team's co-ordinator,
@@ -152,6 +158,7 @@ extension BrokerCore {
                     patient: record.patient, priority: .urgent, correlation: record.messageID),
                 fromName: "CareRelay")
             let id = MessageID.make(at: now)
+            record.history.append(ReferralStep(event, message: id, at: now))
             let body = event.encode()
             batch.append(
                 NewMessage(

@@ -306,7 +306,7 @@ extension BrokerCore {
         let content = try checkContent(pending, actor: actor)
         // A referral's id is one people read over the phone (ReferralID); others sort by time.
         let id = header.kind == .referral ? ReferralID.make() : MessageID.make(at: now)
-        var addressing = try address(header, content: content, actor: actor, now: now, referrals: &referrals)
+        var addressing = try address(header, content: content, id: id, actor: actor, now: now, referrals: &referrals)
         if header.kind == .referral, var record = addressing.referral {
             record.messageID = id
             addressing.referral = record
@@ -401,11 +401,11 @@ extension BrokerCore {
     }
 
     private func address(
-        _ header: SendHeader, content: CheckedContent, actor: Directory.Person, now: Date, referrals: inout [String: ReferralRecord]
+        _ header: SendHeader, content: CheckedContent, id: String, actor: Directory.Person, now: Date, referrals: inout [String: ReferralRecord]
     ) throws(ProtocolError) -> Addressing {
         var addressing: Addressing
         if case .referralEvent(let event) = content.body {
-            let change = try applyReferralEvent(event, header: header, actor: actor, now: now, overlay: &referrals)
+            let change = try applyReferralEvent(event, message: id, header: header, actor: actor, now: now, overlay: &referrals)
             addressing = Addressing(
                 recipients: change.recipients.map { ($0, nil) }, patient: content.patient ?? change.record.patient,
                 referral: change.record, expectedStatus: change.readStatus, careTeamLinks: change.careTeamLinks)

@@ -37,13 +37,17 @@ public struct Directory: Sendable, Equatable, Codable {
         /// How soon the team undertakes to take a referral, by priority; the broker's defaults
         /// for any it does not set.
         public var responseTargets: ResponseTargets?
+        /// Whether any member may decline a referral for the team; otherwise only its
+        /// co-ordinator may (a member may still pass one).
+        public var membersMayDecline: Bool?
 
         /// `hours`, read (`validate` has checked that it reads).
         public var serviceHours: ServiceHours? { hours.flatMap { try? ServiceHours(parsing: $0) } }
 
         public init(
             id: TeamID, name: String, kind: Kind = .service, locality: LocalityID, organisation: OrganisationID? = nil,
-            coordinator: PersonID? = nil, hours: String? = nil, fallback: [String]? = nil, responseTargets: ResponseTargets? = nil
+            coordinator: PersonID? = nil, hours: String? = nil, fallback: [String]? = nil, responseTargets: ResponseTargets? = nil,
+            membersMayDecline: Bool? = nil
         ) {
             self.id = id
             self.name = name
@@ -54,6 +58,7 @@ public struct Directory: Sendable, Equatable, Codable {
             self.hours = hours
             self.fallback = fallback
             self.responseTargets = responseTargets
+            self.membersMayDecline = membersMayDecline
         }
     }
 

@@ -6,24 +6,50 @@ public enum ReferralStatus: String, Hashable, Sendable, Codable, CaseIterable {
 
 /// A referral's life: its statuses, the events that change them, and who may send each,
 /// from which status. Pure: the broker works out who the sender is to the referral (its
-/// referrer, one of the people it was sent to) and whether the access policy lets them near
-/// it; this says whether the step is allowed and where it leads. The table in
-/// Protocols/CRP.md section 11 states the same rules, and ReferralLifecycleTests checks every
-/// row of it against `transitions`.
+/// referrer, a member of the team it was sent to, the team's co-ordinator, its current owner)
+/// and whether the access policy lets them near it; this says whether the step is allowed and
+/// where it leads. The table in Protocols/CRP.md section 11 states the same rules, and
+/// ReferralLifecycleTests checks every row of it against `transitions`.
 public enum ReferralLifecycle {
     public typealias Event = ReferralEvent.EventType
 
-    /// Who someone is to a referral. One person may be several (a referrer in the team they
-    /// referred to).
+    /// Who someone is to a referral. One person may be several (a co-ordinator who is also a
+    /// member; an owner who is a member).
     public enum Party: String, Hashable, Sendable, CaseIterable {
         /// The referral's sender.
         case referrer
         /// A member of the team the referral was sent to (for a referral to persons, one of
-        /// its recipients).
-        case handler
+        /// the people it was sent to).
+        case member
+        /// The co-ordinator of the team it was sent to. For `declined`, a team whose directory
+        /// entry sets `membersMayDecline` counts every member as one.
+        case coordinator
+        /// Whoever holds it now: the member who accepted it, or the person it was allocated to.
+        case owner
         /// The broker itself, never a client.
         case broker
     }
+
+    /// One row of the table: `event`, sent by any of `parties`, moves a referral from any of
+    /// `from` to `to`.
+    public struct Rule: Hashable, Sendable {
+        public var event: Event
+        public var parties: Set<Party>
+        public var from: Set<ReferralStatus>
+        public var to: ReferralStatus
+    }
+
+    /// The table, as CRP.md section 11 writes it.
+    public static let rules: [Rule] = [
+        Rule(event: .accepted, parties: [.member, .coordinator], from: [.sent], to: .accepted),
+        Rule(event: .accepted, parties: [.owner], from: [.allocated], to: .accepted),
+        Rule(event: .passed, parties: [.member], from: [.sent], to: .sent),
+        Rule(event: .allocated, parties: [.coordinator, .owner], from: [.sent, .accepted, .allocated], to: .allocated),
+        Rule(event: .declined, parties: [.coordinator], from: [.sent, .accepted, .allocated], to: .declined),
+        Rule(event: .completed, parties: [.owner, .coordinator], from: [.accepted, .allocated], to: .completed),
+        Rule(event: .withdrawn, parties: [.referrer], from: [.sent, .accepted, .allocated], to: .withdrawn),
+        Rule(event: .escalated, parties: [.broker], from: [.sent], to: .sent),
+    ]
 
     /// One allowed step: `event`, sent by `party`, moves a referral from `from` to `to`.
     public struct Transition: Hashable, Sendable {
@@ -40,80 +66,58 @@ public enum ReferralLifecycle {
         }
     }
 
+    /// Every allowed step, one per status and party.
+    public static let transitions: [Transition] = rules.flatMap { rule in
+        rule.from.flatMap { from in rule.parties.map { Transition(from: from, event: rule.event, party: $0, to: rule.to) } }
+    }
+
     /// Why a step is refused.
     public enum Refusal: Error, Hashable, Sendable {
-        /// The sender is not someone who may send this event (410 not-permitted).
+        /// The sender is not someone who may send this event at all (410 not-permitted).
         case notPermitted(reason: String)
-        /// The event is not allowed from the referral's status (415 invalid-transition).
-        case invalidTransition(from: ReferralStatus, to: ReferralStatus)
+        /// The event is not allowed from the referral's status, or not for this sender from
+        /// it (415 invalid-transition).
+        case invalidTransition(from: ReferralStatus, event: Event)
 
-        /// The plain-English reason, naming the referral and, once someone has taken it, who.
-        public func reason(referral: String, takenBy: PersonID?) -> String {
+        /// The plain-English reason, naming the referral and, once someone holds it, who.
+        public func reason(referral: String, owner: PersonID?) -> String {
             switch self {
             case .notPermitted(let reason):
                 return reason
-            case .invalidTransition(let from, let to):
+            case .invalidTransition(let from, let event):
                 var why = "referral \(referral) is \(from.rawValue)"
-                if let takenBy, from != .sent { why += " (taken by \(takenBy))" }
-                return "\(why); it cannot become \(to.rawValue)"
+                if let owner, from != .sent { why += " (held by \(owner))" }
+                return "\(why); it cannot be \(event.rawValue) now"
             }
         }
     }
 
-    /// Who may send each event.
-    public static func party(for event: Event) -> Party {
-        switch event {
-        case .accepted, .declined, .allocated, .completed: .handler
-        case .withdrawn: .referrer
-        case .escalated: .broker
-        }
-    }
-
-    /// The status each event leads to. Escalation leaves a referral `sent`: it can still be
-    /// accepted.
-    public static func target(of event: Event) -> ReferralStatus {
-        switch event {
-        case .accepted: .accepted
-        case .declined: .declined
-        case .allocated: .allocated
-        case .completed: .completed
-        case .withdrawn: .withdrawn
-        case .escalated: .sent
-        }
-    }
-
-    /// The statuses each event may be sent from. Declined, completed and withdrawn are final.
-    public static func sources(of event: Event) -> Set<ReferralStatus> {
-        switch event {
-        case .accepted, .declined, .escalated: [.sent]
-        case .allocated, .withdrawn: [.sent, .accepted, .allocated]
-        case .completed: [.accepted, .allocated]
-        }
-    }
-
-    /// Every allowed step.
-    public static let transitions: [Transition] = Event.allCases.flatMap { event in
-        ReferralStatus.allCases.filter(sources(of: event).contains).map {
-            Transition(from: $0, event: event, party: party(for: event), to: target(of: event))
-        }
+    /// Everyone who may send `event`, from some status.
+    public static func parties(for event: Event) -> Set<Party> {
+        rules.filter { $0.event == event }.reduce(into: []) { $0.formUnion($1.parties) }
     }
 
     /// Where `event`, sent by someone who is `parties` to the referral, takes a referral that
-    /// is `status`; or why it may not. Who may send it is checked before the status.
+    /// is `status`; or why it may not. Who may send it at all is checked before the status.
     public static func next(from status: ReferralStatus, event: Event, by parties: Set<Party>) -> Result<ReferralStatus, Refusal> {
-        guard parties.contains(party(for: event)) else {
-            let reason =
-                switch event {
-                case .withdrawn: "only the referrer may withdraw a referral"
-                case .escalated: "only the broker escalates a referral"
-                case .accepted, .declined, .allocated, .completed:
-                    "only members of the team the referral was sent to may \(event.rawValue) it"
-                }
-            return .failure(.notPermitted(reason: reason))
+        guard !parties.isDisjoint(with: Self.parties(for: event)) else {
+            return .failure(.notPermitted(reason: whoMay(event)))
         }
-        guard sources(of: event).contains(status) else {
-            return .failure(.invalidTransition(from: status, to: target(of: event)))
+        guard let rule = rules.first(where: { $0.event == event && $0.from.contains(status) && !$0.parties.isDisjoint(with: parties) })
+        else { return .failure(.invalidTransition(from: status, event: event)) }
+        return .success(rule.to)
+    }
+
+    /// Who may send `event`, in words.
+    public static func whoMay(_ event: Event) -> String {
+        switch event {
+        case .withdrawn: "only the referrer may withdraw a referral"
+        case .escalated: "only the broker escalates a referral"
+        case .accepted: "only a member of the team the referral was sent to, its co-ordinator, or the person it was allocated to may accept it"
+        case .passed: "only a member of the team the referral was sent to may pass it"
+        case .allocated: "only the team's co-ordinator, or whoever holds the referral, may allocate it"
+        case .declined: "only the team's co-ordinator (or any member, where the team's directory entry allows) may decline a referral for the team"
+        case .completed: "only whoever holds the referral, or the team's co-ordinator, may complete it"
         }
-        return .success(target(of: event))
     }
 }

@@ -271,7 +271,7 @@ struct BrokerCoreTests {
                 lee, .referralEvent, to: [], correlation: referral.id,
                 body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))?.rejected)
         #expect(refused.code == ErrorCode.invalidTransition.rawValue)
-        #expect(refused.reason.contains("taken by sw.okafor"))
+        #expect(refused.reason.contains("held by sw.okafor"))
     }
 
     @Test("someone outside the referral cannot learn it exists")

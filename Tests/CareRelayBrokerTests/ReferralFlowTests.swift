@@ -176,7 +176,12 @@ import Testing
         let nurse = try system.client("nurse.ali", receive: false)
         let social = try system.client("sw.okafor", receive: false)
         let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())
-        #expect(throws: ClientError.rejected(ProtocolError(.notPermitted, "only members of the team the referral was sent to may accepted it"))) {
+        #expect(
+            throws: ClientError.rejected(
+                ProtocolError(
+                    .notPermitted,
+                    "only a member of the team the referral was sent to, its co-ordinator, or the person it was allocated to may accept it"))
+        ) {
             try nurse.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: referral.id, by: "nurse.ali"))
         }
         #expect {
@@ -189,5 +194,94 @@ import Testing
         try gp.send(.referralEvent, to: [], body: try Bodies.event("withdrawn", referral: referral.id, by: "gp.khan"))
         let tracking = try gp.query("track", ["id": referral.id], as: Tracking.self)
         #expect(tracking.referral?.status == .withdrawn)
+    }
+
+    // MARK: One lifecycle: owners, passes, declines for the team
+
+    func rejection(_ body: () throws -> Void) -> ProtocolError? {
+        do { try body() } catch ClientError.rejected(let failure) { return failure } catch { return nil }
+        return nil
+    }
+
+    @Test func theCoordinatorAllocatesTheOwnerIsToldAndTakesItOnAndTheTimelineKeepsItsOrder() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan", receive: false)
+        let patel = try system.client("coord.patel", receive: false)
+        let lee = try system.client("sw.lee")
+        let okafor = try system.client("sw.okafor", receive: false)
+        let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())
+        #expect(try lee.expectDelivery().header.id == referral.id)
+
+        let allocation = try patel.send(
+            .referralEvent, to: [], correlation: referral.id,
+            body: try Bodies.event("allocated", referral: referral.id, by: "coord.patel", extra: ["allocatedTo": ["person": "sw.lee"]]))
+        let told = try lee.expectDelivery()
+        #expect(told.header.id == allocation.id, "the person it was allocated to is told")
+        var record = try #require(try gp.query(TrackQuery(id: referral.id)).referral)
+        #expect(record.status == .allocated && record.owner == "sw.lee" && record.takenBy == "sw.lee", "\(record)")
+
+        // Another member may not take it from its owner; its owner takes it on.
+        let grab = rejection {
+            try okafor.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: referral.id, by: "sw.okafor"))
+        }
+        #expect(grab?.code == .invalidTransition && grab?.reason.contains("held by sw.lee") == true, "\(String(describing: grab))")
+        try lee.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: referral.id, by: "sw.lee"))
+        record = try #require(try gp.query(TrackQuery(id: referral.id)).referral)
+        #expect(record.status == .accepted && record.owner == "sw.lee")
+        #expect(record.history.map(\.event) == [.allocated, .accepted], "in the order they happened: \(record.history)")
+        #expect(record.history.first?.allocatedTo == "sw.lee" && record.history.first?.by == "coord.patel")
+        #expect(record.history.last?.message != nil)
+    }
+
+    @Test func aMemberPassesWithoutClosingItAndOnlyTheCoordinatorDeclinesForTheTeam() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan")
+        let patel = try system.client("coord.patel")
+        let lee = try system.client("sw.lee", receive: false)
+        let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())
+        _ = try patel.expectDelivery()
+
+        let pass = try lee.send(
+            .referralEvent, to: [], body: try Bodies.event("passed", referral: referral.id, by: "sw.lee", extra: ["reason": "On leave"]))
+        #expect(pass.recipients.map(\.person) == ["coord.patel"], "a pass is the team's business")
+        #expect(try patel.expectDelivery().header.id == pass.id)
+        var record = try #require(try gp.query(TrackQuery(id: referral.id)).referral)
+        #expect(record.status == .sent && record.passedBy == ["sw.lee"])
+
+        let memberDecline = rejection {
+            try lee.send(
+                .referralEvent, to: [],
+                body: try Bodies.event(
+                    "declined", referral: referral.id, by: "sw.lee", extra: ["reason": "Not ours", "reasonCode": "wrong-service"]))
+        }
+        #expect(memberDecline?.code == .notPermitted && memberDecline?.reason.contains("co-ordinator") == true)
+
+        let decline = try patel.send(
+            .referralEvent, to: [],
+            body: try Bodies.event(
+                "declined", referral: referral.id, by: "coord.patel",
+                extra: ["reason": "Needs nursing, not social care", "reasonCode": "wrong-service", "suggestedService": "West community nursing"]))
+        let toldReferrer = try gp.expectDelivery()
+        #expect(toldReferrer.header.id == decline.id, "the referrer is told at once")
+        record = try #require(try gp.query(TrackQuery(id: referral.id)).referral)
+        let step = try #require(record.history.last)
+        #expect(record.status == .declined && step.event == .declined)
+        #expect(step.reasonCode == .wrongService && step.suggestedService == "West community nursing" && step.by == "coord.patel")
+    }
+
+    @Test func aTeamMayLetEveryMemberDeclineForIt() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan", receive: false)
+        // East's directory entry sets membersMayDecline; Farah Ahmed is a social worker there.
+        let ahmed = try system.client("sw.ahmed", receive: false)
+        let referral = try gp.send(
+            .referral, to: [.team("east.social-care")], patient: ellis, body: try Bodies.referral(team: "east.social-care"))
+        try ahmed.send(
+            .referralEvent, to: [],
+            body: try Bodies.event("declined", referral: referral.id, by: "sw.ahmed", extra: ["reason": "Out of area", "reasonCode": "not-eligible"]))
+        #expect(try gp.query(TrackQuery(id: referral.id)).referral?.status == .declined)
     }
 }

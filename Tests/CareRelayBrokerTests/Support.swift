@@ -82,6 +82,7 @@ final class CareSystem {
         ("admin.it", "IT service desk", [.administrator], [], nil),
         ("gp.east", "Dr Chris Moss", [.gp], ["east.gp"], nil),
         ("coord.east", "Ruth Hall", [.careCoordinator], ["east.social-care"], nil),
+        ("sw.ahmed", "Farah Ahmed", [.socialWorker], ["east.social-care"], nil),
     ]
 
     init(heartbeat: Int = 5_000, responseTargets: [Priority: TimeInterval] = BrokerConfiguration.defaultResponseTargets) throws {
@@ -107,7 +108,8 @@ final class CareSystem {
                 // East publishes its own targets: an emergency within 30 minutes, routine within 2 days.
                 .init(
                     id: "east.social-care", name: "East social care", locality: "east", coordinator: "coord.east",
-                    responseTargets: ResponseTargets(emergency: try ResponseTime(parsing: "30m"), routine: try ResponseTime(parsing: "2d"))),
+                    responseTargets: ResponseTargets(emergency: try ResponseTime(parsing: "30m"), routine: try ResponseTime(parsing: "2d")),
+                    membersMayDecline: true),
             ],
             people: Self.people.map { p in
                 Directory.Person(

@@ -279,8 +279,8 @@ import ZeroMQ
         let allocate = try system.cli("sw.okafor").run(["referral", "allocate", id, "--to", "sw.lee"])
         #expect(allocate.status == 0, "\(allocate)")
         let track = try gp.run(["referral", "track", id])
-        #expect(track.stdout.contains("allocated to:"), "\(track)")
-        #expect(track.stdout.contains("allocated to sw.lee (Daniel Lee)"), "\(track)")
+        #expect(track.stdout.contains("owner:        sw.lee (Daniel Lee)"), "\(track)")
+        #expect(track.stdout.contains("allocated to sw.lee (Daniel Lee) by sw.okafor (Grace Okafor)"), "\(track)")
 
         // A carer may not record consent.
         let carer = try system.cli("carer.ellis").run(["consent", "record", "--patient", ellisNHS, "--actor", "everyone"])
@@ -306,7 +306,7 @@ import ZeroMQ
         #expect(list.stdout.contains(first), "\(list)")
         #expect(list.stdout.contains("declined"), "\(list)")
         let track = try gp.run(["referral", "track", first])
-        #expect(track.stdout.contains("declined by nurse.ali (Yusuf Ali): No capacity this week"), "\(track)")
+        #expect(track.stdout.contains("DECLINED for the team by nurse.ali (Yusuf Ali): No capacity this week [no-capacity]"), "\(track)")
 
         let second = try #require(
             sentID(
@@ -586,11 +586,11 @@ import ZeroMQ
         Self.expectSafe(showJSON, "referral show --json")
         #expect((try? JSONSerialization.jsonObject(with: Data(showJSON.stdout.utf8))) != nil, "valid JSON: \(showJSON.stdout)")
 
-        let declined = try system.cli("sw.lee").run(["referral", "decline", id, "--reason", Self.hostile, "--code", "no-capacity"])
+        let declined = try system.cli("coord.patel").run(["referral", "decline", id, "--reason", Self.hostile, "--code", "no-capacity"])
         #expect(declined.status == 0, "\(declined)")
         let track = try gp.run(["referral", "track", id])
         Self.expectSafe(track, "referral track")
-        #expect(track.stdout.contains("declined by sw.lee (Daniel Lee): Falls at home\\u001B[2J"), "\(track.stdout)")
+        #expect(track.stdout.contains("DECLINED for the team by coord.patel (Priya Patel): Falls at home\\u001B[2J"), "\(track.stdout)")
         let trackJSON = try gp.run(["referral", "track", id, "--json"])
         Self.expectSafe(trackJSON, "referral track --json")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(trackJSON.stdout.utf8)) as? [String: Any], "\(trackJSON.stdout)")

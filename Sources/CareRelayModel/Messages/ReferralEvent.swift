@@ -6,7 +6,10 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
 
     /// The event names as they appear in the `event` field.
     public enum EventType: String, Hashable, Sendable, Codable, CaseIterable {
-        case accepted, declined, allocated, completed, withdrawn
+        case accepted
+        /// "Not for me": one member steps back; the referral stays with the team.
+        case passed
+        case declined, allocated, completed, withdrawn
         /// Issued only by the broker, when a referral passes its response target untaken.
         case escalated
     }
@@ -47,7 +50,9 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
     /// What happened, with exactly the details that event carries.
     public enum Change: Hashable, Sendable {
         case accepted
-        case declined(reason: String, code: DeclineCode?)
+        case passed(reason: String?)
+        /// Declined for the team: why, coded, and where it might go instead.
+        case declined(reason: String, code: DeclineCode, suggestedService: String? = nil)
         case allocated(to: Allocation)
         case completed(outcome: String?)
         case withdrawn(reason: String?)
@@ -56,6 +61,7 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
         public var type: EventType {
             switch self {
             case .accepted: .accepted
+            case .passed: .passed
             case .declined: .declined
             case .allocated: .allocated
             case .completed: .completed
@@ -84,7 +90,7 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case referral, event, at, by, note, reason, reasonCode, allocatedTo, outcome
+        case referral, event, at, by, note, reason, reasonCode, suggestedService, allocatedTo, outcome
     }
 
     public init(from decoder: any Decoder) throws {
@@ -99,13 +105,14 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
         let allowed: Set<CodingKeys> =
             switch type {
             case .accepted: []
-            case .declined: [.reason, .reasonCode]
+            case .passed: [.reason]
+            case .declined: [.reason, .reasonCode, .suggestedService]
             case .allocated: [.allocatedTo]
             case .completed: [.outcome]
             case .withdrawn: [.reason]
             case .escalated: [.reason]
             }
-        for key in [CodingKeys.reason, .reasonCode, .allocatedTo, .outcome]
+        for key in [CodingKeys.reason, .reasonCode, .suggestedService, .allocatedTo, .outcome]
         where c.contains(key) && !allowed.contains(key) {
             throw c.fail(key, "a \"\(type.rawValue)\" event does not carry \(key.rawValue)")
         }
@@ -113,8 +120,12 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
         switch type {
         case .accepted:
             change = .accepted
+        case .passed:
+            change = .passed(reason: try c.textIfPresent(.reason))
         case .declined:
-            change = .declined(reason: try c.text(.reason), code: try c.choiceIfPresent(.reasonCode))
+            change = .declined(
+                reason: try c.text(.reason), code: try c.choice(.reasonCode),
+                suggestedService: try c.textIfPresent(.suggestedService, max: Limits.short))
         case .allocated:
             change = .allocated(to: try c.decode(Allocation.self, forKey: .allocatedTo))
         case .completed:
@@ -136,9 +147,12 @@ public struct ReferralEvent: MessageBodyContent, Hashable {
         switch change {
         case .accepted:
             break
-        case .declined(let reason, let code):
+        case .passed(let reason):
+            try c.encodeIfPresent(reason, forKey: .reason)
+        case .declined(let reason, let code, let suggestedService):
             try c.encode(reason, forKey: .reason)
-            try c.encodeIfPresent(code, forKey: .reasonCode)
+            try c.encode(code, forKey: .reasonCode)
+            try c.encodeIfPresent(suggestedService, forKey: .suggestedService)
         case .allocated(let allocation):
             try c.encode(allocation, forKey: .allocatedTo)
         case .completed(let outcome):

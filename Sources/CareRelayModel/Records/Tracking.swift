@@ -10,17 +10,25 @@ public struct ReferralRecord: Sendable, Equatable, Codable {
     public var team: TeamID?
     public var patient: NHSNumber?
     public var status: Status
+    /// Who first took it for the team (accepted it, or was allocated it), and when: the time
+    /// the response target is measured against.
     public var takenBy: PersonID?
     public var takenAt: Date?
+    /// Who holds it now: the member who accepted it, or the person it was last allocated to.
+    public var owner: PersonID?
     public var allocatedTo: PersonID?
+    /// Members who passed it ("not for me"); it stays with the rest of the team.
+    public var passedBy: [PersonID]
     public var deadline: Date?
     public var escalatedAt: Date?
     public var updatedAt: Date
+    /// Every step of its life after it was sent, in the order the broker stored them.
+    public var history: [ReferralStep]
 
     public init(
         messageID: String, referrer: PersonID, team: TeamID?, patient: NHSNumber?, status: Status,
-        takenBy: PersonID? = nil, takenAt: Date? = nil, allocatedTo: PersonID? = nil,
-        deadline: Date?, escalatedAt: Date? = nil, updatedAt: Date
+        takenBy: PersonID? = nil, takenAt: Date? = nil, owner: PersonID? = nil, allocatedTo: PersonID? = nil, passedBy: [PersonID] = [],
+        deadline: Date?, escalatedAt: Date? = nil, updatedAt: Date, history: [ReferralStep] = []
     ) {
         self.messageID = messageID
         self.referrer = referrer
@@ -29,10 +37,86 @@ public struct ReferralRecord: Sendable, Equatable, Codable {
         self.status = status
         self.takenBy = takenBy
         self.takenAt = takenAt
+        self.owner = owner
         self.allocatedTo = allocatedTo
+        self.passedBy = passedBy
         self.deadline = deadline
         self.escalatedAt = escalatedAt
         self.updatedAt = updatedAt
+        self.history = history
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case messageID, referrer, team, patient, status, takenBy, takenAt, owner, allocatedTo, passedBy, deadline, escalatedAt, updatedAt
+        case history
+    }
+
+    /// Records stored before owners, passes and history were kept read with none.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        messageID = try c.decode(String.self, forKey: .messageID)
+        referrer = try c.decode(PersonID.self, forKey: .referrer)
+        team = try c.decodeIfPresent(TeamID.self, forKey: .team)
+        patient = try c.decodeIfPresent(NHSNumber.self, forKey: .patient)
+        status = try c.decode(Status.self, forKey: .status)
+        takenBy = try c.decodeIfPresent(PersonID.self, forKey: .takenBy)
+        takenAt = try c.decodeIfPresent(Date.self, forKey: .takenAt)
+        allocatedTo = try c.decodeIfPresent(PersonID.self, forKey: .allocatedTo)
+        owner = try c.decodeIfPresent(PersonID.self, forKey: .owner) ?? allocatedTo ?? takenBy
+        passedBy = try c.decodeIfPresent([PersonID].self, forKey: .passedBy) ?? []
+        deadline = try c.decodeIfPresent(Date.self, forKey: .deadline)
+        escalatedAt = try c.decodeIfPresent(Date.self, forKey: .escalatedAt)
+        updatedAt = try c.decode(Date.self, forKey: .updatedAt)
+        history = try c.decodeIfPresent([ReferralStep].self, forKey: .history) ?? []
+    }
+}
+
+/// One step of a referral's life as the broker stored it: what, by whom, when (the broker's
+/// clock), in which message, and the step's details.
+public struct ReferralStep: Sendable, Equatable, Codable {
+    public var event: ReferralEvent.EventType
+    public var at: Date
+    public var by: PersonID
+    /// The `referral.event` message that made it (none for a broker's escalation record).
+    public var message: String?
+    public var allocatedTo: PersonID?
+    public var reason: String?
+    public var reasonCode: ReferralEvent.DeclineCode?
+    public var suggestedService: String?
+    public var outcome: String?
+    public var note: String?
+
+    public init(
+        event: ReferralEvent.EventType, at: Date, by: PersonID, message: String? = nil, allocatedTo: PersonID? = nil, reason: String? = nil,
+        reasonCode: ReferralEvent.DeclineCode? = nil, suggestedService: String? = nil, outcome: String? = nil, note: String? = nil
+    ) {
+        self.event = event
+        self.at = at
+        self.by = by
+        self.message = message
+        self.allocatedTo = allocatedTo
+        self.reason = reason
+        self.reasonCode = reasonCode
+        self.suggestedService = suggestedService
+        self.outcome = outcome
+        self.note = note
+    }
+
+    /// The step an event records.
+    public init(_ event: ReferralEvent, message: String?, at: Date) {
+        self.init(event: event.change.type, at: at, by: event.by, message: message, note: event.note)
+        switch event.change {
+        case .accepted: break
+        case .passed(let reason): self.reason = reason
+        case .declined(let reason, let code, let suggestion):
+            self.reason = reason
+            reasonCode = code
+            suggestedService = suggestion
+        case .allocated(let allocation): allocatedTo = allocation.person
+        case .completed(let outcome): self.outcome = outcome
+        case .withdrawn(let reason): self.reason = reason
+        case .escalated(let reason): self.reason = reason
+        }
     }
 }
 

@@ -21,7 +21,7 @@ struct ReferralCommand: ParsableCommand {
               carerelay referral track 7KD4-QXM2-P9R3
             """,
         subcommands: [
-            Send.self, Inbox.self, List.self, Show.self, Accept.self, Decline.self, Allocate.self,
+            Send.self, Inbox.self, List.self, Show.self, Accept.self, Pass.self, Decline.self, Allocate.self,
             Complete.self, Withdraw.self, Track.self,
         ])
 
@@ -275,22 +275,49 @@ struct ReferralCommand: ParsableCommand {
         func run() throws { try ReferralCommand.event(globals, id: id, event: "accepted", note: note, done: "Accepted referral") }
     }
 
-    struct Decline: ParsableCommand {
+    struct Pass: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decline a referral, with a reason the referrer reads.",
+            abstract: "Not for you: step back from a referral; it stays with the rest of the team.",
             discussion: """
+                Passing closes nothing: the referral stays in the team's worklist for the others, \
+                and the team's co-ordinator is told. To turn it away for the whole team, the \
+                co-ordinator declines it.
+
                 Example:
-                  carerelay referral decline 7KD4-QXM2-P9R3 --reason "No capacity this week" --code no-capacity
+                  carerelay referral pass 7KD4-QXM2-P9R3 --reason "On leave from tomorrow"
                 """)
         @OptionGroup var globals: Globals
         @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
-        @Option(help: "Why, in words (required).") var reason: String
+        @Option(help: "Why, for the co-ordinator.") var reason: String?
+        func run() throws {
+            try ReferralCommand.event(
+                globals, id: id, event: "passed", extra: reason.map { ["reason": $0] } ?? [:], note: nil, done: "Passed referral")
+        }
+    }
+
+    struct Decline: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decline a referral for the team, with a coded reason the referrer reads (the co-ordinator).",
+            discussion: """
+                Declining closes the referral for the whole team, so it takes the team's co-ordinator \
+                (or any member, where the team's directory entry allows it); a member who cannot take \
+                it passes it instead. The referrer is told at once, with the reason and any service \
+                you suggest.
+
+                Example:
+                  carerelay referral decline 7KD4-QXM2-P9R3 --code wrong-service \\
+                      --reason "Needs nursing, not social care" --suggest "West community nursing (team:west.nursing)"
+                """)
+        @OptionGroup var globals: Globals
+        @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
+        @Option(help: "Why, in words.") var reason: String
         @Option(help: "no-capacity, not-eligible, wrong-service, duplicate, insufficient-information, patient-declined or other.")
-        var code: ReferralEvent.DeclineCode?
+        var code: ReferralEvent.DeclineCode
+        @Option(help: ArgumentHelp("Where it might go instead, in words.", valueName: "service")) var suggest: String?
         @Option(help: "A note for the referrer.") var note: String?
         func run() throws {
-            var extra: [String: Any] = ["reason": reason]
-            if let code { extra["reasonCode"] = code.rawValue }
+            var extra: [String: Any] = ["reason": reason, "reasonCode": code.rawValue]
+            if let suggest { extra["suggestedService"] = suggest }
             try ReferralCommand.event(globals, id: id, event: "declined", extra: extra, note: note, done: "Declined referral")
         }
     }
@@ -352,6 +379,25 @@ struct ReferralCommand: ParsableCommand {
         }
     }
 
+    /// One step of a referral's life in words, as `track` and `watch` show it.
+    static func describe(_ step: ReferralStep, who: (PersonID) -> String) -> String {
+        let because = step.reason.map { ": \($0)" } ?? ""
+        var text: String
+        switch step.event {
+        case .accepted: text = "accepted by \(who(step.by)), who now holds it"
+        case .passed: text = "passed by \(who(step.by)) (not for them; still with the team)\(because)"
+        case .declined:
+            text = "DECLINED for the team by \(who(step.by))\(because)\(step.reasonCode.map { " [\($0.rawValue)]" } ?? "")"
+            if let suggestion = step.suggestedService { text += "; suggests: \(suggestion)" }
+        case .allocated: text = "allocated to \(step.allocatedTo.map(who) ?? "?") by \(who(step.by)), who now holds it"
+        case .completed: text = "completed by \(who(step.by))\(step.outcome.map { ": \($0)" } ?? "")"
+        case .withdrawn: text = "withdrawn by \(who(step.by))\(because)"
+        case .escalated: text = "ESCALATED\(because)"
+        }
+        if let note = step.note { text += " (\(note))" }
+        return text
+    }
+
     /// Sends a referral.event naming the referral, recorded as by the connected person.
     static func event(_ globals: Globals, id: String, event: String, extra: [String: Any] = [:], note: String?, done: String) throws {
         guard !id.isEmpty else { throw Failure.usage("name the referral's message id") }
@@ -403,34 +449,18 @@ struct ReferralCommand: ParsableCommand {
                 if let at = r.deliveredAt { steps.append(Step(at: at, what: "delivered to \(r.person)")) }
                 if let at = r.confirmedAt { steps.append(Step(at: at, what: "received by \(r.person)")) }
             }
-            var sawTaking = false
-            for eventID in track.events {
-                guard let view = try? client.query(MessageQuery(id: eventID)),
-                    let bytes = view.bodyBytes,
-                    case .referralEvent(let event)? = try? MessageBody.decode(kind: .referralEvent, json: bytes)
-                else { continue }
-                let at = event.at.date ?? Format.isoDate(view.header?.sentAt) ?? track.acceptedAt
-                let text: String =
-                    switch event.change {
-                    case .accepted: "accepted by \(who(event.by))"
-                    case .declined(let reason, let code): "declined by \(who(event.by)): \(reason)\(code.map { " [\($0.rawValue)]" } ?? "")"
-                    case .allocated(let to): "allocated to \(who(to.person)) by \(event.by)"
-                    case .completed(let outcome): "completed by \(who(event.by))\(outcome.map { ": \($0)" } ?? "")"
-                    case .withdrawn(let reason): "withdrawn by \(who(event.by))\(reason.map { ": \($0)" } ?? "")"
-                    case .escalated(let reason): "ESCALATED: \(reason)"
-                    }
-                if case .accepted = event.change { sawTaking = true }
-                steps.append(Step(at: at, what: text + (event.note.map { " (\($0))" } ?? "")))
-            }
-            if let referral = track.referral {
-                if !sawTaking, let taker = referral.takenBy, let at = referral.takenAt {
+            for step in track.referral?.history ?? [] { steps.append(Step(at: step.at, what: ReferralCommand.describe(step, who: who))) }
+            if let referral = track.referral, referral.history.isEmpty {
+                // A referral recorded before its steps were kept: what its record says.
+                if let taker = referral.takenBy, let at = referral.takenAt {
                     steps.append(Step(at: at, what: "\(referral.status == .declined ? "declined" : "accepted") by \(who(taker))"))
                 }
-                if let at = referral.escalatedAt, !steps.contains(where: { $0.what.hasPrefix("ESCALATED") }) {
+                if let at = referral.escalatedAt {
                     steps.append(Step(at: at, what: "ESCALATED to the team's co-ordinator: not taken within its response target"))
                 }
             }
-            steps.sort { $0.at < $1.at }
+            // In time order; steps at the same moment keep the order they were stored in.
+            steps = steps.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
             if globals.json { Console.json(Report(tracking: track, timeline: steps)); return }
 
             Console.out("\(track.kind == .referral ? "Referral" : "Message") \(track.id)")
@@ -439,8 +469,15 @@ struct ReferralCommand: ParsableCommand {
                 Console.out("  referrer:     \(who(r.referrer))")
                 if let team = r.team { Console.out("  team:         \(team)") }
                 Console.out("  status:       \(r.status.rawValue)")
+                if let owner = r.owner { Console.out("  owner:        \(who(owner))") }
                 if let taker = r.takenBy { Console.out("  taken by:     \(who(taker)) at \(Format.date(r.takenAt))") }
-                if let allocated = r.allocatedTo { Console.out("  allocated to: \(who(allocated))") }
+                if !r.passedBy.isEmpty { Console.out("  passed by:    \(r.passedBy.map(who).joined(separator: ", "))") }
+                if let decline = r.history.last(where: { $0.event == .declined }), r.status == .declined {
+                    // Text from a message stays on its line (docs/cli.md, text from messages).
+                    let why = Terminal.safe(decline.reason ?? "", singleLine: true)
+                    Console.out("  declined:     \(decline.reasonCode?.rawValue ?? "-"): \(why)")
+                    if let suggestion = decline.suggestedService { Console.out("  suggests:     \(Terminal.safe(suggestion, singleLine: true))") }
+                }
                 if let deadline = r.deadline {
                     let state: String
                     if r.status != .sent {

@@ -97,16 +97,7 @@ struct Watch: ParsableCommand {
             let patient = r.patientDetails.map { " for \($0.name.text)" } ?? ""
             return "referral\(patient): \(r.serviceRequested) [\(r.category.rawValue)]: \(Format.oneLine(r.reasonText))"
         case .referralEvent(let e):
-            let what: String =
-                switch e.change {
-                case .accepted: "accepted by \(e.by)"
-                case .declined(let reason, _): "declined by \(e.by): \(reason)"
-                case .allocated(let to): "allocated to \(to.person) by \(e.by)"
-                case .completed(let outcome): "completed by \(e.by)\(outcome.map { ": \($0)" } ?? "")"
-                case .withdrawn(let reason): "withdrawn by \(e.by)\(reason.map { ": \($0)" } ?? "")"
-                case .escalated(let reason): "ESCALATED: \(reason)"
-                }
-            return "referral \(e.referral) \(what)"
+            return "referral \(e.referral) " + ReferralCommand.describe(ReferralStep(e, message: delivery.header.id, at: Date()), who: \.rawValue)
         case .mdtAgenda(let a):
             let withheld = a.items.filter { $0.item == nil }.count
             return "MDT agenda \(a.title), \(a.start), version \(a.version): \(a.items.count) item(s)\(withheld > 0 ? ", \(withheld) withheld" : "")"
