@@ -94,6 +94,14 @@ extension BrokerCore {
             try AccessPolicy.enforce(consent.access.mayVerifyAudit(asker: person))
             // Reads every row of the trail: never on the loop.
             return .besideTheLoop { reader in .answer(try Self.jsonBesideTheLoop(try reader.verifyAudit())) }
+        case .worklist:
+            let request = try WorklistQuery(params: params)
+            let teams = try worklistTeams(request.team, person: person)
+            let statuses = request.statuses ?? WorklistQuery.openStatuses
+            return .besideTheLoop { reader in
+                let entries = try reader.referrals(to: teams, orPerson: person.id, statuses: statuses, limit: WorklistQuery.limits.upperBound)
+                return .decide { core in .now(try core.json(try core.worklist(entries, request, person: person))) }
+            }
         case .directory:
             let listing = DirectoryListing(directory.directory, defaultTargets: configuration.responseTargets, now: configuration.clock())
             return .now(try json(listing))
@@ -185,6 +193,16 @@ extension BrokerCore {
             // Who the message was withheld from says what the patient decided about them.
             tracking.recipients.removeAll { $0.decision == "withheld" || $0.state == "withheld" }
         }
+        if var referral = tracking.referral, let team = referral.team,
+            !directory.members(of: team).contains(person.id) && directory.team(team)?.coordinator != person.id
+        {
+            // A member's "not for me" is the team's business, not the referrer's.
+            let passes = Set(referral.history.filter { $0.event == .passed }.compactMap(\.message))
+            referral.passedBy = []
+            referral.history.removeAll { $0.event == .passed }
+            tracking.referral = referral
+            tracking.events.removeAll(where: passes.contains)
+        }
         return tracking
     }
 
@@ -220,6 +238,50 @@ extension BrokerCore {
         case .notYet:
             throw ProtocolError(.storeUnavailable, "the broker could not read the care team to decide; ask again in a moment")
         }
+    }
+
+    // MARK: The intake's worklist
+
+    /// The teams whose referrals `person` may list: their own and those they co-ordinate.
+    private func worklistTeams(_ asked: TeamID?, person: Directory.Person) throws -> [TeamID] {
+        let mine = Set(person.teams + directory.directory.teams.filter { $0.coordinator == person.id }.map(\.id))
+        guard let asked else { return mine.sorted { $0.rawValue < $1.rawValue } }
+        guard mine.contains(asked) else {
+            throw ProtocolError(.notPermitted, "params.team: you may list the referrals of your own teams, or of teams you co-ordinate")
+        }
+        return [asked]
+    }
+
+    /// The entries read beside the loop, as the asker may see them: the access policy decides
+    /// each line; the filters and the order are the worklist's.
+    private func worklist(_ entries: [ReferralEntry], _ request: WorklistQuery, person: Directory.Person) throws -> WorklistQuery.Answer {
+        let now = configuration.clock()
+        var lines: [WorklistLine] = []
+        for entry in entries {
+            let record = entry.record
+            let towardsPatient = try record.patient.map { try standing(of: person, toward: $0) }
+            let withheld = entry.ownDecision == "withheld" || entry.ownState == "withheld"
+            let none = AccessPolicy.Standing(relationships: [], objected: false)
+            guard consent.access.mayList(referral: withheld, standing: towardsPatient ?? none) == .allow,
+                case .referral(let body)? = try? MessageBody.decode(kind: .referral, json: entry.message.body)
+            else { continue }
+            let line = WorklistLine(
+                id: record.messageID, priority: body.priority, status: record.status, team: record.team, owner: record.owner,
+                referrer: record.referrer, referrerName: directory.person(record.referrer)?.name, patient: record.patient,
+                patientName: body.patientDetails?.name.text, service: body.serviceRequested, sentAt: entry.message.acceptedAt,
+                respondBy: record.deadline, escalatedAt: record.escalatedAt, passedByYou: record.passedBy.contains(person.id))
+            if let priorities = request.priorities, !priorities.contains(line.priority) { continue }
+            if request.overdue && !line.isOverdue(at: now) { continue }
+            if request.mine && line.owner != person.id { continue }
+            lines.append(line)
+        }
+        // Most urgent first: untaken before taken, then the earliest respond-by, then priority.
+        let rank = Dictionary(uniqueKeysWithValues: Priority.allCases.enumerated().map { ($0.element, $0.offset) })
+        lines.sort {
+            ($0.status == .sent ? 0 : 1, $0.respondBy ?? .distantFuture, rank[$0.priority] ?? 0)
+                < ($1.status == .sent ? 0 : 1, $1.respondBy ?? .distantFuture, rank[$1.priority] ?? 0)
+        }
+        return Array(lines.prefix(request.effectiveLimit))
     }
 
     // MARK: Care teams

@@ -192,6 +192,12 @@ public struct AccessPolicy: Sendable {
         return isHandler ? .allow : .refuse("only members of the team the referral was sent to may act on it")
     }
 
+    /// A referral on the asker's worklist: listed unless it was withheld from them or its
+    /// patient objected to them; then it is not there at all, not even as a line.
+    public func mayList(referral ownCopyWithheld: Bool, standing: Standing) -> Decision {
+        ownCopyWithheld || standing.objected ? .conceal : .allow
+    }
+
     /// Allocating a referral to someone the patient objected to would make them its owner.
     public func mayAllocate(to person: PersonID, standing: Standing) -> Decision {
         standing.objected ? .refuse("allocatedTo: \(person) may not receive this patient's information") : .allow

@@ -158,6 +158,10 @@ public final class PostgresReader: StoreStatisticsReader, StoreReader, Sendable 
         try reading { run in try PostgresRecords.history(for: person, kind: kind, limit: limit, run: run) }
     }
 
+    public func referrals(to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int) throws -> [ReferralEntry] {
+        try reading { run in try PostgresRecords.referrals(to: teams, orPerson: person, statuses: statuses, limit: limit, run: run) }
+    }
+
     /// Runs `body` with the connection to itself, each query bounded by the URL's time-out.
     private func reading<T>(_ body: ((PostgresQuery) throws -> PostgresQueryResult) throws -> T) throws -> T {
         try connection.withLock { connection in

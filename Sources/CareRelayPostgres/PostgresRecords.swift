@@ -18,13 +18,42 @@ enum PostgresRecords {
                 """
             ).first
         else { return nil }
-        let (seq, id, kindText, sender, envelope, patient, body, acceptedAt) =
-            try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double).self)
+        return storedMessage(try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double).self))
+    }
+
+    /// The message columns, in the order `message(id:run:)` selects them.
+    typealias MessageColumns = (Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double)
+
+    private static func storedMessage(_ columns: MessageColumns) -> StoredMessage? {
+        let (seq, id, kindText, sender, envelope, patient, body, acceptedAt) = columns
         guard let kind = MessageKind(rawValue: kindText) else { return nil }
         return StoredMessage(
             seq: seq, id: id, kind: kind, sender: PersonID(sender), envelope: Array(envelope.readableBytesView),
             patient: patient.flatMap { try? NHSNumber(validating: $0) }, body: Array(body.readableBytesView),
             acceptedAt: Date(timeIntervalSince1970: acceptedAt))
+    }
+
+    static func referrals(
+        to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int, run: Run
+    ) throws -> [ReferralEntry] {
+        guard !statuses.isEmpty else { return [] }
+        return try run(
+            """
+            SELECT m.seq, m.id, m.kind, m.sender, m.envelope, m.patient, m.body, m.accepted_at, r.record, d.decision, d.state
+            FROM referral r JOIN message m ON m.id = r.message_id
+            LEFT JOIN delivery d ON d.message_seq = m.seq AND d.recipient = \(person.rawValue)
+            WHERE r.status = ANY(\(statuses.map(\.rawValue).sorted())::text[])
+              AND (r.team = ANY(\(teams.map(\.rawValue))::text[]) OR (r.team IS NULL AND d.recipient IS NOT NULL))
+            ORDER BY r.deadline IS NULL, r.deadline, m.seq LIMIT \(limit)
+            """
+        ).compactMap { row in
+            let (seq, id, kind, sender, envelope, patient, body, acceptedAt, record, decision, state) =
+                try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double, String, String?, String?).self)
+            guard let message = storedMessage((seq, id, kind, sender, envelope, patient, body, acceptedAt)) else { return nil }
+            return ReferralEntry(
+                record: try JSONDecoder().decode(ReferralRecord.self, from: Data(record.utf8)), message: message, ownDecision: decision,
+                ownState: state)
+        }
     }
 
     static func tracking(id: String, run: Run) throws -> Tracking? {

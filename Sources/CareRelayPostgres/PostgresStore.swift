@@ -552,6 +552,10 @@ public final class PostgresStore: MessageStore {
         try PostgresRecords.history(for: person, kind: kind, limit: limit) { try self.run($0) }
     }
 
+    public func referrals(to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int) throws -> [ReferralEntry] {
+        try PostgresRecords.referrals(to: teams, orPerson: person, statuses: statuses, limit: limit) { try self.run($0) }
+    }
+
     public func referral(id: String) throws -> ReferralRecord? {
         try storedReferrals([id])[id]
     }

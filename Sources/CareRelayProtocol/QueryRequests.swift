@@ -10,6 +10,7 @@ public enum QueryName: String, Sendable, Codable, CaseIterable {
     case consent, audit
     case auditVerify = "audit.verify"
     case directory
+    case worklist
 
     /// The name a QUERY header carries, or `404 invalid-header` listing the known ones.
     public init(query: String) throws(ProtocolError) {
@@ -106,6 +107,78 @@ public struct InboxQuery: QueryRequest {
         var params: [String: String] = [:]
         params["for"] = person?.rawValue
         params["kind"] = kind?.rawValue
+        params["limit"] = limit.map(String.init)
+        return params
+    }
+}
+
+/// `worklist`: an intake's referrals, most urgent first: those sent to the asker's teams (or
+/// teams they co-ordinate) and to the asker by name.
+public struct WorklistQuery: QueryRequest {
+    public typealias Answer = [WorklistLine]
+    public static let limits = 1...500
+    public static let defaultLimit = 100
+    /// The statuses listed when none are asked for: the referrals still open.
+    public static let openStatuses: Set<ReferralStatus> = [.sent, .accepted, .allocated]
+
+    /// `team`: one of the asker's teams; nil for all of them.
+    public var team: TeamID?
+    /// `status`: comma-separated statuses; nil for the open ones.
+    public var statuses: Set<ReferralStatus>?
+    /// `priority`: comma-separated priorities; nil for all.
+    public var priorities: Set<Priority>?
+    /// `overdue`: only those past their respond-by time and not yet taken.
+    public var overdue: Bool
+    /// `mine`: only those the asker holds.
+    public var mine: Bool
+    public var limit: Int?
+
+    public init(
+        team: TeamID? = nil, statuses: Set<ReferralStatus>? = nil, priorities: Set<Priority>? = nil, overdue: Bool = false, mine: Bool = false,
+        limit: Int? = nil
+    ) {
+        self.team = team
+        self.statuses = statuses
+        self.priorities = priorities
+        self.overdue = overdue
+        self.mine = mine
+        self.limit = limit
+    }
+
+    public init(params: [String: String]) throws(ProtocolError) {
+        team = params["team"].map(TeamID.init)
+        statuses = try Self.list(params["status"], "status", ReferralStatus.self)
+        priorities = try Self.list(params["priority"], "priority", Priority.self)
+        overdue = params["overdue"] == "true"
+        mine = params["mine"] == "true"
+        limit = QueryParameter.limit(params["limit"])
+    }
+
+    private static func list<T: RawRepresentable & CaseIterable & Hashable>(
+        _ text: String?, _ name: String, _ type: T.Type
+    ) throws(ProtocolError) -> Set<T>? where T.RawValue == String {
+        guard let text else { return nil }
+        var values = Set<T>()
+        for part in text.split(separator: ",") {
+            guard let value = T(rawValue: String(part)) else {
+                throw ProtocolError(
+                    .invalidHeader, "params.\(name): '\(part)' is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            values.insert(value)
+        }
+        return values
+    }
+
+    public var effectiveLimit: Int { QueryParameter.limit(limit, default: Self.defaultLimit, in: Self.limits) }
+
+    public var name: QueryName { .worklist }
+    public var params: [String: String] {
+        var params: [String: String] = [:]
+        params["team"] = team?.rawValue
+        params["status"] = statuses.map { $0.map(\.rawValue).sorted().joined(separator: ",") }
+        params["priority"] = priorities.map { $0.map(\.rawValue).sorted().joined(separator: ",") }
+        if overdue { params["overdue"] = "true" }
+        if mine { params["mine"] = "true" }
         params["limit"] = limit.map(String.init)
         return params
     }

@@ -36,6 +36,9 @@ public protocol MessageRecords {
     func tracking(id: String) throws -> Tracking?
     /// Messages a person sent or received, newest first.
     func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine]
+    /// Referrals with one of `statuses` sent to any of `teams`, or to `person` by name, with
+    /// `person`'s own copy: an intake's worklist, earliest deadline first, at most `limit`.
+    func referrals(to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int) throws -> [ReferralEntry]
 }
 
 /// The message log and the mailboxes: the hot path.

@@ -169,6 +169,21 @@ public struct StoredMessage: Sendable {
     }
 }
 
+/// A referral as an intake's worklist needs it: its record, the referral message itself, and
+/// the asker's own copy (its consent decision and state), if they were sent one.
+public struct ReferralEntry: Sendable {
+    public var record: ReferralRecord
+    public var message: StoredMessage
+    public var ownDecision: String?
+    public var ownState: String?
+    public init(record: ReferralRecord, message: StoredMessage, ownDecision: String?, ownState: String?) {
+        self.record = record
+        self.message = message
+        self.ownDecision = ownDecision
+        self.ownState = ownState
+    }
+}
+
 /// A consent message as stored: the registry is rebuilt from these.
 public struct ConsentRecord: Sendable {
     public var seq: Int64

@@ -346,12 +346,19 @@ public final class SQLiteStore: MessageStore {
         try db.read { db in try Self.history(for: person, kind: kind, limit: limit, db) }
     }
 
+    public func referrals(to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int) throws -> [ReferralEntry] {
+        try db.read { db in try Self.referrals(to: teams, orPerson: person, statuses: statuses, limit: limit, db) }
+    }
+
     // The lookups, for the broker's connection and for a reader's (`StoreInspector`).
 
     static func message(id: String, _ db: Database) throws -> StoredMessage? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?"), arguments: [id]),
-            let kind = MessageKind(rawValue: row["kind"])
-        else { return nil }
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?"), arguments: [id]).flatMap(storedMessage)
+    }
+
+    /// A message from a row holding the message table's columns.
+    private static func storedMessage(_ row: Row) -> StoredMessage? {
+        guard let kind = MessageKind(rawValue: row["kind"]) else { return nil }
         let patient: String? = row["patient"]
         return StoredMessage(
             seq: row["seq"], id: row["id"], kind: kind, sender: PersonID(row["sender"]),
@@ -427,6 +434,30 @@ public final class SQLiteStore: MessageStore {
             id: id, kind: kind, sender: PersonID(row["sender"]),
             acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]), recipients: recipients,
             referral: try Self.referral(id: id, db), events: events)
+    }
+
+    static func referrals(
+        to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int, _ db: Database
+    ) throws -> [ReferralEntry] {
+        guard !statuses.isEmpty else { return [] }
+        let teamMarks = teams.isEmpty ? "NULL" : Array(repeating: "?", count: teams.count).joined(separator: ", ")
+        let statusMarks = Array(repeating: "?", count: statuses.count).joined(separator: ", ")
+        let sql = """
+            SELECT r.record, m.*, d.decision AS own_decision, d.state AS own_state FROM referral r
+            JOIN message m ON m.id = r.message_id
+            LEFT JOIN delivery d ON d.message_seq = m.seq AND d.recipient = ?
+            WHERE r.status IN (\(statusMarks)) AND (r.team IN (\(teamMarks)) OR (r.team IS NULL AND d.recipient IS NOT NULL))
+            ORDER BY r.deadline IS NULL, r.deadline, m.seq LIMIT ?
+            """
+        var arguments: StatementArguments = [person.rawValue]
+        arguments += StatementArguments(statuses.map(\.rawValue).sorted())
+        arguments += StatementArguments(teams.map(\.rawValue))
+        arguments += [limit]
+        return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).compactMap { row in
+            guard let message = storedMessage(row) else { return nil }
+            let record = try JSONDecoder().decode(ReferralRecord.self, from: row["record"] as Data)
+            return ReferralEntry(record: record, message: message, ownDecision: row["own_decision"], ownState: row["own_state"])
+        }
     }
 
     static func history(for person: PersonID, kind: MessageKind?, limit: Int, _ db: Database) throws -> [InboxLine] {

@@ -86,6 +86,10 @@ public final class StoreInspector: StoreStatisticsReader, StoreReader {
         try db.read { db in try SQLiteStore.history(for: person, kind: kind, limit: limit, db) }
     }
 
+    public func referrals(to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int) throws -> [ReferralEntry] {
+        try db.read { db in try SQLiteStore.referrals(to: teams, orPerson: person, statuses: statuses, limit: limit, db) }
+    }
+
     /// Reads the chain through a cursor, beside the broker's own connection (WAL lets a
     /// reader and the writer work at once).
     public func verifyAudit() throws -> AuditVerification {

@@ -68,6 +68,8 @@ import Testing
         /// theirs, not theirs, objected.
         let patients: [String: NHSNumber] = ["theirs": ellis, "not theirs": robson, "objected": AccessMatrixTests.shaw]
         var plans: [NHSNumber: String] = [:]
+        /// A referral of each patient to the social care intake, for the worklist.
+        var referrals: [NHSNumber: String] = [:]
 
         init() throws {
             system = try CareSystem()
@@ -94,6 +96,12 @@ import Testing
                 plans[patient] = try brown.send(
                     .carePlanShare, to: [.careTeam(patient)], patient: patient,
                     body: try Bodies.carePlan(patient: patient)
+                ).id
+            }
+            for patient in patients.values {
+                referrals[patient] = try brown.send(
+                    .referral, to: [.team("west.social-care")], patient: patient,
+                    body: try Bodies.referral(patient: patient, from: "cpn.brown", role: .communityNurse)
                 ).id
             }
             for asker in AccessMatrixTests.askers { clients[asker] = try system.client(asker, receive: false) }
@@ -136,6 +144,11 @@ import Testing
                 let lines = try client.query("inbox", isBridge ? ["for": carer.rawValue, "limit": "500"] : ["limit": "500"])
                 let ids = try #require(try JSONSerialization.jsonObject(with: Data(lines)) as? [[String: Any]]).compactMap { $0["id"] as? String }
                 return ids.contains(plan) ? "listed" : "absent"
+            case "worklist":
+                let referral = try #require(referrals[patient])
+                var listed = false
+                let result = answer { listed = try client.query(WorklistQuery(limit: 500)).contains { $0.id == referral } }
+                return result == "ok" ? (listed ? "listed" : "absent") : result
             case "careteam.link":
                 let params = ["patient": patient.digits, "member": "person:vsb.green"]
                 let result = query("careteam.link", params)

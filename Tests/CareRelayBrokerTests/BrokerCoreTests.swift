@@ -166,6 +166,9 @@ final class FailingStore: MessageStore {
     func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
         try inner.history(for: person, kind: kind, limit: limit)
     }
+    func referrals(to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int) throws -> [ReferralEntry] {
+        try inner.referrals(to: teams, orPerson: person, statuses: statuses, limit: limit)
+    }
     func referral(id: String) throws -> ReferralRecord? { try inner.referral(id: id) }
     func overdueReferrals(at now: Date) throws -> [ReferralRecord] { try inner.overdueReferrals(at: now) }
     func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {

@@ -247,8 +247,11 @@ import Testing
             .referralEvent, to: [], body: try Bodies.event("passed", referral: referral.id, by: "sw.lee", extra: ["reason": "On leave"]))
         #expect(pass.recipients.map(\.person) == ["coord.patel"], "a pass is the team's business")
         #expect(try patel.expectDelivery().header.id == pass.id)
-        var record = try #require(try gp.query(TrackQuery(id: referral.id)).referral)
+        var record = try #require(try patel.query(TrackQuery(id: referral.id)).referral)
         #expect(record.status == .sent && record.passedBy == ["sw.lee"])
+        // The referrer does not see a member's "not for me".
+        let referrersView = try gp.query(TrackQuery(id: referral.id))
+        #expect(referrersView.referral?.passedBy == [] && !referrersView.events.contains(pass.id))
 
         let memberDecline = rejection {
             try lee.send(
@@ -283,5 +286,35 @@ import Testing
             .referralEvent, to: [],
             body: try Bodies.event("declined", referral: referral.id, by: "sw.ahmed", extra: ["reason": "Out of area", "reasonCode": "not-eligible"]))
         #expect(try gp.query(TrackQuery(id: referral.id)).referral?.status == .declined)
+    }
+
+    @Test func theWorklistIsTheTeamsMostUrgentFirstAndItsFiltersNarrowIt() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.client("gp.khan", receive: false)
+        let okafor = try system.client("sw.okafor", receive: false)
+        func refer(_ priority: Priority) throws -> String {
+            try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, priority: priority, body: try Bodies.referral(priority: priority))
+                .id
+        }
+        let routine = try refer(.routine)
+        let emergency = try refer(.emergency)
+        let urgent = try refer(.urgent)
+        try okafor.send(.referralEvent, to: [], body: try Bodies.event("accepted", referral: urgent, by: "sw.okafor"))
+
+        let all = try okafor.query(WorklistQuery())
+        #expect(all.map(\.id) == [emergency, routine, urgent], "untaken first, earliest respond-by first, then the taken")
+        let first = try #require(all.first)
+        #expect(first.priority == .emergency && first.patientName == "Mrs Margaret Ellis" && first.referrerName == "Dr Amina Khan")
+        #expect(try okafor.query(WorklistQuery(mine: true)).map(\.id) == [urgent])
+        #expect(try okafor.query(WorklistQuery(priorities: [.routine, .urgent])).map(\.id) == [routine, urgent])
+        #expect(try okafor.query(WorklistQuery(statuses: [.accepted])).map(\.id) == [urgent])
+        #expect(try okafor.query(WorklistQuery(overdue: true)).isEmpty)
+        system.clock.advance(by: 3_601)
+        #expect(try okafor.query(WorklistQuery(overdue: true)).map(\.id) == [emergency], "past its hour, and not taken")
+
+        let elsewhere = rejection { _ = try okafor.query(WorklistQuery(team: "east.social-care")) }
+        #expect(elsewhere?.code == .notPermitted, "another team's worklist is not theirs")
+        #expect(try gp.query(WorklistQuery()).isEmpty, "the referrer's team received none")
     }
 }

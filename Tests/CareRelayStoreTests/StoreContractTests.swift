@@ -106,6 +106,41 @@ import Testing
         #expect(try store.statistics(at: now).intakeWaiting.isEmpty)
     }
 
+    @Test(
+        "an intake's referrals: its teams' and the person's own, by status, earliest deadline first, with the person's copy",
+        arguments: Kind.available)
+    func referralsForAWorklist(_ kind: Kind) throws {
+        let store = try kind.open()
+        defer { store.close() }
+        let now = Date()
+        func referral(_ id: String, team: TeamID?, minutes: Double, status: ReferralStatus = .sent) -> NewMessage {
+            let record = ReferralRecord(
+                messageID: id, referrer: "gp.khan", team: team, patient: Self.patient, status: status,
+                deadline: now.addingTimeInterval(minutes * 60), updatedAt: now)
+            return message(id, key: "k-\(id)", patient: Self.patient, referral: record)
+        }
+        _ = try store.accept(
+            [
+                referral("late", team: "west.social-care", minutes: 240), referral("soon", team: "west.social-care", minutes: 30),
+                referral("elsewhere", team: "east.social-care", minutes: 10), referral("named", team: nil, minutes: 60),
+                referral("closed", team: "west.social-care", minutes: 5, status: .declined),
+            ], confirming: [], at: now)
+        let open: Set<ReferralStatus> = [.sent, .accepted, .allocated]
+        // Every message above was delivered to sw.lee, so the referral to persons is theirs.
+        let lee = try store.referrals(to: ["west.social-care"], orPerson: "sw.lee", statuses: open, limit: 10)
+        #expect(lee.map(\.record.messageID) == ["soon", "named", "late"])
+        #expect(lee.allSatisfy { $0.ownDecision == "deliver" && $0.ownState == "pending" && $0.message.kind == .referral })
+        let okafor = try store.referrals(to: ["west.social-care"], orPerson: "sw.okafor", statuses: open, limit: 10)
+        #expect(okafor.map(\.record.messageID) == ["soon", "late"], "a referral to someone else by name is not theirs")
+        #expect(okafor.allSatisfy { $0.ownDecision == nil })
+        #expect(
+            try store.referrals(to: ["west.social-care"], orPerson: "sw.okafor", statuses: [.declined], limit: 10).map(\.record.messageID) == [
+                "closed"
+            ])
+        #expect(try store.referrals(to: [], orPerson: "sw.okafor", statuses: open, limit: 10).isEmpty)
+        #expect(try store.referrals(to: ["west.social-care"], orPerson: "sw.lee", statuses: open, limit: 1).count == 1)
+    }
+
     @Test("mailboxes are in commit order; confirmations empty them and are harmless repeated", arguments: Kind.available)
     func mailboxesAndConfirmations(_ kind: Kind) throws {
         let store = try kind.open()

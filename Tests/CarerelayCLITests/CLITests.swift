@@ -138,6 +138,82 @@ import ZeroMQ
         #expect(unknown.status == 64 && unknown.stderr.contains("not a team or person"), "\(unknown)")
     }
 
+    /// docs/cli.md, "An intake's morning", command for command.
+    @Test func anIntakesMorning() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.cli("gp.khan")
+        func refer(_ patient: String, _ priority: String, _ service: String, _ name: [String]) throws -> String {
+            let sent = try gp.run(
+                [
+                    "referral", "send", "--to", "team:west.social-care", "--patient", patient, "--priority", priority,
+                    "--category", "social-care", "--service", service, "--reason", service, "--patient-agreed",
+                ] + name)
+            #expect(sent.status == 0, "\(sent)")
+            return try #require(sentID(sent), "\(sent)")
+        }
+        let routine = try refer("485 777 3457", "routine", "Help with shopping", ["--given", "Alan", "--family", "Shaw"])
+        let urgent = try refer(robsonNHS, "urgent", "Carer breakdown: husband in hospital", ["--given", "George", "--family", "Robson"])
+        let emergency = try refer(ellisNHS, "emergency", "No food or heating; found on the floor", ["--given", "Margaret", "--family", "Ellis"])
+
+        // The co-ordinator's worklist, most urgent first.
+        let patel = try system.cli("coord.patel")
+        let morning = try patel.run(["referral", "inbox"])
+        #expect(morning.status == 0, "\(morning)")
+        let order = [emergency, urgent, routine].map { id in morning.stdout.range(of: id)?.lowerBound }
+        #expect(order.allSatisfy { $0 != nil } && order.compactMap { $0 } == order.compactMap { $0 }.sorted(), "\(morning.stdout)")
+        #expect(morning.stdout.contains("Margaret Ellis, 943 476 5919") && morning.stdout.contains("Dr Amina Khan"), "\(morning.stdout)")
+        #expect(morning.stdout.contains(" left"), "time left to respond: \(morning.stdout)")
+        #expect(!morning.stdout.contains("\u{1B}["), "no colour in a pipe")
+
+        #expect(try system.cli("sw.okafor").run(["referral", "accept", emergency]).status == 0)
+        #expect(try patel.run(["referral", "allocate", urgent, "--to", "sw.lee"]).status == 0)
+        let lee = try system.cli("sw.lee")
+        #expect(try lee.run(["referral", "pass", routine, "--reason", "Not for me: shopping help is Age UK's"]).status == 0)
+        let leeDeclines = try lee.run(["referral", "decline", routine, "--code", "wrong-service", "--reason", "Not social care"])
+        #expect(leeDeclines.status == 65 && leeDeclines.stderr.contains("co-ordinator"), "a member passes, the co-ordinator declines: \(leeDeclines)")
+        let declined = try patel.run([
+            "referral", "decline", routine, "--code", "wrong-service", "--reason", "Shopping help is not social care",
+            "--suggest", "Age UK Sunderland volunteers (team:west.voluntary)",
+        ])
+        #expect(declined.status == 0, "\(declined)")
+
+        let mine = try lee.run(["referral", "inbox", "--mine"])
+        #expect(mine.stdout.contains(urgent) && !mine.stdout.contains(emergency) && !mine.stdout.contains(routine), "\(mine.stdout)")
+        let json = try patel.run(["referral", "inbox", "--status", "declined", "--json"])
+        let lines = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]], "\(json)")
+        #expect(lines.map { $0["id"] as? String } == [routine])
+
+        // What Dr Khan sees of each.
+        let taken = try gp.run(["referral", "track", emergency])
+        #expect(taken.stdout.contains("owner:        sw.okafor (Grace Okafor)"), "\(taken.stdout)")
+        let allocated = try gp.run(["referral", "track", urgent])
+        #expect(allocated.stdout.contains("owner:        sw.lee (Daniel Lee)"), "\(allocated.stdout)")
+        #expect(allocated.stdout.contains("allocated to sw.lee (Daniel Lee) by coord.patel (Priya Patel)"), "\(allocated.stdout)")
+        let turnedAway = try gp.run(["referral", "track", routine])
+        #expect(turnedAway.stdout.contains("status:       declined"), "\(turnedAway.stdout)")
+        #expect(turnedAway.stdout.contains("suggests:     Age UK Sunderland volunteers (team:west.voluntary)"), "\(turnedAway.stdout)")
+        #expect(!turnedAway.stdout.contains("passed by"), "a member's pass is the team's business: \(turnedAway.stdout)")
+    }
+
+    @Test func emergenciesStandOutOnATerminalUnlessNoColourIsSet() throws {
+        let system = try CareSystem()
+        try system.start()
+        let gp = try system.cli("gp.khan")
+        let sent = try gp.run([
+            "referral", "send", "--to", "team:west.social-care", "--patient", ellisNHS, "--priority", "emergency", "--service", "Found on the floor",
+            "--reason", "Found on the floor", "--patient-agreed",
+        ])
+        #expect(sent.status == 0, "\(sent)")
+        let okafor = try system.cli("sw.okafor")
+        // `script` gives the client a terminal of its own, as a person at a desk has.
+        let onTerminal = try okafor.run(inTerminal: ["referral", "inbox"])
+        #expect(
+            onTerminal.stdout.contains("\u{1B}[1;31memergency"), "an emergency line is bold red on a terminal: \(onTerminal.stdout.debugDescription)")
+        let plain = try okafor.run(inTerminal: ["referral", "inbox"], extra: ["NO_COLOR": "1"])
+        #expect(plain.stdout.contains("emergency") && !plain.stdout.contains("\u{1B}[1;31m"), "NO_COLOR: \(plain.stdout.debugDescription)")
+    }
+
     // MARK: Error paths
 
     @Test func patientDetailsThatCannotBeRightStopBeforeAnythingIsSent() throws {

@@ -182,6 +182,20 @@ struct CLI {
         return result
     }
 
+    /// Runs under util-linux's `script`, which gives the client a terminal of its own for its
+    /// output, as a person at a desk has (a test's pipe is not one).
+    func run(inTerminal arguments: [String], extra: [String: String] = [:]) throws -> CLIResult {
+        let executable = try #require(Self.executable, "the carerelay executable was not found")
+        let command = ([executable.path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+            .joined(separator: " ")
+        var env = environment.merging(extra) { $1 }
+        env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return try Running(
+            executable: URL(fileURLWithPath: "/usr/bin/script"), arguments: ["-q", "-e", "-c", command, "/dev/null"], environment: env,
+            directory: workingDirectory
+        ).finish(timeout: 90)
+    }
+
     func with(_ extra: [String: String]) -> CLI {
         var copy = self
         for (k, v) in extra { copy.environment[k] = v }

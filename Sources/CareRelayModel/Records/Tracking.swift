@@ -174,3 +174,48 @@ public struct InboxLine: Codable, Sendable, Equatable {
         self.state = state
     }
 }
+
+/// One referral on an intake's worklist (the `worklist` query): what it asks, for whom, how
+/// urgent, who holds it and how long is left.
+public struct WorklistLine: Codable, Sendable, Equatable {
+    public var id: String
+    public var priority: Priority
+    public var status: ReferralStatus
+    public var team: TeamID?
+    public var owner: PersonID?
+    public var referrer: PersonID
+    public var referrerName: String?
+    public var patient: NHSNumber?
+    /// From the referral's patient details, when it carries them.
+    public var patientName: String?
+    public var service: String
+    public var sentAt: Date
+    /// The response target (absent for a referral with none).
+    public var respondBy: Date?
+    public var escalatedAt: Date?
+    /// Whether the asker passed it ("not for me").
+    public var passedByYou: Bool
+
+    public init(
+        id: String, priority: Priority, status: ReferralStatus, team: TeamID?, owner: PersonID?, referrer: PersonID, referrerName: String?,
+        patient: NHSNumber?, patientName: String?, service: String, sentAt: Date, respondBy: Date?, escalatedAt: Date?, passedByYou: Bool
+    ) {
+        self.id = id
+        self.priority = priority
+        self.status = status
+        self.team = team
+        self.owner = owner
+        self.referrer = referrer
+        self.referrerName = referrerName
+        self.patient = patient
+        self.patientName = patientName
+        self.service = service
+        self.sentAt = sentAt
+        self.respondBy = respondBy
+        self.escalatedAt = escalatedAt
+        self.passedByYou = passedByYou
+    }
+
+    /// Not yet taken, and past its response target at `now`.
+    public func isOverdue(at now: Date) -> Bool { status == .sent && (respondBy.map { $0 < now } ?? false) }
+}

@@ -5,6 +5,7 @@ import CareRelayProtocol
 import Foundation
 
 extension Priority: ExpressibleByArgument {}
+extension ReferralStatus: ExpressibleByArgument {}
 extension ReferralEvent.DeclineCode: ExpressibleByArgument {}
 extension ReferralBody.Category: ExpressibleByArgument {}
 
@@ -144,14 +145,68 @@ struct ReferralCommand: ParsableCommand {
 
     struct Inbox: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Referrals sent to you (directly or to your teams), with where each stands.",
-            discussion: "Example:\n  carerelay referral inbox --limit 20")
+            abstract: "The intake's worklist: referrals to your teams (and to you), most urgent first.",
+            discussion: """
+                Each line: priority, how long is left to respond (or how long it is overdue), \
+                status, who holds it, how long ago it came, the patient and the referrer. Open \
+                referrals (sent, accepted, allocated) unless --status says otherwise. Emergency \
+                and urgent lines stand out on a terminal (not in a pipe, nor with NO_COLOR set).
+
+                Examples:
+                  carerelay referral inbox
+                  carerelay referral inbox --priority emergency --priority urgent --overdue
+                  carerelay referral inbox --mine
+                  carerelay referral inbox --team west.social-care --status declined --json
+                """)
         @OptionGroup var globals: Globals
-        @Option(help: "How many to show (1-500).") var limit = 50
+        @Option(help: "Only this priority; repeat for several.") var priority: [Priority] = []
+        @Option(help: "Only this status (sent, accepted, allocated, declined, completed, withdrawn); repeat for several.")
+        var status: [ReferralStatus] = []
+        @Flag(help: "Only those past their respond-by time and not yet taken.") var overdue = false
+        @Flag(help: "Only those you hold.") var mine = false
+        @Option(help: "Only this team's (one of yours, or one you co-ordinate).") var team: String?
+        @Option(help: "How many to show (1-500).") var limit = 100
 
         func run() throws {
-            try ReferralCommand.listing(globals, limit: limit, received: true, sent: false)
+            guard WorklistQuery.limits.contains(limit) else { throw Failure.usage("--limit must be between 1 and 500") }
+            let client = try globals.connect()
+            let query = WorklistQuery(
+                team: team.map(TeamID.init), statuses: status.isEmpty ? nil : Set(status), priorities: priority.isEmpty ? nil : Set(priority),
+                overdue: overdue, mine: mine, limit: limit)
+            let lines = try brokerCall { () throws(ClientError) in try client.query(query) }
+            if globals.json { Console.json(lines); return }
+            guard !lines.isEmpty else {
+                Console.out("No referrals\(query.params.keys.contains { $0 != "limit" } ? " match" : " waiting").")
+                return
+            }
+            let now = Date()
+            Console.table(
+                ["PRIORITY", "RESPOND BY", "STATUS", "OWNER", "AGE", "PATIENT", "FROM", "ID"],
+                lines.map { line in
+                    [
+                        line.priority.rawValue, ReferralCommand.respondBy(line, now: now),
+                        line.status.rawValue + (line.passedByYou ? " (you passed)" : ""), line.owner?.rawValue ?? "-",
+                        Format.age(now.timeIntervalSince(line.sentAt)),
+                        [line.patientName, Format.nhs(line.patient?.digits)].compactMap { $0 }.joined(separator: ", "),
+                        line.referrerName ?? line.referrer.rawValue, line.id,
+                    ]
+                },
+                emphasis: { index in
+                    switch lines[index].priority {
+                    case .emergency: .alarm
+                    case .urgent: .warning
+                    default: lines[index].isOverdue(at: now) ? .warning : nil
+                    }
+                })
         }
+    }
+
+    /// "2 h 10 min left", "OVERDUE 35 min", or "taken" once someone holds it.
+    static func respondBy(_ line: WorklistLine, now: Date) -> String {
+        guard line.status == .sent else { return line.status == .accepted || line.status == .allocated ? "taken" : "-" }
+        guard let deadline = line.respondBy else { return "-" }
+        return deadline < now
+            ? "OVERDUE \(Format.duration(now.timeIntervalSince(deadline)))" : "\(Format.duration(deadline.timeIntervalSince(now))) left"
     }
 
     struct List: ParsableCommand {

@@ -33,9 +33,26 @@ enum Console {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// How a row that needs attention stands out on a terminal.
+    enum Emphasis {
+        /// Bold red: an emergency.
+        case alarm
+        /// Yellow: urgent.
+        case warning
+
+        var code: String {
+            switch self {
+            case .alarm: "\u{1B}[1;31m"
+            case .warning: "\u{1B}[33m"
+            }
+        }
+    }
+
     /// A plain table: a header row and left-aligned columns, one line per row whatever the
-    /// cells hold.
-    static func table(_ headers: [String], _ rows: [[String]]) {
+    /// cells hold. `emphasis` colours whole rows, only on a terminal that takes colour
+    /// (`Terminal.colours`); the cells are made safe first, so only the client's own codes
+    /// reach the terminal.
+    static func table(_ headers: [String], _ rows: [[String]], emphasis: (Int) -> Emphasis? = { _ in nil }) {
         let rows = rows.map { $0.map { Terminal.safe($0, singleLine: true) } }
         var widths = headers.map(\.count)
         for row in rows {
@@ -47,7 +64,15 @@ enum Console {
             }.joined(separator: "  ")
         }
         out(line(headers))
-        for row in rows { out(line(row)) }
+        let colours = Terminal.colours
+        for (index, row) in rows.enumerated() {
+            if colours, let emphasis = emphasis(index) {
+                // Already safe: each cell went through Terminal.safe above.
+                FileHandle.standardOutput.write(Data((emphasis.code + line(row) + "\u{1B}[0m\n").utf8))
+            } else {
+                out(line(row))
+            }
+        }
     }
 }
 
@@ -80,6 +105,14 @@ enum Format {
         if s < 3600 { return "\(s / 60) min" }
         if s < 86_400 { return "\(s / 3600) h \((s % 3600) / 60) min" }
         return "\(s / 86_400) d \((s % 86_400) / 3600) h"
+    }
+
+    /// How long ago, in its largest unit: "40 min", "3 h", "2 d".
+    static func age(_ seconds: TimeInterval) -> String {
+        let s = Int(max(0, seconds))
+        if s < 3600 { return "\(s / 60) min" }
+        if s < 86_400 { return "\(s / 3600) h" }
+        return "\(s / 86_400) d"
     }
 
     static func bytes(_ count: Int64) -> String {

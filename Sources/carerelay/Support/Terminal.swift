@@ -1,4 +1,5 @@
 import CareRelayModel
+import Foundation
 
 /// Text from messages, made safe for a terminal.
 ///
@@ -12,6 +13,12 @@ import CareRelayModel
 /// The same escape is JSON's own: JSON output stays valid JSON, and decodes to exactly the
 /// text the message carried.
 enum Terminal {
+    /// Whether to colour what needs attention: only when standard output is a terminal, and
+    /// never when NO_COLOR is set (no-color.org).
+    static var colours: Bool {
+        isatty(STDOUT_FILENO) == 1 && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+    }
+
     /// `text` with every control character (C0, DEL, C1), bidirectional override or
     /// isolate, and line or paragraph separator written as `\uXXXX`. Line feeds and tabs are
     /// kept as they are, with CRLF read as a line feed, unless `singleLine` asks for one line:
