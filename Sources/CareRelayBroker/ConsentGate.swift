@@ -38,6 +38,8 @@ struct ConsentGate {
     /// What one message is, for the engine: its labelled parts and where it comes from.
     struct Subject {
         var kind: MessageKind
+        /// Why it is shared: as the sender stated it, or the kind's default.
+        var purpose: ConsentPurpose
         var parts: [MessagePart]
         var originatingTeam: TeamID?
         var locality: LocalityID?
@@ -48,7 +50,7 @@ struct ConsentGate {
     /// message records about itself).
     func decide(_ subject: Subject, for recipient: ConsentRecipient, now: Date, adding: [ConsentDirective] = []) -> ConsentDecision {
         let request = ConsentRequest(
-            now: now, kind: subject.kind, purpose: subject.kind == .mdtAgenda ? .mdtDiscussion : .directCare,
+            now: now, kind: subject.kind, purpose: subject.purpose,
             originatingTeam: subject.originatingTeam, locality: subject.locality, parts: subject.parts,
             breakGlass: subject.breakGlass)
         guard !adding.isEmpty else { return engine.decide(request, for: recipient, directives: registry) }
@@ -137,7 +139,7 @@ extension BrokerCore {
             BreakGlassRequest(requestedBy: sender.id, requesterRoles: Set(sender.roles), reason: $0)
         }
         return ConsentGate.Subject(
-            kind: kind, parts: parts, originatingTeam: originatingTeam,
+            kind: kind, purpose: header.purpose ?? .default(for: kind), parts: parts, originatingTeam: originatingTeam,
             locality: originatingTeam.flatMap { directory.team($0)?.locality }, breakGlass: breakGlass)
     }
 }

@@ -13,6 +13,8 @@ struct Envelope: Codable, Sendable {
     var breakGlass: String?
     var fromName: String
     var onBehalfOf: PersonID?
+    /// As the sender stated it; nil for the kind's default.
+    var purpose: ConsentPurpose?
 
     init(_ header: SendHeader, fromName: String) {
         to = header.to
@@ -23,6 +25,7 @@ struct Envelope: Codable, Sendable {
         breakGlass = header.breakGlass
         self.fromName = fromName
         onBehalfOf = header.onBehalfOf
+        purpose = header.purpose
     }
 
     // A coder per call. Shared coders are a measured-later candidate: the crash that got a

@@ -235,11 +235,12 @@ extension BrokerCore {
     /// broker derived (names, recipients), so a resend matches even after a directory change.
     static func fingerprint(_ header: SendHeader, body: [UInt8]) -> [UInt8] {
         var hasher = SHA256()
-        let fields: [String] = [
-            header.kind.rawValue, header.to.map(\.description).joined(separator: ","), header.patient?.digits ?? "",
-            header.priority?.rawValue ?? "", (header.labels ?? []).map(\.rawValue).joined(separator: ","),
-            header.correlation ?? "", header.breakGlass ?? "", header.onBehalfOf?.rawValue ?? "",
-        ]
+        let fields: [String] =
+            [
+                header.kind.rawValue, header.to.map(\.description).joined(separator: ","), header.patient?.digits ?? "",
+                header.priority?.rawValue ?? "", (header.labels ?? []).map(\.rawValue).joined(separator: ","),
+                header.correlation ?? "", header.breakGlass ?? "", header.onBehalfOf?.rawValue ?? "",
+            ] + (header.purpose.map { [$0.rawValue] } ?? [])
         for field in fields {
             hasher.update(data: Array(field.utf8))
             hasher.update(data: [0])

@@ -226,6 +226,9 @@ public struct CRPCodec: Sendable {
         if let reason = send.breakGlass, reason.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ProtocolError(.invalidHeader, "breakGlass: an emergency override needs a stated reason")
         }
+        if let purpose = send.purpose, let problem = ConsentPurpose.problem(stating: purpose, for: send.kind) {
+            throw ProtocolError(.invalidHeader, "purpose: \(problem)")
+        }
     }
 
     private func frames(_ name: String, _ header: some Encodable, body: [UInt8]? = nil) -> [[UInt8]] {

@@ -84,12 +84,15 @@ public struct SendHeader: Codable, Sendable, Equatable, StrictlyDecodable {
     /// Only for a gateway (the carer bridge): the carer it is sending for. The broker checks
     /// that the gateway's directory entry lists that carer.
     public var onBehalfOf: PersonID?
+    /// Why the information is shared, for the consent policy; absent: the kind's default
+    /// (`ConsentPurpose.default(for:)`, CRP.md section 10.4).
+    public var purpose: ConsentPurpose?
     public var req: String?
 
     public init(
         key: String, kind: MessageKind, to: [Address], patient: NHSNumber? = nil,
         priority: Priority? = nil, labels: [DataCategory]? = nil, correlation: String? = nil,
-        breakGlass: String? = nil, onBehalfOf: PersonID? = nil, req: String? = nil
+        breakGlass: String? = nil, onBehalfOf: PersonID? = nil, purpose: ConsentPurpose? = nil, req: String? = nil
     ) {
         self.onBehalfOf = onBehalfOf
         self.key = key
@@ -100,10 +103,11 @@ public struct SendHeader: Codable, Sendable, Equatable, StrictlyDecodable {
         self.labels = labels
         self.correlation = correlation
         self.breakGlass = breakGlass
+        self.purpose = purpose
         self.req = req
     }
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case key, kind, to, patient, priority, labels, correlation, breakGlass, onBehalfOf, req
+        case key, kind, to, patient, priority, labels, correlation, breakGlass, onBehalfOf, purpose, req
     }
     public typealias FieldKeys = CodingKeys
 }

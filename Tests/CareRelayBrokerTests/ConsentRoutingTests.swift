@@ -307,4 +307,70 @@ import Testing
             return failure.code == .noPermittedRecipient && failure.reason.contains("only when a registered professional refers")
         }
     }
+
+    // MARK: A message's purpose
+
+    @Test func aStatedPurposeIsWhatADirectiveForThatPurposeCoversAtRoutingAndAtDelivery() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali", receive: false)
+        // Mrs Ellis lets her carer see her information to support him as her carer, for nothing else.
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(id: "cd-carer-support", actor: ["role": "person", "reference": "carer.ellis"], purposes: ["carer-support"]))
+        let plan = try Bodies.carePlan()
+        let ordinary = try nurse.send(.carePlanShare, to: [.person("carer.ellis")], patient: ellis, body: plan)
+        #expect(ordinary.recipients.map(\.decision) == [.withheld], "direct care, the default, is not what she agreed to")
+        let support = try nurse.send(.carePlanShare, to: [.person("carer.ellis")], patient: ellis, purpose: .carerSupport, body: plan)
+        #expect(support.recipients.map(\.decision) != [.withheld], "\(support.recipients)")
+        // The purpose is kept with the message, so the decision at delivery is the same one.
+        let carer = try system.client("carer.ellis")
+        #expect(try carer.expectDelivery().header.id == support.id)
+        #expect(try carer.nextDelivery(timeout: .milliseconds(300)) == nil)
+    }
+
+    @Test func aPurposeMustBeOneTheProtocolNamesAndMdtDiscussionIsAnAgendas() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali", receive: false)
+        for (purpose, why) in [("research", "is not a purpose"), ("mdt-discussion", "only an MDT agenda")] {
+            #expect {
+                try nurse.send(.carePlanShare, to: [.careTeam(ellis)], patient: ellis, purpose: ConsentPurpose(purpose), body: try Bodies.carePlan())
+            } throws: { error in
+                guard case ClientError.rejected(let failure) = error else { return false }
+                return failure.code == .invalidHeader && failure.reason.contains(why)
+            }
+        }
+    }
+
+    @Test func aSitesRuleFilteredByPurposeAppliesOnlyToThatPurpose() throws {
+        // Sunderland lets voluntary sector brokers in a care team receive on implied consent,
+        // but only to co-ordinate care.
+        var policy = try String(
+            contentsOf: Bodies.examples.deletingLastPathComponent().appendingPathComponent("consent-policy.default.yaml"), encoding: .utf8)
+        policy = policy.replacingOccurrences(
+            of: "  - id: R7-explicit-only\n",
+            with: """
+                  - id: L1-voluntary-coordination
+                    kind: implied-consent
+                    purposes: [care-coordination]
+                    roles: [voluntary-sector-broker]
+                    relationships: [care-team]
+                  - id: R7-explicit-only
+
+                """)
+        let system = try CareSystem()
+        system.consentPolicyYAML = policy
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali", receive: false)
+        _ = try nurse.query("careteam.link", ["patient": ellis.digits, "member": "person:vsb.green"])
+        let plan = try Bodies.carePlan()
+        let direct = try nurse.send(.carePlanShare, to: [.person("vsb.green")], patient: ellis, body: plan)
+        #expect(direct.recipients.first?.decision == .withheld, "direct care: the site's rule does not apply")
+        let coordination = try nurse.send(.carePlanShare, to: [.person("vsb.green")], patient: ellis, purpose: .careCoordination, body: plan)
+        #expect(coordination.recipients.first?.decision != .withheld, "\(coordination.recipients)")
+    }
 }

@@ -126,13 +126,15 @@ final class CareSystem {
 
     let heartbeat: Int
     let responseTargets: [Priority: TimeInterval]
+    /// A site's consent policy (YAML); nil for the default.
+    var consentPolicyYAML: String?
 
     var configuration: BrokerConfiguration {
         let clock = self.clock
         var configuration = BrokerConfiguration(
             endpoint: "tcp://127.0.0.1:*", storePath: storePath, store: store, publicKey: brokerKeys.publicKey,
             secretKey: brokerKeys.secretKey, maxBodyBytes: 256 * 1024, heartbeatMilliseconds: heartbeat,
-            responseTargets: responseTargets, clock: { clock.now() })
+            responseTargets: responseTargets, consentPolicyYAML: consentPolicyYAML, clock: { clock.now() })
         if let metricsRegistry { configuration.metricsFactory = OperationsEndpoint.metricsFactory(for: metricsRegistry) }
         return configuration
     }
@@ -290,12 +292,12 @@ extension CareRelayClient {
     func send(
         _ kind: MessageKind, to: [Address], patient: NHSNumber? = nil, priority: Priority? = nil,
         labels: [DataCategory]? = nil, correlation: String? = nil, key: String = UUID().uuidString,
-        breakGlass: String? = nil, onBehalfOf: PersonID? = nil, body: [UInt8]
+        breakGlass: String? = nil, onBehalfOf: PersonID? = nil, purpose: ConsentPurpose? = nil, body: [UInt8]
     ) throws -> Accepted {
         try send(
             SendHeader(
                 key: key, kind: kind, to: to, patient: patient, priority: priority, labels: labels,
-                correlation: correlation, breakGlass: breakGlass, onBehalfOf: onBehalfOf), body: body)
+                correlation: correlation, breakGlass: breakGlass, onBehalfOf: onBehalfOf, purpose: purpose), body: body)
     }
 
     /// Waits for the next delivery and confirms it.

@@ -20,6 +20,32 @@ public struct ConsentPurpose: StringValue {
     public static let careCoordination: ConsentPurpose = "care-coordination"
     /// Supporting the patient's carer.
     public static let carerSupport: ConsentPurpose = "carer-support"
+
+    /// The purposes a sender may state for a message (CRP.md section 10.4).
+    public static let stated: [ConsentPurpose] = [.directCare, .careCoordination, .carerSupport, .mdtDiscussion]
+
+    /// A message's purpose when its sender states none: an MDT agenda is for the meeting's
+    /// discussion, an invitation co-ordinates care, everything else is direct care.
+    public static func `default`(for kind: MessageKind) -> ConsentPurpose {
+        switch kind {
+        case .mdtAgenda: .mdtDiscussion
+        case .carerInvite: .careCoordination
+        case .referral, .referralEvent, .carePlanShare, .carerCheckIn, .consent, .notice: .directCare
+        }
+    }
+
+    /// Why `stated` cannot be the purpose of a message of `kind`, or nil when it can.
+    public static func problem(stating stated: ConsentPurpose, for kind: MessageKind) -> String? {
+        guard Self.stated.contains(stated) else {
+            return "'\(stated)' is not a purpose; a message's purpose is one of \(Self.stated.map(\.rawValue).joined(separator: ", "))"
+        }
+        // An agenda is discussed at the meeting; nothing else is an MDT discussion.
+        if (kind == .mdtAgenda) != (stated == .mdtDiscussion) {
+            return kind == .mdtAgenda
+                ? "an MDT agenda's purpose is mdt-discussion" : "only an MDT agenda is for mdt-discussion; this \(kind.rawValue) is not"
+        }
+        return nil
+    }
 }
 
 /// FHIR `provision.type`: does the directive permit or deny?

@@ -24,6 +24,10 @@ struct CarePlanCommand: ParsableCommand {
                 Sections a recipient may not see are removed from their copy ("deliver, redacted"); \
                 exit 66 if some recipient receives nothing.
 
+                The purpose is direct care unless --purpose says otherwise: a patient may have \
+                agreed that their carer sees their plan to support them as a carer \
+                (--purpose carer-support), and only for that.
+
                 Example:
                   carerelay careplan share --file plan.json --to careteam:9434765919 --to person:carer.ellis
                 """)
@@ -31,9 +35,14 @@ struct CarePlanCommand: ParsableCommand {
         @Option(help: "The care plan file (.json, .yaml, .yml).") var file: String
         @Option(help: ArgumentHelp("Recipient address; repeat.", valueName: "address")) var to: [String] = []
         @Option(help: "Idempotency key.") var key: String?
+        @Option(help: "Why it is shared: direct-care (the default), care-coordination or carer-support.") var purpose: String?
 
         func run() throws {
             guard !to.isEmpty else { throw Failure.usage("say who receives the plan with --to (e.g. --to careteam:NHS-NUMBER)") }
+            let purpose = self.purpose.map(ConsentPurpose.init)
+            if let purpose, let problem = ConsentPurpose.problem(stating: purpose, for: .carePlanShare) {
+                throw Failure.usage("--purpose: \(problem)")
+            }
             let addresses = try to.map(Input.address)
             let object = try Input.object(file)
             if let subject = object["patient"] as? String { _ = try Input.nhsNumber(subject, option: "patient") }
@@ -42,7 +51,7 @@ struct CarePlanCommand: ParsableCommand {
                 throw Failure(Exit.software, "the file did not read back as a care plan")
             }
             let client = try globals.connect()
-            let header = Sender.header(kind: .carePlanShare, to: addresses, patient: plan.patient, key: key)
+            let header = Sender.header(kind: .carePlanShare, to: addresses, patient: plan.patient, key: key, purpose: purpose)
             let accepted = try Sender.send(
                 client, header, body: bytes, what: "Shared care plan \(plan.plan) version \(plan.version)", json: globals.json)
             try Sender.finish(accepted)

@@ -146,11 +146,12 @@ struct SendReport: Codable {
 enum Sender {
     static func header(
         kind: MessageKind, to: [Address], patient: NHSNumber? = nil, priority: Priority? = nil,
-        labels: [DataCategory]? = nil, correlation: String? = nil, key: String?, breakGlass: String? = nil
+        labels: [DataCategory]? = nil, correlation: String? = nil, key: String?, breakGlass: String? = nil,
+        purpose: ConsentPurpose? = nil
     ) -> SendHeader {
         SendHeader(
             key: key ?? UUID().uuidString.lowercased(), kind: kind, to: to, patient: patient, priority: priority,
-            labels: labels, correlation: correlation, breakGlass: breakGlass)
+            labels: labels, correlation: correlation, breakGlass: breakGlass, purpose: purpose)
     }
 
     /// Sends, then prints what happened for each recipient. The caller ends with `finish`,
