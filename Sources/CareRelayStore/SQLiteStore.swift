@@ -334,21 +334,7 @@ public final class SQLiteStore: MessageStore {
 
     // MARK: Messages and referrals
 
-    public func message(id: String) throws -> StoredMessage? {
-        try db.read { db in try Self.message(id: id, db) }
-    }
-
-    public func tracking(id: String) throws -> Tracking? {
-        try db.read { db in try Self.tracking(id: id, db) }
-    }
-
-    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
-        try db.read { db in try Self.history(for: person, kind: kind, limit: limit, db) }
-    }
-
-    public func referrals(to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int) throws -> [ReferralEntry] {
-        try db.read { db in try Self.referrals(to: teams, orPerson: person, statuses: statuses, limit: limit, db) }
-    }
+    var records: DatabaseQueue { db }
 
     // The lookups, for the broker's connection and for a reader's (`StoreInspector`).
 

@@ -74,21 +74,7 @@ public final class StoreInspector: StoreStatisticsReader, StoreReader {
         try db.read { db in try SQLiteStore.audit(filter, db) }
     }
 
-    public func message(id: String) throws -> StoredMessage? {
-        try db.read { db in try SQLiteStore.message(id: id, db) }
-    }
-
-    public func tracking(id: String) throws -> Tracking? {
-        try db.read { db in try SQLiteStore.tracking(id: id, db) }
-    }
-
-    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
-        try db.read { db in try SQLiteStore.history(for: person, kind: kind, limit: limit, db) }
-    }
-
-    public func referrals(to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int) throws -> [ReferralEntry] {
-        try db.read { db in try SQLiteStore.referrals(to: teams, orPerson: person, statuses: statuses, limit: limit, db) }
-    }
+    var records: DatabaseQueue { db }
 
     /// Reads the chain through a cursor, beside the broker's own connection (WAL lets a
     /// reader and the writer work at once).
@@ -110,3 +96,30 @@ public final class StoreInspector: StoreStatisticsReader, StoreReader {
         try copy.close()
     }
 }
+
+/// The lookups the broker's store and a reader beside it answer alike, each on its own
+/// connection (`records`).
+protocol SQLiteRecords: MessageRecords {
+    var records: DatabaseQueue { get }
+}
+
+extension SQLiteRecords {
+    public func message(id: String) throws -> StoredMessage? {
+        try records.read { db in try SQLiteStore.message(id: id, db) }
+    }
+
+    public func tracking(id: String) throws -> Tracking? {
+        try records.read { db in try SQLiteStore.tracking(id: id, db) }
+    }
+
+    public func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {
+        try records.read { db in try SQLiteStore.history(for: person, kind: kind, limit: limit, db) }
+    }
+
+    public func referrals(to teams: [TeamID], orPerson person: PersonID, statuses: Set<ReferralStatus>, limit: Int) throws -> [ReferralEntry] {
+        try records.read { db in try SQLiteStore.referrals(to: teams, orPerson: person, statuses: statuses, limit: limit, db) }
+    }
+}
+
+extension SQLiteStore: SQLiteRecords {}
+extension StoreInspector: SQLiteRecords {}

@@ -36,6 +36,12 @@ struct DirectoryCommand: ParsableCommand {
         return "\(seconds / 60) min"
     }
 
+    /// Whether `search` (any case) is in the id or the name; true without one.
+    static func matches(_ search: String?, id: String, name: String) -> Bool {
+        guard let search else { return true }
+        return id.localizedCaseInsensitiveContains(search) || name.localizedCaseInsensitiveContains(search)
+    }
+
     static func open(_ team: DirectoryListing.Team) -> String {
         switch team.openNow {
         case true?: "open"
@@ -55,9 +61,7 @@ struct DirectoryCommand: ParsableCommand {
         func run() throws {
             var teams = try DirectoryCommand.listing(globals).teams
             if let locality { teams.removeAll { $0.locality.rawValue != locality } }
-            if let search {
-                teams.removeAll { !$0.id.rawValue.localizedCaseInsensitiveContains(search) && !$0.name.localizedCaseInsensitiveContains(search) }
-            }
+            teams.removeAll { !DirectoryCommand.matches(search, id: $0.id.rawValue, name: $0.name) }
             if globals.json { Console.json(teams); return }
             guard !teams.isEmpty else {
                 Console.out("No teams match.")
@@ -87,9 +91,7 @@ struct DirectoryCommand: ParsableCommand {
             var people = try DirectoryCommand.listing(globals).people
             if let team { people.removeAll { !$0.teams.contains(TeamID(team)) } }
             if let role { people.removeAll { !$0.roles.map(\.rawValue).contains(role) } }
-            if let search {
-                people.removeAll { !$0.id.rawValue.localizedCaseInsensitiveContains(search) && !$0.name.localizedCaseInsensitiveContains(search) }
-            }
+            people.removeAll { !DirectoryCommand.matches(search, id: $0.id.rawValue, name: $0.name) }
             if globals.json { Console.json(people); return }
             guard !people.isEmpty else {
                 Console.out("No people match.")
