@@ -74,7 +74,8 @@ extension BrokerCore {
         }
 
         var links: [CareTeamMember] = []
-        var recipients = [record.referrer] + teamMembers
+        // Told of each step: the referrer, the team, its co-ordinator and whoever holds it.
+        var recipients = [record.referrer] + teamMembers + [team?.coordinator, record.owner].compactMap { $0 }
         switch event.change {
         case .accepted:
             record.owner = actor.id
