@@ -412,6 +412,31 @@ import ZeroMQ
         #expect(result.stderr.contains("withheld from carer.ellis"), "\(result)")
     }
 
+    @Test func breakingGlassIsConfirmedFirstThenDeliversAndIsAudited() throws {
+        let system = try CareSystem()
+        try system.start()
+        let nurse = try system.cli("nurse.ali")
+        #expect(try nurse.run(["careteam", "link", "--patient", ellisNHS, "--member", "team:west.nursing"]).status == 0)
+        let plan = try Fixtures.carePlan(version: 1, wellbeingText: "Two calls a day.", in: nurse.workingDirectory)
+        let share = ["careplan", "share", "--file", plan, "--to", "person:gp.khan", "--break-glass", "Collapsed at home; the GP needs her plan now"]
+        // Not at a terminal and not confirmed: nothing goes.
+        let unconfirmed = try nurse.run(share)
+        #expect(unconfirmed.status == 64 && unconfirmed.stderr.contains("needs confirming"), "\(unconfirmed)")
+        #expect(unconfirmed.stderr.contains("goes into the audit trail"), "the warning says what happens: \(unconfirmed)")
+        #expect(try nurse.run(["careplan", "versions", "--patient", ellisNHS]).stdout.contains("No care plans"), "nothing was sent")
+
+        // Dr Khan is not in Mrs Ellis's care team: without the override the plan is withheld from him.
+        let overridden = try nurse.run(share + ["--yes"])
+        #expect(overridden.status == 0, "\(overridden)")
+        #expect(overridden.stdout.contains("gp.khan") && overridden.stdout.contains("deliver"), "\(overridden)")
+        #expect(overridden.stdout.contains("Emergency override"), "\(overridden)")
+        let id = try #require(capture(#"version 1: ([0-9a-z-]+)\n"#, in: overridden.stdout) ?? sentID(overridden), "\(overridden)")
+        let audit = try system.cli("admin.it").run(["audit", "query", "--message", id, "--json"])
+        #expect(audit.stdout.contains("\"override\"") && audit.stdout.contains("Collapsed at home"), "audited with the reason: \(audit)")
+        let stray = try nurse.run(["careplan", "versions", "--patient", ellisNHS, "--yes"])
+        #expect(stray.status == 64, "--yes alone is not an option of this command: \(stray)")
+    }
+
     // MARK: Care plans
 
     @Test func carePlanVersionsAndDiff() throws {

@@ -36,6 +36,7 @@ struct CarePlanCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Recipient address; repeat.", valueName: "address")) var to: [String] = []
         @Option(help: "Idempotency key.") var key: String?
         @Option(help: "Why it is shared: direct-care (the default), care-coordination or carer-support.") var purpose: String?
+        @OptionGroup(title: "Emergency override") var breakGlass: BreakGlassOptions
 
         func run() throws {
             guard !to.isEmpty else { throw Failure.usage("say who receives the plan with --to (e.g. --to careteam:NHS-NUMBER)") }
@@ -50,10 +51,13 @@ struct CarePlanCommand: ParsableCommand {
             guard case .carePlanShare(let plan) = try Input.validate(kind: .carePlanShare, bytes, source: file) else {
                 throw Failure(Exit.software, "the file did not read back as a care plan")
             }
+            let override = try breakGlass.confirmed()
             let client = try globals.connect()
-            let header = Sender.header(kind: .carePlanShare, to: addresses, patient: plan.patient, key: key, purpose: purpose)
+            let header = Sender.header(
+                kind: .carePlanShare, to: addresses, patient: plan.patient, key: key, breakGlass: override, purpose: purpose)
             let accepted = try Sender.send(
                 client, header, body: bytes, what: "Shared care plan \(plan.plan) version \(plan.version)", json: globals.json)
+            if override != nil, !globals.json { BreakGlassOptions.accepted() }
             try Sender.finish(accepted)
         }
     }

@@ -74,6 +74,7 @@ struct ReferralCommand: ParsableCommand {
         @Flag(inversion: .prefixedNo, help: "Whether the patient knows of and agrees to the referral (say which).")
         var patientAgreed: Bool?
         @OptionGroup(title: "The patient's details, for first contact") var details: PatientDetailsOptions
+        @OptionGroup(title: "Emergency override") var breakGlass: BreakGlassOptions
         @Option(help: ArgumentHelp("A referral body (JSON, or YAML by extension); options override its fields.", valueName: "path"))
         var file: String?
         @Option(help: ArgumentHelp("Idempotency key: sending again with the same key never creates a second referral.", valueName: "key"))
@@ -120,6 +121,7 @@ struct ReferralCommand: ParsableCommand {
                 }
             }
 
+            let override = try breakGlass.confirmed()
             let client = try globals.connect()
             if body["requester"] == nil, let welcome = client.welcome {
                 let role = welcome.roles.first { $0.isRegisteredProfessional } ?? welcome.roles.first
@@ -132,9 +134,11 @@ struct ReferralCommand: ParsableCommand {
             guard case .referral(let referral) = try Input.validate(kind: .referral, bytes, source: file ?? "referral") else {
                 throw Failure(Exit.software, "the body did not read back as a referral")
             }
-            let header = Sender.header(kind: .referral, to: addresses, patient: subject, priority: referral.priority, key: key)
+            let header = Sender.header(
+                kind: .referral, to: addresses, patient: subject, priority: referral.priority, key: key, breakGlass: override)
             let accepted = try Sender.send(client, header, body: bytes, what: "Referral sent", json: globals.json)
             if !globals.json {
+                if override != nil { BreakGlassOptions.accepted() }
                 Console.out("Track it with: carerelay referral track \(accepted.id)")
             }
             try Sender.finish(accepted)
