@@ -248,7 +248,7 @@ public struct Bridge: Sendable {
             let plans = try plans(carer: carer, patient: patient)
             var entry: [String: Any] = ["nhs": patient.digits, "nhsSpaced": Display.nhs(patient)]
             if let latest = plans.last {
-                entry["heading"] = latest.plan.title
+                entry["heading"] = Self.heading(latest.plan)
                 entry["latest"] =
                     "Care plan version \(latest.plan.version), shared \(Display.when(latest.header.sentAt, timeZone: configuration.timeZone))."
             } else {
@@ -334,7 +334,7 @@ public struct Bridge: Sendable {
         let after = try store.messages(for: carer, patient: patient).last?.seq ?? 0
         var page: [String: Any] = [
             "nhs": patient.digits, "nhsSpaced": Display.nhs(patient), "after": after,
-            "heading": shown?.plan.title ?? "Person with NHS number \(Display.nhs(patient))", "liveHint": true,
+            "heading": shown.map { Self.heading($0.plan) } ?? "Person with NHS number \(Display.nhs(patient))", "liveHint": true,
         ]
         if let shown {
             page["plan"] = planContext(shown, directory: directory)
@@ -390,14 +390,14 @@ public struct Bridge: Sendable {
         return Recipient(coordinator: coordinator, coordinatorName: directory?.name(of: coordinator) ?? coordinator.rawValue, team: team)
     }
 
+    /// The person by name, from the plan's structured `patientName`; never guessed from its title.
     func patientName(carer: PersonID, patient: NHSNumber) throws -> String {
-        // Plans name the person in their title ("Living well at home: Margaret Ellis"); use
-        // the part after the colon when there is one.
-        if let title = try plans(carer: carer, patient: patient).last?.plan.title, let colon = title.lastIndex(of: ":") {
-            let name = title[title.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            if !name.isEmpty { return name }
-        }
-        return "the person you care for"
+        try plans(carer: carer, patient: patient).last?.plan.patientName?.plain ?? "the person you care for"
+    }
+
+    /// "Margaret Ellis: Living well at home", or the plan's title alone when it names no one.
+    static func heading(_ plan: CarePlanShare) -> String {
+        plan.patientName.map { "\($0.plain): \(plan.title)" } ?? plan.title
     }
 
     func checkInForm(

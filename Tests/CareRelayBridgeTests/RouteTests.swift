@@ -277,7 +277,7 @@ import Testing
             _ = try await visitor.signIn(code)
             let page = try await visitor.get("/people/9434765919")
             #expect(page.status == .ok)
-            #expect(page.text.contains("Living well at home: Margaret Ellis"))
+            #expect(page.text.contains("Margaret Ellis: Living well at home"), "the name from the plan's patientName")
             #expect(page.text.contains("Version 3, shared by Priya Patel"))
             #expect(page.text.contains("Daily living"))
             #expect(!page.text.contains("Mood and memory"), "a section the carer may not see is simply absent")
@@ -317,6 +317,25 @@ import Testing
 }
 
 @Suite struct CheckInTests {
+    @Test func thePersonIsNamedFromThePlansPatientNameNeverFromItsTitle() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        let plan = try fixture.planDelivery(version: 2) { plan in
+            plan["title"] = "Falls: prevention"
+            plan.removeValue(forKey: "patientName")
+        }
+        try fixture.store.storeDelivery(plan.header, body: plan.body, now: fixture.clock.now())
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let form = try await visitor.get("/people/9434765919/check-in")
+            #expect(form.text.contains("How is the person you care for today?"), "\(form.text)")
+            #expect(!form.text.contains("prevention today"))
+            let page = try await visitor.get("/people/9434765919")
+            #expect(page.text.contains("Falls: prevention"), "the title is the plan's, shown as it is")
+        }
+    }
+
     @Test func anEmptyFormShowsEveryProblemNextToItsField() async throws {
         let fixture = try RouteFixture()
         let code = try fixture.invite()

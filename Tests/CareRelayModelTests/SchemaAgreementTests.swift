@@ -57,6 +57,7 @@ import Testing
         #expect(try properties(plan) == names(CarePlanShare.CodingKeys.self))
         #expect(try properties(plan, ["properties", "period"]) == names(CarePlanShare.Period.CodingKeys.self))
         #expect(try properties(plan, ["$defs", "section"]) == names(CarePlanShare.Section.CodingKeys.self))
+        #expect(try properties(plan, ["$defs", "humanName"]) == names(PatientDetails.Name.CodingKeys.self))
         #expect(try properties(plan, ["$defs", "activity"]) == names(CarePlanShare.Activity.CodingKeys.self))
 
         let checkIn = try schema(.carerCheckIn)

@@ -129,6 +129,9 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
     public var intent: Intent
     /// FHIR `CarePlan.subject`: the patient's NHS number. Must agree with the envelope.
     public var patient: NHSNumber
+    /// The patient's name (FHIR HumanName), so a reader is told whose plan it is by name
+    /// rather than from its title.
+    public var patientName: PatientDetails.Name?
     public var title: String
     public var description: String?
     public var period: Period
@@ -147,7 +150,7 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
 
     public init(
         plan: String, version: Int, status: Status = .active, intent: Intent = .plan, patient: NHSNumber,
-        title: String, description: String? = nil, period: Period, author: PersonID, team: TeamID? = nil,
+        patientName: PatientDetails.Name? = nil, title: String, description: String? = nil, period: Period, author: PersonID, team: TeamID? = nil,
         careCoordinator: PersonID? = nil, created: Timestamp, sections: [Section], changeSummary: String,
         sectionsWithheld: Int? = nil
     ) {
@@ -156,6 +159,7 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
         self.status = status
         self.intent = intent
         self.patient = patient
+        self.patientName = patientName
         self.title = title
         self.description = description
         self.period = period
@@ -169,7 +173,7 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case plan, version, status, intent, patient, title, description, period, author, team, careCoordinator
+        case plan, version, status, intent, patient, patientName, title, description, period, author, team, careCoordinator
         case created, sections, changeSummary, sectionsWithheld
     }
 
@@ -182,6 +186,7 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
         status = try c.choice(.status)
         intent = try c.choice(.intent)
         patient = try c.nhsNumber(.patient)
+        patientName = try c.decodeIfPresent(PatientDetails.Name.self, forKey: .patientName)
         title = try c.text(.title, max: Limits.short)
         description = try c.textIfPresent(.description)
         period = try c.decode(Period.self, forKey: .period)

@@ -19,6 +19,8 @@ public struct PatientDetails: Hashable, Sendable, Codable {
 
         /// As a person is addressed: "Mrs Margaret Ellis".
         public var text: String { ([prefix].compactMap { $0 } + given + [family]).joined(separator: " ") }
+        /// As family and friends say it: "Margaret Ellis".
+        public var plain: String { (given + [family]).joined(separator: " ") }
 
         enum CodingKeys: String, CodingKey, CaseIterable { case prefix, given, family }
 
