@@ -289,11 +289,16 @@ public struct Bridge: Sendable {
         problem("Page not found", "There is nothing here for you. If you think there should be, ask your care co-ordinator.", status: .notFound)
     }
 
+    /// Who does an activity, by name: the plan's own `display`, else the directory's name,
+    /// else the role in words. A carer is never shown a directory id.
     func performer(_ reference: PerformerReference?, directory: DirectoryListing?) -> String? {
         guard let reference else { return nil }
-        if let person = reference.person { return directory?.name(of: person) ?? person.rawValue }
-        if let team = reference.team { return directory?.team(team)?.name ?? team.rawValue }
-        return reference.role.map { $0.rawValue.replacingOccurrences(of: "-", with: " ") }
+        if let display = reference.display { return display }
+        if let name = reference.person.flatMap({ directory?.name(of: $0) }) ?? reference.team.flatMap({ directory?.team($0)?.name }) {
+            return name
+        }
+        if let role = reference.role { return role.rawValue.replacingOccurrences(of: "-", with: " ") }
+        return reference.team != nil ? "another service" : "someone from the care team"
     }
 
     func planContext(_ version: PlanVersion, directory: DirectoryListing?) -> [String: Any] {

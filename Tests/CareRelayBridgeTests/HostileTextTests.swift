@@ -89,6 +89,8 @@ import Testing
         let hostile = Self.hostile
         let edit: (inout [String: Any]) -> Void = { plan in
             plan["title"] = "Living well at home: \(hostile)"
+            // The name the check-in pages speak of comes from here.
+            plan["patientName"] = ["given": [hostile], "family": hostile]
             plan["description"] = hostile
             var sections = plan["sections"] as? [[String: Any]] ?? []
             for i in sections.indices {

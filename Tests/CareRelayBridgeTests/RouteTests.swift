@@ -336,6 +336,29 @@ import Testing
         }
     }
 
+    @Test func peopleAndServicesOnThePlanAreNamedNeverGivenByDirectoryId() async throws {
+        let fixture = try RouteFixture()
+        let code = try fixture.invite()
+        // One performer with the name the plan gives it, one with nothing but an id outside the directory.
+        let plan = try fixture.planDelivery(version: 2) { plan in
+            guard var sections = plan["sections"] as? [[String: Any]], var activities = sections[0]["activities"] as? [[String: Any]],
+                activities.count >= 2
+            else { return }
+            activities[1]["performer"] = ["team": "sunderland-night-sitters"]
+            sections[0]["activities"] = activities
+            plan["sections"] = sections
+        }
+        try fixture.store.storeDelivery(plan.header, body: plan.body, now: fixture.clock.now())
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(code)
+            let page = try await visitor.get("/people/9434765919")
+            #expect(page.text.contains("Sunderland Home Care"), "the plan's own name for the service")
+            #expect(page.text.contains("another service"))
+            #expect(!page.text.contains("sunderland-home-care") && !page.text.contains("sunderland-night-sitters") && !page.text.contains("pharm.ng"))
+        }
+    }
+
     @Test func anEmptyFormShowsEveryProblemNextToItsField() async throws {
         let fixture = try RouteFixture()
         let code = try fixture.invite()

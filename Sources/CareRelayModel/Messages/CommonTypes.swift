@@ -164,25 +164,30 @@ public struct Coding: Hashable, Sendable, Codable {
     }
 }
 
-/// Who does something: a person, a team, a role, or a combination (at least one).
+/// Who does something: a person, a team, a role, or a combination (at least one), with the
+/// name people know them by (FHIR `Reference.display`) for those outside the directory.
 public struct PerformerReference: Hashable, Sendable, Codable {
     public var person: PersonID?
     public var team: TeamID?
     public var role: Role?
+    /// "Sunderland Home Care", "Li Ng, community pharmacist".
+    public var display: String?
 
-    public init(person: PersonID? = nil, team: TeamID? = nil, role: Role? = nil) {
+    public init(person: PersonID? = nil, team: TeamID? = nil, role: Role? = nil, display: String? = nil) {
         self.person = person
         self.team = team
         self.role = role
+        self.display = display
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case person, team, role }
+    enum CodingKeys: String, CodingKey, CaseIterable { case person, team, role, display }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         person = try c.identifierIfPresent(.person)
         team = try c.identifierIfPresent(.team)
         role = try c.choiceIfPresent(.role)
+        display = try c.textIfPresent(.display, max: Limits.short)
         if person == nil && team == nil && role == nil {
             throw decoder.fail("name at least one of person, team or role")
         }
