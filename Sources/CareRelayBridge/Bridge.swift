@@ -479,8 +479,9 @@ public struct Bridge: Sendable {
             "sentAt": Display.when(moment, timeZone: configuration.timeZone),
         ]
         if body.urgency == .urgent {
-            let hours = recipient.team?.hours.flatMap(ServiceHours.init)
-            let open = hours?.isOpen(at: moment, timeZone: configuration.timeZone) ?? false
+            // Hours that do not read count as closed: that errs towards the fallback contacts.
+            let hours = recipient.team?.hours.flatMap { try? ServiceHours(parsing: $0) }
+            let open = hours?.isOpen(at: moment, in: configuration.timeZone) ?? false
             if open {
                 page["urgentOpen"] = true
             } else {

@@ -97,7 +97,7 @@ enum Templates {
           <p><strong>What changed:</strong> {{changeSummary}}</p>
           {{#sections}}
           <section class="plan-section" aria-labelledby="section-{{id}}">
-            <h3 id="section-{{id}}">{{title}}{{#contingency}} <span class="tag">If things change</span>{{/contingency}}</h3>
+            <h3 id="section-{{id}}">{{title}}</h3>{{#contingency}}<p><span class="tag">If things change</span></p>{{/contingency}}
             <p>{{text}}</p>
             {{#hasActivities}}
             <ul>

@@ -1,13 +1,15 @@
 import Foundation
 
 /// When a team answers, as its directory entry writes it: `mon-fri 08:30-17:00`, several spans
-/// separated by commas (`mon-fri 08:00-18:00, sat 09:00-12:00`), or `24/7`. Times are the
-/// site's local time (`ServiceHours.siteTimeZone`, UK time with its summer change); a span may
-/// not cross midnight.
+/// separated by commas (`mon-fri 08:00-18:00, sat 09:00-12:00`), days joined with `+`
+/// (`mon+wed 09:00-13:00`), a range across the weekend (`fri-mon`), or `24/7` (`always`), in
+/// any case. Times are the site's local time (`ServiceHours.siteTimeZone`, UK time with its
+/// summer change); a span may not cross midnight (`24:00` ends a day). The broker checks a
+/// directory's hours with this, and the carer bridge says with it whether a team is open.
 public struct ServiceHours: Sendable, Hashable, CustomStringConvertible {
     public struct Span: Sendable, Hashable {
         /// Days, 1 = Monday ... 7 = Sunday.
-        public var days: ClosedRange<Int>
+        public var days: Set<Int>
         /// Minutes after midnight: opens at `from`, closes at `to`.
         public var from: Int
         public var to: Int
@@ -22,25 +24,33 @@ public struct ServiceHours: Sendable, Hashable, CustomStringConvertible {
     /// The time zone service hours and the intake's clock are read in.
     public static let siteTimeZone = TimeZone(identifier: "Europe/London") ?? .gmt
 
-    static let dayNames = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    static let dayNames = ["mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7]
 
     public init(parsing text: String) throws(ParseError) {
         self.text = text
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if trimmed == "24/7" {
+        let lower = text.lowercased().trimmingCharacters(in: .whitespaces)
+        if lower == "24/7" || lower == "always" {
             spans = []
             return
         }
         var spans: [Span] = []
-        for part in trimmed.split(separator: ",") {
+        for part in lower.split(separator: ",") {
             let words = part.split(separator: " ")
             guard words.count == 2 else { throw ParseError(text: text) }
-            let dayRange = words[0].split(separator: "-", omittingEmptySubsequences: false).map { Self.dayNames.firstIndex(of: String($0)) }
+            var days = Set<Int>()
+            for group in words[0].split(separator: "+", omittingEmptySubsequences: false) {
+                let ends = group.split(separator: "-", omittingEmptySubsequences: false).map { Self.dayNames[String($0)] }
+                guard (1...2).contains(ends.count), let first = ends.first ?? nil, let last = ends.last ?? nil else { throw ParseError(text: text) }
+                var day = first
+                while true {  // a range may run across the weekend: fri-mon
+                    days.insert(day)
+                    if day == last { break }
+                    day = day % 7 + 1
+                }
+            }
             let times = words[1].split(separator: "-", omittingEmptySubsequences: false).map { Self.minutes(String($0)) }
-            guard (1...2).contains(dayRange.count), let first = dayRange.first ?? nil, let last = dayRange.last ?? nil, first <= last,
-                times.count == 2, let from = times[0], let to = times[1], from < to
-            else { throw ParseError(text: text) }
-            spans.append(Span(days: (first + 1)...(last + 1), from: from, to: to))
+            guard times.count == 2, let from = times[0], let to = times[1], from < to else { throw ParseError(text: text) }
+            spans.append(Span(days: days, from: from, to: to))
         }
         guard !spans.isEmpty else { throw ParseError(text: text) }
         self.spans = spans
@@ -53,10 +63,10 @@ public struct ServiceHours: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// "08:30" as 510; nil unless HH:MM with 00-24 hours (24:00 is the end of the day).
+    /// "08:30" (or "8:30") as 510; nil unless a time of day, 24:00 being the end of the day.
     private static func minutes(_ text: String) -> Int? {
-        let parts = text.split(separator: ":")
-        guard parts.count == 2, parts[0].count == 2, parts[1].count == 2, let h = Int(parts[0]), let m = Int(parts[1]),
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, (1...2).contains(parts[0].count), parts[1].count == 2, let h = Int(parts[0]), let m = Int(parts[1]),
             (0...59).contains(m), (0...23).contains(h) || (h == 24 && m == 0)
         else { return nil }
         return h * 60 + m

@@ -278,6 +278,8 @@ import Testing
             let page = try await visitor.get("/people/9434765919")
             #expect(page.status == .ok)
             #expect(page.text.contains("Margaret Ellis: Living well at home"), "the name from the plan's patientName")
+            // A heading is read aloud as it looks: the "If things change" tag is not part of it.
+            #expect(page.text.contains(#"<h3 id="section-contingency">If things go wrong</h3>"#), "\(page.text)")
             #expect(page.text.contains("Version 3, shared by Priya Patel"))
             #expect(page.text.contains("Daily living"))
             #expect(!page.text.contains("Mood and memory"), "a section the carer may not see is simply absent")
@@ -480,16 +482,16 @@ import Testing
 
 @Suite struct UnitTests {
     @Test func serviceHours() throws {
-        let hours = try #require(ServiceHours("mon-fri 08:00-18:00"))
+        let hours = try ServiceHours(parsing: "mon-fri 08:00-18:00")
         let london = TimeZone(identifier: "Europe/London")!
         let f = ISO8601DateFormatter()
-        #expect(hours.isOpen(at: f.date(from: "2026-11-25T10:00:00Z")!, timeZone: london))
-        #expect(!hours.isOpen(at: f.date(from: "2026-11-25T18:30:00Z")!, timeZone: london))
-        #expect(!hours.isOpen(at: f.date(from: "2026-11-28T10:00:00Z")!, timeZone: london), "Saturday")
+        #expect(hours.isOpen(at: f.date(from: "2026-11-25T10:00:00Z")!, in: london))
+        #expect(!hours.isOpen(at: f.date(from: "2026-11-25T18:30:00Z")!, in: london))
+        #expect(!hours.isOpen(at: f.date(from: "2026-11-28T10:00:00Z")!, in: london), "Saturday")
         // British Summer Time: 07:30 UTC is 08:30 in London.
-        #expect(hours.isOpen(at: f.date(from: "2026-07-01T07:30:00Z")!, timeZone: london))
-        #expect(ServiceHours("whenever") == nil)
-        #expect(try #require(ServiceHours("24/7")).isOpen(at: Date(), timeZone: london))
+        #expect(hours.isOpen(at: f.date(from: "2026-07-01T07:30:00Z")!, in: london))
+        #expect(throws: ServiceHours.ParseError.self) { try ServiceHours(parsing: "whenever") }
+        #expect(try ServiceHours(parsing: "24/7").isOpen(at: Date(), in: london))
     }
 
     @Test func theSignInLimiterForgetsTheLeastRecentlyTriedFirst() {

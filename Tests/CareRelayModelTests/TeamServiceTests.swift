@@ -33,8 +33,17 @@ import Testing
         #expect(try ServiceHours(parsing: "24/7").isOpen(at: at("2026-12-25 03:00")))
     }
 
+    @Test func daysJoinedOrAcrossTheWeekendAndTimesAsPeopleWriteThem() throws {
+        let weekend = try ServiceHours(parsing: "Fri-Mon 8:00-17:00")
+        #expect(weekend.isOpen(at: at("2026-12-06 09:00")), "a Sunday, inside fri-mon")
+        #expect(!weekend.isOpen(at: at("2026-12-02 09:00")), "a Wednesday")
+        let joined = try ServiceHours(parsing: "mon+wed 09:00-13:00")
+        #expect(joined.isOpen(at: at("2026-12-02 12:59")) && !joined.isOpen(at: at("2026-12-01 10:00")))
+        #expect(try ServiceHours(parsing: "always").spans.isEmpty)
+    }
+
     @Test(arguments: [
-        "", "weekdays", "mon-fri", "fri-mon 08:00-17:00", "mon-fri 17:00-08:00", "mon-fri 8:00-17:00", "mon-fri 08:00-25:00", "mon-fri 08:00",
+        "", "weekdays", "mon-fri", "mon-fri 17:00-08:00", "mon-fri 8:0-17:00", "mon-fri 08:00-25:00", "mon-fri 08:00", "mon+ 08:00-17:00",
     ])
     func hoursThatDoNotRead(_ text: String) {
         #expect(throws: ServiceHours.ParseError.self) { try ServiceHours(parsing: text) }
