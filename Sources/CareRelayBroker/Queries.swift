@@ -100,7 +100,12 @@ extension BrokerCore {
             let statuses = request.statuses ?? WorklistQuery.openStatuses
             return .besideTheLoop { reader in
                 let entries = try reader.referrals(to: teams, orPerson: person.id, statuses: statuses, limit: WorklistQuery.limits.upperBound)
-                return .decide { core in .now(try core.json(try core.worklist(entries, request, person: person))) }
+                // Bodies are decoded here, beside the loop; the loop only decides who sees what.
+                let read = entries.compactMap { entry -> (ReferralEntry, ReferralBody)? in
+                    guard case .referral(let body)? = try? MessageBody.decode(kind: .referral, json: entry.message.body) else { return nil }
+                    return (entry, body)
+                }
+                return .decide { core in .now(try core.json(try core.worklist(read, request, person: person))) }
             }
         case .directory:
             let listing = DirectoryListing(directory.directory, defaultTargets: configuration.responseTargets, now: configuration.clock())
@@ -254,17 +259,17 @@ extension BrokerCore {
 
     /// The entries read beside the loop, as the asker may see them: the access policy decides
     /// each line; the filters and the order are the worklist's.
-    private func worklist(_ entries: [ReferralEntry], _ request: WorklistQuery, person: Directory.Person) throws -> WorklistQuery.Answer {
+    private func worklist(
+        _ entries: [(entry: ReferralEntry, body: ReferralBody)], _ request: WorklistQuery, person: Directory.Person
+    ) throws -> WorklistQuery.Answer {
         let now = configuration.clock()
         var lines: [WorklistLine] = []
-        for entry in entries {
+        for (entry, body) in entries {
             let record = entry.record
             let towardsPatient = try record.patient.map { try standing(of: person, toward: $0) }
             let withheld = entry.ownDecision == "withheld" || entry.ownState == "withheld"
             let none = AccessPolicy.Standing(relationships: [], objected: false)
-            guard consent.access.mayList(referral: withheld, standing: towardsPatient ?? none) == .allow,
-                case .referral(let body)? = try? MessageBody.decode(kind: .referral, json: entry.message.body)
-            else { continue }
+            guard consent.access.mayList(referral: withheld, standing: towardsPatient ?? none) == .allow else { continue }
             let line = WorklistLine(
                 id: record.messageID, priority: body.priority, status: record.status, team: record.team, owner: record.owner,
                 referrer: record.referrer, referrerName: directory.person(record.referrer)?.name, patient: record.patient,
