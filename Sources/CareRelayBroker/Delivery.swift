@@ -178,12 +178,8 @@ extension BrokerCore {
     private func redact(_ body: MessageBody?, removing: Set<String>) -> [UInt8]? {
         switch body {
         case .carePlanShare(let plan):
-            var copy = plan.removingSections { removing.contains($0.id) }
-            // The change summary is free text about the whole plan and may describe what a
-            // removed section says ("referred to talking therapies"): a redacted copy gets a
-            // neutral one instead.
-            copy.changeSummary = "Version \(plan.version) of this plan. Some sections are not shared with you."
-            return copy.encode()
+            // The copy's change summary is made from the kept sections' own notes.
+            return plan.removingSections { removing.contains($0.id) }.encode()
         case .mdtAgenda(var agenda):
             // Items are named by position (see agendaPartID), so redact by position.
             agenda.items = agenda.items.enumerated().map { index, entry in

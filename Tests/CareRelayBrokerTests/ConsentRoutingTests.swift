@@ -56,6 +56,11 @@ import Testing
         // Nor does the free-text change summary give the removed section away.
         #expect(!String(decoding: redacted.body, as: UTF8.self).contains("talking therapies"))
         #expect(String(decoding: whole.body, as: UTF8.self).contains("talking therapies"))
+        // It says instead what changed in the sections she sees, from their own notes.
+        let summary = try #require(try jsonObject(redacted.body)["changeSummary"] as? String)
+        #expect(summary.contains("Daily living: Evening call added"))
+        #expect(summary.contains("Medication: Alendronic acid stopped"))
+        #expect(!summary.contains("Mood"))
 
         let carer = try system.client("carer.ellis")
         #expect(try carer.nextDelivery(timeout: .milliseconds(500)) == nil)

@@ -218,6 +218,29 @@ import Testing
         try empty.validate()
     }
 
+    @Test func aRedactedPlanSaysWhatChangedInTheSectionsItKeeps() throws {
+        var plan = try load(CarePlanShare.self, "careplan.share/valid-home-plan-with-mental-health-section.json")
+        let withoutMood = { (section: CarePlanShare.Section) in section.id == "mood" }
+        #expect(
+            plan.removingSections(where: withoutMood).changeSummary
+                == "Changes in the sections shared with you: Daily living: Evening call added; "
+                + "Medication: Alendronic acid stopped (swallowing problems). Some sections are not shared with you.")
+        // Only the mood section changed: the others say nothing changed in them.
+        for index in plan.sections.indices where plan.sections[index].id != "mood" { plan.sections[index].changeNote = nil }
+        #expect(
+            plan.removingSections(where: withoutMood).changeSummary
+                == "Version 3: nothing changed in the sections shared with you. Some sections are not shared with you.")
+        // A plan without notes cannot say what changed where.
+        for index in plan.sections.indices { plan.sections[index].changeNote = nil }
+        #expect(
+            plan.removingSections(where: withoutMood).changeSummary
+                == "Version 3 of this plan. Some sections are not shared with you.")
+        plan.version = 1
+        #expect(plan.removingSections(where: withoutMood).changeSummary == "First version. Some sections are not shared with you.")
+        // A whole copy keeps the author's summary.
+        #expect(plan.removingSections { _ in false }.changeSummary == plan.changeSummary)
+    }
+
     @Test func aPlanWithNoSectionsAndNoRedactionIsRefused() throws {
         var plan = try load(CarePlanShare.self, "careplan.share/valid-first-version-open-period.json")
         plan.sections = []

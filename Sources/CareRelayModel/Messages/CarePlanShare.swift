@@ -1,3 +1,5 @@
+import Foundation
+
 /// A version of a patient's care plan (`kind: careplan.share`), shared with the GP, community
 /// teams, specialists, and the patient or carer. Field names follow FHIR R4 `CarePlan`.
 ///
@@ -93,10 +95,14 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
         public var activities: [Activity]?
         /// At least one label; `general` for nothing sensitive.
         public var labels: [DataCategory]
+        /// What changed in this section in this version ("Morning call moved to 09:00"). Unlike
+        /// the plan's `changeSummary` it travels with the section, so a copy that leaves other
+        /// sections out can still say what changed in the ones it keeps.
+        public var changeNote: String?
 
         public init(
             id: String, kind: SectionKind? = nil, title: String, text: String,
-            activities: [Activity]? = nil, labels: [DataCategory]
+            activities: [Activity]? = nil, labels: [DataCategory], changeNote: String? = nil
         ) {
             self.id = id
             self.kind = kind
@@ -104,9 +110,10 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
             self.text = text
             self.activities = activities
             self.labels = labels
+            self.changeNote = changeNote
         }
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case id, kind, title, text, activities, labels }
+        enum CodingKeys: String, CodingKey, CaseIterable { case id, kind, title, text, activities, labels, changeNote }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
@@ -118,6 +125,7 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
             text = try c.text(.text)
             activities = try c.listIfPresent(.activities, count: 0...50)
             labels = try c.labels(.labels, count: 1...20)
+            changeNote = try c.textIfPresent(.changeNote, max: 1000)
         }
     }
 
@@ -211,11 +219,35 @@ public struct CarePlanShare: MessageBodyContent, Hashable {
 
     /// A copy without the sections matching `shouldRemove`, counting them in
     /// `sectionsWithheld` so the reader knows the plan is partial.
+    ///
+    /// The plan's `changeSummary` is free text about the whole plan and may describe what a
+    /// removed section says ("referred to talking therapies"), so a copy that leaves anything
+    /// out says instead what changed in the sections it keeps, from their own change notes.
     public func removingSections(where shouldRemove: (Section) throws -> Bool) rethrows -> CarePlanShare {
         var copy = self
         copy.sections = try sections.filter { try !shouldRemove($0) }
         let removed = sections.count - copy.sections.count
-        if removed > 0 { copy.sectionsWithheld = (sectionsWithheld ?? 0) + removed }
+        guard removed > 0 else { return copy }
+        copy.sectionsWithheld = (sectionsWithheld ?? 0) + removed
+        copy.changeSummary = changeSummary(keeping: copy.sections)
         return copy
+    }
+
+    /// The change summary of a copy that keeps only `kept`.
+    private func changeSummary(keeping kept: [Section]) -> String {
+        let notSharedNote = "Some sections are not shared with you."
+        if version == 1 { return "First version. \(notSharedNote)" }
+        let notes = kept.compactMap { section in
+            section.changeNote.map { "\(section.title): \($0.trimmingCharacters(in: CharacterSet(charactersIn: ". ")))" }
+        }
+        if !notes.isEmpty {
+            return "Changes in the sections shared with you: \(notes.joined(separator: "; ")). \(notSharedNote)"
+        }
+        // A plan whose author notes changes per section changed none of these; one that does not
+        // (the earlier shape) cannot say, so the copy says only that it is partial.
+        let notesChanges = sections.contains { $0.changeNote != nil }
+        return notesChanges
+            ? "Version \(version): nothing changed in the sections shared with you. \(notSharedNote)"
+            : "Version \(version) of this plan. \(notSharedNote)"
     }
 }
