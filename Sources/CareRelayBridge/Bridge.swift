@@ -279,6 +279,14 @@ public struct Bridge: Sendable {
         return byVersion.values.sorted { $0.plan.version < $1.plan.version }
     }
 
+    /// What the broker took back from this carer about this patient, oldest first.
+    func revocations(carer: PersonID, patient: NHSNumber) throws -> [(BrokerNotice, DeliverHeader)] {
+        try store.messages(for: carer, patient: patient, kind: .notice).compactMap { message in
+            guard let notice = try? BrokerNotice.decode(json: message.body), notice.notice == .revoked else { return nil }
+            return (notice, message.header)
+        }
+    }
+
     /// The patient in the path, if this carer may look at them here.
     func patient(_ context: BridgeContext, carer: PersonID) throws -> NHSNumber? {
         guard let text = context.parameters.get("nhs"), let number = try? NHSNumber(validating: text) else { return nil }
@@ -320,7 +328,7 @@ public struct Bridge: Sendable {
         var context: [String: Any] = [
             "title": plan.title, "version": plan.version, "changeSummary": plan.changeSummary, "period": period,
             "sharedBy": version.header.fromName, "sharedOn": Display.when(version.header.sentAt, timeZone: configuration.timeZone),
-            "sections": sections,
+            "sections": sections, "message": version.header.id,
         ]
         if let description = plan.description { context["description"] = description }
         return context
@@ -344,11 +352,11 @@ public struct Bridge: Sendable {
         if let shown {
             page["plan"] = planContext(shown, directory: directory)
             page["viewingOld"] = shown.plan.version != versions.last?.plan.version
-            let contacts: [[String: Any]] = shown.plan.sections.flatMap { $0.activities ?? [] }
-                .filter { Self.upcoming.contains($0.status) }
-                .map { activity in
+            let contacts: [[String: Any]] = shown.plan.sections.flatMap { section in (section.activities ?? []).map { (section.id, $0) } }
+                .filter { Self.upcoming.contains($0.1.status) }
+                .map { section, activity in
                     var entry: [String: Any] = [
-                        "description": activity.description,
+                        "description": activity.description, "section": section,
                         "status": activity.status.rawValue.replacingOccurrences(of: "-", with: " "),
                     ]
                     if let schedule = activity.schedule { entry["schedule"] = schedule }
@@ -360,12 +368,15 @@ public struct Bridge: Sendable {
         }
         let history: [[String: Any]] = versions.reversed().map { version in
             [
-                "nhs": patient.digits, "version": version.plan.version, "changeSummary": version.plan.changeSummary,
+                "nhs": patient.digits, "version": version.plan.version, "changeSummary": version.plan.changeSummary, "message": version.header.id,
                 "sharedOn": Display.when(version.header.sentAt, timeZone: configuration.timeZone),
                 "current": version.plan.version == shown?.plan.version,
             ]
         }
         page["history"] = history
+        page["revocations"] = try revocations(carer: carer, patient: patient).map { notice, header in
+            ["text": notice.text, "on": Display.when(header.sentAt, timeZone: configuration.timeZone)]
+        }
         page["hasHistory"] = versions.count > 1
         let sent = try store.checkInCount(carer: carer, patient: patient)
         if sent > 0 { page["checkInText"] = "You have sent \(sent) check-in\(sent == 1 ? "" : "s") about this person." }
@@ -500,7 +511,11 @@ public struct Bridge: Sendable {
     func liveFragment(_ header: DeliverHeader, body: [UInt8], patient: NHSNumber) -> String {
         var context: [String: Any] = [:]
         let time = Display.when(header.sentAt, timeZone: configuration.timeZone)
-        if header.kind == .carePlanShare, let plan = try? CarePlanShare.decode(json: body) {
+        if header.kind == .notice, let notice = try? BrokerNotice.decode(json: body), notice.notice == .revoked {
+            context["heading"] = notice.parts == nil ? "Taken back: no longer shared with you" : "Part taken back: no longer shared with you"
+            context["detail"] = notice.text
+            context["revokes"] = notice.parts.map { $0.map { "\(notice.message)/\($0)" }.joined(separator: " ") } ?? notice.message
+        } else if header.kind == .carePlanShare, let plan = try? CarePlanShare.decode(json: body) {
             context["heading"] = "New care plan: version \(plan.version)"
             context["detail"] = "\(header.fromName) shared it on \(time). What changed: \(plan.changeSummary)"
             context["link"] = "/people/\(patient.digits)"

@@ -191,6 +191,25 @@ public final class BridgeStore: Sendable {
         }
     }
 
+    /// Takes back a copy the broker revoked (CRP.md section 10.5): deleted whole, or kept
+    /// without the care plan sections named. A copy whose parts cannot be read is deleted whole
+    /// rather than kept with what may be the revoked part.
+    public func revoke(message id: String, recipient: PersonID, parts: [String]?) throws {
+        try db.write { db in
+            let key: StatementArguments = [id, recipient.rawValue]
+            if let parts,
+                let body = try Data.fetchOne(db, sql: "SELECT body FROM delivered WHERE id = ? AND recipient = ?", arguments: key),
+                let plan = try? CarePlanShare.decode(json: [UInt8](body))
+            {
+                let kept = plan.removingSections { parts.contains($0.id) }
+                try db.execute(
+                    sql: "UPDATE delivered SET body = ? WHERE id = ? AND recipient = ?", arguments: [Data(kept.encode()), id, recipient.rawValue])
+            } else {
+                try db.execute(sql: "DELETE FROM delivered WHERE id = ? AND recipient = ?", arguments: key)
+            }
+        }
+    }
+
     public struct StoredMessage: Sendable {
         public let seq: Int64
         public let header: DeliverHeader

@@ -46,6 +46,11 @@ public final class DeliveryIntake: Sendable {
     @discardableResult
     public func store(_ delivery: Delivery) throws -> Int64? {
         let header = delivery.header
+        if header.kind == .notice, let notice = try? BrokerNotice.decode(json: delivery.body), notice.notice == .revoked {
+            // Taken back before the notice is kept, so a page never shows both.
+            try bridgeStore.revoke(message: notice.message, recipient: header.recipient, parts: notice.parts)
+            logger.info("copy revoked", metadata: ["message": "\(notice.message)", "carer": "\(header.recipient)"])
+        }
         if header.recipient == gatewayID {
             // Addressed to the bridge itself: invitations (and broker notices, which are only logged).
             switch header.kind {

@@ -89,14 +89,16 @@ enum Templates {
         <p><a class="button" href="/people/{{nhs}}/check-in">Check in: tell the team how things are</a></p>
         <div id="updates" class="updates" aria-live="polite" data-events="/people/{{nhs}}/events?after={{after}}"></div>
         {{#viewingOld}}<div class="notice"><p>You are looking at version {{plan.version}}, not the latest. <a href="/people/{{nhs}}">Show the latest version</a>.</p></div>{{/viewingOld}}
+        {{#revocations}}<div class="notice"><p><strong>Taken back on {{on}}:</strong> {{text}}</p></div>{{/revocations}}
         {{#plan}}
+        <div data-message="{{message}}">
         <section aria-labelledby="plan-title">
           <h2 id="plan-title">Care plan: {{title}}</h2>
           <p class="meta">Version {{version}}, shared by {{sharedBy}} on {{sharedOn}}.{{#period}} It covers {{period}}.{{/period}}</p>
           {{#description}}<p>{{description}}</p>{{/description}}
           <p><strong>What changed:</strong> {{changeSummary}}</p>
           {{#sections}}
-          <section class="plan-section" aria-labelledby="section-{{id}}">
+          <section class="plan-section" data-part="{{message}}/{{id}}" aria-labelledby="section-{{id}}">
             <h3 id="section-{{id}}">{{title}}</h3>{{#contingency}}<p><span class="tag">If things change</span></p>{{/contingency}}
             <p>{{text}}</p>
             {{#hasActivities}}
@@ -111,11 +113,12 @@ enum Templates {
           <h2 id="contacts-title">Upcoming contacts</h2>
           {{#hasContacts}}
           <ul class="contacts">
-          {{#contacts}}<li><strong>{{description}}</strong>{{#schedule}}<br>When: {{schedule}}{{/schedule}}{{#who}}<br>Who: {{who}}{{/who}}<br>Status: {{status}}</li>{{/contacts}}
+          {{#contacts}}<li data-part="{{message}}/{{section}}"><strong>{{description}}</strong>{{#schedule}}<br>When: {{schedule}}{{/schedule}}{{#who}}<br>Who: {{who}}{{/who}}<br>Status: {{status}}</li>{{/contacts}}
           </ul>
           {{/hasContacts}}
           {{^hasContacts}}<p>No visits or calls are planned in this version.</p>{{/hasContacts}}
         </section>
+        </div>
         {{/plan}}
         {{^plan}}
         <p>No care plan has been shared with you for this person yet. When one is, it will appear here{{#liveHint}} without reloading the page{{/liveHint}}.</p>
@@ -124,7 +127,7 @@ enum Templates {
         <section aria-labelledby="history-title">
           <h2 id="history-title">Earlier versions</h2>
           <ul class="history">
-          {{#history}}<li>{{#current}}Version {{version}} (shown above){{/current}}{{^current}}<a href="/people/{{nhs}}?version={{version}}">Version {{version}}</a>{{/current}}, {{sharedOn}}: {{changeSummary}}</li>{{/history}}
+          {{#history}}<li data-message="{{message}}">{{#current}}Version {{version}} (shown above){{/current}}{{^current}}<a href="/people/{{nhs}}?version={{version}}">Version {{version}}</a>{{/current}}, {{sharedOn}}: {{changeSummary}}</li>{{/history}}
           </ul>
         </section>
         {{/hasHistory}}
@@ -235,7 +238,7 @@ enum Templates {
 
     /// One live update, appended by the script into the page's live region.
     static let liveUpdate = """
-        <div class="notice live-update" role="status"><h2>{{heading}}</h2><p>{{detail}}</p>{{#link}}<p><a href="{{link}}">{{linkText}}</a></p>{{/link}}</div>
+        <div class="notice live-update" role="status"{{#revokes}} data-revokes="{{revokes}}"{{/revokes}}><h2>{{heading}}</h2><p>{{detail}}</p>{{#link}}<p><a href="{{link}}">{{linkText}}</a></p>{{/link}}</div>
         """
 
     static let css = """
@@ -286,7 +289,8 @@ enum Templates {
         @media (max-width:30rem){html{font-size:112.5%}h1{font-size:1.5rem}}
         """
 
-    /// Live updates: appends each server-rendered (already escaped) update to the live region.
+    /// Live updates: appends each server-rendered (already escaped) update to the live region,
+    /// and removes from the page what a revocation takes back.
     static let script = """
         (function () {
           var region = document.getElementById('updates');
@@ -294,6 +298,16 @@ enum Templates {
           var source = new EventSource(region.getAttribute('data-events'));
           source.addEventListener('update', function (event) {
             region.insertAdjacentHTML('beforeend', event.data);
+            // A revocation names what it takes back (a message, or message/section): it
+            // leaves the page at once, as it has left the bridge's store.
+            var added = region.lastElementChild;
+            var revokes = added && added.getAttribute('data-revokes');
+            if (!revokes) return;
+            revokes.split(' ').forEach(function (key) {
+              document.querySelectorAll('[data-message="' + key + '"], [data-part="' + key + '"]').forEach(function (element) {
+                element.remove();
+              });
+            });
           });
         })();
         """

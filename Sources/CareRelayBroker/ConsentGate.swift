@@ -49,12 +49,18 @@ struct ConsentGate {
     /// `adding`: directives not yet in the registry that the decision must count (those a
     /// message records about itself).
     func decide(_ subject: Subject, for recipient: ConsentRecipient, now: Date, adding: [ConsentDirective] = []) -> ConsentDecision {
+        guard !adding.isEmpty else { return decide(subject, for: recipient, now: now, under: registry) }
+        return decide(subject, for: recipient, now: now, under: WithAdded(registry: registry, added: adding))
+    }
+
+    /// The decision under another set of directives: the registry as a consent change would
+    /// leave it, to see what that change takes back.
+    func decide(_ subject: Subject, for recipient: ConsentRecipient, now: Date, under directives: some ConsentDirectiveSource) -> ConsentDecision {
         let request = ConsentRequest(
             now: now, kind: subject.kind, purpose: subject.purpose,
             originatingTeam: subject.originatingTeam, locality: subject.locality, parts: subject.parts,
             breakGlass: subject.breakGlass)
-        guard !adding.isEmpty else { return engine.decide(request, for: recipient, directives: registry) }
-        return engine.decide(request, for: recipient, directives: WithAdded(registry: registry, added: adding))
+        return engine.decide(request, for: recipient, directives: directives)
     }
 
     /// The registry with a few directives more, without copying it.

@@ -127,34 +127,26 @@ extension BrokerCore {
         var action = AuditEntry.Action.deliver
         var redacted: [String]?
         var override: Bool?
-        // Only plans and agendas have parts decided one by one; other kinds are decided whole
-        // from the envelope, so their bodies need not be parsed again.
-        let decoded = item.kind == .carePlanShare || item.kind == .mdtAgenda ? try? MessageBody.decode(kind: item.kind, json: item.body) : nil
-        if item.kind != .consent, let sender = directory.person(item.sender) ?? systemSender(item.sender) {
-            let subject = consentSubject(kind: item.kind, header: envelope, body: decoded, sender: sender)
-            if !subject.parts.isEmpty {
-                guard
-                    let who = try? consentRecipient(
-                        recipient, patients: Set(subject.parts.map(\.patient)),
-                        addressedTeams: envelope.to.addressedTeams, addressedPeople: envelope.to.addressedPeople,
-                        isReferral: item.kind == .referral || item.kind == .referralEvent)
-                else {
-                    return .notYet
-                }
-                let verdict = consent.decide(subject, for: who, now: now)
-                rule = verdict.ruleID
-                override = verdict.override ? true : nil
-                if verdict.override { action = .override }
-                switch verdict.outcome {
-                case .withhold:
-                    return .withhold(rule: verdict.ruleID, reason: verdict.reason)
-                case .deliver:
-                    break
-                case .deliverRedacted(let removing):
-                    redacted = removing
-                    action = .redact
-                    body = redact(decoded, removing: Set(removing)) ?? body
-                }
+        let decoded = Self.partsDecidedOneByOne(item.kind) ? try? MessageBody.decode(kind: item.kind, json: item.body) : nil
+        let decision: ConsentDecision?
+        do {
+            decision = try consentDecision(for: item, envelope: envelope, body: decoded, to: recipient, now: now)
+        } catch {
+            return .notYet
+        }
+        if let verdict = decision {
+            rule = verdict.ruleID
+            override = verdict.override ? true : nil
+            if verdict.override { action = .override }
+            switch verdict.outcome {
+            case .withhold:
+                return .withhold(rule: verdict.ruleID, reason: verdict.reason)
+            case .deliver:
+                break
+            case .deliverRedacted(let removing):
+                redacted = removing
+                action = .redact
+                body = redact(decoded, removing: Set(removing)) ?? body
             }
         }
         let header = DeliverHeader(
@@ -163,6 +155,29 @@ extension BrokerCore {
             correlation: envelope.correlation, sentAt: ISO8601DateFormatter.careRelay.string(from: item.acceptedAt),
             redacted: redacted, override: override, topic: item.topic, attempt: attempt)
         return .send(header, body, rule: rule, action: action)
+    }
+
+    /// Only plans and agendas have parts decided one by one; other kinds are decided whole
+    /// from the envelope, so their bodies need not be parsed again.
+    static func partsDecidedOneByOne(_ kind: MessageKind) -> Bool { kind == .carePlanShare || kind == .mdtAgenda }
+
+    /// What consent decides now for one recipient's copy of a stored message, under the
+    /// registry as it stands or under `registry`. Nil when there is nothing to decide: a
+    /// consent record, the broker's own notice (it says only that something happened, to the
+    /// people who must hear it), a message about nobody. Throws when care teams cannot be read.
+    func consentDecision(
+        for item: MailItem, envelope: Envelope, body decoded: MessageBody?, to recipient: Directory.Person, now: Date,
+        registry: ConsentRegistry? = nil
+    ) throws -> ConsentDecision? {
+        guard item.kind != .consent, item.kind != .notice, let sender = directory.person(item.sender) ?? systemSender(item.sender)
+        else { return nil }
+        let subject = consentSubject(kind: item.kind, header: envelope, body: decoded, sender: sender)
+        guard !subject.parts.isEmpty else { return nil }
+        let who = try consentRecipient(
+            recipient, patients: Set(subject.parts.map(\.patient)), addressedTeams: envelope.to.addressedTeams,
+            addressedPeople: envelope.to.addressedPeople, isReferral: item.kind == .referral || item.kind == .referralEvent)
+        if let registry { return consent.decide(subject, for: who, now: now, under: registry) }
+        return consent.decide(subject, for: who, now: now)
     }
 
     /// The broker itself sends escalation and override notices; it is not in the directory.

@@ -27,7 +27,8 @@ struct RoutedSend {
     /// declining, ...) confirms the actor's own copy of it, so tracking shows it received.
     var confirmsOwnCopy: [String] = []
     /// Messages stored with this one, in the same transaction: the consent a referral's
-    /// patient agreement records (`PatientAgreement`).
+    /// patient agreement records (`PatientAgreement`), the revocations a consent change calls
+    /// for (`Revocations`).
     var companions: [NewMessage] = []
 
     /// This message and its companions, as the store takes them.
@@ -211,7 +212,8 @@ extension BrokerCore {
     /// A message just stored: its recipients are woken and what follows from it is done.
     private func stored(_ item: RoutedSend, seq: Int64, now: Date) {
         recentEnvelopes.remember(item.envelope, for: seq)
-        for delivery in item.message.deliveries where delivery.decision != .withheld {
+        // The companions' recipients too: those a revocation notice is for.
+        for delivery in item.messages.flatMap(\.deliveries) where delivery.decision != .withheld {
             sessions.wake(delivery.recipient)
         }
         metrics.accepted(item.message.kind)
@@ -338,6 +340,9 @@ extension BrokerCore {
             outcomes: mayListRecipients(to: header.to, sender: actor) ? decisions.deliveries.map { Self.outcome(for: $0) } : [],
             overrideNotices: decisions.overrideNotices)
         if let agreement { routed.companions.append(agreement.message) }
+        if case .consent(let change) = content.body {
+            routed.companions += try revocations(after: change, recordedIn: id, by: actor, now: now)
+        }
         if case .referralEvent(let event) = content.body { routed.confirmsOwnCopy = [event.referral] }
         return .routed(routed)
     }

@@ -512,6 +512,23 @@ public final class PostgresStore: MessageStore {
         }
     }
 
+    public func deliveredCopies(about patient: NHSNumber) throws -> [MailItem] {
+        let rows = try run(
+            """
+            SELECT m.seq, m.id, m.kind, m.sender, m.envelope, m.patient, m.body, m.accepted_at, d.recipient, d.topic
+            FROM message m JOIN delivery d ON d.message_seq = m.seq
+            WHERE m.patient = \(patient.digits) AND d.delivered_at IS NOT NULL AND d.state IN ('pending', 'confirmed')
+            ORDER BY m.seq, d.recipient
+            """)
+        return try rows.compactMap { row in
+            let (seq, id, kind, sender, envelope, patient, body, acceptedAt, recipient, topic) =
+                try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double, String, String?).self)
+            return MailItem(
+                seq: seq, id: id, kind: kind, sender: sender, envelope: Array(envelope.readableBytesView), patient: patient,
+                body: Array(body.readableBytesView), acceptedAt: acceptedAt, recipient: PersonID(recipient), topic: topic)
+        }
+    }
+
     public func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64] {
         guard !ids.isEmpty else { return [] }
         return try transaction {

@@ -59,6 +59,9 @@ public protocol MessageLog: MessageRecords {
         at now: Date) throws
     /// Marks deliveries confirmed; returns the sequences that were pending.
     func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64]
+    /// Every copy of a message about `patient` that went out to its recipient (confirmed or
+    /// not), one item per copy, oldest first: what a change of consent may have to revoke.
+    func deliveredCopies(about patient: NHSNumber) throws -> [MailItem]
 }
 
 /// Referrals as records: their status, who took them, and their response targets. They change

@@ -310,6 +310,26 @@ public final class SQLiteStore: MessageStore {
         auditHead = head
     }
 
+    public func deliveredCopies(about patient: NHSNumber) throws -> [MailItem] {
+        try db.read { db in
+            try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT m.seq, m.id, m.kind, m.sender, m.envelope, m.patient, m.body, m.accepted_at, d.recipient, d.topic
+                        FROM message m JOIN delivery d ON d.message_seq = m.seq
+                        WHERE m.patient = ? AND d.delivered_at IS NOT NULL AND d.state IN ('pending', 'confirmed')
+                        ORDER BY m.seq, d.recipient
+                        """), arguments: [patient.digits]
+            ).compactMap { row in
+                MailItem(
+                    seq: row["seq"], id: row["id"], kind: row["kind"], sender: row["sender"], envelope: [UInt8](row["envelope"] as Data),
+                    patient: row["patient"], body: [UInt8](row["body"] as Data), acceptedAt: row["accepted_at"],
+                    recipient: PersonID(row["recipient"]),
+                    topic: row["topic"])
+            }
+        }
+    }
+
     /// Marks deliveries confirmed by their recipient. Returns the sequence numbers confirmed;
     /// ids the recipient does not have pending are ignored (a repeated confirm is harmless).
     public func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64] {

@@ -113,6 +113,83 @@ import Testing
         #expect(audit.contains { $0.entry.action == .withhold && $0.entry.decision == "deliver:withheld" })
     }
 
+    @Test func aWithdrawalOrObjectionTakesBackCopiesAlreadyDelivered() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali")
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "cd-carer", actor: ["role": "relationship", "reference": "carer"], categories: ["general", "social-care", "medication"]))
+        let gp = try system.client("gp.khan", receive: false)
+        let plan = try gp.send(
+            .carePlanShare, to: [.person("carer.ellis"), .person("sw.okafor"), .person("nurse.ali")], patient: ellis,
+            body: try Bodies.carePlan())
+        let carer = try system.client("carer.ellis")
+        let social = try system.client("sw.okafor")
+        #expect(try carer.expectDelivery().header.redacted == ["mood"])
+        #expect(try social.expectDelivery().header.redacted == ["mood"])
+        #expect(try nurse.expectDelivery().header.redacted == ["mood"])
+        // Both copies are recorded as received before the patient changes her mind.
+        let deadline = ContinuousClock.now + .seconds(15)
+        var states: [String] = []
+        repeat {
+            states = try gp.query("track", ["id": plan.id], as: Tracking.self).recipients.map(\.state)
+        } while states.contains("pending") && ContinuousClock.now < deadline
+        #expect(states == ["confirmed", "confirmed", "confirmed"])
+
+        // She objects to social care seeing her medication: the social worker's copy loses
+        // that section, and only that.
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(
+                id: "cd-no-meds", type: "deny", actor: ["role": "person", "reference": "sw.okafor"], categories: ["medication"],
+                action: "object"))
+        let partly = try social.expectDelivery()
+        #expect(partly.header.kind == .notice)
+        #expect(partly.header.correlation == plan.id)
+        let partNotice = try BrokerNotice.decode(json: partly.body)
+        #expect(partNotice.notice == .revoked)
+        #expect(partNotice.message == plan.id)
+        #expect(partNotice.parts == ["medication"])
+        #expect(partNotice.by == "nurse.ali")
+        #expect(partNotice.text.hasPrefix("The section 'Medication' of care plan 'Living well at home' version 3, shared with you on "))
+        #expect(partNotice.text.contains(", is taken back: the patient's consent no longer covers you seeing it."))
+        #expect(!partNotice.text.contains("cd-no-meds"), "the notice never discloses the directive")
+        // Her copy, asked for again, comes without the section.
+        let again = try social.query("message", ["id": plan.id], as: MessageView.self)
+        #expect(again.header?.redacted?.contains("medication") == true)
+
+        // She withdraws her consent for her carer: the carer's whole copy is taken back.
+        let formatter = ISO8601DateFormatter()
+        let withdrawal = try Bodies.json([
+            "action": "withdraw", "patient": ellis.digits, "dateTime": formatter.string(from: Date()),
+            "performer": ["person": "nurse.ali", "role": "community-nurse"], "withdraws": "cd-carer",
+            "reason": "Mrs Ellis asked that her daughter-in-law no longer receives updates",
+        ])
+        let withdrawn = try nurse.send(.consent, to: [], key: "withdraw-cd-carer", body: withdrawal)
+        let whole = try carer.expectDelivery()
+        let wholeNotice = try BrokerNotice.decode(json: whole.body)
+        #expect(wholeNotice.notice == .revoked)
+        #expect(wholeNotice.message == plan.id)
+        #expect(wholeNotice.parts == nil)
+        #expect(wholeNotice.text.hasPrefix("Care plan 'Living well at home' version 3, shared with you on "))
+        // A resend of the same withdrawal is a duplicate: no second notice.
+        #expect(try nurse.send(.consent, to: [], key: "withdraw-cd-carer", body: withdrawal).duplicate)
+        #expect(try carer.nextDelivery(timeout: .milliseconds(500)) == nil)
+        // Nobody else lost anything: the nurse and the social worker hear nothing more.
+        #expect(try nurse.nextDelivery(timeout: .milliseconds(200)) == nil)
+        #expect(try social.nextDelivery(timeout: .milliseconds(200)) == nil)
+
+        // Each revocation is an audit line on the plan, naming the change that caused it.
+        let coordinator = try system.client("coord.patel", receive: false)
+        let revoked = try coordinator.query(AuditFilter(message: plan.id)).filter { $0.entry.action == .revoke }.map(\.entry)
+        #expect(revoked.count == 2)
+        #expect(revoked.contains { $0.recipient == "sw.okafor" && $0.decision == "revoked-parts" && $0.detail?.contains("parts medication") == true })
+        #expect(revoked.contains { $0.recipient == "carer.ellis" && $0.decision == "revoked" && $0.detail?.contains(withdrawn.id) == true })
+    }
+
     @Test func anMDTItemWithoutPermissionReachesAttendeesAsItemWithheld() throws {
         let system = try CareSystem()
         try system.start()

@@ -4,6 +4,8 @@ import Foundation
 public struct AuditEntry: Sendable, Equatable, Codable {
     public enum Action: String, Sendable, Codable {
         case accept, deliver, redact, withhold, override, reject, confirm, escalate, consent, careTeam = "care-team"
+        /// A copy already delivered, taken back because consent no longer covers it.
+        case revoke
     }
     public var at: Date
     public var actor: String
