@@ -110,8 +110,11 @@ struct Watch: ParsableCommand {
             return "consent \(c.action) for \(c.patient.formatted)"
         case .carerInvite(let invite):
             return "carer invitation for \(invite.carer) from \(invite.issuedBy)"
-        case .notice:
-            return "broker notice: \(Format.oneLine(String(decoding: delivery.body, as: UTF8.self), max: 100))"
+        case .notice(let n):
+            switch n.notice {
+            case .revoked: return "REVOKED \(n.message): \(Format.oneLine(n.text))"
+            case .emergencyOverride: return "emergency override notice: \(Format.oneLine(n.text))"
+            }
         }
     }
 }
@@ -131,13 +134,15 @@ struct AuditCommand: ParsableCommand {
     struct QueryCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "query",
-            abstract: "Audit rows: every accept, deliver, redact, withhold and override, with the rule that decided.",
+            abstract: "Audit rows: every accept, deliver, redact, withhold, override and revocation, with the rule that decided.",
             discussion: "Example:\n  carerelay audit query --patient 9434765919 --limit 50")
         @OptionGroup var globals: Globals
         @Option(help: "Only rows about this patient.") var patient: String?
         @Option(help: "Only rows by or for this person.") var person: String?
         @Option(help: "Only rows about this message id.") var message: String?
         @Option(help: "At most this many rows (1-5000).") var limit = 200
+        @Option(help: "Only rows with this action (accept, deliver, redact, withhold, override, revoke, ...), of those the broker returned.")
+        var action: String?
 
         func run() throws {
             let filter = AuditFilter(
@@ -145,8 +150,13 @@ struct AuditCommand: ParsableCommand {
                 person: try person.map { try Input.person($0, option: "--person").rawValue },
                 message: message, limit: limit)
             guard AuditFilter.limits.contains(limit) else { throw Failure.usage("--limit must be between 1 and 5000") }
+            let wanted = try action.map { action in
+                guard let wanted = AuditEntry.Action(rawValue: action) else { throw Failure.usage("--action '\(action)' is not an audit action") }
+                return wanted
+            }
             let client = try globals.connect()
-            let rows = try brokerCall { () throws(ClientError) in try client.query(filter) }
+            var rows = try brokerCall { () throws(ClientError) in try client.query(filter) }
+            if let wanted { rows = rows.filter { $0.entry.action == wanted } }
             if globals.json { Console.json(rows); return }
             if rows.isEmpty { Console.out("No audit rows match."); return }
             Console.table(
