@@ -117,6 +117,7 @@ public struct Bridge: Sendable {
         router.get("/people/:nhs") { request, context in try await personPage(request, context: context) }
         router.get("/people/:nhs/check-in") { request, context in try await checkInPage(request, context: context) }
         router.post("/people/:nhs/check-in") { request, context in try await checkIn(request, context: context) }
+        router.get("/people/:nhs/check-ins") { request, context in try await checkInsPage(request, context: context) }
         router.get("/people/:nhs/events") { request, context in try await events(request, context: context) }
         return router
     }
@@ -484,7 +485,7 @@ public struct Bridge: Sendable {
         }
         try store.recordCheckIn(
             key: key, carer: carer, patient: patient, message: accepted.id, recipient: "person:\(recipient.coordinator)",
-            urgency: body.urgency.rawValue, now: moment)
+            urgency: body.urgency.rawValue, body: body.encode(), now: moment)
         var page: [String: Any] = [
             "nhs": patient.digits, "name": name, "coordinatorName": recipient.coordinatorName,
             "sentAt": Display.when(moment, timeZone: configuration.timeZone),
@@ -506,6 +507,43 @@ public struct Bridge: Sendable {
         return .html(renderer.page("checkInSent", title: "Check-in sent", page, csrf: signed.session.csrf))
     }
 
+    /// The carer's past check-ins about this person, each with who read it (the
+    /// acknowledgements the broker delivered to her) and their note.
+    func checkInsPage(_ request: Request, context: BridgeContext) async throws -> Response {
+        guard let signed = try signedIn(request) else { return .redirect("/sign-in") }
+        let carer = signed.session.carer
+        guard let patient = try patient(context, carer: carer) else { return notYours }
+        let name = try patientName(carer: carer, patient: patient)
+        var readers: [String: [[String: Any]]] = [:]
+        for message in try store.messages(for: carer, patient: patient, kind: .checkInAcknowledgement) {
+            guard let acknowledgement = try? CheckInAcknowledgement.decode(json: message.body) else { continue }
+            var reader: [String: Any] = [
+                "name": message.header.fromName, "at": Display.when(acknowledgement.at.date ?? Date(), timeZone: configuration.timeZone),
+            ]
+            if let note = acknowledgement.note { reader["note"] = note }
+            readers[acknowledgement.checkIn, default: []].append(reader)
+        }
+        let checkIns: [[String: Any]] = try store.checkIns(carer: carer, patient: patient).map { sent in
+            var entry: [String: Any] = [
+                "message": sent.message, "sentAt": Display.when(sent.sentAt, timeZone: configuration.timeZone),
+                "readers": readers[sent.message] ?? [], "hasReaders": readers[sent.message] != nil, "name": name,
+            ]
+            if let body = sent.body {
+                entry["hasBody"] = true
+                entry["urgency"] = ["routine": "", "soon": "you asked for a reply soon", "urgent": "you marked it urgent"][body.urgency.rawValue]
+                entry["patientScore"] = body.patientWellbeing.score
+                entry["patientText"] = body.patientWellbeing.text
+                entry["carerScore"] = body.carerWellbeing.wellbeing
+                entry["strain"] = body.carerWellbeing.strain
+                if let text = body.carerWellbeing.text { entry["carerText"] = text }
+                if let concerns = body.concerns { entry["concerns"] = concerns }
+            }
+            return entry
+        }
+        let page: [String: Any] = ["nhs": patient.digits, "name": name, "checkIns": checkIns, "hasCheckIns": !checkIns.isEmpty]
+        return .html(renderer.page("checkIns", title: "Your check-ins", page, csrf: signed.session.csrf))
+    }
+
     // MARK: Live updates
 
     func liveFragment(_ header: DeliverHeader, body: [UInt8], patient: NHSNumber) -> String {
@@ -515,6 +553,11 @@ public struct Bridge: Sendable {
             context["heading"] = notice.parts == nil ? "Taken back: no longer shared with you" : "Part taken back: no longer shared with you"
             context["detail"] = notice.text
             context["revokes"] = notice.parts.map { $0.map { "\(notice.message)/\($0)" }.joined(separator: " ") } ?? notice.message
+        } else if header.kind == .checkInAcknowledgement, let acknowledgement = try? CheckInAcknowledgement.decode(json: body) {
+            context["heading"] = "\(header.fromName) read your check-in"
+            context["detail"] = "Read on \(time).\(acknowledgement.note.map { " Their note: \($0)" } ?? "")"
+            context["link"] = "/people/\(patient.digits)/check-ins"
+            context["linkText"] = "See your check-ins"
         } else if header.kind == .carePlanShare, let plan = try? CarePlanShare.decode(json: body) {
             context["heading"] = "New care plan: version \(plan.version)"
             context["detail"] = "\(header.fromName) shared it on \(time). What changed: \(plan.changeSummary)"

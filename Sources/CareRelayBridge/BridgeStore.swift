@@ -73,6 +73,10 @@ public final class BridgeStore: Sendable {
                     );
                     """)
         }
+        // What the carer wrote, so she can read her past check-ins again (older rows have none).
+        migrator.registerMigration("v2-checkin-body") { db in
+            try db.execute(sql: "ALTER TABLE checkin ADD COLUMN body BLOB")
+        }
         return migrator
     }
 
@@ -260,13 +264,34 @@ public final class BridgeStore: Sendable {
 
     public func recordCheckIn(
         key: String, carer: PersonID, patient: NHSNumber, message: String, recipient: String,
-        urgency: String, now: Date
+        urgency: String, body: [UInt8], now: Date
     ) throws {
         try db.write { db in
             try db.execute(
                 sql: """
-                    INSERT OR IGNORE INTO checkin (key, carer, patient, message, recipient, urgency, sentAt) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [key, carer.rawValue, patient.digits, message, recipient, urgency, now.timeIntervalSince1970])
+                    INSERT OR IGNORE INTO checkin (key, carer, patient, message, recipient, urgency, sentAt, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [key, carer.rawValue, patient.digits, message, recipient, urgency, now.timeIntervalSince1970, Data(body)])
+        }
+    }
+
+    public struct SentCheckIn: Sendable {
+        /// The broker's message id.
+        public let message: String
+        public let sentAt: Date
+        /// What she wrote; nil for a check-in kept before the bridge kept bodies.
+        public let body: CarerCheckIn?
+    }
+
+    /// A carer's check-ins about a patient, newest first.
+    public func checkIns(carer: PersonID, patient: NHSNumber) throws -> [SentCheckIn] {
+        try db.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT message, sentAt, body FROM checkin WHERE carer = ? AND patient = ? ORDER BY sentAt DESC",
+                arguments: [carer.rawValue, patient.digits]
+            ).map { row in
+                let body = (row["body"] as Data?).flatMap { try? CarerCheckIn.decode(json: [UInt8]($0)) }
+                return SentCheckIn(message: row["message"], sentAt: Date(timeIntervalSince1970: row["sentAt"]), body: body)
+            }
         }
     }
 

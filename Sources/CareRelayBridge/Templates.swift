@@ -3,7 +3,7 @@
 enum Templates {
     static let all: [String: String] = [
         "layout": layout, "signIn": signIn, "home": home, "person": person, "checkIn": checkIn,
-        "checkInSent": checkInSent, "problem": problem, "liveUpdate": liveUpdate,
+        "checkInSent": checkInSent, "checkIns": checkIns, "problem": problem, "liveUpdate": liveUpdate,
     ]
 
     static let layout = """
@@ -131,7 +131,7 @@ enum Templates {
           </ul>
         </section>
         {{/hasHistory}}
-        {{#checkInText}}<p class="meta">{{checkInText}}</p>{{/checkInText}}
+        {{#checkInText}}<p class="meta">{{checkInText}} <a href="/people/{{nhs}}/check-ins">See your check-ins and who has read them</a>.</p>{{/checkInText}}
         """
 
     static let checkIn = """
@@ -228,6 +228,27 @@ enum Templates {
         {{/closed}}
         {{#urgentOpen}}<p>You marked this as urgent. The team is open now and will get back to you as soon as they can. If things get worse, call 999 in an emergency.</p>{{/urgentOpen}}
         <p><a href="/people/{{nhs}}">Back to the care plan</a></p>
+        """
+
+    /// The carer's own check-ins, newest first, each with who read it.
+    static let checkIns = """
+        <p><a href="/people/{{nhs}}">Back to the care plan</a></p>
+        <h1>Your check-ins about {{name}}</h1>
+        {{^hasCheckIns}}<p>You have not sent a check-in about {{name}} yet.</p>{{/hasCheckIns}}
+        {{#checkIns}}
+        <section class="checkin" aria-labelledby="checkin-{{message}}">
+          <h2 id="checkin-{{message}}">{{sentAt}}{{#urgency}}: {{urgency}}{{/urgency}}</h2>
+          {{#hasBody}}
+          <dl>
+            <dt>How {{name}} was</dt><dd>{{patientScore}} out of 5. {{patientText}}</dd>
+            <dt>How you were</dt><dd>{{carerScore}} out of 5, strain {{strain}} out of 10.{{#carerText}} {{carerText}}{{/carerText}}</dd>
+            {{#concerns}}<dt>Your worries</dt><dd>{{concerns}}</dd>{{/concerns}}
+          </dl>
+          {{/hasBody}}
+          {{#hasReaders}}<ul class="readers">{{#readers}}<li><strong>Read by {{name}}</strong> on {{at}}{{#note}}: &ldquo;{{note}}&rdquo;{{/note}}</li>{{/readers}}</ul>{{/hasReaders}}
+          {{^hasReaders}}<p class="meta">Not read yet.</p>{{/hasReaders}}
+        </section>
+        {{/checkIns}}
         """
 
     static let problem = """

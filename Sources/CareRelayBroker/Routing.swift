@@ -24,7 +24,8 @@ struct RoutedSend {
     /// Co-ordinators to tell about a break-glass override, once the message is stored.
     var overrideNotices: [(coordinator: PersonID, patient: NHSNumber)]
     /// Messages the sender has evidently received: acting on a referral (accepting,
-    /// declining, ...) confirms the actor's own copy of it, so tracking shows it received.
+    /// declining, ...) or acknowledging a check-in confirms the actor's own copy of it, so
+    /// tracking shows it received.
     var confirmsOwnCopy: [String] = []
     /// Messages stored with this one, in the same transaction: the consent a referral's
     /// patient agreement records (`PatientAgreement`), the revocations a consent change calls
@@ -50,6 +51,8 @@ extension BrokerCore {
                 role.isRegisteredProfessional
             case .carerCheckIn:
                 role == .carer
+            case .checkInAcknowledgement:
+                role.isRegisteredProfessional
             case .carerInvite:
                 role == .careCoordinator
             case .consent:
@@ -344,6 +347,7 @@ extension BrokerCore {
             routed.companions += try revocations(after: change, recordedIn: id, by: actor, now: now)
         }
         if case .referralEvent(let event) = content.body { routed.confirmsOwnCopy = [event.referral] }
+        if case .checkInAcknowledgement(let acknowledgement) = content.body { routed.confirmsOwnCopy = [acknowledgement.checkIn] }
         return .routed(routed)
     }
 
@@ -415,6 +419,10 @@ extension BrokerCore {
             addressing = Addressing(
                 recipients: change.recipients.map { ($0, nil) }, patient: content.patient ?? change.record.patient,
                 referral: change.record, expectedStatus: change.readStatus, careTeamLinks: change.careTeamLinks)
+        } else if case .checkInAcknowledgement(let acknowledgement) = content.body {
+            // Its recipients follow from the check-in, whatever `to` says.
+            addressing = Addressing(
+                recipients: try acknowledgementRecipients(acknowledgement, actor: actor).map { ($0, nil) }, patient: content.patient)
         } else {
             addressing = Addressing(recipients: try resolve(header.to, sender: actor.id).map { ($0, nil) }, patient: content.patient)
         }
@@ -558,11 +566,12 @@ extension BrokerCore {
             case .referral(let r): r.subject
             case .carePlanShare(let p): p.patient
             case .carerCheckIn(let c): c.patient
+            case .checkInAcknowledgement(let a): a.patient
             case .consent(let c): c.patient
             default: nil
             }
         switch header.kind {
-        case .referral, .carePlanShare, .carerCheckIn:
+        case .referral, .carePlanShare, .carerCheckIn, .checkInAcknowledgement:
             guard let patient = header.patient else {
                 throw ProtocolError(.invalidHeader, "patient: a \(header.kind.rawValue) must name the patient's NHS number in the header")
             }

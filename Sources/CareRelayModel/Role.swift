@@ -51,6 +51,8 @@ public enum MessageKind: String, Hashable, Sendable, Codable, CaseIterable {
     case mdtAgenda = "mdt.agenda"
     case carePlanShare = "careplan.share"
     case carerCheckIn = "carer.checkin"
+    /// A professional read a carer's check-in (sent to the carer and the check-in's recipients).
+    case checkInAcknowledgement = "carer.checkin.ack"
     /// A care co-ordinator invites a carer to the carers' bridge (sent to the gateway).
     case carerInvite = "carer.invite"
     case consent

@@ -217,7 +217,7 @@ public struct CRPCodec: Sendable {
         guard !send.key.isEmpty, send.key.utf8.count <= 128 else {
             throw ProtocolError(.invalidHeader, "key: the idempotency key must be 1 to 128 bytes")
         }
-        guard !send.to.isEmpty || send.kind == .referralEvent || send.kind == .consent else {
+        guard !send.to.isEmpty || send.kind == .referralEvent || send.kind == .checkInAcknowledgement || send.kind == .consent else {
             throw ProtocolError(.invalidHeader, "to: a \(send.kind.rawValue) needs at least one address")
         }
         guard send.to.count <= 64 else {

@@ -30,7 +30,7 @@ public struct ConsentPurpose: StringValue {
         switch kind {
         case .mdtAgenda: .mdtDiscussion
         case .carerInvite: .careCoordination
-        case .referral, .referralEvent, .carePlanShare, .carerCheckIn, .consent, .notice: .directCare
+        case .referral, .referralEvent, .carePlanShare, .carerCheckIn, .checkInAcknowledgement, .consent, .notice: .directCare
         }
     }
 

@@ -7,6 +7,7 @@ public enum MessageBody: Hashable, Sendable {
     case mdtAgenda(MDTAgenda)
     case carePlanShare(CarePlanShare)
     case carerCheckIn(CarerCheckIn)
+    case checkInAcknowledgement(CheckInAcknowledgement)
     case carerInvite(CarerInvite)
     case consent(ConsentBody)
     case notice(BrokerNotice)
@@ -20,6 +21,7 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda: return .mdtAgenda(try MDTAgenda.decode(json: json))
         case .carePlanShare: return .carePlanShare(try CarePlanShare.decode(json: json))
         case .carerCheckIn: return .carerCheckIn(try CarerCheckIn.decode(json: json))
+        case .checkInAcknowledgement: return .checkInAcknowledgement(try CheckInAcknowledgement.decode(json: json))
         case .carerInvite: return .carerInvite(try CarerInvite.decode(json: json))
         case .consent:
             do {
@@ -38,6 +40,7 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda: .mdtAgenda
         case .carePlanShare: .carePlanShare
         case .carerCheckIn: .carerCheckIn
+        case .checkInAcknowledgement: .checkInAcknowledgement
         case .carerInvite: .carerInvite
         case .consent: .consent
         case .notice: .notice
@@ -52,6 +55,7 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda(let body): body.encode()
         case .carePlanShare(let body): body.encode()
         case .carerCheckIn(let body): body.encode()
+        case .checkInAcknowledgement(let body): body.encode()
         case .carerInvite(let body): body.encode()
         case .consent(let body): BodyCoding.encode(body)
         case .notice(let body): body.encode()
@@ -67,6 +71,7 @@ public enum MessageBody: Hashable, Sendable {
         case .mdtAgenda(let body): body.patients
         case .carePlanShare(let body): [body.patient]
         case .carerCheckIn(let body): [body.patient]
+        case .checkInAcknowledgement(let body): [body.patient]
         case .carerInvite(let body): body.patients
         case .consent(let body): [body.patient]
         case .notice(let body): [body.patient]
@@ -79,7 +84,7 @@ public enum MessageBody: Hashable, Sendable {
         switch self {
         case .carePlanShare(let body): body.labels
         case .mdtAgenda(let body): Set(body.items.compactMap(\.item).flatMap { $0.sensitivity ?? [] })
-        case .referral, .referralEvent, .carerCheckIn, .carerInvite, .consent, .notice: []
+        case .referral, .referralEvent, .carerCheckIn, .checkInAcknowledgement, .carerInvite, .consent, .notice: []
         }
     }
 }

@@ -27,7 +27,7 @@ struct Carerelay: ParsableCommand {
         version: "carerelay \(CLIVersion.text) (libzmq \(ZMQLibrary.versionString))",
         subcommands: [
             Keys.self, ConfigCommand.self, Status.self, ReferralCommand.self, MDTCommand.self, CarePlanCommand.self,
-            ConsentCommand.self, CareTeamCommand.self, CarerCommand.self, DirectoryCommand.self, Watch.self, AuditCommand.self,
+            ConsentCommand.self, CareTeamCommand.self, CarerCommand.self, CheckInCommand.self, DirectoryCommand.self, Watch.self, AuditCommand.self,
         ])
 }
 

@@ -104,8 +104,11 @@ struct Watch: ParsableCommand {
         case .carePlanShare(let p):
             return "care plan \(p.plan) version \(p.version): \(Format.oneLine(p.changeSummary))"
         case .carerCheckIn(let c):
+            let readings = (c.readings ?? []).map(CheckInCommand.reading).joined(separator: "; ")
             return
-                "carer check-in from \(c.carer) about \(c.patient.formatted), \(c.urgency.rawValue): person \(c.patientWellbeing.score)/5, carer \(c.carerWellbeing.wellbeing)/5, strain \(c.carerWellbeing.strain)/10\(c.concerns.map { "; concerns: " + Format.oneLine($0) } ?? "")"
+                "carer check-in from \(c.carer) about \(c.patient.formatted), \(c.urgency.rawValue): person \(c.patientWellbeing.score)/5 (\(Format.oneLine(c.patientWellbeing.text))), carer \(c.carerWellbeing.wellbeing)/5, strain \(c.carerWellbeing.strain)/10\(c.concerns.map { "; concerns: " + Format.oneLine($0) } ?? "")\(readings.isEmpty ? "" : "; readings: " + readings)"
+        case .checkInAcknowledgement(let a):
+            return "check-in \(a.checkIn) read by \(a.by)\(a.note.map { ": " + Format.oneLine($0) } ?? "")"
         case .consent(let c):
             return "consent \(c.action) for \(c.patient.formatted)"
         case .carerInvite(let invite):
