@@ -19,9 +19,16 @@ extension BrokerCore {
             throw ProtocolError(.storeUnavailable, "the broker could not read the check-in; nothing was accepted. Retry with the same key")
         }
         let delivered = tracking?.recipients.filter { $0.decision != "withheld" && $0.state != "withheld" }.map(\.person) ?? []
-        // One answer whether the check-in does not exist or was not the sender's to read, so
-        // asking does not tell a stranger that it exists.
-        guard let message, message.kind == .carerCheckIn, delivered.contains(actor.id) else {
+        let objected: Bool
+        do {
+            objected = try message?.patient.map { try standing(of: actor, toward: $0).objected } ?? false
+        } catch {
+            throw ProtocolError(.storeUnavailable, "the broker could not read care teams; nothing was accepted. Retry with the same key")
+        }
+        // One answer whether the check-in does not exist, was not the sender's to read, or is
+        // about a patient who objected to them since (access-policy.md, rule 1), so asking
+        // tells a stranger nothing.
+        guard let message, message.kind == .carerCheckIn, delivered.contains(actor.id), !objected else {
             throw ProtocolError(.unknownMessage, "checkIn: no carer check-in \(acknowledgement.checkIn) was delivered to you")
         }
         guard message.patient == acknowledgement.patient else {

@@ -70,6 +70,8 @@ import Testing
         var plans: [NHSNumber: String] = [:]
         /// A referral of each patient to the social care intake, for the worklist.
         var referrals: [NHSNumber: String] = [:]
+        /// A carer's check-in about each patient, sent to their care team.
+        var checkIns: [NHSNumber: String] = [:]
 
         init() throws {
             system = try CareSystem()
@@ -83,7 +85,7 @@ import Testing
                     body: try Bodies.consent(
                         id: "carer-\(patient.digits)", patient: patient, actor: ["role": "person", "reference": "carer.ellis"], by: "cpn.brown"))
             }
-            try system.linkCareTeam(of: robson, ["person:cpn.brown", "person:sw.lee"], by: "cpn.brown")
+            try system.linkCareTeam(of: robson, ["person:cpn.brown", "person:sw.lee", "person:carer.robson"], by: "cpn.brown")
             var objection = try jsonObject(
                 try Bodies.consent(
                     id: "shaw-objects", patient: AccessMatrixTests.shaw, type: "deny", actor: ["role": "person", "reference": "gp.khan"],
@@ -102,6 +104,12 @@ import Testing
                 referrals[patient] = try brown.send(
                     .referral, to: [.team("west.social-care")], patient: patient,
                     body: try Bodies.referral(patient: patient, from: "cpn.brown", role: .communityNurse)
+                ).id
+            }
+            for patient in patients.values {
+                let carer: PersonID = patient == robson ? "carer.robson" : "carer.ellis"
+                checkIns[patient] = try system.client(carer, receive: false).send(
+                    .carerCheckIn, to: [.careTeam(patient)], patient: patient, body: try Bodies.checkIn(patient: patient, carer: carer)
                 ).id
             }
             for asker in AccessMatrixTests.askers { clients[asker] = try system.client(asker, receive: false) }
@@ -188,6 +196,12 @@ import Testing
                     try client.send(
                         .carerCheckIn, to: [.careTeam(patient)], patient: patient, onBehalfOf: onBehalfOf,
                         body: try Bodies.checkIn(patient: patient, carer: author))
+                }
+            case "carer.checkin.ack":
+                let checkIn = try #require(checkIns[patient])
+                let acknowledgement = CheckInAcknowledgement(checkIn: checkIn, patient: patient, by: author, at: Timestamp(Date()))
+                return answer {
+                    try client.send(.checkInAcknowledgement, to: [], patient: patient, onBehalfOf: onBehalfOf, body: acknowledgement.encode())
                 }
             case "carer.invite":
                 let invite: [String: Any] = [

@@ -78,6 +78,7 @@ final class CareSystem {
         ("cpn.brown", "Helen Brown", [.communityNurse], ["west.mental-health"], nil),
         ("vsb.green", "Tom Green", [.voluntarySectorBroker], ["west.voluntary"], nil),
         ("carer.ellis", "Jean Ellis", [.carer], [], nil),
+        ("carer.robson", "Alan Robson", [.carer], [], nil),
         ("bridge", "Carer bridge", [.gateway], [], ["carer.ellis"]),
         ("admin.it", "IT service desk", [.administrator], [], nil),
         ("gp.east", "Dr Chris Moss", [.gp], ["east.gp"], nil),
