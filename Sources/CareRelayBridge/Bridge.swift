@@ -164,7 +164,7 @@ public struct Bridge: Sendable {
         if let error {
             context["errors"] = ["code": error]
             context["hasErrors"] = true
-            context["errorList"] = [["field": "code", "message": error]]
+            context["errorList"] = [["target": "code", "message": error]]
         }
         var response = Response.html(renderer.page("signIn", title: error == nil ? "Sign in" : "Error: Sign in", context), status: status)
         response.headers[.setCookie] = Cookies.make(Self.formCookie, token, maxAge: 3600, secure: configuration.secureCookies)
@@ -430,7 +430,7 @@ public struct Bridge: Sendable {
         context["coordinatorName"] = recipient?.coordinatorName ?? "the care co-ordinator"
         context["errors"] = errors
         context["hasErrors"] = !form.errors.isEmpty
-        context["errorList"] = form.errors.map { ["field": $0.field, "message": $0.message] }
+        context["errorList"] = form.errors.map { ["target": CheckInForm.focusTarget(of: $0.field), "message": $0.message] }
         if let sendProblem { context["sendProblem"] = sendProblem }
         let title = (form.errors.isEmpty && sendProblem == nil ? "" : "Error: ") + "Check in"
         return .html(renderer.page("checkIn", title: title, context, csrf: signed.session.csrf), status: status)

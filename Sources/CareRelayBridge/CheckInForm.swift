@@ -133,23 +133,36 @@ struct CheckInForm {
         values.map { ["value": $0.0, "label": $0.1, "checked": $0.0 == selected] }
     }
 
+    /// The radio groups' choices (value, label); each radio's id is "<field>-<value>".
+    static let radioGroups: [String: [(String, String)]] = [
+        "patientScore": [("1", "1 very poorly"), ("2", "2 poorly"), ("3", "3 so-so"), ("4", "4 well"), ("5", "5 very well")],
+        "wellbeing": [("1", "1 struggling"), ("2", "2"), ("3", "3 coping"), ("4", "4"), ("5", "5 well")],
+        "urgency": [
+            ("routine", "No hurry: at the next routine contact"),
+            ("soon", "Soon: in the next day or two"),
+            ("urgent", "Urgent: today"),
+        ],
+    ]
+
+    /// The id an error-summary link for `field` points at: a control that takes focus when
+    /// the link is followed. A radio group's fieldset cannot, so its link goes to the group's
+    /// first radio (as the GOV.UK Design System's error summary does); every other field's
+    /// id is its control's.
+    static func focusTarget(of field: String) -> String {
+        guard let first = radioGroups[field]?.first else { return field }
+        return "\(field)-\(first.0)"
+    }
+
     func context(errorsByField: [String: String]) -> [String: Any] {
-        let patientScores = options(
-            [("1", "1 very poorly"), ("2", "2 poorly"), ("3", "3 so-so"), ("4", "4 well"), ("5", "5 very well")],
-            selected: patientScore)
-        let wellbeings = options([("1", "1 struggling"), ("2", "2"), ("3", "3 coping"), ("4", "4"), ("5", "5 well")], selected: wellbeing)
+        let patientScores = options(Self.radioGroups["patientScore"] ?? [], selected: patientScore)
+        let wellbeings = options(Self.radioGroups["wellbeing"] ?? [], selected: wellbeing)
         var strainValues: [(String, String)] = []
         for n in 0...10 {
             let label: String = n == 0 ? "0: none at all" : (n == 10 ? "10: I cannot go on" : String(n))
             strainValues.append((String(n), label))
         }
         let strains = options(strainValues, selected: strain)
-        let urgencies = options(
-            [
-                ("routine", "No hurry: at the next routine contact"),
-                ("soon", "Soon: in the next day or two"),
-                ("urgent", "Urgent: today"),
-            ], selected: urgency)
+        let urgencies = options(Self.radioGroups["urgency"] ?? [], selected: urgency)
         var readingFields: [[String: Any]] = []
         for reading in Self.readings {
             var entry: [String: Any] = ["name": reading.field, "label": reading.label, "value": value(of: reading.field)]

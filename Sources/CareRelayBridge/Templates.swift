@@ -39,12 +39,14 @@ enum Templates {
         </html>
         """
 
+    /// Each link's `target` is the id of a control, never of a fieldset: following a link
+    /// moves focus only to an element that can take it.
     static let errorSummary = """
         {{#hasErrors}}
         <div class="error-summary" role="alert" aria-labelledby="error-summary-title" tabindex="-1">
           <h2 id="error-summary-title">There is a problem</h2>
           <ul>
-          {{#errorList}}<li><a href="#{{field}}">{{message}}</a></li>{{/errorList}}
+          {{#errorList}}<li><a href="#{{target}}">{{message}}</a></li>{{/errorList}}
           </ul>
         </div>
         {{/hasErrors}}
@@ -262,6 +264,12 @@ enum Templates {
         <div class="notice live-update" role="status"{{#revokes}} data-revokes="{{revokes}}"{{/revokes}}><h2>{{heading}}</h2><p>{{detail}}</p>{{#link}}<p><a href="{{link}}">{{linkText}}</a></p>{{/link}}</div>
         """
 
+    /// `.field` also resets fieldsets (an author rule beats the browser's own fieldset border
+    /// whatever its selector). `.has-error` comes after it with the same specificity, so a
+    /// radio group with an error shows the red border too; a rule such as `fieldset.field`
+    /// would outrank `.has-error` and take that border away. A legend is floated so that it
+    /// is laid out inside its fieldset like a label in its field, within that border (a
+    /// browser otherwise draws it in the fieldset's top border, outside the left one).
     static let css = """
         *,*::before,*::after{box-sizing:border-box}
         html{font-size:125%;-webkit-text-size-adjust:100%}
@@ -283,8 +291,8 @@ enum Templates {
         .button:visited{color:#fff}
         button.quiet{background:#fff;color:#1d3b6e;box-shadow:none;border-color:#fff;padding:.25rem .75rem}
         .field{margin:0 0 1.5rem;padding:0;border:0}
-        fieldset.field{border:0;padding:0;margin:0 0 1.5rem}
         legend,label{font-weight:700;display:block;margin-bottom:.25rem}
+        legend{float:left;width:100%;padding:0}legend+*{clear:both}
         input[type=text],textarea,select{font:inherit;width:100%;padding:.4rem;border:2px solid #0b0c0c;border-radius:0;background:#fff;color:#0b0c0c;min-height:44px}
         input.short{max-width:10rem}
         .choices{display:flex;flex-wrap:wrap;gap:.5rem 1rem}.choices.stacked{display:block}

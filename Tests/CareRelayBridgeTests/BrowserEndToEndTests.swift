@@ -198,16 +198,29 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
         try await waitUntil("the web app is listening") { portBox.port != nil }
         let site = "http://127.0.0.1:\(portBox.port!)"
 
+        // Every page below is photographed for a reviewer, then checked by axe-core.
+        let axe = try Axe.load()
+        let shots = Artifacts.folder
         let driver = try WebDriver(logFolder: system.folder)
         do {
             try await driver.waitUntilReady()
             try await driver.startSession(width: 412, height: 1400)
 
-            // Sign in.
+            // Sign in, first without a code: the error summary's link leads to the field.
             try await driver.go("\(site)/sign-in")
+            try await driver.waitFor("the sign-in page") { try await driver.source().contains("Sign in with your invitation code") }
+            try await driver.screenshot(step: 1, "sign-in", in: shots)
+            try await axe.check("the sign-in page", in: driver)
+            try await driver.click("form[action='/sign-in'] button")
+            try await driver.waitFor("the sign-in error") { try await driver.source().contains("There is a problem") }
+            try await driver.screenshot(step: 2, "sign-in-error", in: shots)
+            try await axe.check("the sign-in page showing an error", in: driver)
+            try await expectEverySummaryLinkFocusesItsControl(driver, page: "the sign-in page")
             try await driver.type("#code", code.lowercased())
             try await driver.click("form[action='/sign-in'] button")
             try await driver.waitFor("the home page") { try await driver.source().contains("The people you care for") }
+            try await driver.screenshot(step: 3, "home", in: shots)
+            try await axe.check("the home page", in: driver)
             try await driver.click("a[href='/people/9434765919']")
             try await driver.waitFor("the care plan") { try await driver.source().contains("Care plan: Living well at home") }
             let page = try await driver.source()
@@ -231,23 +244,39 @@ func json(_ object: [String: Any]) throws -> [UInt8] {
             // broker (it could describe the removed section); the new version still shows.
             #expect(try await driver.text("#updates").contains("Some sections are not shared with you"))
             #expect(!(try await driver.text("#updates").contains("Evening call moved to 18:00")))
-            try await driver.screenshot(to: Artifacts.folder.appendingPathComponent("bridge-care-plan.png"))
+            // Checked with the live update in it, so the update's markup is checked too.
+            try await driver.screenshot(step: 4, "care-plan", in: shots)
+            try await axe.check("the plan page", in: driver)
 
-            // Check in, by keyboard-free clicks on the labelled controls.
+            // Check in: first sending it with only a reading that is not a number, so that
+            // every kind of control (radio groups, a text area, the select, a text input) has
+            // an error, each listed in the summary.
             try await driver.click("a[href='/people/9434765919/check-in']")
             try await driver.waitFor("the check-in form") { try await driver.source().contains("Check in about Margaret Ellis") }
+            try await driver.screenshot(step: 5, "check-in", in: shots)
+            try await axe.check("the check-in form", in: driver)
+            try await driver.type("#pulse", "fast")
+            try await driver.click("form[action='/people/9434765919/check-in'] button[type=submit]")
+            try await driver.waitFor("the check-in's error summary") { try await driver.source().contains("There is a problem") }
+            try await driver.screenshot(step: 6, "check-in-errors", in: shots)
+            try await axe.check("the check-in form showing its error summary", in: driver)
+            try await expectRadioGroupsShowTheirErrors(driver)
+            try await expectEverySummaryLinkFocusesItsControl(driver, page: "the check-in form")
+
+            // Now the answers, by keyboard-free clicks on the labelled controls.
             try await driver.click("label[for='patientScore-3']")
             try await driver.type("#patientText", "Tired today, but ate all her lunch.")
             try await driver.click("label[for='wellbeing-2']")
             try await driver.click("#strain option[value='7']")
             try await driver.type("#concerns", "She fell asleep in the chair twice this afternoon.")
             try await driver.click("label[for='urgency-soon']")
+            try await driver.clear("#pulse")
             try await driver.type("#oxygen", "95")
-            try await driver.screenshot(to: Artifacts.folder.appendingPathComponent("bridge-check-in-form.png"))
             try await driver.click("form[action='/people/9434765919/check-in'] button[type=submit]")
             try await driver.waitFor("the confirmation") { try await driver.source().contains("Check-in sent") }
             #expect(try await driver.source().contains("Your check-in about Margaret Ellis is in Priya Patel"))
-            try await driver.screenshot(to: Artifacts.folder.appendingPathComponent("bridge-check-in-sent.png"))
+            try await driver.screenshot(step: 7, "check-in-sent", in: shots)
+            try await axe.check("the check-in confirmation", in: driver)
             await driver.quit()
         } catch {
             await driver.quit()
@@ -282,4 +311,64 @@ func waitUntil(_ what: String, seconds: Double = 15, _ condition: () throws -> B
     }
     Issue.record("timed out waiting until \(what)")
     throw WebDriver.Failure(description: "timed out waiting until \(what)")
+}
+
+/// Follows each link of the page's error summary in turn and expects focus on a form control
+/// whose id is the link's target: a fieldset, a heading or nothing at all fails.
+func expectEverySummaryLinkFocusesItsControl(_ driver: WebDriver, page: String, sourceLocation: SourceLocation = #_sourceLocation)
+    async throws
+{
+    let hrefs =
+        try await driver.execute(
+            "return Array.from(document.querySelectorAll('.error-summary a')).map(function (a) { return a.getAttribute('href'); });")
+        as? [String] ?? []
+    #expect(!hrefs.isEmpty, "\(page) shows an error summary with links", sourceLocation: sourceLocation)
+    for href in hrefs {
+        guard href.hasPrefix("#"), href.count > 1 else {
+            Issue.record("\(page): the error summary links to \(href), not to a control on the page", sourceLocation: sourceLocation)
+            continue
+        }
+        let id = String(href.dropFirst())
+        // The previous link's target has focus now, and targets differ, so only following
+        // this link can put focus where it is expected.
+        try await driver.click(".error-summary a[href='\(href)']")
+        // Polled, with a deadline, in case the browser moves focus after answering the click;
+        // on failure the message says where focus went instead.
+        let focusedOn = "var e = document.activeElement; return e ? e.tagName.toLowerCase() + '#' + e.id : 'nothing';"
+        let deadline = Date().addingTimeInterval(5)
+        var focused = try await driver.execute(focusedOn) as? String ?? "nothing"
+        while !focused.hasSuffix("#\(id)") && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            focused = try await driver.execute(focusedOn) as? String ?? "nothing"
+        }
+        let controls = ["input#\(id)", "select#\(id)", "textarea#\(id)"]
+        #expect(
+            controls.contains(focused), "\(page): following the summary's link \(href) put focus on \(focused), not on a control with that id",
+            sourceLocation: sourceLocation)
+    }
+}
+
+/// Each radio group with an error carries the error class and shows the red left border
+/// (5px solid #b10e1e), which the fieldset without an error (the readings) does not.
+func expectRadioGroupsShowTheirErrors(_ driver: WebDriver, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let borders =
+        try await driver.execute(
+            """
+            var answer = {};
+            document.querySelectorAll('fieldset').forEach(function (f) {
+              var radio = f.querySelector('input[type=radio]');
+              var name = radio ? radio.name : 'readings';
+              var style = getComputedStyle(f);
+              answer[name] = (f.classList.contains('has-error') ? 'has-error ' : '') + style.borderLeftStyle + ' ' + style.borderLeftWidth + ' ' + style.borderLeftColor;
+            });
+            return answer;
+            """) as? [String: String] ?? [:]
+    for group in ["patientScore", "wellbeing", "urgency"] {
+        #expect(
+            borders[group] == "has-error solid 5px rgb(177, 14, 30)", "the \(group) group: \(borders[group] ?? "not on the page")",
+            sourceLocation: sourceLocation)
+    }
+    #expect(
+        borders["readings"]?.hasPrefix("none 0px") == true, "the readings, without an error: \(borders["readings"] ?? "not on the page")",
+        sourceLocation: sourceLocation)
 }

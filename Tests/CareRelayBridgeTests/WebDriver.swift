@@ -126,17 +126,61 @@ final class WebDriver: @unchecked Sendable {
         return try await call("GET", "\(s)/element/\(id)/text")["value"] as? String ?? ""
     }
 
-    /// Presses Tab `count` times and returns the focused element's id attribute.
-    func execute(_ script: String) async throws -> Any? {
-        try await call("POST", "\(s)/execute/sync", ["script": script, "args": []])["value"]
+    func clear(_ css: String) async throws {
+        let id = try await element(css)
+        try await call("POST", "\(s)/element/\(id)/clear", [:])
     }
 
+    /// Runs `script` as the body of a function in the page and returns what it returns.
+    func execute(_ script: String, _ args: [Any] = []) async throws -> Any? {
+        try await call("POST", "\(s)/execute/sync", ["script": script, "args": args])["value"]
+    }
+
+    /// Runs `script` as the body of a function whose last argument is a callback; returns
+    /// what the script passes to it (chromedriver fails the call after its script timeout).
+    func executeAsync(_ script: String, _ args: [Any] = []) async throws -> Any? {
+        try await call("POST", "\(s)/execute/async", ["script": script, "args": args])["value"]
+    }
+
+    /// Writes the viewport as a PNG (the WebDriver screenshot is base64 PNG) to `file`,
+    /// making its folder if need be.
     func screenshot(to file: URL) async throws {
         guard let base64 = try await call("GET", "\(s)/screenshot")["value"] as? String, let data = Data(base64Encoded: base64) else {
             throw Failure(description: "no screenshot")
         }
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         try data.write(to: file)
+    }
+
+    /// Saves a screenshot of the whole page for a reviewer, as
+    /// `<folder>/bridge-<step, two digits>-<name>.png` so that the files sort in the order the
+    /// test took them; returns the file. A WebDriver screenshot holds only the viewport, so the
+    /// window is made as tall as the page for it, then given back its size.
+    @discardableResult
+    func screenshot(step: Int, _ name: String, in folder: URL) async throws -> URL {
+        let number = step < 10 ? "0\(step)" : "\(step)"
+        let file = folder.appendingPathComponent("bridge-\(number)-\(name).png")
+        let window = try await call("GET", "\(s)/window/rect")["value"] as? [String: Any] ?? [:]
+        let sizes = try await execute("return [document.documentElement.scrollHeight, window.innerHeight];") as? [Any] ?? []
+        guard let width = Self.int(window["width"]), let height = Self.int(window["height"]), sizes.count == 2,
+            let page = Self.int(sizes[0]), let viewport = Self.int(sizes[1]), page > viewport
+        else {
+            try await screenshot(to: file)
+            return file
+        }
+        try await call("POST", "\(s)/window/rect", ["width": width, "height": height + page - viewport])
+        do {
+            try await screenshot(to: file)
+        } catch {
+            _ = try? await call("POST", "\(s)/window/rect", ["width": width, "height": height])
+            throw error
+        }
+        try await call("POST", "\(s)/window/rect", ["width": width, "height": height])
+        return file
+    }
+
+    static func int(_ value: Any?) -> Int? {
+        (value as? NSNumber)?.intValue ?? (value as? Int)
     }
 
     /// Polls until `condition` holds or `seconds` pass.
