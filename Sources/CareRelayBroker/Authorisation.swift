@@ -32,6 +32,14 @@ extension BrokerCore {
                         issuer: actor, issuedBy: invite.issuedBy, issuerStanding: try readStanding(of: actor, toward: patient),
                         carerStanding: try readStanding(of: carer, toward: patient), carer: carer.id))
             }
+        case .mdtAgenda(let agenda):
+            // An action is someone's to do: it must name someone the directory knows.
+            for (index, entry) in agenda.items.enumerated() {
+                for (number, action) in (entry.item?.outcome?.actions ?? []).enumerated() where directory.person(action.owner) == nil {
+                    throw ProtocolError(
+                        .unknownAddress, "body items[\(index)].outcome.actions[\(number)].owner: \(action.owner) is not a person in the directory")
+                }
+            }
         default:
             break
         }

@@ -110,7 +110,10 @@ public struct ConsentEngine: Sendable {
                 recipient: recipient.person, outcome: .deliver, ruleID: parts[0].ruleID, reason: parts[0].reason,
                 parts: parts)
         }
-        if withheld.count == parts.count {
+        // An MDT agenda whose every item is withheld still goes, as placeholders: when and
+        // where the meeting is, and who attends, is not about any patient, and an attendee
+        // must learn of the meeting whatever is on it.
+        if withheld.count == parts.count, !request.parts.allSatisfy(\.isMDTItem) {
             return ConsentDecision(
                 recipient: recipient.person, outcome: .withhold, ruleID: withheld[0].ruleID,
                 reason: withheld[0].reason, parts: parts)

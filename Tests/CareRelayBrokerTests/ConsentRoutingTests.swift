@@ -190,6 +190,61 @@ import Testing
         #expect(revoked.contains { $0.recipient == "carer.ellis" && $0.decision == "revoked" && $0.detail?.contains(withdrawn.id) == true })
     }
 
+    @Test func attendeesLearnOfAMeetingEvenWhenEveryItemIsWithheld() throws {
+        let system = try CareSystem()
+        try system.start()
+        let nurse = try system.client("nurse.ali")
+        _ = try nurse.query("careteam.link", ["patient": robson.digits, "member": "team:west.mdt"])
+        let chair = try system.client("mdt.jones", receive: false)
+        // Mr Robson was not asked whether he may be discussed: his is the only item.
+        let agenda = try chair.send(.mdtAgenda, to: [.mdt("west.mdt")], body: try Bodies.agenda(items: [robson]))
+        #expect(!agenda.recipients.isEmpty)
+        #expect(agenda.recipients.allSatisfy { $0.decision == .redacted })
+        let copy = try nurse.expectDelivery()
+        #expect(copy.header.redacted == ["item-1"])
+        let body = try jsonObject(copy.body)
+        #expect(body["location"] as? String != nil)
+        #expect(body["start"] as? String != nil)
+        #expect((body["attendees"] as? [[String: Any]])?.isEmpty == false)
+        #expect((body["items"] as? [[String: Any]])?.first?["withheld"] as? Bool == true)
+        #expect(!String(decoding: copy.body, as: UTF8.self).contains(robson.digits))
+    }
+
+    @Test func anOutcomeAndItsActionsTravelWithTheirItem() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali")
+        try nurse.send(
+            .consent, to: [],
+            body: try Bodies.consent(id: "cd-mdt", actor: ["role": "team", "reference": "west.mdt"], purposes: ["mdt-discussion"]))
+        _ = try nurse.query("careteam.link", ["patient": robson.digits, "member": "team:west.mdt"])
+        var agenda = try jsonObject(try Bodies.agenda(items: [ellis, robson]))
+        var items = try #require(agenda["items"] as? [[String: Any]])
+        for index in items.indices {
+            items[index]["outcome"] = [
+                "decision": index == 0 ? "Two calls a day from Monday" : "Memory clinic referral agreed",
+                "actions": [["description": "Arrange the second call", "owner": "coord.patel", "due": "2026-12-04"]],
+            ]
+        }
+        agenda["items"] = items
+        let chair = try system.client("mdt.jones", receive: false)
+        try chair.send(.mdtAgenda, to: [.mdt("west.mdt")], body: try Bodies.json(agenda))
+        let copy = try String(decoding: nurse.expectDelivery().body, as: UTF8.self)
+        #expect(copy.contains("Two calls a day from Monday"))
+        #expect(!copy.contains("Memory clinic referral agreed"), "Mr Robson's outcome is withheld with his item")
+
+        // An action for someone nobody knows is refused, naming where it is.
+        items[1]["outcome"] = ["decision": "Agreed", "actions": [["description": "Visit", "owner": "nobody.here"]]]
+        agenda["items"] = items
+        #expect(
+            throws: ClientError.rejected(
+                ProtocolError(.unknownAddress, "body items[1].outcome.actions[0].owner: nobody.here is not a person in the directory"))
+        ) {
+            try chair.send(.mdtAgenda, to: [.mdt("west.mdt")], body: try Bodies.json(agenda))
+        }
+    }
+
     @Test func anMDTItemWithoutPermissionReachesAttendeesAsItemWithheld() throws {
         let system = try CareSystem()
         try system.start()

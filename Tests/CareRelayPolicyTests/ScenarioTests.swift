@@ -246,14 +246,14 @@ let scenarios: [Scenario] = {
             directives: [F.directive("cd-mdt-b", patient: B, subjects: [.everyone], purposes: [.mdtDiscussion])],
             outcome: .deliverRedacted(removing: ["item-a"]), rule: "R3-mdt-permission"),
         Scenario(
-            description: "agenda whose only item lacks permission is withheld",
+            description: "agenda whose only item lacks permission still reaches the attendee, the item as a placeholder",
             request: F.request(.mdtAgenda, purpose: .mdtDiscussion, parts: [F.part("item-a", mdt: true)]),
-            recipient: F.gp, outcome: .withhold, rule: "R3-mdt-permission"),
+            recipient: F.gp, outcome: .deliverRedacted(removing: ["item-a"]), rule: "R3-mdt-permission"),
         Scenario(
             description: "permission to discuss at the MDT does not override a patient's objection",
             request: F.request(.mdtAgenda, purpose: .mdtDiscussion, parts: [F.part("item-a", mdt: true)], mdt: [A]),
             recipient: F.gp, directives: [F.directive("cd-obj", .deny, objection: true, subjects: [.everyone])],
-            outcome: .withhold, rule: "R1-objection"),
+            outcome: .deliverRedacted(removing: ["item-a"]), rule: "R1-objection"),
 
         // Break glass.
         Scenario(

@@ -63,6 +63,49 @@ public struct MDTAgenda: MessageBodyContent, Hashable {
         }
     }
 
+    /// Something the meeting agreed someone will do, and by when.
+    public struct Action: Hashable, Sendable, Codable {
+        public var description: String
+        /// Who does it (a person in the directory; checked by the broker).
+        public var owner: PersonID
+        public var due: CalendarDate?
+
+        public init(description: String, owner: PersonID, due: CalendarDate? = nil) {
+            self.description = description
+            self.owner = owner
+            self.due = due
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case description, owner, due }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+            description = try c.text(.description, max: 1000)
+            owner = try c.identifier(.owner)
+            due = try c.decodeIfPresent(CalendarDate.self, forKey: .due)
+        }
+    }
+
+    /// What the meeting decided about an item, and the actions that follow. It travels inside
+    /// the item, so the patient's consent decides it with the item.
+    public struct Outcome: Hashable, Sendable, Codable {
+        public var decision: String
+        public var actions: [Action]
+
+        public init(decision: String, actions: [Action] = []) {
+            self.decision = decision
+            self.actions = actions
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case decision, actions }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+            decision = try c.text(.decision, max: 2000)
+            actions = try c.list(.actions, count: 0...20)
+        }
+    }
+
     /// One patient to discuss.
     public struct Item: Hashable, Sendable, Codable {
         public var patient: NHSNumber
@@ -72,19 +115,22 @@ public struct MDTAgenda: MessageBodyContent, Hashable {
         public var owner: PersonID
         /// Sensitivity labels for what the discussion will touch (none means general).
         public var sensitivity: [DataCategory]?
+        /// Once discussed: what was decided and who does what.
+        public var outcome: Outcome?
 
         public init(
             patient: NHSNumber, reason: String, interventions: [Intervention] = [], owner: PersonID,
-            sensitivity: [DataCategory]? = nil
+            sensitivity: [DataCategory]? = nil, outcome: Outcome? = nil
         ) {
             self.patient = patient
             self.reason = reason
             self.interventions = interventions
             self.owner = owner
             self.sensitivity = sensitivity
+            self.outcome = outcome
         }
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case patient, reason, interventions, owner, sensitivity }
+        enum CodingKeys: String, CodingKey, CaseIterable { case patient, reason, interventions, owner, sensitivity, outcome }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
@@ -93,6 +139,7 @@ public struct MDTAgenda: MessageBodyContent, Hashable {
             interventions = try c.list(.interventions, count: 0...50)
             owner = try c.identifier(.owner)
             sensitivity = try c.labelsIfPresent(.sensitivity, count: 1...20)
+            outcome = try c.decodeIfPresent(Outcome.self, forKey: .outcome)
         }
     }
 

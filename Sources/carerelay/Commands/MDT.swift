@@ -18,8 +18,11 @@ struct MDTCommand: ParsableCommand {
               carerelay mdt add-item --file wed.json --patient 9434765919 --reason "Two falls" \\
                   --intervention "Social care referral|gp.khan|Accepted by Grace Okafor" --owner coord.patel
               carerelay mdt publish --file wed.json
+              carerelay mdt outcome --file wed.json --item 1 --decision "Two calls a day" --action "Arrange the second call|coord.patel|2026-03-20"
+              carerelay mdt update --file wed.json
+              carerelay mdt actions --mine
             """,
-        subcommands: [Create.self, AddItem.self, Publish.self, Update.self, List.self, Show.self])
+        subcommands: [Create.self, AddItem.self, Publish.self, Update.self, Outcome.self, List.self, Show.self, Actions.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -151,6 +154,62 @@ struct MDTCommand: ParsableCommand {
         }
     }
 
+    struct Outcome: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Record what the meeting decided about an item, and the actions that follow, in the draft.",
+            discussion: """
+                Actions are written "description|owner|YYYY-MM-DD" (the due date may be left out). The \
+                outcome is part of its item, so each attendee receives it only if they may see the item. \
+                Publish it with carerelay mdt update.
+
+                Example:
+                  carerelay mdt outcome --file wed.json --item 1 --decision "Package of care increased to two calls a day" \
+                      --action "Arrange the second daily call|coord.patel|2026-03-20" --action "Falls clinic referral|gp.khan"
+                """)
+        @OptionGroup var globals: Globals
+        @Option(help: "The draft agenda file.") var file: String
+        @Option(help: "The item's number on the agenda, counting from 1.") var item: Int
+        @Option(help: "What was decided.") var decision: String
+        @Option(help: ArgumentHelp("\"description|owner|YYYY-MM-DD\"; repeat.", valueName: "action")) var action: [String] = []
+
+        func run() throws {
+            guard !decision.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw Failure.usage("--decision: say what was decided") }
+            var actions: [[String: Any]] = []
+            for text in action {
+                let parts = text.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2 || parts.count == 3, !parts[0].isEmpty else {
+                    throw Failure.usage(
+                        "--action '\(text)': write \"description|owner|YYYY-MM-DD\", e.g. \"Falls clinic referral|gp.khan|2026-03-25\"")
+                }
+                var entry: [String: Any] = ["description": parts[0], "owner": try Input.person(parts[1], option: "--action (owner)").rawValue]
+                if parts.count == 3, !parts[2].isEmpty {
+                    do { _ = try CalendarDate(validating: parts[2]) } catch {
+                        throw Failure.usage("--action due date '\(parts[2])' is not YYYY-MM-DD")
+                    }
+                    entry["due"] = parts[2]
+                }
+                actions.append(entry)
+            }
+            var draft = try Input.object(file)
+            var items = draft["items"] as? [[String: Any]] ?? []
+            guard items.indices.contains(item - 1) else {
+                throw Failure.usage("--item \(item): the agenda in \(file) has \(items.count) item(s)")
+            }
+            guard items[item - 1]["withheld"] == nil else {
+                throw Failure.usage("--item \(item) is withheld from you: only someone who may see it can record its outcome")
+            }
+            items[item - 1]["outcome"] = ["decision": decision, "actions": actions]
+            draft["items"] = items
+            try Input.write(draft, to: file)
+            if globals.json {
+                Console.json(["file": file, "item": "\(item)", "actions": "\(actions.count)"])
+            } else {
+                Console.out("Recorded the outcome of item \(item) with \(actions.count) action(s) in \(file).")
+                Console.out("Next: carerelay mdt update --file \(file)")
+            }
+        }
+    }
+
     struct Publish: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send a draft agenda to the MDT's members and show what each receives.",
@@ -227,23 +286,12 @@ struct MDTCommand: ParsableCommand {
 
         func run() throws {
             let client = try globals.connect()
-            let lines = try brokerCall { () throws(ClientError) in
-                try client.query(InboxQuery(kind: .mdtAgenda, limit: 500))
-            }
-            var latest: [String: Row] = [:]
-            for line in lines {
-                guard let view = try? client.query(MessageQuery(id: line.id)),
-                    let bytes = view.bodyBytes,
-                    case .mdtAgenda(let agenda)? = try? MessageBody.decode(kind: .mdtAgenda, json: bytes)
-                else { continue }
-                if !all, let start = agenda.start.date, start < Date().addingTimeInterval(-12 * 3600) { continue }
-                let row = Row(
+            let rows = try MDTCommand.latestAgendas(client).compactMap { id, agenda -> Row? in
+                if !all, let start = agenda.start.date, start < Date().addingTimeInterval(-12 * 3600) { return nil }
+                return Row(
                     meeting: agenda.meeting.rawValue, team: agenda.team.rawValue, title: agenda.title, start: agenda.start.text,
-                    version: agenda.version, items: agenda.items.count, id: line.id)
-                if let existing = latest[row.meeting], existing.version >= row.version { continue }
-                latest[row.meeting] = row
+                    version: agenda.version, items: agenda.items.count, id: id)
             }
-            let rows = latest.values.sorted { $0.start < $1.start }
             if globals.json { Console.json(rows); return }
             if rows.isEmpty { Console.out(all ? "No agendas." : "No upcoming meetings (use --all for past ones)."); return }
             Console.table(
@@ -251,6 +299,70 @@ struct MDTCommand: ParsableCommand {
                 rows.map {
                     [$0.start, $0.meeting, $0.title, "\($0.version)", "\($0.items)", $0.id]
                 })
+        }
+    }
+
+    /// The latest version of each meeting's agenda among those you received or published.
+    static func latestAgendas(_ client: CareRelayClient) throws -> [(id: String, agenda: MDTAgenda)] {
+        let lines = try brokerCall { () throws(ClientError) in try client.query(InboxQuery(kind: .mdtAgenda, limit: 500)) }
+        var latest: [MeetingID: (id: String, agenda: MDTAgenda)] = [:]
+        for line in lines {
+            guard let view = try? client.query(MessageQuery(id: line.id)), let bytes = view.bodyBytes,
+                case .mdtAgenda(let agenda)? = try? MessageBody.decode(kind: .mdtAgenda, json: bytes)
+            else { continue }
+            if let existing = latest[agenda.meeting], existing.agenda.version >= agenda.version { continue }
+            latest[agenda.meeting] = (line.id, agenda)
+        }
+        return latest.values.sorted { $0.agenda.start.text < $1.agenda.start.text }
+    }
+
+    struct Actions: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Actions agreed at MDT meetings, earliest due first (the latest agenda of each meeting).",
+            discussion: """
+                Only actions on items you may see are listed: an outcome travels with its item.
+
+                Examples:
+                  carerelay mdt actions --mine
+                  carerelay mdt actions --json
+                """)
+        @OptionGroup var globals: Globals
+        @Flag(help: "Only actions you own.") var mine = false
+
+        struct Row: Codable {
+            var due: String?; var overdue: Bool; var meeting: String; var patient: String; var action: String; var owner: String
+            var decision: String; var agenda: String
+        }
+
+        func run() throws {
+            let client = try globals.connect()
+            let me = client.welcome?.person
+            // Due dates are UK calendar days.
+            let day = DateFormatter()
+            day.locale = Locale(identifier: "en_GB")
+            day.timeZone = TimeZone(identifier: "Europe/London")
+            day.dateFormat = "yyyy-MM-dd"
+            let today = CalendarDate(unchecked: day.string(from: Date()))
+            var rows: [Row] = []
+            for (id, agenda) in try MDTCommand.latestAgendas(client) {
+                for item in agenda.items.compactMap(\.item) {
+                    for action in item.outcome?.actions ?? [] where !mine || action.owner == me {
+                        rows.append(
+                            Row(
+                                due: action.due?.text, overdue: action.due.map { $0 < today } ?? false, meeting: agenda.meeting.rawValue,
+                                patient: item.patient.formatted, action: action.description, owner: action.owner.rawValue,
+                                decision: item.outcome?.decision ?? "", agenda: id))
+                    }
+                }
+            }
+            // Undated actions last: they are due whenever the owner can.
+            rows.sort { ($0.due ?? "9999") < ($1.due ?? "9999") }
+            if globals.json { Console.json(rows); return }
+            if rows.isEmpty { Console.out(mine ? "No MDT actions of yours." : "No MDT actions."); return }
+            Console.table(
+                ["DUE", "ACTION", "OWNER", "PATIENT", "MEETING", "AGENDA ID"],
+                rows.map { [($0.due ?? "-") + ($0.overdue ? " OVERDUE" : ""), $0.action, $0.owner, $0.patient, $0.meeting, $0.agenda] },
+                emphasis: { rows[$0].overdue ? .warning : nil })
         }
     }
 
@@ -304,6 +416,15 @@ struct MDTCommand: ParsableCommand {
                     Console.out("     \(Terminal.block(item.reason, indent: 5))")
                     for i in item.interventions {
                         Console.out(Terminal.safe("     - \(i.action), by \(i.by)\(i.date.map { " on \($0)" } ?? ""): \(i.result)", singleLine: true))
+                    }
+                    if let outcome = item.outcome {
+                        Console.out("     Outcome: \(Terminal.block(outcome.decision, indent: 14))")
+                        for action in outcome.actions {
+                            Console.out(
+                                Terminal.safe(
+                                    "       action: \(action.description), \(action.owner)\(action.due.map { ", due \($0)" } ?? "")", singleLine: true
+                                ))
+                        }
                     }
                 }
             }
