@@ -92,7 +92,8 @@ import Testing
             #expect(refused.status == 64, "\(name): \(refused)")
             let firstLine = try #require(capture(#"line (\d+), "#, in: refused.stderr).flatMap { Int($0) }, "\(refused)")
             let lines = text.components(separatedBy: "\n")
-            #expect(firstLine <= lines.count && lines[firstLine - 1].contains("<"), "line \(firstLine) holds the placeholder: \(refused)")
+            try #require((1...lines.count).contains(firstLine), "\(refused)")
+            #expect(lines[firstLine - 1].contains("<"), "line \(firstLine) holds the placeholder: \(refused)")
             #expect(refused.stderr.contains("replace the placeholder <"), "\(refused)")
             #expect(refused.stderr.contains("Nothing was sent"), "\(refused)")
 
