@@ -7,20 +7,26 @@ import Foundation
 struct CarePlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "careplan",
-        abstract: "Share versioned care plans and see what changed between versions.",
+        abstract: "Write, share and edit versioned care plans, and see what changed between versions.",
         discussion: """
             Example:
-              carerelay careplan share --file plan.yaml --to careteam:9434765919 --to person:gp.khan
-              carerelay careplan versions --patient 9434765919
+              carerelay careplan new --template falls-prevention --patient 9434765919 --title Mrs --given Margaret --family Ellis
+              carerelay careplan share --file cp.9434765919.falls-prevention.yaml --to careteam:9434765919
+              carerelay careplan edit --patient 9434765919 --to careteam:9434765919
+              carerelay careplan show --patient 9434765919
               carerelay careplan diff --patient 9434765919
             """,
-        subcommands: [Share.self, Versions.self, Diff.self])
+        subcommands: [
+            Templates.self, New.self, Check.self, Share.self, Edit.self, Show.self, Versions.self, Diff.self,
+        ])
 
     struct Share: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Share a care plan version (JSON or YAML file) with the care team, the GP, the carer.",
             discussion: """
-                The file is checked here before sending (see Protocols/examples/careplan.share). \
+                The file is checked here before sending (see Protocols/examples/careplan.share), and \
+                refused while it still holds a <placeholder> from a template; problems are \
+                reported by line. \
                 Sections a recipient may not see are removed from their copy ("deliver, redacted"); \
                 exit 66 if some recipient receives nothing.
 
@@ -39,27 +45,45 @@ struct CarePlanCommand: ParsableCommand {
         @OptionGroup(title: "Emergency override") var breakGlass: BreakGlassOptions
 
         func run() throws {
+            let recipients = try Recipients(to: to, purpose: purpose)
+            let file = try PlanFile.read(file)
+            let plan: CarePlanShare, bytes: [UInt8]
+            do { (plan, bytes) = try file.check(file.object) } catch {
+                throw Failure.usage(error.message, hint: "Fix the file and try again. Nothing was sent.")
+            }
+            try CarePlanCommand.send(plan, bytes: bytes, recipients: recipients, key: key, breakGlass: breakGlass, globals: globals)
+        }
+    }
+
+    /// Who a plan goes to and why, checked before anything else is done.
+    struct Recipients {
+        var addresses: [Address]
+        var purpose: ConsentPurpose?
+
+        init(to: [String], purpose: String?) throws {
             guard !to.isEmpty else { throw Failure.usage("say who receives the plan with --to (e.g. --to careteam:NHS-NUMBER)") }
-            let purpose = self.purpose.map(ConsentPurpose.init)
+            let purpose = purpose.map(ConsentPurpose.init)
             if let purpose, let problem = ConsentPurpose.problem(stating: purpose, for: .carePlanShare) {
                 throw Failure.usage("--purpose: \(problem)")
             }
-            let addresses = try to.map(Input.address)
-            let object = try Input.object(file)
-            if let subject = object["patient"] as? String { _ = try Input.nhsNumber(subject, option: "patient") }
-            let bytes = try Input.jsonBytes(object)
-            guard case .carePlanShare(let plan) = try Input.validate(kind: .carePlanShare, bytes, source: file) else {
-                throw Failure(Exit.software, "the file did not read back as a care plan")
-            }
-            let override = try breakGlass.confirmed()
-            let client = try globals.connect()
-            let header = Sender.header(
-                kind: .carePlanShare, to: addresses, patient: plan.patient, key: key, breakGlass: override, purpose: purpose)
-            let accepted = try Sender.send(
-                client, header, body: bytes, what: "Shared care plan \(plan.plan) version \(plan.version)", json: globals.json)
-            if override != nil, !globals.json { BreakGlassOptions.accepted() }
-            try Sender.finish(accepted)
+            self.purpose = purpose
+            addresses = try to.map(Input.address)
         }
+    }
+
+    /// Sends a checked plan: what `share` and `edit` both end with.
+    static func send(
+        _ plan: CarePlanShare, bytes: [UInt8], recipients: Recipients, key: String?, breakGlass: BreakGlassOptions, globals: Globals
+    ) throws {
+        let override = try breakGlass.confirmed()
+        let client = try globals.connect()
+        let header = Sender.header(
+            kind: .carePlanShare, to: recipients.addresses, patient: plan.patient, key: key, breakGlass: override,
+            purpose: recipients.purpose)
+        let accepted = try Sender.send(
+            client, header, body: bytes, what: "Shared care plan \(plan.plan) version \(plan.version)", json: globals.json)
+        if override != nil, !globals.json { BreakGlassOptions.accepted() }
+        try Sender.finish(accepted)
     }
 
     struct Version {
@@ -119,11 +143,33 @@ struct CarePlanCommand: ParsableCommand {
         }
     }
 
+    /// The versions of one plan: the one named, or the patient's only plan.
+    static func versions(of plan: String?, in all: [Version], patient: NHSNumber) throws -> (id: String, versions: [Version]) {
+        let plans = Set(all.map(\.plan.plan))
+        guard let planID = plan ?? (plans.count == 1 ? plans.first : nil) else {
+            throw Failure.usage(
+                plans.isEmpty
+                    ? "no care plans for \(patient.formatted) that you sent or received"
+                    : "the patient has several plans (\(plans.sorted().joined(separator: ", "))): name one with --plan")
+        }
+        let versions = all.filter { $0.plan.plan == planID }
+        guard !versions.isEmpty else { throw Failure.usage("no version of \(planID) for \(patient.formatted) that you sent or received") }
+        return (planID, versions)
+    }
+
+    /// The directory's names for people and teams, if the broker gives them; ids otherwise.
+    static func names(_ client: CareRelayClient) -> PlanNames {
+        PlanNames(directory: try? client.query(DirectoryQuery()))
+    }
+
     struct Diff: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show what changed between two versions of a care plan (default: the last two).",
             discussion: """
-                Sections are matched by id: added, removed, or changed (title, text, activities, labels).
+                Sections are matched by id and reported as added, removed or changed; within a \
+                changed section, what changed in its title, kind, labels, text and activities \
+                (matched by description: added, removed, status, schedule, who does it), with \
+                the author's note on the section. --json gives the same for scripts.
 
                 Examples:
                   carerelay careplan diff --patient 9434765919
@@ -135,89 +181,48 @@ struct CarePlanCommand: ParsableCommand {
         @Option(help: "The older version (default: the one before --to).") var from: Int?
         @Option(help: "The newer version (default: the latest).") var to: Int?
 
-        struct Change: Codable { var section: String; var change: String; var details: [String] }
-        struct Report: Codable { var plan: String; var from: Int; var to: Int; var changeSummary: String; var changes: [Change] }
+        struct Report: Codable {
+            var plan: String; var from: Int; var to: Int; var changeSummary: String; var sectionsWithheld: Int?
+            var changes: [PlanDiff.Change]
+        }
 
         func run() throws {
             let nhs = try Input.nhsNumber(patient)
             let client = try globals.connect()
-            let all = try CarePlanCommand.versions(client, patient: nhs, plan: plan)
-            let plans = Set(all.map(\.plan.plan))
-            guard let planID = plan ?? (plans.count == 1 ? plans.first : nil) else {
-                throw Failure.usage(
-                    plans.isEmpty
-                        ? "no care plans for \(nhs.formatted) that you sent or received"
-                        : "the patient has several plans (\(plans.sorted().joined(separator: ", "))): name one with --plan")
-            }
-            let versions = all.filter { $0.plan.plan == planID }
+            let (planID, versions) = try CarePlanCommand.versions(
+                of: plan, in: CarePlanCommand.versions(client, patient: nhs, plan: plan), patient: nhs)
             guard let newer = to.map({ v in versions.first { $0.plan.version == v } }) ?? versions.last else {
                 throw Failure.usage("version \(to ?? 0) of \(planID) is not among those you sent or received")
             }
             let older: Version?
             if let from { older = versions.first { $0.plan.version == from } } else { older = versions.last { $0.plan.version < newer.plan.version } }
             guard let older else {
-                throw Failure.usage("there is no earlier version of \(planID) to compare version \(newer.plan.version) with")
+                throw Failure.usage(
+                    from.map { "version \($0) of \(planID) is not among those you sent or received" }
+                        ?? "there is no earlier version of \(planID) to compare version \(newer.plan.version) with")
             }
-            var changes: [Change] = []
-            let topFields = ["status", "title", "description", "period", "author", "team", "careCoordinator", "intent"]
-            var top: [String] = []
-            for field in topFields {
-                let a = CarePlanCommand.text(older.json[field]), b = CarePlanCommand.text(newer.json[field])
-                if a != b { top.append("\(field): \(Terminal.safe(a, singleLine: true)) -> \(Terminal.safe(b, singleLine: true))") }
-            }
-            if !top.isEmpty { changes.append(Change(section: "(plan)", change: "changed", details: top)) }
-            let oldSections = (older.json["sections"] as? [[String: Any]]) ?? []
-            let newSections = (newer.json["sections"] as? [[String: Any]]) ?? []
-            let oldByID = Dictionary(oldSections.compactMap { s in (s["id"] as? String).map { ($0, s) } }, uniquingKeysWith: { a, _ in a })
-            let newIDs = Set(newSections.compactMap { $0["id"] as? String })
-            for section in newSections {
-                guard let id = section["id"] as? String else { continue }
-                guard let old = oldByID[id] else {
-                    changes.append(
-                        Change(
-                            section: id, change: "added",
-                            details: [
-                                "\(Format.oneLine(CarePlanCommand.text(section["title"]), max: 200)): \(Format.oneLine(CarePlanCommand.text(section["text"]), max: 200))"
-                            ]))
-                    continue
-                }
-                var details: [String] = []
-                for field in ["title", "kind", "text", "labels", "activities"] {
-                    let a = CarePlanCommand.text(old[field]), b = CarePlanCommand.text(section[field])
-                    // The values on one line each: the lines of the detail are its own.
-                    if a != b {
-                        details.append("\(field):\n      - \(Terminal.safe(a, singleLine: true))\n      + \(Terminal.safe(b, singleLine: true))")
-                    }
-                }
-                if !details.isEmpty { changes.append(Change(section: id, change: "changed", details: details)) }
-            }
-            for section in oldSections {
-                if let id = section["id"] as? String, !newIDs.contains(id) {
-                    changes.append(
-                        Change(section: id, change: "removed", details: [Format.oneLine(CarePlanCommand.text(section["title"]), max: 200)]))
-                }
-            }
+            let names = CarePlanCommand.names(client)
+            let changes = PlanDiff.compare(older.plan, newer.plan, names: names)
             let report = Report(
-                plan: planID, from: older.plan.version, to: newer.plan.version, changeSummary: newer.plan.changeSummary, changes: changes)
+                plan: planID, from: older.plan.version, to: newer.plan.version, changeSummary: newer.plan.changeSummary,
+                sectionsWithheld: newer.plan.sectionsWithheld, changes: changes)
             if globals.json { Console.json(report); return }
             Console.out("Care plan \(planID): version \(older.plan.version) -> \(newer.plan.version)")
-            Console.out("Author's summary: \(Terminal.block(newer.plan.changeSummary, indent: 18))")
-            if changes.isEmpty { Console.out("No differences in the parts you can see."); return }
+            Console.out("Version \(newer.plan.version) by \(names.person(newer.plan.author)), \(newer.plan.created)")
+            Console.out("Summary: \(Terminal.block(newer.plan.changeSummary, indent: 9))")
+            if changes.isEmpty { Console.out("No differences in the parts you can see.") }
             for change in changes {
-                Console.out(Terminal.safe("  \(change.change.uppercased()) \(change.section)", singleLine: true))
+                let title = change.title.map { " (\(PlanText.line($0)))" } ?? ""
+                Console.out(PlanText.line("  \(change.change.uppercased()) \(change.section)\(title)"))
+                if let note = change.changeNote { Console.out("    note: \(PlanText.line(note))") }
                 for detail in change.details { Console.out("    \(detail)") }
             }
+            // A section missing from a redacted copy may be withheld from you rather than gone.
+            for version in [older, newer] {
+                if let withheld = version.plan.sectionsWithheld {
+                    Console.out("Version \(version.plan.version): \(PlanText.sectionsWithheld(withheld))")
+                }
+            }
         }
-    }
-
-    static func text(_ value: Any?) -> String {
-        guard let value, !(value is NSNull) else { return "(none)" }
-        if let s = value as? String { return s }
-        if JSONSerialization.isValidJSONObject(value),
-            let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])
-        {
-            return String(decoding: data, as: UTF8.self)
-        }
-        return "\(value)"
     }
 }
