@@ -94,7 +94,8 @@ extension BrokerCore {
             parts = ids
             text = "\(Self.partNames(ids, body: body)) of \(what) \(ids.count == 1 ? "is" : "are") taken back: " + why
         }
-        let notice = BrokerNotice(notice: .revoked, message: copy.id, by: actor.id, patient: patient, text: text, parts: parts).encode()
+        let notice = BrokerNotice(notice: .revoked, message: copy.id, by: actor.id, patient: patient, text: text, parts: parts, kind: copy.kind)
+            .encode()
         // One per copy and consent change: a resend of the change is answered as a duplicate
         // before this runs, so the key only has to tell the notices of one change apart.
         let key = "revoke:\(consentID):\(copy.id):\(copy.recipient)"

@@ -153,6 +153,7 @@ import Testing
         #expect(partNotice.notice == .revoked)
         #expect(partNotice.message == plan.id)
         #expect(partNotice.parts == ["medication"])
+        #expect(partNotice.kind == .carePlanShare)
         #expect(partNotice.by == "nurse.ali")
         #expect(partNotice.text.hasPrefix("The section 'Medication' of care plan 'Living well at home' version 3, shared with you on "))
         #expect(partNotice.text.contains(", is taken back: the patient's consent no longer covers you seeing it."))

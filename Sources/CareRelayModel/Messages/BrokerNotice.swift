@@ -21,17 +21,22 @@ public struct BrokerNotice: MessageBodyContent, Hashable {
     /// For `revoked`: the parts taken back (care plan section ids, `item-N` agenda items);
     /// absent when the whole copy is.
     public var parts: [String]?
+    /// For `revoked`: the kind of the message taken back, so a client knows where it shows it.
+    public var kind: MessageKind?
 
-    public init(notice: Notice, message: String, by: PersonID, patient: NHSNumber, text: String, parts: [String]? = nil) {
+    public init(
+        notice: Notice, message: String, by: PersonID, patient: NHSNumber, text: String, parts: [String]? = nil, kind: MessageKind? = nil
+    ) {
         self.notice = notice
         self.message = message
         self.by = by
         self.patient = patient
         self.text = text
         self.parts = parts
+        self.kind = kind
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case notice, message, by, patient, text, parts }
+    enum CodingKeys: String, CodingKey, CaseIterable { case notice, message, by, patient, text, parts, kind }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
@@ -41,6 +46,7 @@ public struct BrokerNotice: MessageBodyContent, Hashable {
         patient = try c.decode(NHSNumber.self, forKey: .patient)
         text = try c.text(.text, max: 1000)
         parts = try c.listIfPresent(.parts, count: 1...50)
+        kind = try c.choiceIfPresent(.kind)
         if let parts {
             for (index, part) in parts.enumerated() {
                 if let problem = Check.identifier(part) {

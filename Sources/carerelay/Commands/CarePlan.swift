@@ -123,24 +123,57 @@ struct CarePlanCommand: ParsableCommand {
         struct Row: Codable {
             var plan: String; var version: Int; var status: String; var created: String; var author: String; var changeSummary: String;
             var sections: Int; var id: String
+            /// Set when the broker took the copy back (CRP.md section 10.5): the sections taken,
+            /// or every one (`whole`). A copy taken back whole can no longer be read: its row
+            /// carries the notice's words instead of the plan's.
+            var takenBack: [String]?
         }
 
         func run() throws {
             let nhs = try Input.nhsNumber(patient)
             let client = try globals.connect()
-            let rows = try CarePlanCommand.versions(client, patient: nhs, plan: plan).map {
+            let revoked = try CarePlanCommand.revocations(client, patient: nhs)
+            var rows = try CarePlanCommand.versions(client, patient: nhs, plan: plan).map {
                 Row(
                     plan: $0.plan.plan, version: $0.plan.version, status: $0.plan.status.rawValue, created: $0.plan.created.text,
-                    author: $0.plan.author.rawValue, changeSummary: $0.plan.changeSummary, sections: $0.plan.sections.count, id: $0.id)
+                    author: $0.plan.author.rawValue, changeSummary: $0.plan.changeSummary, sections: $0.plan.sections.count, id: $0.id,
+                    takenBack: revoked[$0.id]?.parts)
+            }
+            if plan == nil {
+                for (id, notice) in revoked.sorted(by: { $0.key < $1.key }) where notice.parts == nil && !rows.contains(where: { $0.id == id }) {
+                    rows.append(
+                        Row(
+                            plan: "-", version: 0, status: "revoked", created: "-", author: "-", changeSummary: notice.text, sections: 0, id: id,
+                            takenBack: ["whole"]))
+                }
             }
             if globals.json { Console.json(rows); return }
             if rows.isEmpty { Console.out("No care plans for \(nhs.formatted) that you sent or received."); return }
             Console.table(
                 ["PLAN", "VERSION", "STATUS", "CREATED", "AUTHOR", "SECTIONS", "MESSAGE", "CHANGE"],
                 rows.map {
-                    [$0.plan, "\($0.version)", $0.status, $0.created, $0.author, "\($0.sections)", $0.id, Format.oneLine($0.changeSummary)]
+                    let status = $0.takenBack == ["whole"] ? "REVOKED" : $0.takenBack.map { "\($0.joined(separator: ", ")) REVOKED" } ?? $0.status
+                    return [
+                        $0.plan, $0.version == 0 ? "-" : "\($0.version)", status, $0.created, $0.author, "\($0.sections)", $0.id,
+                        Format.oneLine($0.changeSummary, max: $0.version == 0 ? 200 : 60),
+                    ]
                 })
         }
+    }
+
+    /// Copies of this patient's plans the broker took back from you, by message id.
+    static func revocations(_ client: CareRelayClient, patient: NHSNumber) throws -> [String: BrokerNotice] {
+        let lines = try brokerCall { () throws(ClientError) in try client.query(InboxQuery(kind: .notice, limit: 500)) }
+        var revoked: [String: BrokerNotice] = [:]
+        for line in lines {
+            guard let view = try? client.query(MessageQuery(id: line.id)), let bytes = view.bodyBytes,
+                case .notice(let notice)? = try? MessageBody.decode(kind: .notice, json: bytes), notice.notice == .revoked,
+                notice.patient == patient, notice.kind == .carePlanShare
+            else { continue }
+            // A whole revocation outweighs an earlier one of some sections.
+            if notice.parts == nil || revoked[notice.message] == nil { revoked[notice.message] = notice }
+        }
+        return revoked
     }
 
     /// The versions of one plan: the one named, or the patient's only plan.
