@@ -149,12 +149,16 @@ extension BrokerCore {
                 body = redact(decoded, removing: Set(removing)) ?? body
             }
         }
-        let header = DeliverHeader(
-            id: item.id, recipient: recipient.id, kind: item.kind, from: item.sender, fromName: envelope.fromName,
+        let header = Self.deliverHeader(item, envelope: envelope, redacted: redacted, override: override, attempt: attempt)
+        return .send(header, body, rule: rule, action: action)
+    }
+
+    static func deliverHeader(_ item: MailItem, envelope: Envelope, redacted: [String]?, override: Bool?, attempt: Int) -> DeliverHeader {
+        DeliverHeader(
+            id: item.id, recipient: item.recipient, kind: item.kind, from: item.sender, fromName: envelope.fromName,
             to: envelope.to, patient: envelope.patient, priority: envelope.priority, labels: envelope.labels,
             correlation: envelope.correlation, sentAt: ISO8601DateFormatter.careRelay.string(from: item.acceptedAt),
             redacted: redacted, override: override, topic: item.topic, attempt: attempt)
-        return .send(header, body, rule: rule, action: action)
     }
 
     /// Only plans and agendas have parts decided one by one; other kinds are decided whole
@@ -165,13 +169,15 @@ extension BrokerCore {
     /// registry as it stands or under `registry`. Nil when there is nothing to decide: a
     /// consent record, the broker's own notice (it says only that something happened, to the
     /// people who must hear it), a message about nobody. Throws when care teams cannot be read.
+    /// `breakGlass`: a reader's own override (a break-glass read), in place of the sender's.
     func consentDecision(
         for item: MailItem, envelope: Envelope, body decoded: MessageBody?, to recipient: Directory.Person, now: Date,
-        registry: ConsentRegistry? = nil
+        registry: ConsentRegistry? = nil, breakGlass: BreakGlassRequest? = nil
     ) throws -> ConsentDecision? {
         guard item.kind != .consent, item.kind != .notice, let sender = directory.person(item.sender) ?? systemSender(item.sender)
         else { return nil }
-        let subject = consentSubject(kind: item.kind, header: envelope, body: decoded, sender: sender)
+        var subject = consentSubject(kind: item.kind, header: envelope, body: decoded, sender: sender)
+        if let breakGlass { subject.breakGlass = breakGlass }
         guard !subject.parts.isEmpty else { return nil }
         let who = try consentRecipient(
             recipient, patients: Set(subject.parts.map(\.patient)), addressedTeams: envelope.to.addressedTeams,
@@ -190,7 +196,7 @@ extension BrokerCore {
 
     /// Removes what this recipient may not see: care plan sections are dropped, agenda items
     /// become "item withheld" placeholders with no patient details.
-    private func redact(_ body: MessageBody?, removing: Set<String>) -> [UInt8]? {
+    func redact(_ body: MessageBody?, removing: Set<String>) -> [UInt8]? {
         switch body {
         case .carePlanShare(let plan):
             // The copy's change summary is made from the kept sections' own notes.

@@ -114,7 +114,7 @@ extension BrokerCore {
     }
 
     /// A message and its tracking as the store holds them, read beside the loop.
-    private struct MessageRead: Sendable {
+    struct MessageRead: Sendable {
         let id: String
         let stored: StoredMessage?
         let tracking: Tracking?
@@ -176,7 +176,7 @@ extension BrokerCore {
         return .none
     }
 
-    private func unknown(_ id: String) -> ProtocolError {
+    func unknown(_ id: String) -> ProtocolError {
         ProtocolError(.unknownMessage, "message \(id) is not known to this broker")
     }
 
@@ -215,6 +215,8 @@ extension BrokerCore {
     /// ask how each recipient sees it (`as`), which is how an MDT co-ordinator checks what each
     /// attendee will read; a gateway reads the copies of the carers it acts for.
     private func messageView(_ request: MessageQuery, _ read: MessageRead, person: Directory.Person) throws -> MessageQuery.Answer {
+        // The sender reads what they wrote: nothing to override.
+        if let reason = request.breakGlass, read.stored?.sender != person.id { return try readWithOverride(read, person: person, reason: reason) }
         let id = request.id
         let viewerID = request.viewer ?? person.id
         var asker = person

@@ -195,19 +195,25 @@ extension BrokerCore {
 
     /// Tells a patient's care co-ordinator that someone broke glass to reach their patient's
     /// information.
-    func notifyOverride(coordinator: PersonID, patient: NHSNumber, messageID: String, by person: Directory.Person, now: Date) {
+    /// `reading`: the override was to read a copy already received, not to send.
+    func notifyOverride(coordinator: PersonID, patient: NHSNumber, messageID: String, by person: Directory.Person, now: Date, reading: Bool = false) {
         let body = BrokerNotice(
             notice: .emergencyOverride, message: messageID, by: person.id, patient: patient,
             text:
-                "\(person.name) used an emergency override to reach information about patient \(patient.formatted). The reason is in the audit trail."
+                "\(person.name) used an emergency override to \(reading ? "read" : "reach") information about patient \(patient.formatted). The reason is in the audit trail."
         ).encode()
+        // One notice per override: each read is its own.
+        let key =
+            reading
+            ? "override-read-\(messageID)-\(person.id)-\(Int(now.timeIntervalSince1970 * 1000))-\(coordinator)"
+            : "override-\(messageID)-\(coordinator)"
         let envelope = Envelope(
             SendHeader(
-                key: "override-\(messageID)-\(coordinator)", kind: .notice, to: [.person(coordinator)],
+                key: key, kind: .notice, to: [.person(coordinator)],
                 patient: patient, priority: .urgent, correlation: messageID),
             fromName: "CareRelay")
         let message = NewMessage(
-            id: MessageID.make(at: now), key: "override-\(messageID)-\(coordinator)", kind: .notice,
+            id: MessageID.make(at: now), key: key, kind: .notice,
             sender: BrokerCore.brokerIdentity, envelope: envelope.encoded(), patient: patient, correlation: messageID,
             body: body, bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
             deliveries: [PlannedDelivery(recipient: coordinator, decision: .deliver, rule: "R9-break-glass")],

@@ -202,21 +202,33 @@ public struct MessageQuery: QueryRequest {
     public var id: String
     /// `as`: the recipient whose copy to show; nil for the asker.
     public var viewer: PersonID?
+    /// `breakGlass`: a registered professional's stated reason to read their own copy whole,
+    /// overriding consent (CRP.md section 10.3); audited, and the care co-ordinators told.
+    public var breakGlass: String?
 
-    public init(id: String, as viewer: PersonID? = nil) {
+    public init(id: String, as viewer: PersonID? = nil, breakGlass: String? = nil) {
         self.id = id
         self.viewer = viewer
+        self.breakGlass = breakGlass
     }
 
     public init(params: [String: String]) throws(ProtocolError) {
         id = try QueryParameter.id(params["id"])
         viewer = params["as"].map(PersonID.init)
+        breakGlass = params["breakGlass"]
+        if let breakGlass, breakGlass.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw ProtocolError(.invalidHeader, "params.breakGlass: give the reason, or leave it out")
+        }
+        if breakGlass != nil, viewer != nil {
+            throw ProtocolError(.invalidHeader, "params.breakGlass: an override reads your own copy; it cannot be combined with 'as'")
+        }
     }
 
     public var name: QueryName { .message }
     public var params: [String: String] {
         var params = ["id": id]
         params["as"] = viewer?.rawValue
+        params["breakGlass"] = breakGlass
         return params
     }
 }

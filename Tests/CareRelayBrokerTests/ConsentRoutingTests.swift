@@ -191,6 +191,44 @@ import Testing
         #expect(revoked.contains { $0.recipient == "carer.ellis" && $0.decision == "revoked" && $0.detail?.contains(withdrawn.id) == true })
     }
 
+    @Test func breakingGlassToReadOnesOwnCopyIsAuditedAndTheCoordinatorTold() throws {
+        let system = try CareSystem()
+        try system.start()
+        try careTeam(system)
+        let nurse = try system.client("nurse.ali", receive: false)
+        let plan = try nurse.send(.carePlanShare, to: [.person("sw.okafor"), .person("carer.ellis")], patient: ellis, body: try Bodies.carePlan())
+        let social = try system.client("sw.okafor", receive: false)
+        let ordinary = try social.query("message", ["id": plan.id], as: MessageView.self)
+        #expect(ordinary.header?.redacted == ["mood"])
+
+        let reason = "Found collapsed at home; need her mental health history for the paramedics"
+        let whole = try social.query("message", ["id": plan.id, "breakGlass": reason], as: MessageView.self)
+        #expect(whole.header?.override == true)
+        #expect(whole.header?.redacted == nil)
+        #expect(whole.body?.contains("PHQ-9") == true)
+
+        // The override is an audit line with the reason, and the co-ordinator hears of it.
+        let coordinator = try system.client("coord.patel")
+        let notice = try BrokerNotice.decode(json: try coordinator.expectDelivery().body)
+        #expect(notice.notice == .emergencyOverride)
+        #expect(notice.by == "sw.okafor")
+        #expect(notice.text.contains("to read information about patient 943 476 5919"))
+        let audit = try coordinator.query(AuditFilter(message: plan.id)).map(\.entry)
+        #expect(audit.contains { $0.action == .override && $0.actor == "sw.okafor" && $0.decision == "read" && $0.detail == reason })
+
+        // Refused: a reason too short, a carer, someone it was never sent to, and reading as another.
+        #expect(refusal { _ = try social.query("message", ["id": plan.id, "breakGlass": "urgent"]) } == .notPermitted)
+        let carer = try system.client("carer.ellis", receive: false)
+        #expect(refusal { _ = try carer.query("message", ["id": plan.id, "breakGlass": reason]) } == .notPermitted)
+        let gp = try system.client("gp.khan", receive: false)
+        #expect(refusal { _ = try gp.query("message", ["id": plan.id, "breakGlass": reason]) } == .unknownMessage)
+        #expect(refusal { _ = try nurse.query("message", ["id": plan.id, "breakGlass": reason, "as": "sw.okafor"]) } == .invalidHeader)
+        // Nothing withheld, nothing overridden: the sender's own plan reads as it is, unaudited.
+        let audited = try coordinator.query(AuditFilter(message: plan.id)).filter { $0.entry.action == .override }.count
+        _ = try nurse.query("message", ["id": plan.id, "breakGlass": reason])
+        #expect(try coordinator.query(AuditFilter(message: plan.id)).filter { $0.entry.action == .override }.count == audited)
+    }
+
     @Test func attendeesLearnOfAMeetingEvenWhenEveryItemIsWithheld() throws {
         let system = try CareSystem()
         try system.start()

@@ -38,3 +38,33 @@ import Testing
         #expect(kept.stdout.contains("cp.9434765919") && !kept.stdout.contains("REVOKED"), "\(kept)")
     }
 }
+
+/// Break glass on a read: the withheld sections of one's own copy, shown once confirmed, and
+/// said to be audited.
+@Suite struct BreakGlassReadTests {
+    @Test func aSocialWorkerReadsTheWithheldSectionOnlyWithAReasonAndConfirmation() throws {
+        let system = try CareSystem()
+        try system.start()
+        let nurse = try system.cli("nurse.ali")
+        for member in ["person:nurse.ali", "team:west.social-care"] {
+            #expect(try nurse.run(["careteam", "link", "--patient", ellisNHS, "--member", member]).status == 0)
+        }
+        let file = try Fixtures.carePlan(version: 1, wellbeingText: "Managing at home", in: nurse.workingDirectory)
+        #expect(try nurse.run(["careplan", "share", "--file", file, "--to", "person:sw.okafor"]).status == 0)
+        let social = try system.cli("sw.okafor")
+        let ordinary = try social.run(["careplan", "show", "--patient", ellisNHS])
+        #expect(ordinary.status == 0, "\(ordinary)")
+        #expect(!ordinary.stdout.contains("PHQ-9"), "\(ordinary)")
+
+        let reason = "Found collapsed at home; paramedics need her mental health history"
+        let unconfirmed = try social.run(["careplan", "show", "--patient", ellisNHS, "--break-glass", reason])
+        #expect(unconfirmed.status == 64, "\(unconfirmed)")
+        #expect(unconfirmed.stderr.contains("nothing was read"), "\(unconfirmed)")
+        let whole = try social.run(["careplan", "show", "--patient", ellisNHS, "--break-glass", reason, "--yes"])
+        #expect(whole.status == 0, "\(whole)")
+        #expect(whole.stdout.contains("PHQ-9"), "\(whole)")
+        #expect(whole.stdout.contains("Emergency override: this read is an audit line with your reason"), "\(whole)")
+        let audit = try system.cli("coord.patel").run(["audit", "query", "--patient", ellisNHS, "--action", "override"])
+        #expect(audit.stdout.contains("sw.okafor") && audit.stdout.contains("read"), "\(audit)")
+    }
+}

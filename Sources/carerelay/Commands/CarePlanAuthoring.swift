@@ -242,16 +242,26 @@ extension CarePlanCommand {
         @Option(help: "The patient's NHS number.") var patient: String
         @Option(help: "The plan id (needed when the patient has several).") var plan: String?
         @Option(help: "The version (default: the latest you hold).") var version: Int?
+        @OptionGroup(title: "Emergency override: read the sections withheld from your copy") var breakGlass: BreakGlassOptions
 
         func run() throws {
             let nhs = try Input.nhsNumber(patient)
+            let override = try breakGlass.confirmed(reading: true)
             let client = try globals.connect()
             let (planID, versions) = try CarePlanCommand.versions(
                 of: plan, in: CarePlanCommand.versions(client, patient: nhs, plan: plan), patient: nhs)
-            guard let chosen = version.map({ v in versions.first { $0.plan.version == v } }) ?? versions.last else {
+            guard var chosen = version.map({ v in versions.first { $0.plan.version == v } }) ?? versions.last else {
                 throw Failure.usage(
                     "version \(version ?? 0) of \(planID) is not among those you sent or received (you hold \(versions.map { "\($0.plan.version)" }.joined(separator: ", ")))"
                 )
+            }
+            if let override {
+                let view = try brokerCall { () throws(ClientError) in try client.query(MessageQuery(id: chosen.id, breakGlass: override)) }
+                guard let bytes = view.bodyBytes, case .carePlanShare(let whole)? = try? MessageBody.decode(kind: .carePlanShare, json: bytes),
+                    let json = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+                else { throw Failure(Exit.software, "the broker's answer was not a care plan") }
+                if view.header?.override == true, !globals.json { BreakGlassOptions.read() }
+                chosen = CarePlanCommand.Version(id: chosen.id, sentAt: chosen.sentAt, plan: whole, json: json)
             }
             if globals.json {
                 Console.out(Console.prettyJSON([UInt8]((try? JSONSerialization.data(withJSONObject: chosen.json)) ?? Data())))

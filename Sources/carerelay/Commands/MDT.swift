@@ -380,12 +380,16 @@ struct MDTCommand: ParsableCommand {
         @OptionGroup var globals: Globals
         @Argument(help: "The agenda's message id.") var id: String
         @Option(name: .customLong("as"), help: "Show it as this attendee receives it.") var asPerson: String?
+        @OptionGroup(title: "Emergency override: read the items withheld from your copy") var breakGlass: BreakGlassOptions
 
         func run() throws {
-            let request = MessageQuery(id: id, as: try asPerson.map { try Input.person($0, option: "--as") })
+            if asPerson != nil, breakGlass.reason != nil { throw Failure.usage("--break-glass reads your own copy: leave out --as") }
+            let override = try breakGlass.confirmed(reading: true)
+            let request = MessageQuery(id: id, as: try asPerson.map { try Input.person($0, option: "--as") }, breakGlass: override)
             let client = try globals.connect()
             let view = try brokerCall { () throws(ClientError) in try client.query(request) }
             if globals.json { Console.json(view); return }
+            if view.header?.override == true { BreakGlassOptions.read() }
             if let reason = view.withheld {
                 throw Failure(Exit.withheld, "agenda \(id) is withheld from \(asPerson ?? "you"): \(reason)")
             }

@@ -282,11 +282,14 @@ struct ReferralCommand: ParsableCommand {
         )
         @OptionGroup var globals: Globals
         @Argument(help: ReferralCommand.idHelp, transform: Input.referralID) var id: String
+        @OptionGroup(title: "Emergency override") var breakGlass: BreakGlassOptions
 
         func run() throws {
+            let override = try breakGlass.confirmed(reading: true)
             let client = try globals.connect()
-            let view = try brokerCall { () throws(ClientError) in try client.query(MessageQuery(id: id)) }
+            let view = try brokerCall { () throws(ClientError) in try client.query(MessageQuery(id: id, breakGlass: override)) }
             if globals.json { Console.json(view); return }
+            if view.header?.override == true { BreakGlassOptions.read() }
             guard let bytes = view.bodyBytes else { throw Failure(Exit.software, "the broker sent no body") }
             if let header = view.header {
                 Console.out(Terminal.safe("From:      \(header.fromName) (\(header.from)), sent \(header.sentAt)", singleLine: true))
