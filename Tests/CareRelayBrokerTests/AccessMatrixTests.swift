@@ -148,6 +148,8 @@ import Testing
             case "track": return query("track", ["id": plan])
             case "message": return query("message", isBridge ? ["id": plan, "as": carer.rawValue] : ["id": plan])
             case "message as sender": return query("message", ["id": plan, "as": "cpn.brown"])
+            case "message with break glass":
+                return query("message", ["id": plan, "breakGlass": "Collapsed at home; the ambulance crew needs the whole plan"])
             case "inbox":
                 let lines = try client.query("inbox", isBridge ? ["for": carer.rawValue, "limit": "500"] : ["limit": "500"])
                 let ids = try #require(try JSONSerialization.jsonObject(with: Data(lines)) as? [[String: Any]]).compactMap { $0["id"] as? String }
