@@ -315,6 +315,7 @@ enum Templates {
         .foot{margin-top:3rem;border-top:1px solid #b1b4b6;color:#484949;padding-top:1rem;padding-bottom:2rem}
         .visually-hidden{position:absolute!important;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
         main:focus{outline:none}
+        .checkin dt{font-weight:700;margin-top:.5rem}.checkin dd{margin-left:0}
         @media (max-width:30rem){html{font-size:112.5%}h1{font-size:1.5rem}}
         """
 
@@ -336,6 +337,10 @@ enum Templates {
               document.querySelectorAll('[data-message="' + key + '"], [data-part="' + key + '"]').forEach(function (element) {
                 element.remove();
               });
+            });
+            // A list of earlier versions left empty goes with its heading.
+            document.querySelectorAll('ul.history').forEach(function (list) {
+              if (!list.children.length && list.closest('section')) list.closest('section').remove();
             });
           });
         })();

@@ -83,7 +83,7 @@ extension BrokerCore {
         _ revocation: Revocation, of copy: MailItem, body: MessageBody?, patient: NHSNumber, rule: String, consentID: String,
         actor: Directory.Person, now: Date
     ) -> NewMessage {
-        let what = Self.describe(copy, body: body)
+        let what = Self.describe(copy, body: body, senderName: directory.person(copy.sender)?.name ?? copy.sender.rawValue)
         let why = "the patient's consent no longer covers you seeing it. Remove it from view and delete any copy you kept."
         let text: String
         var parts: [String]?
@@ -119,21 +119,23 @@ extension BrokerCore {
 
     /// The copy as its reader knows it ("care plan 'Living well at home' version 3, shared with
     /// you on 18 March 2025").
-    static func describe(_ copy: MailItem, body: MessageBody?) -> String {
+    static func describe(_ copy: MailItem, body: MessageBody?, senderName: String) -> String {
         let day = DateFormatter()
         day.locale = Locale(identifier: "en_GB")
         day.timeZone = TimeZone(identifier: "Europe/London")
         day.dateFormat = "d MMMM yyyy"
-        let on = "shared with you on \(day.string(from: copy.acceptedAt))"
+        let date = day.string(from: copy.acceptedAt)
+        let shared = "shared with you on \(date)", sent = "sent to you on \(date)"
         switch body {
-        case .carePlanShare(let plan): return "care plan '\(plan.title)' version \(plan.version), \(on),"
-        case .mdtAgenda(let agenda): return "the agenda of '\(agenda.title)', \(on),"
+        case .carePlanShare(let plan): return "care plan '\(plan.title)' version \(plan.version), \(shared),"
+        case .mdtAgenda(let agenda): return "the agenda of '\(agenda.title)', \(shared),"
         default:
             switch copy.kind {
-            case .referral: return "referral \(copy.id), \(on),"
-            case .referralEvent: return "an update to a referral, \(on),"
-            case .carerCheckIn: return "a carer's check-in, \(on),"
-            default: return "message \(copy.id), \(on),"
+            case .referral: return "referral \(copy.id), \(sent),"
+            case .referralEvent: return "an update to a referral, \(sent),"
+            case .carerCheckIn: return "a carer's check-in, \(sent),"
+            case .checkInAcknowledgement: return "\(senderName)'s acknowledgement of a check-in, \(sent),"
+            default: return "message \(copy.id), \(sent),"
             }
         }
     }
