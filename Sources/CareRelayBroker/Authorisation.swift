@@ -33,11 +33,21 @@ extension BrokerCore {
                         carerStanding: try readStanding(of: carer, toward: patient), carer: carer.id))
             }
         case .mdtAgenda(let agenda):
-            // An action is someone's to do: it must name someone the directory knows.
+            // An action is someone's to do, and they learn of it from the agenda: its owner must
+            // be someone the agenda reaches (a member of the MDT), or it would never be done.
+            let members = Set(directory.members(of: agenda.team))
             for (index, entry) in agenda.items.enumerated() {
-                for (number, action) in (entry.item?.outcome?.actions ?? []).enumerated() where directory.person(action.owner) == nil {
-                    throw ProtocolError(
-                        .unknownAddress, "body items[\(index)].outcome.actions[\(number)].owner: \(action.owner) is not a person in the directory")
+                for (number, action) in (entry.item?.outcome?.actions ?? []).enumerated() {
+                    let field = "body items[\(index)].outcome.actions[\(number)].owner"
+                    guard directory.person(action.owner) != nil else {
+                        throw ProtocolError(.unknownAddress, "\(field): \(action.owner) is not a person in the directory")
+                    }
+                    guard members.contains(action.owner) else {
+                        throw ProtocolError(
+                            .unknownAddress,
+                            "\(field): \(action.owner) is not a member of \(agenda.team), so the agenda would never tell them; give the action to a member, who can pass it on"
+                        )
+                    }
                 }
             }
         default:

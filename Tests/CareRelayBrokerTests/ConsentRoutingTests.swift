@@ -282,6 +282,18 @@ import Testing
         ) {
             try chair.send(.mdtAgenda, to: [.mdt("west.mdt")], body: try Bodies.json(agenda))
         }
+        // Nor one for someone the agenda does not reach: they would never hear of it.
+        items[1]["outcome"] = ["decision": "Agreed", "actions": [["description": "Visit", "owner": "gp.khan"]]]
+        agenda["items"] = items
+        #expect(
+            throws: ClientError.rejected(
+                ProtocolError(
+                    .unknownAddress,
+                    "body items[1].outcome.actions[0].owner: gp.khan is not a member of west.mdt, so the agenda would never tell them; give the action to a member, who can pass it on"
+                ))
+        ) {
+            try chair.send(.mdtAgenda, to: [.mdt("west.mdt")], body: try Bodies.json(agenda))
+        }
     }
 
     @Test func anMDTItemWithoutPermissionReachesAttendeesAsItemWithheld() throws {

@@ -28,7 +28,7 @@ import Testing
 
         let outcome = try mdt.run([
             "mdt", "outcome", "--file", draft, "--item", "1", "--decision", "Package of care increased to two calls a day",
-            "--action", "Arrange the second daily call|coord.patel|2020-01-06", "--action", "Falls clinic referral|gp.khan",
+            "--action", "Arrange the second daily call|coord.patel|2020-01-06", "--action", "Falls clinic referral|nurse.ali",
         ])
         #expect(outcome.status == 0, "\(outcome)")
         #expect(outcome.stdout.contains("with 2 action(s)"), "\(outcome)")
@@ -38,7 +38,7 @@ import Testing
 
         let shown = try nurse.run(["mdt", "show", id])
         #expect(shown.stdout.contains("Outcome: Package of care increased to two calls a day"), "\(shown)")
-        #expect(shown.stdout.contains("action: Falls clinic referral, gp.khan"), "\(shown)")
+        #expect(shown.stdout.contains("action: Falls clinic referral, nurse.ali"), "\(shown)")
 
         let mine = try system.cli("coord.patel").run(["mdt", "actions", "--mine"])
         #expect(mine.status == 0, "\(mine)")

@@ -158,7 +158,8 @@ struct MDTCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Record what the meeting decided about an item, and the actions that follow, in the draft.",
             discussion: """
-                Actions are written "description|owner|YYYY-MM-DD" (the due date may be left out). The \
+                Actions are written "description|owner|YYYY-MM-DD" (the due date may be left out); the \
+                owner is a member of the MDT, who learns of it from the agenda. The \
                 outcome is part of its item, so each attendee receives it only if they may see the item. \
                 Publish it with carerelay mdt update.
 
