@@ -131,12 +131,7 @@ struct MDTCommand: ParsableCommand {
                 }
                 let by = try Input.person(parts[1], option: "--intervention (by)")
                 var entry: [String: Any] = ["action": parts[0], "by": by.rawValue, "result": parts[2]]
-                if parts.count == 4 {
-                    do { _ = try CalendarDate(validating: parts[3]) } catch {
-                        throw Failure.usage("--intervention date '\(parts[3])' is not YYYY-MM-DD")
-                    }
-                    entry["date"] = parts[3]
-                }
+                if parts.count == 4 { entry["date"] = try MDTCommand.day(parts[3], option: "--intervention date") }
                 interventions.append(entry)
             }
             var draft = try Input.object(file)
@@ -183,12 +178,7 @@ struct MDTCommand: ParsableCommand {
                         "--action '\(text)': write \"description|owner|YYYY-MM-DD\", e.g. \"Falls clinic referral|gp.khan|2026-03-25\"")
                 }
                 var entry: [String: Any] = ["description": parts[0], "owner": try Input.person(parts[1], option: "--action (owner)").rawValue]
-                if parts.count == 3, !parts[2].isEmpty {
-                    do { _ = try CalendarDate(validating: parts[2]) } catch {
-                        throw Failure.usage("--action due date '\(parts[2])' is not YYYY-MM-DD")
-                    }
-                    entry["due"] = parts[2]
-                }
+                if parts.count == 3, !parts[2].isEmpty { entry["due"] = try MDTCommand.day(parts[2], option: "--action due date") }
                 actions.append(entry)
             }
             var draft = try Input.object(file)
@@ -301,6 +291,12 @@ struct MDTCommand: ParsableCommand {
                     [$0.start, $0.meeting, $0.title, "\($0.version)", "\($0.items)", $0.id]
                 })
         }
+    }
+
+    /// A calendar day typed as YYYY-MM-DD, checked.
+    static func day(_ text: String, option: String) throws -> String {
+        do { _ = try CalendarDate(validating: text) } catch { throw Failure.usage("\(option) '\(text)' is not YYYY-MM-DD") }
+        return text
     }
 
     /// The latest version of each meeting's agenda among those you received or published.
