@@ -270,14 +270,16 @@ public struct Bridge: Sendable {
         let seq: Int64
     }
 
-    /// Care plans delivered to this carer about this patient, by version (latest delivery of a version wins).
+    /// Care plans delivered to this carer about this patient, each version of each plan once (the
+    /// latest delivery of it wins), in the order they arrived: the last is the latest shared.
+    /// A patient may have several plans (a home plan, a falls plan), each with its own versions.
     func plans(carer: PersonID, patient: NHSNumber) throws -> [PlanVersion] {
-        var byVersion: [Int: PlanVersion] = [:]
+        var byVersion: [String: PlanVersion] = [:]
         for message in try store.messages(for: carer, patient: patient, kind: .carePlanShare) {
             guard let plan = try? CarePlanShare.decode(json: message.body) else { continue }
-            byVersion[plan.version] = PlanVersion(header: message.header, plan: plan, seq: message.seq)
+            byVersion["\(plan.plan)\u{0}\(plan.version)"] = PlanVersion(header: message.header, plan: plan, seq: message.seq)
         }
-        return byVersion.values.sorted { $0.plan.version < $1.plan.version }
+        return byVersion.values.sorted { $0.seq < $1.seq }
     }
 
     /// What the broker took back from this carer about this patient, oldest first.
@@ -329,7 +331,7 @@ public struct Bridge: Sendable {
         var context: [String: Any] = [
             "title": plan.title, "version": plan.version, "changeSummary": plan.changeSummary, "period": period,
             "sharedBy": version.header.fromName, "sharedOn": Display.when(version.header.sentAt, timeZone: configuration.timeZone),
-            "sections": sections, "message": version.header.id,
+            "sections": sections, "message": version.header.id, "planID": plan.plan,
         ]
         if let description = plan.description { context["description"] = description }
         return context
@@ -341,7 +343,10 @@ public struct Bridge: Sendable {
         guard let signed = try signedIn(request) else { return .redirect("/sign-in") }
         let carer = signed.session.carer
         guard let patient = try patient(context, carer: carer) else { return notYours }
-        let versions = try plans(carer: carer, patient: patient)
+        let all = try plans(carer: carer, patient: patient)
+        // One plan at a time: the one asked for, else the one shared most recently.
+        let planID = request.uri.queryParameters.get("plan").map { String($0) } ?? all.last?.plan.plan
+        let versions = all.filter { $0.plan.plan == planID }.sorted { $0.plan.version < $1.plan.version }
         let directory = await directory.listing(now: now)
         let wanted = request.uri.queryParameters.get("version").flatMap { Int($0) }
         let shown = wanted.flatMap { v in versions.first { $0.plan.version == v } } ?? versions.last
@@ -370,6 +375,7 @@ public struct Bridge: Sendable {
         let history: [[String: Any]] = versions.reversed().map { version in
             [
                 "nhs": patient.digits, "version": version.plan.version, "changeSummary": version.plan.changeSummary, "message": version.header.id,
+                "planID": version.plan.plan,
                 "sharedOn": Display.when(version.header.sentAt, timeZone: configuration.timeZone),
                 "current": version.plan.version == shown?.plan.version,
             ]
@@ -379,6 +385,16 @@ public struct Bridge: Sendable {
             ["text": notice.text, "on": Display.when(header.sentAt, timeZone: configuration.timeZone)]
         }
         page["hasHistory"] = versions.count > 1
+        // The patient's other plans, by title, each at its latest version.
+        var others: [String: PlanVersion] = [:]
+        for version in all where version.plan.plan != planID {
+            if (others[version.plan.plan]?.plan.version ?? 0) < version.plan.version { others[version.plan.plan] = version }
+        }
+        let otherPlans: [[String: Any]] = others.values.sorted { $0.seq > $1.seq }.map {
+            ["nhs": patient.digits, "planID": $0.plan.plan, "title": $0.plan.title, "version": $0.plan.version, "message": $0.header.id]
+        }
+        page["otherPlans"] = otherPlans
+        page["hasOtherPlans"] = !otherPlans.isEmpty
         let sent = try store.checkInCount(carer: carer, patient: patient)
         if sent > 0 { page["checkInText"] = "You have sent \(sent) check-in\(sent == 1 ? "" : "s") about this person." }
         return .html(renderer.page("person", title: page["heading"] as? String ?? "Care plan", page, csrf: signed.session.csrf, live: true))

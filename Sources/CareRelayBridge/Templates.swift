@@ -90,7 +90,7 @@ enum Templates {
         <p class="meta">NHS number {{nhsSpaced}}</p>
         <p><a class="button" href="/people/{{nhs}}/check-in">Check in: tell the team how things are</a></p>
         <div id="updates" class="updates" aria-live="polite" data-events="/people/{{nhs}}/events?after={{after}}"></div>
-        {{#viewingOld}}<div class="notice"><p>You are looking at version {{plan.version}}, not the latest. <a href="/people/{{nhs}}">Show the latest version</a>.</p></div>{{/viewingOld}}
+        {{#viewingOld}}<div class="notice"><p>You are looking at version {{plan.version}}, not the latest. <a href="/people/{{nhs}}?plan={{plan.planID}}">Show the latest version</a>.</p></div>{{/viewingOld}}
         {{#revocations}}<div class="notice"><p><strong>Taken back on {{on}}:</strong> {{text}}</p></div>{{/revocations}}
         {{#plan}}
         <div data-message="{{message}}">
@@ -129,10 +129,18 @@ enum Templates {
         <section aria-labelledby="history-title">
           <h2 id="history-title">Earlier versions</h2>
           <ul class="history">
-          {{#history}}<li data-message="{{message}}">{{#current}}Version {{version}} (shown above){{/current}}{{^current}}<a href="/people/{{nhs}}?version={{version}}">Version {{version}}</a>{{/current}}, {{sharedOn}}: {{changeSummary}}</li>{{/history}}
+          {{#history}}<li data-message="{{message}}">{{#current}}Version {{version}} (shown above){{/current}}{{^current}}<a href="/people/{{nhs}}?plan={{planID}}&amp;version={{version}}">Version {{version}}</a>{{/current}}, {{sharedOn}}: {{changeSummary}}</li>{{/history}}
           </ul>
         </section>
         {{/hasHistory}}
+        {{#hasOtherPlans}}
+        <section aria-labelledby="other-plans-title">
+          <h2 id="other-plans-title">Other care plans</h2>
+          <ul class="history">
+          {{#otherPlans}}<li data-message="{{message}}"><a href="/people/{{nhs}}?plan={{planID}}">{{title}}</a>, version {{version}}</li>{{/otherPlans}}
+          </ul>
+        </section>
+        {{/hasOtherPlans}}
         {{#checkInText}}<p class="meta">{{checkInText}} <a href="/people/{{nhs}}/check-ins">See your check-ins and who has read them</a>.</p>{{/checkInText}}
         """
 

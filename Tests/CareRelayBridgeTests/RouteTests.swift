@@ -286,7 +286,7 @@ import Testing
             #expect(page.text.contains("Upcoming contacts"))
             #expect(page.text.contains("Morning call: personal care"))
             #expect(page.text.contains("Earlier versions"))
-            #expect(page.text.contains(#"href="/people/9434765919?version=2""#))
+            #expect(page.text.contains(#"href="/people/9434765919?plan=cp.9434765919.home&amp;version=2""#))
             #expect(page.text.contains(#"<script src="/static/live.js" defer></script>"#))
             #expect(page.text.contains(#"data-events="/people/9434765919/events?after="#))
             let old = try await visitor.get("/people/9434765919?version=2")
