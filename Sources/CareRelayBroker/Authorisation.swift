@@ -1,6 +1,7 @@
 import CareRelayModel
 import CareRelayPolicy
 import CareRelayProtocol
+import CareRelayStore
 import Foundation
 
 extension BrokerCore {
@@ -32,6 +33,8 @@ extension BrokerCore {
                         issuer: actor, issuedBy: invite.issuedBy, issuerStanding: try readStanding(of: actor, toward: patient),
                         carerStanding: try readStanding(of: carer, toward: patient), carer: carer.id))
             }
+        case .carePlanShare(let plan):
+            try checkVersion(of: plan)
         case .mdtAgenda(let agenda):
             // An action is someone's to do, and they learn of it from the agenda: its owner must
             // be someone the agenda reaches (a member of the MDT), or it would never be done.
@@ -52,6 +55,37 @@ extension BrokerCore {
             }
         default:
             break
+        }
+    }
+
+    /// A plan's versions only go forward: a version older than one already shared, or a version
+    /// already shared with other content (two people who edited the same version at once), is
+    /// refused, so nobody's copy is silently replaced by a different plan under the same number.
+    /// The same version again, unchanged, may go to more people.
+    private func checkVersion(of plan: CarePlanShare) throws(ProtocolError) {
+        let stored: [StoredMessage]
+        do {
+            stored = try store.messages(about: plan.patient, kind: .carePlanShare)
+        } catch {
+            throw ProtocolError(
+                .storeUnavailable, "the broker could not read the plan's earlier versions; nothing was accepted. Retry with the same key")
+        }
+        let earlier = stored.compactMap { message -> (sender: PersonID, plan: CarePlanShare)? in
+            guard case .carePlanShare(let version)? = try? MessageBody.decode(kind: .carePlanShare, json: message.body), version.plan == plan.plan
+            else { return nil }
+            return (message.sender, version)
+        }
+        let latest = earlier.map(\.plan.version).max() ?? 0
+        if let same = earlier.first(where: { $0.plan.version == plan.version && $0.plan != plan }) {
+            throw ProtocolError(
+                .invalidTransition,
+                "version: version \(plan.version) of \(plan.plan) was already shared by \(same.sender) with other content; fetch the latest and make yours version \(latest + 1)"
+            )
+        }
+        if plan.version < latest {
+            throw ProtocolError(
+                .invalidTransition,
+                "version: \(plan.plan) is already at version \(latest); a plan's versions only go forward (fetch the latest and edit that)")
         }
     }
 

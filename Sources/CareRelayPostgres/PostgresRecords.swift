@@ -21,6 +21,15 @@ enum PostgresRecords {
         return storedMessage(try row.decode((Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double).self))
     }
 
+    static func messages(about patient: NHSNumber, kind: MessageKind, run: Run) throws -> [StoredMessage] {
+        try run(
+            """
+            SELECT seq, id, kind, sender, envelope, patient, body, accepted_at FROM message
+            WHERE patient = \(patient.digits) AND kind = \(kind.rawValue) ORDER BY seq
+            """
+        ).compactMap { storedMessage(try $0.decode(MessageColumns.self)) }
+    }
+
     /// The message columns, in the order `message(id:run:)` selects them.
     typealias MessageColumns = (Int64, String, String, String, ByteBuffer, String?, ByteBuffer, Double)
 

@@ -561,6 +561,10 @@ public final class PostgresStore: MessageStore {
         try PostgresRecords.message(id: id) { try self.run($0) }
     }
 
+    public func messages(about patient: NHSNumber, kind: MessageKind) throws -> [StoredMessage] {
+        try PostgresRecords.messages(about: patient, kind: kind) { try self.run($0) }
+    }
+
     public func tracking(id: String) throws -> Tracking? {
         try PostgresRecords.tracking(id: id) { try self.run($0) }
     }

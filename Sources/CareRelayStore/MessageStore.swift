@@ -62,6 +62,8 @@ public protocol MessageLog: MessageRecords {
     /// Every copy of a message about `patient` that went out to its recipient (confirmed or
     /// not), one item per copy, oldest first: what a change of consent may have to revoke.
     func deliveredCopies(about patient: NHSNumber) throws -> [MailItem]
+    /// The messages of one kind about `patient`, oldest first (a patient's care plan versions).
+    func messages(about patient: NHSNumber, kind: MessageKind) throws -> [StoredMessage]
 }
 
 /// Referrals as records: their status, who took them, and their response targets. They change

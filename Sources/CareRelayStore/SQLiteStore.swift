@@ -310,6 +310,15 @@ public final class SQLiteStore: MessageStore {
         auditHead = head
     }
 
+    public func messages(about patient: NHSNumber, kind: MessageKind) throws -> [StoredMessage] {
+        try db.read { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT * FROM message WHERE patient = ? AND kind = ? ORDER BY seq"),
+                arguments: [patient.digits, kind.rawValue]
+            ).compactMap(Self.storedMessage)
+        }
+    }
+
     public func deliveredCopies(about patient: NHSNumber) throws -> [MailItem] {
         try db.read { db in
             try Row.fetchAll(
@@ -363,7 +372,7 @@ public final class SQLiteStore: MessageStore {
     }
 
     /// A message from a row holding the message table's columns.
-    private static func storedMessage(_ row: Row) -> StoredMessage? {
+    static func storedMessage(_ row: Row) -> StoredMessage? {
         guard let kind = MessageKind(rawValue: row["kind"]) else { return nil }
         let patient: String? = row["patient"]
         return StoredMessage(

@@ -162,6 +162,7 @@ final class FailingStore: MessageStore {
     }
     func confirm(recipient: PersonID, ids: [String], at now: Date) throws -> [Int64] { try inner.confirm(recipient: recipient, ids: ids, at: now) }
     func deliveredCopies(about patient: NHSNumber) throws -> [MailItem] { try inner.deliveredCopies(about: patient) }
+    func messages(about patient: NHSNumber, kind: MessageKind) throws -> [StoredMessage] { try inner.messages(about: patient, kind: kind) }
     func message(id: String) throws -> StoredMessage? { try inner.message(id: id) }
     func tracking(id: String) throws -> Tracking? { try inner.tracking(id: id) }
     func history(for person: PersonID, kind: MessageKind?, limit: Int) throws -> [InboxLine] {

@@ -184,6 +184,21 @@ import Testing
         #expect(try store.consentRecords(patient: Self.patient).map(\.id) == ["c1", "c2"])
     }
 
+    @Test("a patient's messages of one kind come back oldest first, and only theirs", arguments: Kind.available)
+    func messagesAboutAPatient(_ kind: Kind) throws {
+        let store = try kind.open()
+        defer { store.close() }
+        _ = try store.accept(
+            [
+                message("p1", key: "p1", kind: .carePlanShare, patient: Self.patient),
+                message("c1", key: "c1", kind: .consent, patient: Self.patient),
+                message("p2", key: "p2", kind: .carePlanShare, patient: Self.patient),
+                message("x", key: "x", kind: .carePlanShare),
+            ], confirming: [], at: Date())
+        #expect(try store.messages(about: Self.patient, kind: .carePlanShare).map(\.id) == ["p1", "p2"])
+        #expect(try store.messages(about: Self.patient, kind: .consent).map(\.id) == ["c1"])
+    }
+
     @Test("the audit trail is one hash chain that shows tampering", arguments: Kind.available)
     func auditChain(_ kind: Kind) throws {
         let store = try kind.open()
