@@ -647,6 +647,66 @@ def main(argv=None):
                             407, "invalid-nhs-number")
         run.check("QUERY status, track, careteam and their refusals", queries)
 
+        def revocation():
+            # CRP.md 10.5: a withdrawal takes back what consent no longer covers, with a
+            # broker.notice of kind revoked; 10.3: a recipient may break glass to read it.
+            coord = client("coord.patel")
+            coord.hello(receive=False)
+            grant = {
+                "action": "grant", "id": "py-cd-mood", "status": "active", "scope": "patient-privacy", "patient": PATIENT,
+                "dateTime": now_iso(), "performer": {"person": "coord.patel", "role": "care-coordinator"},
+                "policyRule": "explicit",
+                "provision": {"type": "permit", "period": {"start": "2025-01-01T00:00:00Z"},
+                              "actor": [{"role": "person", "reference": "sw.okafor"}], "class": ["mental-health"]},
+            }
+            cmd, header, _ = coord.request("SEND", {"key": "py-consent-1", "kind": "consent", "to": [], "patient": PATIENT},
+                                           encode(grant))
+            expect(cmd == "ACCEPTED", f"consent answered {cmd} {header}")
+            examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Protocols", "examples")
+            with open(os.path.join(examples, "careplan.share", "valid-home-plan-with-mental-health-section.json")) as f:
+                plan = json.load(f)
+            plan["patient"] = PATIENT
+            cmd, header, _ = s["gp.khan"].request(
+                "SEND", {"key": "py-plan-1", "kind": "careplan.share", "to": ["person:sw.okafor"], "patient": PATIENT}, encode(plan))
+            expect(cmd == "ACCEPTED" and header["recipients"][0]["decision"] == "deliver", f"plan answered {cmd} {header}")
+            plan_id = header["id"]
+            sw = s["sw.okafor"]
+            got = sw.deliver(kind="careplan.share")
+            expect(got is not None and got[0]["id"] == plan_id, "sw.okafor received no plan")
+            expect(b"PHQ-9" in got[1], "the whole plan, mood section included, was delivered")
+            sw.confirm([plan_id])
+            deadline = time.monotonic() + 5
+            while True:
+                cmd, _, body = sw.request("QUERY", {"query": "track", "params": {"id": plan_id}})
+                states = {r["person"]: r["state"] for r in json.loads(body)["recipients"]}
+                if states.get("sw.okafor") == "confirmed" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            withdraw = {"action": "withdraw", "patient": PATIENT, "dateTime": now_iso(),
+                        "performer": {"person": "coord.patel", "role": "care-coordinator"}, "withdraws": "py-cd-mood"}
+            cmd, header, _ = coord.request("SEND", {"key": "py-consent-2", "kind": "consent", "to": [], "patient": PATIENT},
+                                           encode(withdraw))
+            expect(cmd == "ACCEPTED", f"withdrawal answered {cmd} {header}")
+            got = sw.deliver(kind="broker.notice")
+            expect(got is not None, "no revocation notice")
+            header, body = got
+            notice = json.loads(body)
+            expect(header["from"] == "carerelay" and header["correlation"] == plan_id, f"notice header {header}")
+            expect(notice["notice"] == "revoked" and notice["message"] == plan_id and notice["parts"] == ["mood"]
+                   and notice["kind"] == "careplan.share" and notice["by"] == "coord.patel", f"notice {notice}")
+            sw.confirm([header["id"]])
+            cmd, header, body = sw.request("QUERY", {"query": "message", "params": {"id": plan_id}})
+            view = json.loads(body)
+            expect(cmd == "RESULT" and "mood" in view["header"]["redacted"] and "PHQ-9" not in view["body"], f"after: {view}")
+            reason = "Found collapsed at home; paramedics need her mental health history"
+            cmd, header, body = sw.request("QUERY", {"query": "message", "params": {"id": plan_id, "breakGlass": reason}})
+            view = json.loads(body)
+            expect(cmd == "RESULT" and view["header"]["override"] is True and "PHQ-9" in view["body"], f"break glass: {view}")
+            expect_rejected(sw.request("QUERY", {"query": "message", "params": {"id": plan_id, "breakGlass": "urgent"}}),
+                            410, "not-permitted")
+        run.check("a withdrawal revokes the section delivered (broker.notice revoked); break glass reads it again",
+                  revocation)
+
         def subscriptions():
             sw = s["sw.okafor"]
             cmd, header, _ = sw.request("SUBSCRIBE", {"topic": "*/west/west.social-care"})
