@@ -237,6 +237,7 @@ enum Templates {
         </div>
         {{/closed}}
         {{#urgentOpen}}<p>You marked this as urgent. The team is open now and will get back to you as soon as they can. If things get worse, call 999 in an emergency.</p>{{/urgentOpen}}
+        <p>When someone reads it, you will see who and when on <a href="/people/{{nhs}}/check-ins">your check-ins</a>.</p>
         <p><a href="/people/{{nhs}}">Back to the care plan</a></p>
         """
 
