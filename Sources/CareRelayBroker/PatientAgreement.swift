@@ -15,8 +15,10 @@ import Foundation
 extension BrokerCore {
     struct PatientAgreement {
         let directive: ConsentDirective
-        /// The `consent` message that records it, stored beside the referral.
-        let message: NewMessage
+        /// The `consent` message that records it, stored beside the referral; nil when an
+        /// agreement in force already covers it (a patient referred to the same team again), so
+        /// repeated referrals do not pile up directives that say the same thing.
+        let message: NewMessage?
     }
 
     /// The agreement a referral carries, or nil: not agreed, the policy records none, or the
@@ -43,6 +45,9 @@ extension BrokerCore {
             categories: labels.isEmpty ? [.general] : labels, purposes: [policy.purpose],
             period: ConsentPeriod(start: now, end: now.addingTimeInterval(Double(policy.days) * 86_400)),
             basis: .explicit, recordedBy: ConsentPerformer(person: actor.id, role: role), recordedAt: now)
+        if let recorded = consent.registry.directives(for: referral.subject).first(where: { Self.covers($0, directive, at: now) }) {
+            return PatientAgreement(directive: recorded, message: nil)
+        }
         let body = MessageBody.consent(.grant(directive)).encode()
         // Derived from the referral's key, so a resend racing on another broker stores it once.
         let key = "patient-agreement:" + header.key
@@ -61,6 +66,14 @@ extension BrokerCore {
                 )
             ])
         return PatientAgreement(directive: directive, message: message)
+    }
+
+    /// Whether `recorded` already says all that `agreement` would: an explicit permit in force
+    /// for at least its subjects, categories and purposes.
+    static func covers(_ recorded: ConsentDirective, _ agreement: ConsentDirective, at now: Date) -> Bool {
+        recorded.type == .permit && !recorded.isObjection && recorded.basis == .explicit && recorded.isInForce(at: now)
+            && Set(agreement.subjects).isSubset(of: recorded.subjects) && agreement.categories.allSatisfy(recorded.covers)
+            && agreement.purposes.allSatisfy(recorded.covers)
     }
 
     /// A referral nobody it is addressed to may receive is refused before anything is stored:

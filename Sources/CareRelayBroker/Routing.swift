@@ -342,7 +342,7 @@ extension BrokerCore {
             pending: pending, message: message, envelope: envelope,
             outcomes: mayListRecipients(to: header.to, sender: actor) ? decisions.deliveries.map { Self.outcome(for: $0) } : [],
             overrideNotices: decisions.overrideNotices)
-        if let agreement { routed.companions.append(agreement.message) }
+        if let message = agreement?.message { routed.companions.append(message) }
         if case .consent(let change) = content.body {
             routed.companions += try revocations(after: change, recordedIn: id, by: actor, now: now)
         }

@@ -436,6 +436,14 @@ import Testing
         #expect(provision["purpose"] as? [String] == ["direct-care"])
         #expect(directive["policyRule"] as? String == "explicit")
 
+        // Referred again to the same team for the same kind of need: the agreement in force
+        // already says so, and no second directive piles up beside it.
+        let again = try nurse.send(
+            .referral, to: [.team("west.voluntary")], patient: ellis, labels: ["social-care"],
+            body: try Bodies.referral(from: "nurse.ali", role: .communityNurse, team: "west.voluntary"))
+        #expect(again.recipients.map(\.decision) == [.deliver], "\(again.recipients)")
+        #expect(try nurse.query(ConsentQuery(patient: ellis)).filter { $0.record.contains("agreed-") }.count == 1)
+
         // It covers what the patient agreed to, not everything: a mental health referral to the
         // same team without a new agreement reaches nobody, so it is refused.
         #expect {
