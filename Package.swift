@@ -32,7 +32,7 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ"),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "CareRelayModel"),
-        .target(name: "CareRelayProtocol", dependencies: ["CareRelayModel"]),
+        .target(name: "CareRelayProtocol", dependencies: ["CareRelayModel", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "CareRelayPolicy",
             dependencies: [

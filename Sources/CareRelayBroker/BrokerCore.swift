@@ -87,9 +87,12 @@ final class BrokerCore {
     var nextDeadline: Date?
     var lastSweep = Date.distantPast
     private(set) var stopping = false
-    /// Where a reloaded directory comes from (shared with the ZAP handler).
+    /// Where an operator's import arrives, and where the ZAP handler reads the directory served.
     var directorySource: BrokerServer.DirectoryBox?
-    private var directoryGeneration = 0
+    /// The store's revision of `directory`.
+    var directoryRevision: Int64 = 0
+    /// Wrong enrolment codes lately, broker-wide.
+    var enrolmentAttempts = EnrolmentAttempts()
 
     // Commands collected while draining the socket, handled together.
     struct PendingSend {
@@ -112,12 +115,14 @@ final class BrokerCore {
     /// Reads for the shell to run beside the loop (`takeReadsBesideTheLoop`).
     var readsBesideTheLoop: [ReadBesideTheLoop] = []
 
+    /// `directory`: the directory to seed a store that holds none; a store that holds one
+    /// serves its own.
     init(
-        configuration: BrokerConfiguration, directory: DirectoryIndex, store: any MessageStore,
+        configuration: BrokerConfiguration, directory seed: DirectoryIndex?, store: any MessageStore,
         consent: ConsentGate, vitals: BrokerVitals, logger: Logger
     ) throws {
         self.configuration = configuration
-        self.directory = directory
+        (directory, directoryRevision) = try Self.openDirectory(seed: seed, store: store, now: configuration.clock(), logger: logger)
         self.store = store
         self.consent = consent
         self.logger = logger
@@ -197,16 +202,18 @@ final class BrokerCore {
         adoptReloadedDirectory()
     }
 
-    /// Takes a reloaded directory if there is one. Checked before every command as well as
-    /// on WAKE, so a command sent after `reload` returned is judged by the new directory even
-    /// if it is read before the WAKE.
+    /// Takes an operator's import if there is one, saving it as the store's next revision.
+    /// Checked before every command as well as on WAKE, so a command sent after `reload`
+    /// returned is judged by the new directory even if it is read before the WAKE.
     private func adoptReloadedDirectory() {
-        guard let source = directorySource, source.generation != directoryGeneration else { return }
-        directoryGeneration = source.generation
-        directory = source.current
-        sessions.actFor(directory.directory)
-        endRevokedSessions()
-        logger.info("directory reloaded", metadata: ["people": "\(directory.directory.people.count)"])
+        guard let source = directorySource, let imported = source.takeImport() else { return }
+        // Served at once even if the store cannot take it now; saved on a later turn.
+        if !saveImportedDirectory(imported) {
+            directory = imported
+            sessions.actFor(imported.directory)
+            endRevokedSessions()
+            source.retryImport(imported)
+        }
     }
 
     /// With a store other brokers write to: act on what they wrote, as this broker would
@@ -220,7 +227,9 @@ final class BrokerCore {
             case .careTeam(let patient): careTeams[patient] = nil
             case .consent: consentChanged = true
             case .referral: referralsChanged = true
+            case .directory: reloadDirectoryFromStore()
             case .everything:
+                reloadDirectoryFromStore()
                 sessions.wakeEveryone()
                 careTeams.removeAll()
                 consentChanged = true
@@ -301,18 +310,21 @@ final class BrokerCore {
         // User-Id), looked up in the directory now: a revoked key is refused from this moment.
         guard let key = message.userID, let person = directory.peopleByKey[key] else {
             if sessions[routingID] != nil { endSession(routingID) }
-            reply(
-                routingID,
-                .rejected(
-                    Rejected(
-                        ProtocolError(
-                            .notPermitted, "this connection's key is no longer in the directory (revoked or rotated); nothing was accepted"),
-                        command: command.name, req: command.req)))
-            logger.notice("command refused: key not in the directory", metadata: ["command": "\(command.name)"])
+            if let key = message.userID {
+                answerStranger(routingID, key: key, command: command)
+            } else {
+                reply(
+                    routingID,
+                    .rejected(
+                        Rejected(
+                            ProtocolError(.notPermitted, "this connection has no key; nothing was accepted"), command: command.name, req: command.req)
+                    ))
+            }
+            logger.notice("command from a key not in the directory", metadata: ["command": "\(command.name)"])
             return
         }
         if case .hello(let hello) = command {
-            welcome(routingID, person: person, hello: hello, now: now)
+            welcome(routingID, person: person, key: key, hello: hello, now: now)
             return
         }
         guard var session = sessions[routingID] else {
@@ -421,11 +433,11 @@ final class BrokerCore {
         return String(decoding: frame, as: UTF8.self)
     }
 
-    private func welcome(_ routingID: [UInt8], person: Directory.Person, hello: Hello, now: Date) {
+    private func welcome(_ routingID: [UInt8], person: Directory.Person, key: String, hello: Hello, now: Date) {
         // A second HELLO on one connection starts afresh; anything in flight returns to the mailbox.
         endSession(routingID)
         sessions[routingID] = Session(
-            routingID: routingID, person: person.id, key: person.key, receives: hello.receive,
+            routingID: routingID, person: person.id, key: key, receives: hello.receive,
             credit: max(0, min(hello.credit, 10_000)), lastHeard: now)
         reply(
             routingID,
@@ -446,7 +458,7 @@ final class BrokerCore {
     /// After a directory reload: a session whose key is no longer its person's gets nothing
     /// more, not even what is already in its mailbox. Its unconfirmed deliveries return to
     /// the mailbox for the person's new key.
-    private func endRevokedSessions() {
+    func endRevokedSessions() {
         for session in sessions.all where directory.peopleByKey[session.key]?.id != session.person {
             endSession(session.routingID)
             logger.notice("session ended: its key was revoked or rotated", metadata: ["person": "\(session.person)"])

@@ -20,15 +20,28 @@ public final class BrokerServer: Sendable {
     private let stopped = Mutex(false)
     private let directoryBox: DirectoryBox
 
-    /// Holds the directory the ZAP handler and the loop read; replaced whole on reload.
+    /// The directory the ZAP handler reads (the loop publishes each one it adopts), and an
+    /// operator's import on its way to the loop, which saves it in the store.
     final class DirectoryBox: Sendable {
-        private let state: Mutex<(index: DirectoryIndex, replacements: Int)>
-        init(_ index: DirectoryIndex) { state = Mutex((index, 0)) }
+        private let state: Mutex<(index: DirectoryIndex, imported: DirectoryIndex?)>
+        init(_ index: DirectoryIndex) { state = Mutex((index, nil)) }
         var current: DirectoryIndex { state.withLock { $0.index } }
-        /// Counts replacements, so the loop can tell cheaply whether it has the newest.
-        var generation: Int { state.withLock { $0.replacements } }
-        func replace(_ index: DirectoryIndex) {
-            state.withLock { $0 = (index, $0.replacements + 1) }
+        /// Served by the ZAP handler at once; the loop takes it on its next turn.
+        func importing(_ index: DirectoryIndex) {
+            state.withLock { $0 = (index, index) }
+        }
+        func takeImport() -> DirectoryIndex? {
+            state.withLock { state in
+                defer { state.imported = nil }
+                return state.imported
+            }
+        }
+        /// An import the store could not take yet, unless a newer one arrived meanwhile.
+        func retryImport(_ index: DirectoryIndex) {
+            state.withLock { if $0.imported == nil { $0.imported = index } }
+        }
+        func publish(_ index: DirectoryIndex) {
+            state.withLock { $0.index = index }
         }
     }
 
@@ -50,7 +63,10 @@ public final class BrokerServer: Sendable {
 
     /// Opens the store, starts ZAP authentication and the loop thread, and returns once the
     /// broker is bound and serving.
-    public static func start(configuration: BrokerConfiguration, directory: DirectoryIndex, logger: Logger = Logger(label: "carerelay.broker")) throws
+    /// `directory` seeds a store that holds none; a store that holds one serves its own (see
+    /// `reload` to replace it). Nil: the store must hold one.
+    public static func start(configuration: BrokerConfiguration, directory: DirectoryIndex?, logger: Logger = Logger(label: "carerelay.broker"))
+        throws
         -> BrokerServer
     {
         if configuration.security == .insecureDevelopment {
@@ -68,7 +84,8 @@ public final class BrokerServer: Sendable {
 
         let context: ZMQContext
         do { context = try ZMQContext() } catch { throw StartError.socket("\(error)") }
-        let box = DirectoryBox(directory)
+        // Until the loop has read the store's directory, nobody is let in.
+        let box = DirectoryBox(directory ?? DirectoryIndex.empty)
         let zapLogger = logger
         let security = configuration.security
         // Identity is decided here, from the key the client proved it holds (or, in insecure
@@ -111,6 +128,7 @@ public final class BrokerServer: Sendable {
                     configuration: configuration, context: context, directory: directory, store: store,
                     consent: gate, controlEndpoint: controlEndpoint, vitals: vitals, logger: logger)
                 engine.core.directorySource = box
+                box.publish(engine.core.directory)
                 // Another broker on a shared store wrote something for us: take it now.
                 store.sharedChanges?.onArrival { Self.signal("WAKE", context: context, endpoint: controlEndpoint) }
                 startResult.set(.success(engine.boundEndpoint))
@@ -121,7 +139,7 @@ public final class BrokerServer: Sendable {
                 store.close()
             } catch {
                 store.close()
-                startResult.set(.failure(.socket("\(error)")))
+                startResult.set(.failure(error is StoreError ? .store("\(error)") : .socket("\(error)")))
                 ready.signal()
             }
             finished.leave()
@@ -172,10 +190,11 @@ public final class BrokerServer: Sendable {
 
     private let finishedSignal: DispatchGroup
 
-    /// Replaces the directory (SIGHUP). New connections authenticate against it at once; the
-    /// loop picks it up before its next command.
+    /// An operator's import (SIGHUP): replaces the directory. New connections authenticate
+    /// against it at once; the loop saves it as the store's next revision, where every other
+    /// broker sharing the store takes it from, before its next command.
     public func reload(directory: DirectoryIndex) {
-        directoryBox.replace(directory)
+        directoryBox.importing(directory)
         signalLoop("WAKE")
     }
 

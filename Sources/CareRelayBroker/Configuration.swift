@@ -41,6 +41,8 @@ public struct BrokerConfiguration: Sendable {
     public var handshakeMilliseconds: Int = 5_000
     /// When a key that keeps sending malformed commands is ignored for a while.
     public var refusalLimits = RefusalLimits()
+    /// How long an enrolment code works unless its issuer says otherwise (`enrol.issue`).
+    public var enrolmentHours = 48
 
     public init(
         endpoint: String = "tcp://127.0.0.1:5570", storePath: String, store: (any StoreProvider)? = nil, publicKey: String, secretKey: String,

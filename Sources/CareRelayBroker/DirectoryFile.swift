@@ -25,7 +25,7 @@ public enum DirectoryFile {
         do {
             directory = try YAMLDecoder().decode(Directory.self, from: text)
         } catch let error as DecodingError {
-            throw LoadError(path: path, reason: describeDecoding(error))
+            throw LoadError(path: path, reason: DecodingErrorText.describe(error))
         } catch {
             throw LoadError(path: path, reason: "not valid YAML: \(error)")
         }
@@ -38,18 +38,5 @@ public enum DirectoryFile {
 
     public static func encode(_ directory: Directory) throws -> String {
         try YAMLEncoder().encode(directory)
-    }
-
-    static func describeDecoding(_ error: DecodingError) -> String {
-        func path(_ keys: [any CodingKey]) -> String {
-            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])): required field is missing"
-        case .typeMismatch(let type, let context): return "\(path(context.codingPath)): expected \(type)"
-        case .valueNotFound(let type, let context): return "\(path(context.codingPath)): expected \(type)"
-        case .dataCorrupted(let context): return "\(path(context.codingPath)): \(context.debugDescription)"
-        @unknown default: return "\(error)"
-        }
     }
 }

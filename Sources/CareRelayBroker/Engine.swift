@@ -20,7 +20,7 @@ final class Engine {
     private let reader: ReaderThread
 
     init(
-        configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex,
+        configuration: BrokerConfiguration, context: ZMQContext, directory: DirectoryIndex?,
         store: any MessageStore, consent: ConsentGate, controlEndpoint: String, vitals: BrokerVitals, logger: Logger
     ) throws {
         core = try BrokerCore(

@@ -5,12 +5,32 @@ import CareRelayStore
 import Foundation
 
 extension BrokerCore {
+    /// A command from a key not in the directory: only `enrol` (with a code) is answered; the
+    /// key becomes the person's when the code is good.
+    func answerStranger(_ routingID: [UInt8], key: String, command: ClientCommand) {
+        guard case .query(let query) = command, query.query == QueryName.enrol.rawValue else {
+            reply(
+                routingID,
+                .rejected(
+                    Rejected(
+                        ProtocolError(
+                            .notPermitted,
+                            "this connection's key is not in the directory (never enrolled, revoked or rotated): it may only enrol, with a code from your administrator (carerelay enrol CODE); nothing was accepted"
+                        ),
+                        command: command.name, req: command.req)))
+            return
+        }
+        proceed(routingID, query: query.query, req: query.req) {
+            .now(try json(try enrol(try EnrolmentRequest(params: query.params ?? [:]), key: key)))
+        }
+    }
+
     /// Reads and small administrative requests. Identity and roles come from the directory
     /// entry of the authenticated key; whether the asker may read or change anything about a
     /// patient is the access policy's decision (`AccessPolicy`, Protocols/access-policy.md).
     func answer(_ routingID: [UInt8], person: Directory.Person, query: Query) {
         let params = query.params ?? [:]
-        proceed(routingID, query: query.query, req: query.req) { try evaluate(query.query, params: params, person: person) }
+        proceed(routingID, query: query.query, req: query.req) { try evaluate(query.query, params: params, body: query.body, person: person) }
     }
 
     /// What a read beside the loop came back with: the answer, or records to decide on here.
@@ -63,8 +83,12 @@ extension BrokerCore {
 
     /// One handler per query, each given its request as the protocol types it (a missing or
     /// malformed parameter is refused there) and answering with the protocol's result type.
-    private func evaluate(_ name: String, params: [String: String], person: Directory.Person) throws -> QueryStep {
-        switch try QueryName(query: name) {
+    private func evaluate(_ name: String, params: [String: String], body: [UInt8]?, person: Directory.Person) throws -> QueryStep {
+        let name = try QueryName(query: name)
+        guard body == nil || name == .directoryChange else {
+            throw ProtocolError(.malformedMessage, "only directory.change carries a body; \(name.rawValue) has its parameters in the header")
+        }
+        switch name {
         case .status:
             // Figures only (counts, sizes, times): safe for anyone the directory knows.
             var vitalsNow = vitals.snapshot
@@ -110,6 +134,16 @@ extension BrokerCore {
         case .directory:
             let listing = DirectoryListing(directory.directory, defaultTargets: configuration.responseTargets, now: configuration.clock())
             return .now(try json(listing))
+        case .directoryChange:
+            return .now(try json(try changeDirectory(try DirectoryChangeRequest(params: params, body: body), by: person)))
+        case .enrolIssue:
+            return .now(try json(try issueEnrolmentCode(try EnrolmentIssue(params: params), by: person)))
+        case .enrol:
+            _ = try EnrolmentRequest(params: params)
+            throw ProtocolError(
+                .enrolmentRefused,
+                "this connection's key already belongs to \(person.id): enrol from a new key (carerelay enrol makes one), or ask your administrator to revoke this one"
+            )
         }
     }
 

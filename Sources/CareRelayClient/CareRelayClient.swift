@@ -24,6 +24,8 @@ public struct ClientConfiguration: Sendable {
     /// Set only against a broker in insecure development mode (loopback, no CURVE): the
     /// person to connect as, sent as the ZeroMQ PLAIN username. `nil` means CURVE with `keys`.
     public var insecureDevelopmentPerson: PersonID?
+    /// False for a key not yet in the directory, which may only enrol: no HELLO is said.
+    public var sayHello = true
 
     public init(
         endpoint: String, brokerPublicKey: String, keys: CurveKeyPair, receive: Bool = false, credit: Int = 64,
@@ -73,7 +75,7 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
         case .noAnswer(let endpoint, let attempts):
             "no answer from \(endpoint) after \(attempts) attempts: the broker may be down, or it does not know your key (check the endpoint, the broker's public key, and that your public key is in the directory)"
         case .keyRefused(let endpoint):
-            "the broker at \(endpoint) refused your key: it is not in the directory (never added, revoked, or replaced by a new one)"
+            "the broker at \(endpoint) refused your key: it is not in the directory (never enrolled, revoked, or replaced by a new one)"
         case .transport(let why): "connection problem: \(why)"
         case .unexpectedAnswer(let what): "unexpected answer from the broker: \(what)"
         }
@@ -180,11 +182,27 @@ public final class CareRelayClient {
         }
         welcome = nil
         lastHeard = .now
-        let answer = try exchange(
-            .hello(Hello(receive: configuration.receive, credit: configuration.credit, client: configuration.clientName, req: nextReq())),
-            reconnect: false)
+        guard configuration.sayHello else { return }
+        let answer: BrokerCommand
+        do {
+            answer = try exchange(
+                .hello(Hello(receive: configuration.receive, credit: configuration.credit, client: configuration.clientName, req: nextReq())),
+                reconnect: false)
+        } catch .rejected(let failure) where failure.code == .notPermitted {
+            // A key the directory does not hold is let in only to enrol.
+            throw .keyRefused(endpoint: endpoint)
+        }
         guard case .welcome(let welcome) = answer else { throw .unexpectedAnswer("expected WELCOME, got \(answer.name)") }
         self.welcome = welcome
+    }
+
+    /// Registers `configuration.keys` (new, made on this machine) as the key of the person an
+    /// administrator issued `code` for. Only the public half travels.
+    public static func enrol(_ configuration: ClientConfiguration, code: String) throws(ClientError) -> Enrolment {
+        var configuration = configuration
+        configuration.sayHello = false
+        let client = try CareRelayClient(configuration: configuration)
+        return try client.query(EnrolmentRequest(code: code))
     }
 
     private func nextReq() -> String {
@@ -205,13 +223,22 @@ public final class CareRelayClient {
     }
 
     public func query(_ name: String, _ params: [String: String] = [:]) throws(ClientError) -> [UInt8] {
-        let answer = try exchange(.query(Query(query: name, params: params.isEmpty ? nil : params, req: nextReq())), reconnect: true)
+        try query(Query(query: name, params: params.isEmpty ? nil : params))
+    }
+
+    private func query(_ query: Query) throws(ClientError) -> [UInt8] {
+        var query = query
+        query.req = nextReq()
+        let answer = try exchange(.query(query), reconnect: true)
         guard case .result(_, let body) = answer else { throw .unexpectedAnswer("expected RESULT, got \(answer.name)") }
         return body
     }
 
     public func query<T: Decodable>(_ name: String, _ params: [String: String] = [:], as type: T.Type) throws(ClientError) -> T {
-        let body = try query(name, params)
+        try Self.decode(T.self, try query(name, params), query: name)
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], query name: String) throws(ClientError) -> T {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         do { return try decoder.decode(T.self, from: Data(body)) } catch {
@@ -221,7 +248,7 @@ public final class CareRelayClient {
 
     /// Asks a query and reads its answer as the type the protocol gives it.
     public func query<Request: QueryRequest>(_ request: Request) throws(ClientError) -> Request.Answer {
-        try query(request.name.rawValue, request.params, as: Request.Answer.self)
+        try Self.decode(Request.Answer.self, try query(request.query()), query: request.name.rawValue)
     }
 
     public func subscribe(_ topic: String) throws(ClientError) {

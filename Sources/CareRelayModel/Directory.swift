@@ -1,3 +1,5 @@
+import Foundation
+
 /// Who is who: organisations, localities, teams and people with their roles, team memberships
 /// and CURVE public keys. Loaded by the broker from the directory file; the broker takes every
 /// identity and role from here, keyed by the public key a client authenticated with.
@@ -68,14 +70,21 @@ public struct Directory: Sendable, Equatable, Codable {
         public var roles: [Role]
         public var organisation: OrganisationID?
         public var teams: [TeamID]
-        /// CURVE public key, Z85 text (40 characters).
-        public var key: String
+        /// CURVE public key, Z85 text (40 characters). Nil until the person enrols (`carerelay
+        /// enrol CODE`), and for carers, who use the web page through the gateway: a person
+        /// without a key cannot connect.
+        public var key: String?
+        /// Work email, as the workforce system holds it (what a CSV import matches people by).
+        public var email: String?
         /// For a gateway (the carer bridge): the people it may act for.
         public var actsFor: [PersonID]?
+        /// For an administrator: the organisations and localities whose people and teams they
+        /// may change. Nil means their own organisation.
+        public var administers: [AdministrationScope]?
 
         public init(
             id: PersonID, name: String, roles: [Role], organisation: OrganisationID? = nil,
-            teams: [TeamID], key: String, actsFor: [PersonID]? = nil
+            teams: [TeamID], key: String?, email: String? = nil, actsFor: [PersonID]? = nil, administers: [AdministrationScope]? = nil
         ) {
             self.id = id
             self.name = name
@@ -83,7 +92,9 @@ public struct Directory: Sendable, Equatable, Codable {
             self.organisation = organisation
             self.teams = teams
             self.key = key
+            self.email = email
             self.actsFor = actsFor
+            self.administers = administers
         }
     }
 
@@ -126,9 +137,17 @@ public struct Directory: Sendable, Equatable, Codable {
         var keys = Set<String>()
         for p in people {
             try unique("person", p.id.rawValue)
-            guard p.key.utf8.count == 40 else { throw .malformed("person '\(p.id)': key must be 40 characters of Z85") }
-            guard keys.insert(p.key).inserted else { throw .duplicate("the key of person '\(p.id)'") }
+            if let key = p.key {
+                guard key.utf8.count == 40 else { throw .malformed("person '\(p.id)': key must be 40 characters of Z85") }
+                guard keys.insert(key).inserted else { throw .duplicate("the key of person '\(p.id)'") }
+            }
             guard !p.roles.isEmpty else { throw .malformed("person '\(p.id)' has no roles") }
+            guard !p.name.trimmingCharacters(in: .whitespaces).isEmpty, p.name.utf8.count <= 200 else {
+                throw .malformed("person '\(p.id)': name must be 1-200 characters")
+            }
+            if let email = p.email, PatientDetails.ContactPoint.emailProblem(email) != nil {
+                throw .malformed("person '\(p.id)': email '\(email)' is not an email address")
+            }
         }
         let localityIDs = Set(localities.map(\.id)), teamIDs = Set(teams.map(\.id))
         let personIDs = Set(people.map(\.id)), organisationIDs = Set(organisations.map(\.id))
@@ -144,6 +163,15 @@ public struct Directory: Sendable, Equatable, Codable {
             for t in p.teams where !teamIDs.contains(t) { throw .unknownReference("team '\(t)' of person '\(p.id)'") }
             if let o = p.organisation, !organisationIDs.contains(o) { throw .unknownReference("organisation '\(o)' of person '\(p.id)'") }
             for a in p.actsFor ?? [] where !personIDs.contains(a) { throw .unknownReference("person '\(a)' that '\(p.id)' acts for") }
+            for scope in p.administers ?? [] {
+                switch scope {
+                case .organisation(let o) where !organisationIDs.contains(o):
+                    throw .unknownReference("organisation '\(o)' that '\(p.id)' administers")
+                case .locality(let l) where !localityIDs.contains(l):
+                    throw .unknownReference("locality '\(l)' that '\(p.id)' administers")
+                default: break
+                }
+            }
         }
     }
 }
@@ -160,7 +188,7 @@ public struct DirectoryIndex: Sendable {
         try directory.validate()
         self.directory = directory
         peopleByID = Dictionary(uniqueKeysWithValues: directory.people.map { ($0.id, $0) })
-        peopleByKey = Dictionary(uniqueKeysWithValues: directory.people.map { ($0.key, $0) })
+        peopleByKey = Dictionary(uniqueKeysWithValues: directory.people.compactMap { person in person.key.map { ($0, person) } })
         teamsByID = Dictionary(uniqueKeysWithValues: directory.teams.map { ($0.id, $0) })
         var members: [TeamID: [PersonID]] = [:]
         for person in directory.people {
@@ -168,6 +196,13 @@ public struct DirectoryIndex: Sendable {
         }
         membersByTeam = members
     }
+
+    /// Nobody: what a broker serves before it has read its store's directory.
+    public static let empty: DirectoryIndex = {
+        do { return try DirectoryIndex(Directory(organisations: [], localities: [], teams: [], people: [])) } catch {
+            fatalError("an empty directory is valid")
+        }
+    }()
 
     public func person(_ id: PersonID) -> Directory.Person? { peopleByID[id] }
     public func team(_ id: TeamID) -> Directory.Team? { teamsByID[id] }

@@ -104,6 +104,31 @@ extension PostgresStore {
                 "UPDATE audit_head SET messages = (SELECT COUNT(*) FROM message)",
             ]
         ),
+        // The directory, changed by commands, and enrolment codes by their hashes only.
+        (
+            "v3",
+            [
+                """
+                CREATE TABLE directory (
+                    only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+                    revision BIGINT NOT NULL,
+                    document BYTEA NOT NULL,
+                    changed_at DOUBLE PRECISION NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE enrolment_code (
+                    hash TEXT PRIMARY KEY,
+                    person TEXT NOT NULL,
+                    issued_by TEXT NOT NULL,
+                    issued_at DOUBLE PRECISION NOT NULL,
+                    expires_at DOUBLE PRECISION NOT NULL,
+                    used_at DOUBLE PRECISION
+                )
+                """,
+                "CREATE INDEX enrolment_code_person ON enrolment_code(person)",
+            ]
+        ),
     ]
 
     static func migrate(_ connection: PostgresConnection, logger: Logger) throws {

@@ -236,6 +236,7 @@ public final class PostgresStore: MessageStore {
                 case .consent: "c"
                 case .careTeam(let patient): "t:\(patient.digits)"
                 case .referral: "r"
+                case .directory: "d"
                 case .everything: "e"
                 }
             if current.utf8.count + word.utf8.count > 7_000 {
@@ -270,6 +271,7 @@ public final class PostgresStore: MessageStore {
             if word.hasPrefix("t:") { return (try? NHSNumber(validating: String(word.dropFirst(2)))).map { .careTeam($0) } }
             if word == "c" { return .consent }
             if word == "r" { return .referral }
+            if word == "d" { return .directory }
             if word == "e" { return .everything }
             return nil
         }
@@ -627,6 +629,66 @@ public final class PostgresStore: MessageStore {
                 audit: [AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)")],
                 after: head, notifying: [.careTeam(patient)])
         }
+    }
+
+    // MARK: Directory
+
+    public func storedDirectory() throws -> StoredDirectory? {
+        guard let row = try run("SELECT revision, document FROM directory").first else { return nil }
+        let (revision, document) = try row.decode((Int64, ByteBuffer).self)
+        return try StoredDirectory.decode(Array(document.readableBytesView), revision: revision)
+    }
+
+    public func saveDirectory(_ directory: Directory, after revision: Int64?, audit: [AuditEntry], usingCode: String?, at now: Date) throws
+        -> Int64
+    {
+        let document = try StoredDirectory.encode(directory)
+        return try transaction {
+            // Under the lock every writer takes: the revision read here cannot change before commit.
+            let head = try lockAuditHead()
+            let stored = try run("SELECT revision FROM directory").first.map { try $0.decode(Int64.self) }
+            guard stored == revision else { throw DirectoryStoreError.changedMeanwhile(stored: stored) }
+            if let usingCode {
+                let used = try run(
+                    "UPDATE enrolment_code SET used_at = \(now.timeIntervalSince1970) WHERE hash = \(usingCode) AND used_at IS NULL RETURNING hash")
+                guard used.first != nil else { throw DirectoryStoreError.codeUsed }
+            }
+            let next = (revision ?? 0) + 1
+            try run(
+                """
+                INSERT INTO directory (only_row, revision, document, changed_at)
+                VALUES (TRUE, \(next), \(ByteBuffer(bytes: document)), \(now.timeIntervalSince1970))
+                ON CONFLICT (only_row) DO UPDATE SET revision = EXCLUDED.revision, document = EXCLUDED.document, changed_at = EXCLUDED.changed_at
+                """)
+            try finish(audit: audit, after: head, notifying: [.directory])
+            return next
+        }
+    }
+
+    public func issueEnrolmentCode(_ code: EnrolmentCode, audit: [AuditEntry]) throws {
+        try transaction {
+            let head = try lockAuditHead()
+            // One code at a time per person: issuing another replaces the one not yet used.
+            try run("DELETE FROM enrolment_code WHERE person = \(code.person.rawValue) AND used_at IS NULL")
+            try run(
+                """
+                INSERT INTO enrolment_code (hash, person, issued_by, issued_at, expires_at)
+                VALUES (\(code.hash), \(code.person.rawValue), \(code.issuedBy.rawValue), \(code.issuedAt.timeIntervalSince1970), \(code.expiresAt.timeIntervalSince1970))
+                """)
+            try finish(audit: audit, after: head, notifying: [])
+        }
+    }
+
+    public func enrolmentCode(hash: String) throws -> EnrolmentCode? {
+        guard
+            let row = try run(
+                "SELECT hash, person, issued_by, issued_at, expires_at, used_at FROM enrolment_code WHERE hash = \(hash)"
+            ).first
+        else { return nil }
+        let (hash, person, issuedBy, issuedAt, expiresAt, usedAt) = try row.decode((String, String, String, Double, Double, Double?).self)
+        return EnrolmentCode(
+            hash: hash, person: PersonID(person), issuedBy: PersonID(issuedBy), issuedAt: Date(timeIntervalSince1970: issuedAt),
+            expiresAt: Date(timeIntervalSince1970: expiresAt), usedAt: usedAt.map(Date.init(timeIntervalSince1970:)))
     }
 
     // MARK: Consent records

@@ -105,7 +105,17 @@ public struct CRPCodec: Sendable {
         case "CREDIT": return .credit(try decodeHeader(Credit.self, header, noBody: body))
         case "SUBSCRIBE": return .subscribe(try decodeHeader(SubscriptionRequest.self, header, noBody: body))
         case "UNSUBSCRIBE": return .unsubscribe(try decodeHeader(SubscriptionRequest.self, header, noBody: body))
-        case "QUERY": return .query(try decodeHeader(Query.self, header, noBody: body))
+        case "QUERY":
+            // Most queries fit their header; one that writes a list (`directory.change`)
+            // carries it as a body, within the same limit as a message's.
+            var query = try decodeHeader(Query.self, header)
+            if let body {
+                guard body.count <= maxBodyBytes else {
+                    throw ProtocolError(.messageTooLarge, "the query's body is \(body.count) bytes; this broker accepts at most \(maxBodyBytes)")
+                }
+                query.body = body
+            }
+            return .query(query)
         case "PING": return .ping(try decodeHeader(Empty.self, header, noBody: body))
         case "BYE": return .bye(try decodeHeader(Empty.self, header, noBody: body))
         default:
@@ -122,7 +132,7 @@ public struct CRPCodec: Sendable {
         case .confirm(let c): frames(command.name, c)
         case .credit(let c): frames(command.name, c)
         case .subscribe(let s), .unsubscribe(let s): frames(command.name, s)
-        case .query(let q): frames(command.name, q)
+        case .query(let q): frames(command.name, q, body: q.body)
         case .ping(let e), .bye(let e): frames(command.name, e)
         }
     }

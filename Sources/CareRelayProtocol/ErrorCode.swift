@@ -20,6 +20,11 @@ public enum ErrorCode: Int, Sendable, Codable, CaseIterable, CustomStringConvert
     case invalidTransition = 415
     /// A referral none of whose addressees may receive it under the patient's consent.
     case noPermittedRecipient = 416
+    /// A directory change that would leave the directory inconsistent (an unknown team, an id
+    /// or email twice, a co-ordinator removed).
+    case invalidDirectoryChange = 417
+    /// An enrolment code that is unknown, used or expired.
+    case enrolmentRefused = 418
     /// Too many malformed commands from one key: the broker ignores it for a while.
     case throttled = 429
     case storeUnavailable = 500
@@ -45,6 +50,8 @@ public enum ErrorCode: Int, Sendable, Codable, CaseIterable, CustomStringConvert
         case .unknownMessage: "unknown-message"
         case .invalidTransition: "invalid-transition"
         case .noPermittedRecipient: "no-permitted-recipient"
+        case .invalidDirectoryChange: "invalid-directory-change"
+        case .enrolmentRefused: "enrolment-refused"
         case .throttled: "throttled"
         case .storeUnavailable: "store-unavailable"
         case .shuttingDown: "shutting-down"

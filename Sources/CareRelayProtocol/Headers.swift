@@ -150,10 +150,13 @@ public struct Query: Codable, Sendable, Equatable, StrictlyDecodable {
     public var query: String
     public var params: [String: String]?
     public var req: String?
-    public init(query: String, params: [String: String]? = nil, req: String? = nil) {
+    /// The optional body frame (not part of the header): a query that writes a list sends it here.
+    public var body: [UInt8]? = nil
+    public init(query: String, params: [String: String]? = nil, req: String? = nil, body: [UInt8]? = nil) {
         self.query = query
         self.params = params
         self.req = req
+        self.body = body
     }
     public enum CodingKeys: String, CodingKey, CaseIterable { case query, params, req }
     public typealias FieldKeys = CodingKeys

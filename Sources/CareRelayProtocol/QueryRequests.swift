@@ -10,6 +10,9 @@ public enum QueryName: String, Sendable, Codable, CaseIterable {
     case consent, audit
     case auditVerify = "audit.verify"
     case directory
+    case directoryChange = "directory.change"
+    case enrolIssue = "enrol.issue"
+    case enrol
     case worklist
 
     /// The name a QUERY header carries, or `404 invalid-header` listing the known ones.
@@ -31,11 +34,15 @@ public protocol QueryRequest: Sendable {
     var name: QueryName { get }
     /// The QUERY header's `params`.
     var params: [String: String] { get }
+    /// The QUERY's body frame, for a query that writes a list; nil for most.
+    var body: [UInt8]? { get }
 }
 
 extension QueryRequest {
+    public var body: [UInt8]? { nil }
+
     public func query(req: String? = nil) -> Query {
-        Query(query: name.rawValue, params: params.isEmpty ? nil : params, req: req)
+        Query(query: name.rawValue, params: params.isEmpty ? nil : params, req: req, body: body)
     }
 }
 
@@ -320,4 +327,98 @@ public struct DirectoryQuery: QueryRequest {
     public var name: QueryName { .directory }
     public var params: [String: String] { [:] }
     public init() {}
+}
+
+/// `directory.change`: administrators, within what they administer (access-policy.md rule
+/// 13). The changes travel as the QUERY's body, a JSON array (an import of a workforce file
+/// is larger than a header may be); all are applied, or none. With `dryRun` nothing is saved
+/// and the answer says what would change.
+public struct DirectoryChangeRequest: QueryRequest {
+    public typealias Answer = DirectoryChangeResult
+    public var changes: [DirectoryChange]
+    public var dryRun: Bool
+
+    public init(changes: [DirectoryChange], dryRun: Bool = false) {
+        self.changes = changes
+        self.dryRun = dryRun
+    }
+
+    public init(params: [String: String], body: [UInt8]?) throws(ProtocolError) {
+        guard let body else {
+            throw ProtocolError(.invalidBody, "directory.change carries its changes as the QUERY's body: a JSON array of changes")
+        }
+        do {
+            changes = try JSONDecoder().decode([DirectoryChange].self, from: Data(body))
+        } catch let error as DecodingError {
+            throw ProtocolError(.invalidBody, "directory.change body: \(DecodingErrorText.describe(error))")
+        } catch {
+            throw ProtocolError(.invalidBody, "directory.change body: not a JSON array of changes")
+        }
+        guard !changes.isEmpty, changes.count <= 10_000 else {
+            throw ProtocolError(.invalidBody, "directory.change body: 1 to 10,000 changes at a time, found \(changes.count)")
+        }
+        dryRun = params["dryRun"] == "true"
+    }
+
+    public var name: QueryName { .directoryChange }
+    public var params: [String: String] { dryRun ? ["dryRun": "true"] : [:] }
+    public var body: [UInt8]? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(changes)).map { [UInt8]($0) }
+    }
+}
+
+/// `enrol.issue`: administrators, for a person they administer. The answer holds the code,
+/// once: the store keeps only its hash.
+public struct EnrolmentIssue: QueryRequest {
+    public typealias Answer = EnrolmentCodeIssued
+    public static let hours = 1...168
+    public var person: PersonID
+    /// How long the code works, 1 to 168 hours; the broker's default (48) when nil.
+    public var hours: Int?
+
+    public init(person: PersonID, hours: Int? = nil) {
+        self.person = person
+        self.hours = hours
+    }
+
+    public init(params: [String: String]) throws(ProtocolError) {
+        guard let text = params["person"], PersonID.isWellFormed(text) else {
+            throw ProtocolError(.invalidHeader, "params.person: name the person to enrol by their directory id")
+        }
+        person = PersonID(text)
+        if let text = params["hours"] {
+            guard let value = Int(text), Self.hours.contains(value) else {
+                throw ProtocolError(.invalidHeader, "params.hours: a code works for 1 to 168 hours, not '\(text.prefix(20))'")
+            }
+            hours = value
+        }
+    }
+
+    public var name: QueryName { .enrolIssue }
+    public var params: [String: String] {
+        var params = ["person": person.rawValue]
+        params["hours"] = hours.map(String.init)
+        return params
+    }
+}
+
+/// `enrol`: sent over a connection whose key is not yet in the directory, with the code an
+/// administrator gave; the connection's key becomes the person's.
+public struct EnrolmentRequest: QueryRequest {
+    public typealias Answer = Enrolment
+    public var code: String
+
+    public init(code: String) { self.code = code }
+
+    public init(params: [String: String]) throws(ProtocolError) {
+        guard let code = params["code"], !code.isEmpty, code.utf8.count <= 64 else {
+            throw ProtocolError(.invalidHeader, "params.code: give the enrolment code your administrator issued")
+        }
+        self.code = code
+    }
+
+    public var name: QueryName { .enrol }
+    public var params: [String: String] { ["code": code] }
 }

@@ -81,12 +81,22 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
         public var name: String
         public var roles: [Role]
         public var teams: [TeamID]
+        public var organisation: OrganisationID?
+        public var email: String?
+        /// Whether they hold a key (have enrolled); carers never do, the gateway acts for them.
+        public var enrolled: Bool?
 
-        public init(id: PersonID, name: String, roles: [Role], teams: [TeamID]) {
+        public init(
+            id: PersonID, name: String, roles: [Role], teams: [TeamID], organisation: OrganisationID? = nil, email: String? = nil,
+            enrolled: Bool? = nil
+        ) {
             self.id = id
             self.name = name
             self.roles = roles
             self.teams = teams
+            self.organisation = organisation
+            self.email = email
+            self.enrolled = enrolled
         }
     }
 
@@ -95,6 +105,7 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
         public var name: String
         public var kind: Directory.Team.Kind
         public var locality: LocalityID
+        public var organisation: OrganisationID?
         public var coordinator: PersonID?
         public var hours: String?
         public var fallback: [String]?
@@ -106,13 +117,14 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
         public var responseTargets: [String: Int]?
 
         public init(
-            id: TeamID, name: String, kind: Directory.Team.Kind, locality: LocalityID, coordinator: PersonID?,
+            id: TeamID, name: String, kind: Directory.Team.Kind, locality: LocalityID, organisation: OrganisationID? = nil, coordinator: PersonID?,
             hours: String?, fallback: [String]?, openNow: Bool? = nil, responseTargets: [String: Int]? = nil
         ) {
             self.id = id
             self.name = name
             self.kind = kind
             self.locality = locality
+            self.organisation = organisation
             self.coordinator = coordinator
             self.hours = hours
             self.fallback = fallback
@@ -132,11 +144,15 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
         self.teams = teams
     }
 
-    /// Everyone and every team, without keys, organisations or whom gateways act for; each
+    /// Everyone and every team, with organisations, work emails and whether each person has
+    /// enrolled, but never keys or whom gateways act for; each
     /// service team with its response targets (`defaultTargets` where it sets none) and
     /// whether it is open `now`.
     public init(_ directory: Directory, defaultTargets: [Priority: TimeInterval], now: Date) {
-        people = directory.people.map { Person(id: $0.id, name: $0.name, roles: $0.roles, teams: $0.teams) }
+        people = directory.people.map {
+            Person(
+                id: $0.id, name: $0.name, roles: $0.roles, teams: $0.teams, organisation: $0.organisation, email: $0.email, enrolled: $0.key != nil)
+        }
         teams = directory.teams.map { team in
             var targets: [String: Int]?
             if team.kind == .service {
@@ -148,11 +164,54 @@ public struct DirectoryListing: Codable, Sendable, Equatable {
                 }
             }
             return Team(
-                id: team.id, name: team.name, kind: team.kind, locality: team.locality, coordinator: team.coordinator,
+                id: team.id, name: team.name, kind: team.kind, locality: team.locality, organisation: team.organisation,
+                coordinator: team.coordinator,
                 hours: team.hours, fallback: team.fallback, openNow: team.serviceHours?.isOpen(at: now), responseTargets: targets)
         }
     }
 
     public func name(of person: PersonID) -> String? { people.first { $0.id == person }?.name }
     public func team(_ id: TeamID) -> Team? { teams.first { $0.id == id } }
+}
+
+/// The answer to `directory.change`: the directory's new revision (unchanged for a dry run)
+/// and each change in plain English.
+public struct DirectoryChangeResult: Codable, Sendable, Equatable {
+    public var revision: Int64
+    public var dryRun: Bool
+    public var changes: [String]
+    public init(revision: Int64, dryRun: Bool, changes: [String]) {
+        self.revision = revision
+        self.dryRun = dryRun
+        self.changes = changes
+    }
+}
+
+/// The answer to `enrol.issue`.
+public struct EnrolmentCodeIssued: Codable, Sendable, Equatable {
+    public var person: PersonID
+    public var name: String
+    /// The code, shown once: give it to the person in person or by phone.
+    public var code: String
+    public var expires: Date
+    public init(person: PersonID, name: String, code: String, expires: Date) {
+        self.person = person
+        self.name = name
+        self.code = code
+        self.expires = expires
+    }
+}
+
+/// The answer to `enrol`: who the key now belongs to.
+public struct Enrolment: Codable, Sendable, Equatable {
+    public var person: PersonID
+    public var name: String
+    public var roles: [Role]
+    public var teams: [TeamID]
+    public init(person: PersonID, name: String, roles: [Role], teams: [TeamID]) {
+        self.person = person
+        self.name = name
+        self.roles = roles
+        self.teams = teams
+    }
 }

@@ -20,7 +20,7 @@ import Synchronization
 /// - Message sequence numbers grow in commit order, so a mailbox read "after" the highest
 ///   sequence already handed out never skips a message committed later.
 /// - The audit trail is one hash chain, however many brokers write to it.
-public protocol MessageStore: MessageLog, ReferralBook, CareTeamRegister, ConsentLog, AuditTrail, AnyObject {
+public protocol MessageStore: MessageLog, ReferralBook, CareTeamRegister, ConsentLog, AuditTrail, DirectoryRegister, AnyObject {
     /// Operators' figures, costing what waits, not the store's history.
     func statistics(at now: Date) throws -> StoreStatistics
     /// Changes other brokers made that this one must act on; nil for a store with one writer.
@@ -150,6 +150,8 @@ public final class SharedChanges: Sendable {
         case careTeam(NHSNumber)
         /// A referral was stored or changed: deadlines may have moved.
         case referral
+        /// The directory was changed: read it again.
+        case directory
         /// Notifications may have been missed (the connection carrying them was lost):
         /// everything shared must be read again.
         case everything

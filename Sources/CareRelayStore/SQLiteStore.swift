@@ -148,6 +148,28 @@ public final class SQLiteStore: MessageStore {
                     UPDATE referral SET team = json_extract(record, '$.team');
                     """)
         }
+        migrator.registerMigration("v5-directory") { db in
+            // The directory lives in the store, changed by commands (CRP.md section 13), and
+            // enrolment codes by their hashes only.
+            try db.execute(
+                sql: """
+                    CREATE TABLE directory (
+                        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+                        revision INTEGER NOT NULL,
+                        document BLOB NOT NULL,
+                        changed_at REAL NOT NULL
+                    );
+                    CREATE TABLE enrolment_code (
+                        hash TEXT PRIMARY KEY,
+                        person TEXT NOT NULL,
+                        issued_by TEXT NOT NULL,
+                        issued_at REAL NOT NULL,
+                        expires_at REAL NOT NULL,
+                        used_at REAL
+                    );
+                    CREATE INDEX enrolment_code_person ON enrolment_code(person);
+                    """)
+        }
         return migrator
     }
 
@@ -541,6 +563,69 @@ public final class SQLiteStore: MessageStore {
                 AuditEntry(at: now, actor: actor.rawValue, action: .careTeam, patient: patient.digits, detail: "unlink \(member)"), after: head, db)
         }
         auditHead = head
+    }
+
+    // MARK: Directory
+
+    public func storedDirectory() throws -> StoredDirectory? {
+        try db.read { db in try Self.storedDirectory(db) }
+    }
+
+    static func storedDirectory(_ db: Database) throws -> StoredDirectory? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT revision, document FROM directory WHERE only_row = 1") else { return nil }
+        return try StoredDirectory.decode([UInt8](row["document"] as Data), revision: row["revision"])
+    }
+
+    public func saveDirectory(_ directory: Directory, after revision: Int64?, audit: [AuditEntry], usingCode: String?, at now: Date) throws
+        -> Int64
+    {
+        let document = try StoredDirectory.encode(directory)
+        var head = auditHead
+        let saved = try db.write { db -> Int64 in
+            let stored = try Int64.fetchOne(db, sql: "SELECT revision FROM directory WHERE only_row = 1")
+            guard stored == revision else { throw DirectoryStoreError.changedMeanwhile(stored: stored) }
+            if let usingCode {
+                try db.execute(
+                    sql: "UPDATE enrolment_code SET used_at = ? WHERE hash = ? AND used_at IS NULL",
+                    arguments: [now.timeIntervalSince1970, usingCode])
+                guard db.changesCount == 1 else { throw DirectoryStoreError.codeUsed }
+            }
+            let next = (revision ?? 0) + 1
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO directory (only_row, revision, document, changed_at) VALUES (1, ?, ?, ?)",
+                arguments: [next, Data(document), now.timeIntervalSince1970])
+            for entry in audit { head = try Self.append(entry, after: head, db) }
+            return next
+        }
+        auditHead = head
+        return saved
+    }
+
+    public func issueEnrolmentCode(_ code: EnrolmentCode, audit: [AuditEntry]) throws {
+        var head = auditHead
+        try db.write { db in
+            // One code at a time per person: issuing another replaces the one not yet used.
+            try db.execute(sql: "DELETE FROM enrolment_code WHERE person = ? AND used_at IS NULL", arguments: [code.person.rawValue])
+            try db.execute(
+                sql: "INSERT INTO enrolment_code (hash, person, issued_by, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [
+                    code.hash, code.person.rawValue, code.issuedBy.rawValue, code.issuedAt.timeIntervalSince1970,
+                    code.expiresAt.timeIntervalSince1970,
+                ])
+            for entry in audit { head = try Self.append(entry, after: head, db) }
+        }
+        auditHead = head
+    }
+
+    public func enrolmentCode(hash: String) throws -> EnrolmentCode? {
+        try db.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM enrolment_code WHERE hash = ?", arguments: [hash]).map { row in
+                EnrolmentCode(
+                    hash: row["hash"], person: PersonID(row["person"]), issuedBy: PersonID(row["issued_by"]),
+                    issuedAt: Date(timeIntervalSince1970: row["issued_at"]), expiresAt: Date(timeIntervalSince1970: row["expires_at"]),
+                    usedAt: (row["used_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            }
+        }
     }
 
     // MARK: Consent records

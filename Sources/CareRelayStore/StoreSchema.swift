@@ -10,6 +10,8 @@ public enum StoreSchema {
         "referral": ["message_id", "record", "status", "deadline", "escalated", "team"],
         "care_team": ["patient", "member", "added_by", "added_at"],
         "audit": ["seq", "at_ms", "actor", "action", "patient", "message", "recipient", "decision", "rule", "detail", "hash"],
+        "directory": ["only_row", "revision", "document", "changed_at"],
+        "enrolment_code": ["hash", "person", "issued_by", "issued_at", "expires_at", "used_at"],
     ]
 
     /// Tables only PostgreSQL has, and why: several brokers write to one database there.

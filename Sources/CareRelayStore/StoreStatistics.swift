@@ -76,6 +76,15 @@ public final class StoreInspector: StoreStatisticsReader, StoreReader {
 
     var records: DatabaseQueue { db }
 
+    /// The directory as the broker last saved it.
+    public func storedDirectory() throws -> StoredDirectory? {
+        try db.read { db in
+            // A store older than the directory's table holds none.
+            guard try db.tableExists("directory") else { return nil }
+            return try SQLiteStore.storedDirectory(db)
+        }
+    }
+
     /// Reads the chain through a cursor, beside the broker's own connection (WAL lets a
     /// reader and the writer work at once).
     public func verifyAudit() throws -> AuditVerification {

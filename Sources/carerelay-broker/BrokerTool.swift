@@ -16,7 +16,7 @@ struct BrokerTool: ParsableCommand {
         abstract: "The CareRelay message broker for integrated health and social care.",
         discussion: "Run `carerelay-broker serve --help` for the broker's options (serve is the default).",
         version: CareRelayBroker.version,
-        subcommands: [Serve.self, Backup.self, Restore.self, GenerateKey.self, RotateKey.self, SampleSystem.self],
+        subcommands: [Serve.self, DirectoryTool.self, Backup.self, Restore.self, GenerateKey.self, RotateKey.self, SampleSystem.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -46,8 +46,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Where to listen (ZeroMQ endpoint).")
     var endpoint = "tcp://127.0.0.1:5570"
 
-    @Option(help: "The directory file (YAML) naming teams, people, roles and public keys.")
-    var directory: String
+    @Option(
+        help:
+            "A directory file (YAML) naming teams, people, roles and public keys: it seeds a store that holds no directory yet, and SIGHUP imports it again. Without it the store's directory is served."
+    )
+    var directory: String?
 
     @Option(
         help: ArgumentHelp(
@@ -121,7 +124,7 @@ struct Serve: ParsableCommand {
 
         // Insecure development mode has no key pair: PLAIN does not use one.
         let keys = insecureDevelopment ? CurveKeyPair(publicKey: "", secretKey: "") : try loadOrCreateKeys(logger: logger)
-        let index = try DirectoryFile.load(path: directory)
+        let index = try directory.map { try DirectoryFile.load(path: $0) }
         let policyText = try policy.map { try String(contentsOfFile: $0, encoding: .utf8) }
         let storeProvider = try Self.storeProvider(store)
         let storeFiles = storeProvider is SQLiteStoreProvider ? [store] : []
@@ -152,9 +155,13 @@ struct Serve: ParsableCommand {
         let directoryPath = directory
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
         hup.setEventHandler {
+            guard let directoryPath else {
+                logger.notice("SIGHUP ignored: the broker was started without --directory, so there is no file to import")
+                return
+            }
             do {
                 server.reload(directory: try DirectoryFile.load(path: directoryPath))
-                logger.notice("directory reloaded on SIGHUP")
+                logger.notice("directory imported from the file on SIGHUP")
             } catch {
                 logger.error("directory reload failed; keeping the old one", metadata: ["error": "\(error)"])
             }

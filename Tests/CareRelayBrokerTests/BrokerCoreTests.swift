@@ -184,6 +184,12 @@ final class FailingStore: MessageStore {
     func appendAudit(_ entries: [AuditEntry]) throws { try inner.appendAudit(entries) }
     func audit(_ filter: AuditFilter) throws -> [AuditRow] { try inner.audit(filter) }
     func verifyAudit() throws -> AuditVerification { try inner.verifyAudit() }
+    func storedDirectory() throws -> StoredDirectory? { try inner.storedDirectory() }
+    func saveDirectory(_ directory: Directory, after revision: Int64?, audit: [AuditEntry], usingCode: String?, at now: Date) throws -> Int64 {
+        try inner.saveDirectory(directory, after: revision, audit: audit, usingCode: usingCode, at: now)
+    }
+    func issueEnrolmentCode(_ code: EnrolmentCode, audit: [AuditEntry]) throws { try inner.issueEnrolmentCode(code, audit: audit) }
+    func enrolmentCode(hash: String) throws -> EnrolmentCode? { try inner.enrolmentCode(hash: hash) }
 }
 
 @Suite("Broker core, in-process")

@@ -159,7 +159,7 @@ func header(_ json: String) -> [UInt8] { Array(json.utf8) }
         let system = try CareSystem()
         try system.start()
         let stranger = try CurveKeyPair.generate()
-        // Refused by the broker's ZAP handler, and told so (not left to time out).
+        // Let in only to enrol: its HELLO is refused, and the client says so (not left to time out).
         #expect(throws: ClientError.keyRefused(endpoint: system.endpoint)) {
             _ = try CareRelayClient(
                 configuration: ClientConfiguration(

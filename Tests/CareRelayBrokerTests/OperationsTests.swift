@@ -167,7 +167,7 @@ import ZeroMQ
             _ = try oldLee.query("status")
         } throws: { error in
             guard case ClientError.rejected(let failure) = error else { return false }
-            return failure.code == .notPermitted && failure.reason.contains("no longer in the directory")
+            return failure.code == .notPermitted && failure.reason.contains("not in the directory")
         }
         let newLee = try system.client("sw.lee", keys: newKeys)
         var received: Set<String> = []

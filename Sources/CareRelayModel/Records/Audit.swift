@@ -6,6 +6,9 @@ public struct AuditEntry: Sendable, Equatable, Codable {
         case accept, deliver, redact, withhold, override, reject, confirm, escalate, consent, careTeam = "care-team"
         /// A copy already delivered, taken back because consent no longer covers it.
         case revoke
+        /// The directory changed (a person or team added, changed or removed, a key set or
+        /// revoked), or an enrolment code was issued or used.
+        case directory
     }
     public var at: Date
     public var actor: String

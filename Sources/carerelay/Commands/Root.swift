@@ -9,9 +9,9 @@ struct Carerelay: ParsableCommand {
         commandName: "carerelay",
         abstract: "Send and follow referrals, MDT agendas, care plans and consent records through a CareRelay broker.",
         discussion: """
-            Start with `carerelay keys generate`, give the public key it prints to your directory \
-            administrator, then `carerelay config init` with the broker's endpoint and public key. \
-            docs/cli.md walks through a first referral.
+            Start with `carerelay enrol CODE --endpoint ... --broker-key ...`, as your directory \
+            administrator gives it to you: it makes your key on this computer, registers it and \
+            writes your configuration. docs/cli.md walks through a first referral.
 
             CONFIGURATION (first found wins: flag, environment, config file, default)
               flag             environment           config.yaml key
@@ -26,8 +26,9 @@ struct Carerelay: ParsableCommand {
             """,
         version: "carerelay \(CLIVersion.text) (libzmq \(ZMQLibrary.versionString))",
         subcommands: [
-            Keys.self, ConfigCommand.self, Status.self, ReferralCommand.self, MDTCommand.self, CarePlanCommand.self,
+            EnrolCommand.self, Keys.self, ConfigCommand.self, Status.self, ReferralCommand.self, MDTCommand.self, CarePlanCommand.self,
             ConsentCommand.self, CareTeamCommand.self, CarerCommand.self, CheckInCommand.self, DirectoryCommand.self, Watch.self, AuditCommand.self,
+            AdminCommand.self,
         ])
 }
 

@@ -41,7 +41,7 @@ enum Exit {
           70  the broker answered something this client does not understand
           74  a local file could not be read or written
           77  the broker refused your key: it is not in the directory
-              (never added, revoked, or replaced by a new one)
+              (never enrolled, revoked, or replaced by a new one)
           78  configuration missing or wrong (endpoint, broker key, identity)
         """
 }
@@ -79,7 +79,7 @@ struct Failure: Error, CustomStringConvertible {
             return Failure(
                 Exit.noPermission, "the broker at \(endpoint) refused your key: it is not in the directory",
                 hint:
-                    "Send your public key (carerelay keys show) to the directory administrator; if you had access before, your key may have been revoked or replaced."
+                    "Ask your directory administrator for an enrolment code and run carerelay enrol CODE; if you had access before, your key may have been revoked or replaced."
             )
         case .transport(let why):
             return Failure(
