@@ -9,7 +9,7 @@ extension BrokerCore {
     /// person or a team, checked against the authenticated sender (or the carer a gateway acts
     /// for) by the access policy, before it is routed. Referral events are checked with the
     /// referral they change (`applyReferralEvent`).
-    func authorise(_ body: MessageBody, actor: Directory.Person) throws(ProtocolError) {
+    func authorise(_ body: MessageBody, header: SendHeader, actor: Directory.Person) throws(ProtocolError) {
         switch body {
         case .referral(let referral):
             if let team = referral.requester.team, !actor.teams.contains(team) {
@@ -24,15 +24,7 @@ extension BrokerCore {
                 consent.access.mayCheckIn(
                     carer: actor, standing: try readStanding(of: actor, toward: checkIn.patient), author: checkIn.carer))
         case .carerInvite(let invite):
-            guard let carer = directory.person(invite.carer), carer.roles.contains(.carer) else {
-                throw ProtocolError(.unknownAddress, "body carer: \(invite.carer) is not a carer in the directory")
-            }
-            for patient in invite.patients {
-                try AccessPolicy.enforce(
-                    consent.access.mayInvite(
-                        issuer: actor, issuedBy: invite.issuedBy, issuerStanding: try readStanding(of: actor, toward: patient),
-                        carerStanding: try readStanding(of: carer, toward: patient), carer: carer.id))
-            }
+            try admit(invite, header: header, by: actor)
         case .carePlanShare(let plan):
             try checkVersion(of: plan)
         case .mdtAgenda(let agenda):

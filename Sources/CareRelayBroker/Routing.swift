@@ -395,7 +395,7 @@ extension BrokerCore {
         if header.breakGlass != nil, !actor.roles.contains(where: \.isRegisteredProfessional) {
             throw ProtocolError(.notPermitted, "breakGlass: only a registered professional may override consent")
         }
-        try authorise(body, actor: actor)
+        try authorise(body, header: header, actor: actor)
         return CheckedContent(body: body, patient: patient, priority: priority)
     }
 

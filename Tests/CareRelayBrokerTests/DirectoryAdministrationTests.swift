@@ -203,6 +203,39 @@ struct DirectoryAdministrationTests {
     }
 }
 
+extension DirectoryAdministrationTests {
+    @Test("a care co-ordinator's invitation alone brings a new carer in: no key, the bridge acts for them")
+    func invitingANewCarer() throws {
+        let system = try CareSystem()
+        try system.start()
+        try system.linkCareTeam(of: ellis, ["person:nurse.ali", "person:coord.patel"])
+        let coordinator = try system.client("coord.patel", receive: false)
+        let invite = CarerInvite(
+            carer: "carer.alan.new", carerName: "Alan New", patients: [ellis], codeHash: InvitationCode.hash(InvitationCode.generate()),
+            expires: Timestamp(system.clock.now().addingTimeInterval(86_400)), issuedBy: "coord.patel")
+        try coordinator.send(.carerInvite, to: [.person("bridge")], body: invite.encode())
+
+        let listing = try coordinator.query(DirectoryQuery())
+        let carer = try #require(listing.people.first { $0.id == "carer.alan.new" })
+        #expect(carer.name == "Alan New" && carer.roles == [.carer] && carer.enrolled == false)
+        #expect(try coordinator.query(CareTeamQuery(patient: ellis)).contains(.person("carer.alan.new")))
+        // The bridge acts for them from now on: their check-in goes through it.
+        let bridge = try system.client("bridge", receive: false)
+        let checkIn = try bridge.send(
+            .carerCheckIn, to: [.careTeam(ellis)], patient: ellis, onBehalfOf: "carer.alan.new",
+            body: try Bodies.checkIn(patient: ellis, carer: "carer.alan.new"))
+        #expect(!checkIn.id.isEmpty)
+        // Someone outside the patient's care team cannot bring a carer in.
+        let outsider = try system.client("coord.east", receive: false)
+        var stranger = invite
+        stranger.carer = "carer.someone"
+        stranger.carerName = "Some One"
+        stranger.issuedBy = "coord.east"
+        #expect(refusal { try outsider.send(.carerInvite, to: [.person("bridge")], body: stranger.encode()) }?.code == .notPermitted)
+        #expect(!(try coordinator.query(DirectoryQuery())).people.contains { $0.id == "carer.someone" })
+    }
+}
+
 /// Two brokers sharing one PostgreSQL store: a change made through one holds on the other.
 @Suite(.enabled(if: CareSystem.postgres != nil, "needs a PostgreSQL server: run Scripts/test, or set CARERELAY_TEST_POSTGRES"))
 struct SharedDirectoryTests {

@@ -64,6 +64,50 @@ import Testing
         }
     }
 
+    @Test("the directory is saved only on top of the revision it was made from; a code is used once", arguments: Kind.available)
+    func directoryRevisionsAndCodes(kind: Kind) throws {
+        let store = try kind.open()
+        defer { store.close() }
+        #expect(try store.storedDirectory() == nil)
+        var directory = Directory(
+            organisations: [.init(id: "org", name: "Org")], localities: [.init(id: "west", name: "West")],
+            teams: [.init(id: "west.gp", name: "GP", locality: "west")],
+            people: [.init(id: "gp.khan", name: "Dr Khan", roles: [.gp], organisation: "org", teams: ["west.gp"], key: nil)])
+        let now = Date()
+        let audit = [AuditEntry(at: now, actor: "admin.it", action: .directory, detail: "seed")]
+        #expect(try store.saveDirectory(directory, after: nil, audit: audit, usingCode: nil, at: now) == 1)
+        // A second writer that read no directory, or an older revision, is refused.
+        #expect(throws: DirectoryStoreError.changedMeanwhile(stored: 1)) {
+            try store.saveDirectory(directory, after: nil, audit: audit, usingCode: nil, at: now)
+        }
+        directory.people[0].key = String(repeating: "k", count: 40)
+        let code = EnrolmentCode(
+            hash: String(repeating: "ab", count: 32), person: "gp.khan", issuedBy: "admin.it", issuedAt: now, expiresAt: now + 3_600)
+        try store.issueEnrolmentCode(code, audit: audit)
+        let read = try #require(try store.enrolmentCode(hash: code.hash))
+        #expect(read.person == "gp.khan" && read.issuedBy == "admin.it" && read.usedAt == nil)
+        #expect(abs(read.expiresAt.timeIntervalSince(code.expiresAt)) < 0.001)
+        #expect(try store.saveDirectory(directory, after: 1, audit: audit, usingCode: code.hash, at: now) == 2)
+        #expect(try store.storedDirectory() == StoredDirectory(revision: 2, directory: directory))
+        #expect(try store.enrolmentCode(hash: code.hash)?.usedAt != nil)
+        #expect(throws: DirectoryStoreError.codeUsed) {
+            try store.saveDirectory(directory, after: 2, audit: audit, usingCode: code.hash, at: now)
+        }
+        #expect(try store.storedDirectory()?.revision == 2)
+        // Issuing another code for the person replaces the one not yet used.
+        let first = EnrolmentCode(
+            hash: String(repeating: "cd", count: 32), person: "gp.khan", issuedBy: "admin.it", issuedAt: now, expiresAt: now + 60)
+        let second = EnrolmentCode(
+            hash: String(repeating: "ef", count: 32), person: "gp.khan", issuedBy: "admin.it", issuedAt: now, expiresAt: now + 60)
+        try store.issueEnrolmentCode(first, audit: audit)
+        try store.issueEnrolmentCode(second, audit: audit)
+        #expect(try store.enrolmentCode(hash: first.hash) == nil)
+        #expect(try store.enrolmentCode(hash: second.hash) != nil)
+        // Two saves and three codes; the refused saves wrote nothing.
+        #expect(try store.audit(AuditFilter(person: "admin.it", limit: 20)).count == 5)
+        #expect(try store.verifyAudit() == .intact(rows: 5))
+    }
+
     @Test("a (sender, key) pair is stored once: the same content is a duplicate, other content a conflict", arguments: Kind.available)
     func idempotency(_ kind: Kind) throws {
         let store = try kind.open()

@@ -5,8 +5,11 @@
 public struct CarerInvite: MessageBodyContent, Hashable {
     public static var kind: MessageKind { .carerInvite }
 
-    /// The carer invited (a directory person the gateway acts for).
+    /// The carer invited: a carer in the directory, or, with `carerName`, a new one the broker
+    /// adds (without a key: the gateway acts for them).
     public var carer: PersonID
+    /// The carer's name, for a carer not yet in the directory.
+    public var carerName: String?
     /// The people the carer cares for (NHS numbers), distinct.
     public var patients: [NHSNumber]
     /// Lower-case hex SHA-256 of the invitation code (64 characters).
@@ -16,15 +19,16 @@ public struct CarerInvite: MessageBodyContent, Hashable {
     /// The co-ordinator who issued it.
     public var issuedBy: PersonID
 
-    public init(carer: PersonID, patients: [NHSNumber], codeHash: String, expires: Timestamp, issuedBy: PersonID) {
+    public init(carer: PersonID, carerName: String? = nil, patients: [NHSNumber], codeHash: String, expires: Timestamp, issuedBy: PersonID) {
         self.carer = carer
+        self.carerName = carerName
         self.patients = patients
         self.codeHash = codeHash
         self.expires = expires
         self.issuedBy = issuedBy
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case carer, patients, codeHash, expires, issuedBy }
+    enum CodingKeys: String, CodingKey, CaseIterable { case carer, carerName, patients, codeHash, expires, issuedBy }
 
     /// `^[0-9a-f]{64}$`
     static func isCodeHash(_ text: String) -> Bool {
@@ -34,6 +38,7 @@ public struct CarerInvite: MessageBodyContent, Hashable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         carer = try c.identifier(.carer)
+        carerName = try c.textIfPresent(.carerName, max: 200)
         var nested = try c.nestedUnkeyedContainer(forKey: .patients)
         var patients: [NHSNumber] = []
         while !nested.isAtEnd {
