@@ -166,20 +166,31 @@ struct DirectoryAdministrationTests {
         #expect(coordinator?.code == .invalidDirectoryChange && coordinator?.reason.contains("name another co-ordinator") == true)
     }
 
-    @Test("removing a person ends their open connection at once; their undelivered mail is held")
+    @Test("removing a person ends their open connection at once; their undelivered mail is held, their referrals reallocated")
     func removalEndsALiveConnection() throws {
         let system = try CareSystem()
         try system.start()
         let lee = try system.client("sw.lee", credit: 0)
         _ = try lee.query("status")
         let gp = try system.client("gp.khan", receive: false)
+        // A referral Daniel Lee took for the team, and one waiting for him by name.
+        let taken = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral())
+        try lee.send(.referralEvent, to: [], correlation: taken.id, body: try Bodies.event("accepted", referral: taken.id, by: "sw.lee"))
         let held = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, body: try Bodies.referral())
         let admin = try system.client("admin.it", receive: false)
         _ = try change(admin, [.removePerson("sw.lee")])
         let ended = refusal { _ = try lee.query("status") }
         #expect(ended?.code == .notPermitted && ended?.reason.contains("not in the directory") == true, "\(String(describing: ended))")
-        // Nobody can address them now; what waited for them is still in the store.
+        // Nobody can address them now; the co-ordinator gives what they held to someone else.
         #expect(refusal { _ = try gp.send(.referral, to: [.person("sw.lee")], patient: ellis, body: try Bodies.referral()) }?.code == .unknownAddress)
+        let coordinator = try system.client("coord.patel", receive: false)
+        let worklist = try coordinator.query(WorklistQuery())
+        #expect(worklist.contains { $0.id == taken.id && $0.owner == "sw.lee" })
+        try coordinator.send(
+            .referralEvent, to: [], correlation: taken.id,
+            body: try Bodies.event("allocated", referral: taken.id, by: "coord.patel", extra: ["allocatedTo": ["person": "sw.okafor"]]))
+        #expect(try coordinator.query(TrackQuery(id: taken.id)).referral?.owner == "sw.okafor")
+        // What waited for them is still in the store.
         system.stop()
         let store = try system.store.open()
         defer { store.close() }

@@ -174,6 +174,7 @@ PEOPLE = [
     ("sw.okafor", "Grace Okafor", ["social-worker"], ["west.social-care"]),
     ("sw.lee", "Daniel Lee", ["social-worker"], ["west.social-care"]),
     ("coord.patel", "Priya Patel", ["care-coordinator"], ["west.social-care"]),
+    ("admin.it", "IT service desk", ["administrator"], []),
 ]
 
 
@@ -739,11 +740,42 @@ def main(argv=None):
 
         # --- Authentication (CRP.md, "Security") ----------------------------------------
         def unknown_key():
-            stranger = Client(ctx, broker.endpoint, broker.public_key, zmq.curve_keypair(), "stranger")
-            clients.append(stranger)
-            stranger.send_command("HELLO", {"receive": True, "credit": 1, "req": "who-am-i"})
-            expect(stranger.recv_raw(1500) is None, "a key not in the directory got an answer")
-        run.check("a client key not in the directory gets no answer at all", unknown_key)
+            stranger = client("stranger", zmq.curve_keypair())
+            expect_rejected(stranger.request("HELLO", {"receive": True, "credit": 1}), 410, "not-permitted")
+            expect_rejected(stranger.request("QUERY", {"query": "status"}), 410, "not-permitted")
+            expect_rejected(stranger.request("QUERY", {"query": "enrol", "params": {"code": "AAAA-BBBB-CCCC"}}),
+                            418, "enrolment-refused")
+        run.check("a key not in the directory may only enrol: HELLO and queries are refused 410", unknown_key)
+
+        def enrolment():
+            admin = client("admin.it")
+            admin.hello(receive=False, credit=0)
+            new = {"id": "sw.new", "name": "Sam New", "roles": ["social-worker"], "organisation": "sunderland-ccg",
+                   "teams": ["west.social-care"], "email": "sam.new@sunderland.example"}
+            changes = json.dumps([{"op": "person.add", "person": new}]).encode()
+            cmd, h, body = admin.request("QUERY", {"query": "directory.change", "params": {"dryRun": "true"}}, changes)
+            expect(cmd == "RESULT" and json.loads(body)["dryRun"] is True, f"dry run answered {cmd} {h}")
+            cmd, h, body = admin.request("QUERY", {"query": "directory.change"}, changes)
+            expect(cmd == "RESULT" and json.loads(body)["revision"] >= 2, f"directory.change answered {cmd} {h}")
+            # A change naming a team that does not exist: refused, naming the change.
+            bad = json.dumps([{"op": "person.add", "person": dict(new, id="sw.bad", email="bad@x.example",
+                                                                   teams=["west.nowhere"])}]).encode()
+            h = expect_rejected(admin.request("QUERY", {"query": "directory.change"}, bad), 417, "invalid-directory-change")
+            expect(h["reason"].startswith("changes[0]:"), f"reason does not name the change: {h['reason']}")
+            cmd, h, body = admin.request("QUERY", {"query": "enrol.issue", "params": {"person": "sw.new"}})
+            expect(cmd == "RESULT", f"enrol.issue answered {cmd} {h}")
+            code = json.loads(body)["code"]
+            keypair = zmq.curve_keypair()
+            newcomer = client("newcomer", keypair)
+            cmd, h, body = newcomer.request("QUERY", {"query": "enrol", "params": {"code": code}})
+            expect(cmd == "RESULT" and json.loads(body)["person"] == "sw.new", f"enrol answered {cmd} {h} {body}")
+            w = newcomer.hello(receive=False, credit=0)
+            expect(w["person"] == "sw.new", f"the enrolled key is {w['person']}")
+            again = client("again", zmq.curve_keypair())
+            expect_rejected(again.request("QUERY", {"query": "enrol", "params": {"code": code}}), 418, "enrolment-refused")
+            # Anyone but an administrator is refused.
+            expect_rejected(s["gp.khan"].request("QUERY", {"query": "directory.change"}, changes), 410, "not-permitted")
+        run.check("an administrator adds a person and issues a code; a new key enrols with it, once", enrolment)
 
         def wrong_server_key():
             liar = Client(ctx, broker.endpoint, zmq.curve_keypair()[0], keys["gp.khan"], "wrong-server")
