@@ -5,8 +5,10 @@ import Foundation
 import ZeroMQ
 
 /// Writes a sample care system for the demonstration: a directory modelled on Sunderland's
-/// five localities, a key for every person, the broker's key, and a client configuration per
-/// person. Keys are generated once; running it again keeps them.
+/// five localities, and keys for those the site's operator sets up: the broker, the carers'
+/// bridge and the first administrator (with a client configuration). Everyone else is in the
+/// directory without a key, to enrol with a code (`carerelay admin enrol`, `carerelay enrol`);
+/// carers never need one. Keys are generated once; running it again keeps them.
 struct SampleSystem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
@@ -16,7 +18,7 @@ struct SampleSystem: ParsableCommand {
               carerelay-broker sample --folder var/demo --endpoint tcp://127.0.0.1:5570
               carerelay-broker serve --directory var/demo/directory.yaml --key-file var/demo/keys/broker.key \\
                 --store var/demo/carerelay.sqlite --endpoint tcp://127.0.0.1:5570
-              CARERELAY_CONFIG=var/demo/people/gp.khan/config.yaml carerelay status
+              CARERELAY_CONFIG=var/demo/people/admin.it/config.yaml carerelay admin enrol gp.khan
             """)
 
     @Option(help: "Where to write directory.yaml, keys/ and people/.")
@@ -61,10 +63,11 @@ struct SampleSystem: ParsableCommand {
     ]
 
     /// Carers of patients in the demonstration (the patients themselves are NHS numbers in
-    /// the store, not directory entries).
-    static let carers: [(String, String)] = [
-        ("carer.ellis", "Jean Ellis"), ("carer.robson", "Alan Robson"), ("carer.dodds", "Mary Dodds"),
-    ]
+    /// the store, not directory entries). Others join by their co-ordinator's invitation.
+    static let carers: [(String, String)] = [("carer.ellis", "Jean Ellis"), ("carer.dodds", "Mary Dodds")]
+
+    /// The people the site's operator sets up with keys: the bridge and the first administrator.
+    static let operatorKeyed: Set<String> = ["bridge", "admin.it"]
 
     func run() throws {
         let keysFolder = "\(folder)/keys"
@@ -85,10 +88,12 @@ struct SampleSystem: ParsableCommand {
         var teams: [Directory.Team] = []
         var people: [Directory.Person] = []
         func person(_ entry: (String, String), _ roles: [Role], _ teams: [TeamID], actsFor: [PersonID]? = nil) throws {
+            let staff = !roles.contains(.carer) && !roles.contains(.gateway)
             people.append(
                 Directory.Person(
-                    id: PersonID(entry.0), name: entry.1, roles: roles, organisation: nil,
-                    teams: teams, key: try key(entry.0).publicKey, actsFor: actsFor))
+                    id: PersonID(entry.0), name: entry.1, roles: roles, organisation: staff ? "sunderland-ccg" : nil,
+                    teams: teams, key: Self.operatorKeyed.contains(entry.0) ? try key(entry.0).publicKey : nil,
+                    email: staff ? Self.email(entry.1) : nil, actsFor: actsFor))
         }
         for l in Self.localities {
             let locality = LocalityID(l.id)
@@ -128,8 +133,9 @@ struct SampleSystem: ParsableCommand {
         _ = try DirectoryIndex(directory)
         try DirectoryFile.encode(directory).write(toFile: "\(folder)/directory.yaml", atomically: true, encoding: .utf8)
 
-        // One client configuration per person, as `carerelay config init` would write it.
-        for entry in people {
+        // The administrator's client configuration, as `carerelay config init` would write it;
+        // everyone else's is written by `carerelay enrol`.
+        for entry in people where Self.operatorKeyed.contains(entry.id.rawValue) && entry.roles.contains(.administrator) {
             let home = "\(folder)/people/\(entry.id)"
             try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
             let config = """
@@ -142,7 +148,13 @@ struct SampleSystem: ParsableCommand {
             try config.write(toFile: "\(home)/config.yaml", atomically: true, encoding: .utf8)
         }
         print(
-            "Wrote \(folder)/directory.yaml (\(people.count) people in \(teams.count) teams), keys in \(keysFolder), client configurations in \(folder)/people"
+            "Wrote \(folder)/directory.yaml (\(people.count) people in \(teams.count) teams, to enrol with codes), the broker's, the bridge's and the administrator's keys in \(keysFolder), the administrator's configuration in \(folder)/people/admin.it"
         )
+    }
+
+    /// "Dr Amina Khan" works as amina.khan@sunderland.example.
+    static func email(_ name: String) -> String {
+        let words = name.split(separator: " ").filter { $0 != "Dr" }.map { $0.lowercased() }
+        return words.joined(separator: ".") + "@sunderland.example"
     }
 }

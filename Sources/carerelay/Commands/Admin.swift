@@ -252,7 +252,7 @@ struct AdminCommand: ParsableCommand {
                 Enrolment code for \(issued.name) (\(issued.person)): \(issued.code)
                 It works once, until \(Format.date(issued.expires)). Give it to them in person or by phone.
                 On their own computer they run:
-                  carerelay enrol \(issued.code) --endpoint \(settings.endpoint ?? "tcp://HOST:PORT") --broker-key \(brokerKey)
+                  carerelay enrol \(issued.code) --endpoint \(settings.endpoint ?? "tcp://HOST:PORT") --broker-key '\(brokerKey)'
                 """)
         }
     }
@@ -301,7 +301,7 @@ struct EnrolCommand: ParsableCommand {
     @Flag(help: "Replace an identity key that already exists here (the old one stops working once you enrol).") var force = false
 
     func run() throws {
-        let settings = try globals.resolve()
+        let settings = try globals.resolve(configMayBeMissing: true)
         guard let endpoint = settings.endpoint else {
             throw Failure.usage("enrol needs --endpoint (your administrator gave it with the code)")
         }

@@ -42,6 +42,12 @@ struct DirectoryCommand: ParsableCommand {
         return id.localizedCaseInsensitiveContains(search) || name.localizedCaseInsensitiveContains(search)
     }
 
+    /// Carers use the web page through the gateway and never enrol.
+    static func enrolled(_ person: DirectoryListing.Person) -> String {
+        if person.roles.contains(.carer) { return "web page" }
+        return person.enrolled == true ? "yes" : "not yet"
+    }
+
     static func open(_ team: DirectoryListing.Team) -> String {
         switch team.openNow {
         case true?: "open"
@@ -98,11 +104,11 @@ struct DirectoryCommand: ParsableCommand {
                 return
             }
             Console.table(
-                ["PERSON", "NAME", "ROLES", "TEAMS"],
+                ["PERSON", "NAME", "ROLES", "TEAMS", "ENROLLED"],
                 people.map {
                     [
                         $0.id.rawValue, $0.name, $0.roles.map(\.rawValue).joined(separator: ", "),
-                        $0.teams.isEmpty ? "-" : $0.teams.map(\.rawValue).joined(separator: ", "),
+                        $0.teams.isEmpty ? "-" : $0.teams.map(\.rawValue).joined(separator: ", "), DirectoryCommand.enrolled($0),
                     ]
                 })
         }

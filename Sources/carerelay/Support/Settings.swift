@@ -63,10 +63,12 @@ struct Globals: ParsableArguments {
         return (Self.configFolder + "/config.yaml", "default")
     }
 
-    func loadConfigFile() throws -> ConfigFile? {
+    /// `mayBeMissing`: for a command that writes the file (`enrol`), a file named by flag or
+    /// environment that does not exist yet is no mistake.
+    func loadConfigFile(mayBeMissing: Bool = false) throws -> ConfigFile? {
         let (path, source) = configFile
         guard FileManager.default.fileExists(atPath: path) else {
-            if source != "default" {
+            if source != "default" && !mayBeMissing {
                 throw Failure(
                     Exit.config, "configuration file \(path) (from \(source)) does not exist",
                     hint: "Create it with carerelay config init --endpoint tcp://HOST:PORT --broker-key PATH.")
@@ -87,8 +89,8 @@ struct Globals: ParsableArguments {
     }
 
     /// Everything resolved: flag, then environment, then file, then default.
-    func resolve() throws -> Settings {
-        let file = try loadConfigFile()
+    func resolve(configMayBeMissing: Bool = false) throws -> Settings {
+        let file = try loadConfigFile(mayBeMissing: configMayBeMissing)
         var sources: [String: String] = [:]
         func pick(_ name: String, flag: String?, env: String, file fileValue: String?) -> String? {
             if let v = nonEmpty(flag) { sources[name] = "flag"; return v }
