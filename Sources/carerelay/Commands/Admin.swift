@@ -312,10 +312,7 @@ struct EnrolCommand: ParsableCommand {
                 "an identity key already exists at \(path)",
                 hint: "You may be enrolled already (carerelay status). To enrol a new key, use --force: the old key stops working.")
         }
-        let pair: CurveKeyPair
-        do { pair = try CurveKeyPair.generate() } catch {
-            throw Failure(Exit.software, "cannot generate a key: \(error) (is libzmq built with CURVE?)")
-        }
+        let pair = try generateIdentityKeys()
         // Written before it is registered, so a key the broker knows is never one this
         // machine has lost; moved into place only once the broker has taken it.
         let pending = path + ".enrolling"
@@ -360,18 +357,8 @@ struct EnrolCommand: ParsableCommand {
     private func writeConfigurationIfAbsent(endpoint: String, brokerKey: String, identity: String) throws -> String? {
         let path = globals.configFile.path
         guard !FileManager.default.fileExists(atPath: path) else { return nil }
-        var key = brokerKey
-        if !Settings.isZ85Key(key) { key = URL(fileURLWithPath: Globals.expand(key)).standardizedFileURL.path }
-        let text = "# CareRelay client configuration (carerelay enrol)\nendpoint: \"\(endpoint)\"\nbrokerKey: \"\(key)\"\nidentity: \"\(identity)\"\n"
-        do {
-            let folder = (path as NSString).deletingLastPathComponent
-            if !folder.isEmpty {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            }
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        } catch {
-            throw Failure(Exit.ioError, "you are enrolled, but \(path) could not be written: \(error.localizedDescription)")
-        }
+        let key = Settings.isZ85Key(brokerKey) ? brokerKey : URL(fileURLWithPath: Globals.expand(brokerKey)).standardizedFileURL.path
+        try ConfigFile(endpoint: endpoint, brokerKey: key, identity: identity).write(to: path, by: "carerelay enrol")
         return path
     }
 }

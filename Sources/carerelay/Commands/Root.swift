@@ -64,10 +64,7 @@ struct Keys: ParsableCommand {
                     "an identity key already exists at \(path)",
                     hint: "carerelay keys show prints its public key. Use --force to replace it.")
             }
-            let pair: CurveKeyPair
-            do { pair = try CurveKeyPair.generate() } catch {
-                throw Failure(Exit.software, "cannot generate a key: \(error) (is libzmq built with CURVE?)")
-            }
+            let pair = try generateIdentityKeys()
             do {
                 try pair.save(path: path, comment: comment ?? "CareRelay identity key, created \(Format.date(Date()))")
             } catch {
@@ -152,18 +149,8 @@ struct ConfigCommand: ParsableCommand {
                 throw Failure.usage("\(path) already exists", hint: "Use --force to replace it, or edit it by hand.")
             }
             let identity = globals.identity.map { URL(fileURLWithPath: Globals.expand($0)).standardizedFileURL.path }
-            var text = "# CareRelay client configuration (carerelay config init)\nendpoint: \"\(endpoint)\"\nbrokerKey: \"\(brokerKey)\"\n"
-            if let identity { text += "identity: \"\(identity)\"\n" }
-            if let timeout = globals.timeout { text += "timeout: \(timeout)\n" }
-            do {
-                let folder = (path as NSString).deletingLastPathComponent
-                if !folder.isEmpty {
-                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                }
-                try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-            } catch {
-                throw Failure(Exit.ioError, "cannot write \(path): \(error.localizedDescription)")
-            }
+            try ConfigFile(endpoint: endpoint, brokerKey: brokerKey, identity: identity, timeout: globals.timeout)
+                .write(to: path, by: "carerelay config init")
             if globals.json {
                 Console.json(["path": path, "endpoint": endpoint, "brokerKey": brokerKey])
             } else {

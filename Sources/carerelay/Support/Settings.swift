@@ -157,6 +157,32 @@ struct ConfigFile: Codable {
     var brokerKey: String?
     var identity: String?
     var timeout: Double?
+
+    /// Writes the file at `path`, its folder readable only by its owner; `command` is named in
+    /// its first line.
+    func write(to path: String, by command: String) throws {
+        var text = "# CareRelay client configuration (\(command))\n"
+        if let endpoint { text += "endpoint: \"\(endpoint)\"\n" }
+        if let brokerKey { text += "brokerKey: \"\(brokerKey)\"\n" }
+        if let identity { text += "identity: \"\(identity)\"\n" }
+        if let timeout { text += "timeout: \(timeout)\n" }
+        do {
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            }
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        } catch {
+            throw Failure(Exit.ioError, "cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// A new identity key pair, made on this machine.
+func generateIdentityKeys() throws -> CurveKeyPair {
+    do { return try CurveKeyPair.generate() } catch {
+        throw Failure(Exit.software, "cannot generate a key: \(error) (is libzmq built with CURVE?)")
+    }
 }
 
 struct Settings {
