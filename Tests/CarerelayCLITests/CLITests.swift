@@ -10,9 +10,9 @@ import ZeroMQ
 @Suite struct CLITests {
     // MARK: The first referral (docs/cli.md walks through exactly these commands)
 
-    @Test func firstReferralFromKeyGenerationToTracking() throws {
-        // Keys first: the GP and the social worker each make theirs; the directory
-        // administrator puts the public keys in the directory before the broker starts.
+    @Test func firstReferralFromEnrolmentToTracking() throws {
+        // The GP and the social worker are in the directory without keys; each enrols with a
+        // code the directory administrator gives them.
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("carerelay-walk-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         func home(_ name: String) throws -> CLI {
@@ -22,29 +22,24 @@ import ZeroMQ
         }
         let gp = try home("khan")
         let social = try home("okafor")
+        let system = try CareSystem(enrolling: ["gp.khan", "sw.okafor"])
+        try system.start()
+        let admin = try system.cli("admin.it")
 
-        let gpKeys = try gp.run(["keys", "generate"])
-        #expect(gpKeys.status == 0, "\(gpKeys)")
-        let gpKey = try #require(capture(#"\n  ([!-~]{40})\n"#, in: gpKeys.stdout), "no public key printed: \(gpKeys)")
+        for (cli, person) in [(gp, "gp.khan"), (social, "sw.okafor")] {
+            let issued = try admin.run(["admin", "enrol", person])
+            #expect(issued.status == 0, "\(issued)")
+            let code = try #require(capture(#"\): ([A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4})\n"#, in: issued.stdout), "no code printed: \(issued)")
+            let enrolled = try cli.run(["enrol", code, "--endpoint", system.endpoint, "--broker-key", system.brokerKeyPath])
+            #expect(enrolled.status == 0, "\(enrolled)")
+            #expect(!enrolled.stdout.contains("secret key:"), "the secret key is never printed")
+        }
         let identity = scratch.appendingPathComponent("khan/.config/carerelay/identity.key").path
         let mode = try FileManager.default.attributesOfItem(atPath: identity)[.posixPermissions] as? Int
         #expect(mode == 0o600, "the identity key must be readable only by its owner")
-        #expect(!gpKeys.stdout.contains("secret"), "the secret key is never printed")
-        // A second generate must not overwrite the key silently.
-        let again = try gp.run(["keys", "generate"])
+        // Enrolling again must not overwrite the key silently.
+        let again = try gp.run(["enrol", "AAAA-BBBB-CCCC", "--endpoint", system.endpoint, "--broker-key", system.brokerKeyPath])
         #expect(again.status == 64, "\(again)")
-
-        let socialKeys = try social.run(["keys", "generate"])
-        #expect(socialKeys.status == 0, "\(socialKeys)")
-        let socialKey = try #require(capture(#"\n  ([!-~]{40})\n"#, in: socialKeys.stdout))
-
-        let system = try CareSystem(publicKeys: ["gp.khan": gpKey, "sw.okafor": socialKey])
-        try system.start()
-
-        for cli in [gp, social] {
-            let config = try cli.run(["config", "init", "--endpoint", system.endpoint, "--broker-key", system.brokerKeyPath])
-            #expect(config.status == 0, "\(config)")
-        }
 
         let status = try gp.run(["status"])
         #expect(status.status == 0, "\(status)")

@@ -19,8 +19,7 @@ let robsonNHS = "4010232137"
 final class CareSystem: @unchecked Sendable {
     let folder: URL
     let brokerKeys: CurveKeyPair
-    /// Key pairs the test made; people whose key came from `carerelay keys generate` have
-    /// only their public key in the directory.
+    /// Key pairs the test made; people who enrol with `carerelay enrol` have none here.
     let keys: [PersonID: CurveKeyPair]
     let directory: DirectoryIndex
     var server: BrokerServer?
@@ -37,13 +36,15 @@ final class CareSystem: @unchecked Sendable {
         ("admin.it", "IT service desk", [.administrator], []),
     ]
 
-    /// `publicKeys` are keys made by `carerelay keys generate`, keyed by person.
-    init(publicKeys: [PersonID: String] = [:]) throws {
+    /// The people in `enrolling` have no key yet: they enrol with a code.
+    init(enrolling: Set<PersonID> = []) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("carerelay-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         brokerKeys = try CurveKeyPair.generate()
         var keys: [PersonID: CurveKeyPair] = [:]
-        for person in Self.people where publicKeys[person.0] == nil { keys[person.0] = try CurveKeyPair.generate() }
+        for person in Self.people where !enrolling.contains(person.0) {
+            keys[person.0] = try CurveKeyPair.generate()
+        }
         self.keys = keys
         let directory = Directory(
             organisations: [.init(id: "sunderland-ccg", name: "Sunderland CCG")],
@@ -61,8 +62,25 @@ final class CareSystem: @unchecked Sendable {
             people: Self.people.map { p in
                 Directory.Person(
                     id: p.0, name: p.1, roles: p.2, organisation: "sunderland-ccg", teams: p.3,
-                    key: publicKeys[p.0] ?? keys[p.0]?.publicKey ?? "")
+                    key: keys[p.0]?.publicKey)
             })
+        self.directory = try DirectoryIndex(directory)
+        try brokerKeys.savePublic(path: brokerKeyPath, comment: "CareRelay test broker")
+    }
+
+    /// A care system of `seed`, with keys made for the people in `keyed`; everyone else
+    /// enrols (`carerelay enrol`) or is a carer.
+    init(seed: Directory, keyed: [PersonID]) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("carerelay-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        brokerKeys = try CurveKeyPair.generate()
+        var keys: [PersonID: CurveKeyPair] = [:]
+        for person in keyed { keys[person] = try CurveKeyPair.generate() }
+        self.keys = keys
+        var directory = seed
+        for index in directory.people.indices {
+            if let pair = keys[directory.people[index].id] { directory.people[index].key = pair.publicKey }
+        }
         self.directory = try DirectoryIndex(directory)
         try brokerKeys.savePublic(path: brokerKeyPath, comment: "CareRelay test broker")
     }

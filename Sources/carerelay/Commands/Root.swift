@@ -43,9 +43,10 @@ struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create your identity key file (readable only by you) and print the public key.",
             discussion: """
-                The file goes to ~/.config/carerelay/identity.key unless --identity or \
-                CARERELAY_IDENTITY says otherwise. Give the printed public key to your directory \
-                administrator; the broker knows you by it. Never share the file itself.
+                Most people never need this: `carerelay enrol CODE` makes your key and registers \
+                it. This is for a site whose operator keeps keys in the directory file. The file \
+                goes to ~/.config/carerelay/identity.key unless --identity or CARERELAY_IDENTITY \
+                says otherwise. Never share the file itself.
 
                 Example:
                   carerelay keys generate
