@@ -24,7 +24,7 @@ struct AdminCommand: ParsableCommand {
               carerelay admin person remove sam.new
               carerelay admin import staff.csv --dry-run
             """,
-        subcommands: [PersonCommand.self, TeamCommand.self, Enrol.self, KeyCommand.self])
+        subcommands: [PersonCommand.self, TeamCommand.self, Enrol.self, KeyCommand.self, Import.self])
 
     /// Sends changes and prints what the broker did.
     static func apply(_ changes: [DirectoryChange], dryRun: Bool, globals: Globals, rows: [Int]? = nil) throws {
@@ -278,6 +278,62 @@ struct AdminCommand: ParsableCommand {
             func run() throws {
                 try AdminCommand.apply([.setKey(try AdminCommand.id(person, "person"), key: nil)], dryRun: false, globals: globals)
             }
+        }
+    }
+}
+
+extension AdminCommand {
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add and update people from the CSV file a workforce system exports; all of it, or nothing.",
+            discussion: """
+                Columns (in any order; the header names them): name, email, role, team, \
+                organisation code, and optionally id. Several roles or teams go in one cell \
+                separated by ';'. A person already in the directory is matched by email (else by \
+                id) and updated where the file differs; anyone else is added, to enrol with a code. \
+                Every row is checked first: a file with any bad row is refused whole, naming each \
+                bad row and field. --remove-missing also removes the people of the file's \
+                organisations whom it does not name.
+
+                Example:
+                  carerelay admin import staff.csv --dry-run
+                  carerelay admin import staff.csv
+                """)
+        @OptionGroup var globals: Globals
+        @Argument(help: "The CSV file.") var file: String
+        @Flag(help: "Show what would change; save nothing.") var dryRun = false
+        @Flag(help: "Remove people of the file's organisations whom it does not name.") var removeMissing = false
+
+        func run() throws {
+            let text: String
+            do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+                throw Failure(Exit.ioError, "cannot read \(file): \(error.localizedDescription)")
+            }
+            let client = try globals.connect()
+            let listing = try brokerCall { () throws(ClientError) in try client.query(DirectoryQuery()) }
+            let existing = listing.people.map {
+                DirectoryImport.Existing(id: $0.id, name: $0.name, email: $0.email, roles: $0.roles, teams: $0.teams, organisation: $0.organisation)
+            }
+            // Organisations the directory knows: those of its teams and people.
+            let organisations = Set(listing.teams.compactMap(\.organisation) + listing.people.compactMap(\.organisation))
+            let plan: DirectoryImport.Plan
+            do {
+                plan = try DirectoryImport.plan(
+                    csv: text, existing: existing, teams: Set(listing.teams.map(\.id)), organisations: organisations,
+                    removeMissing: removeMissing, importer: client.welcome?.person)
+            } catch {
+                throw Failure(Exit.usage, error.description)
+            }
+            guard !plan.changes.isEmpty else {
+                if globals.json {
+                    Console.json(DirectoryChangeResult(revision: 0, dryRun: dryRun, changes: []))
+                } else {
+                    Console.out("Nothing to change: the directory already holds the \(plan.unchanged) people in \(file) as they are.")
+                }
+                return
+            }
+            try AdminCommand.apply(plan.changes, dryRun: dryRun, globals: globals, rows: plan.rows)
+            if !globals.json && plan.unchanged > 0 { Console.out("\(plan.unchanged) people in the file need no change.") }
         }
     }
 }

@@ -163,12 +163,12 @@ struct AuditCommand: ParsableCommand {
             if globals.json { Console.json(rows); return }
             if rows.isEmpty { Console.out("No audit rows match."); return }
             Console.table(
-                ["SEQ", "AT", "ACTOR", "ACTION", "PATIENT", "MESSAGE", "RECIPIENT", "DECISION", "RULE"],
+                ["SEQ", "AT", "ACTOR", "ACTION", "PATIENT", "MESSAGE", "RECIPIENT", "DECISION", "RULE", "DETAIL"],
                 rows.map { r in
                     let e = r.entry
                     return [
                         "\(r.seq)", Format.date(e.at), e.actor, e.action.rawValue, e.patient ?? "-", e.message ?? "-", e.recipient ?? "-",
-                        e.decision ?? "-", e.rule ?? "-",
+                        e.decision ?? "-", e.rule ?? "-", e.detail.map { Format.oneLine($0, max: 80) } ?? "-",
                     ]
                 })
         }
