@@ -327,6 +327,12 @@ final class BrokerCore {
             welcome(routingID, person: person, key: key, hello: hello, now: now)
             return
         }
+        // An enrolment retried after its answer was lost comes from the key it enrolled,
+        // on a connection that never said HELLO.
+        if case .query(let query) = command, query.query == QueryName.enrol.rawValue, sessions[routingID] == nil {
+            answer(routingID, person: person, query: query)
+            return
+        }
         guard var session = sessions[routingID] else {
             reply(
                 routingID,

@@ -226,6 +226,24 @@ extension BrokerCore {
     }
 }
 
+extension BrokerCore {
+    /// `enrol` from a key already in the directory: the same code from the key it enrolled is
+    /// answered again (the first answer was lost), anything else refused.
+    func enrolledAlready(_ request: EnrolmentRequest, person: Directory.Person) throws(ProtocolError) -> Enrolment {
+        let code: EnrolmentCode?
+        do { code = try store.enrolmentCode(hash: InvitationCode.hash(request.code)) } catch {
+            throw ProtocolError(.storeUnavailable, "the broker could not check the code; nothing was changed. Retry")
+        }
+        guard let code, code.person == person.id, code.usedAt != nil else {
+            throw ProtocolError(
+                .enrolmentRefused,
+                "this connection's key already belongs to \(person.id): enrol from a new key (carerelay enrol makes one), or ask your administrator to revoke this one"
+            )
+        }
+        return Enrolment(person: person.id, name: person.name, roles: person.roles, teams: person.teams)
+    }
+}
+
 /// Wrong enrolment codes, broker-wide: after `limit` in `window` seconds, every `enrol` is
 /// answered `429` until the oldest of them is `window` old. A code is 12 characters from 31
 /// (about 59 bits), so at this rate a guess succeeds in far longer than any code lives; the

@@ -139,11 +139,7 @@ extension BrokerCore {
         case .enrolIssue:
             return .now(try json(try issueEnrolmentCode(try EnrolmentIssue(params: params), by: person)))
         case .enrol:
-            _ = try EnrolmentRequest(params: params)
-            throw ProtocolError(
-                .enrolmentRefused,
-                "this connection's key already belongs to \(person.id): enrol from a new key (carerelay enrol makes one), or ask your administrator to revoke this one"
-            )
+            return .now(try json(try enrolledAlready(try EnrolmentRequest(params: params), person: person)))
         }
     }
 
