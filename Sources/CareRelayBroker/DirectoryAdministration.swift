@@ -25,11 +25,17 @@ extension BrokerCore {
             throw StoreError.unavailable(
                 "the store holds no directory yet: start the broker once with --directory FILE, or run carerelay-broker directory import FILE")
         }
-        let revision = try store.saveDirectory(
-            seed.directory, after: nil,
-            audit: [AuditEntry(at: now, actor: "operator", action: .directory, detail: "directory imported from a file (revision 1)")],
-            usingCode: nil, at: now)
-        return (seed, revision)
+        do {
+            let revision = try store.saveDirectory(
+                seed.directory, after: nil,
+                audit: [AuditEntry(at: now, actor: "operator", action: .directory, detail: "directory imported from a file (revision 1)")],
+                usingCode: nil, at: now)
+            return (seed, revision)
+        } catch DirectoryStoreError.changedMeanwhile {
+            // Another broker sharing the store, started at the same moment, saved it first.
+            guard let stored = try store.storedDirectory() else { throw StoreError.unavailable("the store lost its directory") }
+            return (try DirectoryIndex(stored.directory), stored.revision)
+        }
     }
 
     // MARK: Administrators' changes
