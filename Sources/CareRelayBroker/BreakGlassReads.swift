@@ -17,9 +17,7 @@ extension BrokerCore {
         guard let stored = read.stored, let tracking = read.tracking, tracking.recipients.contains(where: { $0.person == person.id }),
             let envelope = Envelope.decode(stored.envelope)
         else { throw unknown(read.id) }
-        let item = MailItem(
-            seq: stored.seq, id: stored.id, kind: stored.kind, sender: stored.sender, envelope: stored.envelope, patient: stored.patient,
-            body: stored.body, acceptedAt: stored.acceptedAt, recipient: person.id, topic: nil)
+        let item = stored.copy(for: person.id)
         let decoded = Self.partsDecidedOneByOne(stored.kind) ? try? MessageBody.decode(kind: stored.kind, json: stored.body) : nil
         let now = configuration.clock()
         let glass = BreakGlassRequest(requestedBy: person.id, requesterRoles: Set(person.roles), reason: reason)
@@ -57,9 +55,8 @@ extension BrokerCore {
         let patient = stored.patient
         do {
             try store.appendAudit([
-                AuditEntry(
-                    at: now, actor: person.id.rawValue, action: .override, patient: patient?.digits, message: stored.id,
-                    recipient: person.id.rawValue, decision: "read", rule: rule, detail: reason)
+                .override(
+                    at: now, by: person.id, patient: patient, message: stored.id, recipient: person.id, decision: "read", rule: rule, reason: reason)
             ])
         } catch {
             throw ProtocolError(

@@ -262,9 +262,7 @@ extension BrokerCore {
         guard tracking.recipients.contains(where: { $0.person == viewerID }) else {
             throw ProtocolError(.notPermitted, "\(viewerID) is not a recipient of message \(id)")
         }
-        let item = MailItem(
-            seq: stored.seq, id: stored.id, kind: stored.kind, sender: stored.sender, envelope: stored.envelope,
-            patient: stored.patient, body: stored.body, acceptedAt: stored.acceptedAt, recipient: viewerID, topic: nil)
+        let item = stored.copy(for: viewerID)
         switch prepareDelivery(item, to: viewer, now: configuration.clock(), attempt: 0) {
         case .send(let header, let body, _, _):
             return MessageView(header: header, body: String(decoding: body, as: UTF8.self), withheld: nil)

@@ -495,10 +495,9 @@ extension BrokerCore {
                     reason: verdict.outcome == .deliver ? nil : verdict.reason, topic: viaTopic)
                 if verdict.override {
                     decisions.audit.append(
-                        AuditEntry(
-                            at: now, actor: actor.id.rawValue, action: .override, patient: patient?.digits,
-                            message: id, recipient: recipientID.rawValue, decision: "deliver",
-                            rule: verdict.ruleID, detail: verdict.breakGlassReason))
+                        .override(
+                            at: now, by: actor.id, patient: patient, message: id, recipient: recipientID, decision: "deliver", rule: verdict.ruleID,
+                            reason: verdict.breakGlassReason))
                     for p in patients {
                         for coordinator in coordinators(of: p)
                         where coordinator != actor.id

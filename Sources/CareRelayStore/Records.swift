@@ -167,6 +167,14 @@ public struct StoredMessage: Sendable {
         self.body = body
         self.acceptedAt = acceptedAt
     }
+
+    /// `recipient`'s copy, as a mailbox would hand it out (a read door decides on it the way
+    /// a delivery does).
+    public func copy(for recipient: PersonID) -> MailItem {
+        MailItem(
+            seq: seq, id: id, kind: kind, sender: sender, envelope: envelope, patient: patient, body: body, acceptedAt: acceptedAt,
+            recipient: recipient, topic: nil)
+    }
 }
 
 /// A referral as an intake's worklist needs it: its record, the referral message itself, and

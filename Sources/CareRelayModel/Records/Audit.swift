@@ -20,6 +20,16 @@ public struct AuditEntry: Sendable, Equatable, Codable {
     public var rule: String?
     public var detail: String?
 
+    /// An emergency override of consent: `actor` broke glass, for `reason`, to `decision`
+    /// (`deliver` a SEND, `read` a copy) to `recipient`.
+    public static func override(
+        at: Date, by actor: PersonID, patient: NHSNumber?, message: String, recipient: PersonID, decision: String, rule: String, reason: String?
+    ) -> AuditEntry {
+        AuditEntry(
+            at: at, actor: actor.rawValue, action: .override, patient: patient?.digits, message: message, recipient: recipient.rawValue,
+            decision: decision, rule: rule, detail: reason)
+    }
+
     public init(
         at: Date, actor: String, action: Action, patient: String? = nil, message: String? = nil,
         recipient: String? = nil, decision: String? = nil, rule: String? = nil, detail: String? = nil
