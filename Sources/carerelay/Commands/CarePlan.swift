@@ -95,19 +95,13 @@ struct CarePlanCommand: ParsableCommand {
 
     /// The versions of a patient's plans that you sent or received, oldest first.
     static func versions(_ client: CareRelayClient, patient: NHSNumber, plan: String?) throws -> [Version] {
-        let lines = try brokerCall { () throws(ClientError) in
-            try client.query(InboxQuery(kind: .carePlanShare, limit: 500))
-        }
         var result: [Version] = []
-        for line in lines {
-            guard let view = try? client.query(MessageQuery(id: line.id)),
-                let bytes = view.bodyBytes,
-                case .carePlanShare(let p)? = try? MessageBody.decode(kind: .carePlanShare, json: bytes),
-                p.patient == patient, plan == nil || p.plan == plan,
-                let json = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+        for message in try Inbox.messages(client, kind: .carePlanShare) {
+            guard case .carePlanShare(let p) = message.body, p.patient == patient, plan == nil || p.plan == plan,
+                let json = try? JSONSerialization.jsonObject(with: Data(message.bytes)) as? [String: Any]
             else { continue }
             if result.contains(where: { $0.plan.plan == p.plan && $0.plan.version == p.version }) { continue }
-            result.append(Version(id: line.id, sentAt: line.acceptedAt, plan: p, json: json))
+            result.append(Version(id: message.line.id, sentAt: message.line.acceptedAt, plan: p, json: json))
         }
         return result.sorted { ($0.plan.plan, $0.plan.version) < ($1.plan.plan, $1.plan.version) }
     }
@@ -163,12 +157,9 @@ struct CarePlanCommand: ParsableCommand {
 
     /// Copies of this patient's plans the broker took back from you, by message id.
     static func revocations(_ client: CareRelayClient, patient: NHSNumber) throws -> [String: BrokerNotice] {
-        let lines = try brokerCall { () throws(ClientError) in try client.query(InboxQuery(kind: .notice, limit: 500)) }
         var revoked: [String: BrokerNotice] = [:]
-        for line in lines {
-            guard let view = try? client.query(MessageQuery(id: line.id)), let bytes = view.bodyBytes,
-                case .notice(let notice)? = try? MessageBody.decode(kind: .notice, json: bytes), notice.notice == .revoked,
-                notice.patient == patient, notice.kind == .carePlanShare
+        for message in try Inbox.messages(client, kind: .notice) {
+            guard case .notice(let notice) = message.body, notice.notice == .revoked, notice.patient == patient, notice.kind == .carePlanShare
             else { continue }
             // A whole revocation outweighs an earlier one of some sections.
             if notice.parts == nil || revoked[notice.message] == nil { revoked[notice.message] = notice }

@@ -56,13 +56,7 @@ struct CheckInCommand: ParsableCommand {
 
     /// The messages of one kind in your inbox, with their bodies as consent lets you see them.
     static func bodies(_ client: CareRelayClient, kind: MessageKind, limit: Int) throws -> [(InboxLine, MessageView, MessageBody)] {
-        let lines = try brokerCall { () throws(ClientError) in try client.query(InboxQuery(kind: kind, limit: limit)) }
-        return lines.compactMap { line in
-            guard let view = try? client.query(MessageQuery(id: line.id)), let bytes = view.bodyBytes,
-                let body = try? MessageBody.decode(kind: kind, json: bytes)
-            else { return nil }
-            return (line, view, body)
-        }
+        try Inbox.messages(client, kind: kind, limit: limit).map { ($0.line, $0.view, $0.body) }
     }
 
     struct List: ParsableCommand {

@@ -301,14 +301,11 @@ struct MDTCommand: ParsableCommand {
 
     /// The latest version of each meeting's agenda among those you received or published.
     static func latestAgendas(_ client: CareRelayClient) throws -> [(id: String, agenda: MDTAgenda)] {
-        let lines = try brokerCall { () throws(ClientError) in try client.query(InboxQuery(kind: .mdtAgenda, limit: 500)) }
         var latest: [MeetingID: (id: String, agenda: MDTAgenda)] = [:]
-        for line in lines {
-            guard let view = try? client.query(MessageQuery(id: line.id)), let bytes = view.bodyBytes,
-                case .mdtAgenda(let agenda)? = try? MessageBody.decode(kind: .mdtAgenda, json: bytes)
-            else { continue }
+        for message in try Inbox.messages(client, kind: .mdtAgenda) {
+            guard case .mdtAgenda(let agenda) = message.body else { continue }
             if let existing = latest[agenda.meeting], existing.agenda.version >= agenda.version { continue }
-            latest[agenda.meeting] = (line.id, agenda)
+            latest[agenda.meeting] = (message.line.id, agenda)
         }
         return latest.values.sorted { $0.agenda.start.text < $1.agenda.start.text }
     }
