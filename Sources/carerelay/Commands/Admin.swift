@@ -24,7 +24,7 @@ struct AdminCommand: ParsableCommand {
               carerelay admin person remove sam.new
               carerelay admin import staff.csv --dry-run
             """,
-        subcommands: [PersonCommand.self, TeamCommand.self, Enrol.self, KeyCommand.self, Import.self])
+        subcommands: [PersonCommand.self, TeamCommand.self, EnrolCodes.self, KeyCommand.self, Import.self])
 
     /// Sends changes and prints what the broker did.
     static func apply(_ changes: [DirectoryChange], dryRun: Bool, globals: Globals, rows: [Int]? = nil) throws {
@@ -222,9 +222,16 @@ struct AdminCommand: ParsableCommand {
         }
     }
 
+    /// `admin enrol issue PERSON`, or `admin enrol PERSON` for short.
+    struct EnrolCodes: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "enrol", abstract: "Issue a one-time enrolment code for a person.", subcommands: [Enrol.self],
+            defaultSubcommand: Enrol.self)
+    }
+
     struct Enrol: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "enrol",
+            commandName: "issue",
             abstract: "Issue a one-time enrolment code for a person, and print what they run with it.",
             discussion: """
                 The code is shown here once; the broker keeps only its hash. Give it to the person in \
@@ -232,6 +239,7 @@ struct AdminCommand: ParsableCommand {
                 issuing another replaces it.
 
                 Example:
+                  carerelay admin enrol issue sam.new
                   carerelay admin enrol sam.new
                 """)
         @OptionGroup var globals: Globals

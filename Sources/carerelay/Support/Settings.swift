@@ -221,7 +221,7 @@ struct Settings {
         guard FileManager.default.fileExists(atPath: identityPath) else {
             throw Failure(
                 Exit.config, "no identity key at \(identityPath)",
-                hint: "Run carerelay keys generate, and give the public key it prints to your directory administrator.")
+                hint: "Enrol first: carerelay enrol CODE, with the code and the line your directory administrator gives you.")
         }
         let loaded: (publicKey: String, secretKey: String?)
         do { loaded = try CurveKeyPair.load(path: identityPath) } catch {
