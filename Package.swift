@@ -32,7 +32,9 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ"),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "CareRelayModel"),
-        .target(name: "CareRelayProtocol", dependencies: ["CareRelayModel", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "CareRelayProtocol", dependencies: ["CareRelayModel"]),
+        // One-time codes (carers' invitations, enrolment): made by clients, kept as hashes.
+        .target(name: "CareRelayCodes", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "CareRelayPolicy",
             dependencies: [
@@ -59,7 +61,7 @@ let package = Package(
         .target(
             name: "CareRelayBroker",
             dependencies: [
-                "ZeroMQ", "CareRelayModel", "CareRelayProtocol", "CareRelayPolicy", "CareRelayStore",
+                "ZeroMQ", "CareRelayModel", "CareRelayProtocol", "CareRelayPolicy", "CareRelayStore", "CareRelayCodes",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -78,7 +80,7 @@ let package = Package(
         .target(
             name: "CareRelayClient",
             dependencies: [
-                "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
+                "ZeroMQ", "CareRelayModel", "CareRelayProtocol", "CareRelayCodes",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .executableTarget(
@@ -92,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "carerelay",
             dependencies: [
-                "CareRelayClient", "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
+                "CareRelayClient", "CareRelayCodes", "ZeroMQ", "CareRelayModel", "CareRelayProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]),
@@ -100,7 +102,7 @@ let package = Package(
         .target(
             name: "CareRelayBridge",
             dependencies: [
-                "CareRelayClient", "CareRelayModel", "CareRelayProtocol", "ZeroMQ",
+                "CareRelayClient", "CareRelayCodes", "CareRelayModel", "CareRelayProtocol", "ZeroMQ",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -155,8 +157,8 @@ let package = Package(
         .testTarget(
             name: "CareRelayBrokerTests",
             dependencies: [
-                "CareRelayBroker", "CareRelayClient", "CareRelayHarness", "CareRelayFuzzing", "CareRelayOperations", "CareRelayStore",
-                "CareRelayPostgres",
+                "CareRelayBroker", "CareRelayClient", "CareRelayCodes", "CareRelayHarness", "CareRelayFuzzing", "CareRelayOperations",
+                "CareRelayStore", "CareRelayPostgres",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -165,7 +167,7 @@ let package = Package(
         .testTarget(
             name: "CareRelayBridgeTests",
             dependencies: [
-                "CareRelayBridge", "CareRelayBroker", "CareRelayClient", "CareRelayModel", "ZeroMQ",
+                "CareRelayBridge", "CareRelayBroker", "CareRelayClient", "CareRelayCodes", "CareRelayModel", "ZeroMQ",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import CareRelayClient
+import CareRelayCodes
 import CareRelayModel
 import CareRelayProtocol
 import Foundation

@@ -1,3 +1,4 @@
+import CareRelayCodes
 import CareRelayModel
 import CareRelayPolicy
 import CareRelayProtocol

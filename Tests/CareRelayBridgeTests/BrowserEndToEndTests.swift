@@ -1,6 +1,7 @@
 import CareRelayBridge
 import CareRelayBroker
 import CareRelayClient
+import CareRelayCodes
 import CareRelayModel
 import CareRelayProtocol
 import Foundation

@@ -1,5 +1,6 @@
 @testable import CareRelayBridge
 @testable import CareRelayClient
+import CareRelayCodes
 import CareRelayModel
 import CareRelayProtocol
 import Foundation

@@ -1,5 +1,6 @@
 import CareRelayBroker
 import CareRelayClient
+import CareRelayCodes
 import CareRelayModel
 import CareRelayPostgres
 import CareRelayProtocol

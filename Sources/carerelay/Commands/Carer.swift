@@ -1,5 +1,6 @@
 import ArgumentParser
 import CareRelayClient
+import CareRelayCodes
 import CareRelayModel
 import CareRelayProtocol
 import Foundation
