@@ -26,7 +26,7 @@ extension BrokerCore {
         case .carerInvite(let invite):
             try admit(invite, header: header, by: actor)
         case .carePlanShare(let plan):
-            try checkVersion(of: plan)
+            try checkVersion(of: plan, sender: actor.id)
         case .mdtAgenda(let agenda):
             // An action is someone's to do, and they learn of it from the agenda: its owner must
             // be someone the agenda reaches (a member of the MDT), or it would never be done.
@@ -54,7 +54,7 @@ extension BrokerCore {
     /// already shared with other content (two people who edited the same version at once), is
     /// refused, so nobody's copy is silently replaced by a different plan under the same number.
     /// The same version again, unchanged, may go to more people.
-    private func checkVersion(of plan: CarePlanShare) throws(ProtocolError) {
+    private func checkVersion(of plan: CarePlanShare, sender: PersonID) throws(ProtocolError) {
         let stored: [StoredMessage]
         do {
             stored = try store.messages(about: plan.patient, kind: .carePlanShare)
@@ -62,11 +62,13 @@ extension BrokerCore {
             throw ProtocolError(
                 .storeUnavailable, "the broker could not read the plan's earlier versions; nothing was accepted. Retry with the same key")
         }
-        let earlier = stored.compactMap { message -> (sender: PersonID, plan: CarePlanShare)? in
-            guard case .carePlanShare(let version)? = try? MessageBody.decode(kind: .carePlanShare, json: message.body), version.plan == plan.plan
-            else { return nil }
-            return (message.sender, version)
-        }
+        // Versions already stored, and those routed earlier in this batch (not stored yet).
+        let earlier =
+            stored.compactMap { message -> (sender: PersonID, plan: CarePlanShare)? in
+                guard case .carePlanShare(let version)? = try? MessageBody.decode(kind: .carePlanShare, json: message.body), version.plan == plan.plan
+                else { return nil }
+                return (message.sender, version)
+            } + (plansInBatch[plan.plan] ?? [])
         let latest = earlier.map(\.plan.version).max() ?? 0
         if let same = earlier.first(where: { $0.plan.version == plan.version && $0.plan != plan }) {
             throw ProtocolError(
@@ -79,6 +81,7 @@ extension BrokerCore {
                 .invalidTransition,
                 "version: \(plan.plan) is already at version \(latest); a plan's versions only go forward (fetch the latest and edit that)")
         }
+        plansInBatch[plan.plan, default: []].append((sender, plan))
     }
 
     /// `standing(of:toward:)` for the routing path, where a store failure refuses the send.

@@ -103,6 +103,9 @@ final class BrokerCore {
     }
     var pendingSends: [PendingSend] = []
     var pendingConfirms: [(routingID: [UInt8], recipient: PersonID, ids: [String])] = []
+    /// Care plan versions routed in the batch being routed, by plan id: two versions under one
+    /// number in the same batch are told apart before either is stored.
+    var plansInBatch: [String: [(sender: PersonID, plan: CarePlanShare)]] = [:]
     /// What a failing store could not take, written once it answers again.
     var storeBacklog = StoreBacklog()
     /// Malformed commands per key, and the keys being ignored for sending too many.

@@ -130,6 +130,8 @@ extension BrokerCore {
         var results: [(pending: PendingSend, result: RouteResult)] = []
         var referralOverlay: [String: ReferralRecord] = [:]
         var keysInBatch: [String: Int] = [:]
+        plansInBatch.removeAll()
+        defer { plansInBatch.removeAll() }
         for pending in batch {
             do {
                 let result = try route(pending, now: now, referrals: &referralOverlay, keysInBatch: keysInBatch, earlier: earlier)

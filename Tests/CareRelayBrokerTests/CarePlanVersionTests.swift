@@ -41,4 +41,30 @@ import Testing
         falls["version"] = 1
         try gp.send(.carePlanShare, to: [.person("sw.okafor")], patient: ellis, body: try Bodies.json(falls))
     }
+
+    @Test("two plans under one version number in the same batch: the second is refused before either is stored")
+    func oneVersionNumberInOneBatch() throws {
+        let harness = try CoreHarness()
+        let nurse = try harness.connect("nurse.ali", receive: false)
+        let gp = try harness.connect("gp.khan", receive: false)
+        for member in ["person:nurse.ali", "person:gp.khan", "team:west.social-care"] {
+            _ = harness.query(nurse, "careteam.link", ["patient": ellis.digits, "member": member])
+        }
+        let plan = try jsonObject(try Bodies.carePlan())
+        var rival = plan
+        rival["changeSummary"] = "Evening call moved to 19:00."
+        func share(_ body: [String: Any]) throws -> ClientCommand {
+            .send(SendHeader(key: UUID().uuidString, kind: .carePlanShare, to: [.person("sw.okafor")], patient: ellis), body: try Bodies.json(body))
+        }
+        // Both read off the socket before the batch is committed.
+        harness.take(nurse, try share(plan))
+        harness.take(gp, try share(rival))
+        let answers = harness.turn()
+        #expect(answers[nurse.routingID]?.first?.accepted != nil)
+        #expect(answers[gp.routingID]?.first?.rejected?.code == ErrorCode.invalidTransition.rawValue)
+        // And the same version, unchanged, twice in one batch is fine.
+        harness.take(nurse, try share(plan))
+        harness.take(gp, try share(plan))
+        #expect(harness.turn().values.allSatisfy { $0.first?.accepted != nil })
+    }
 }
