@@ -138,27 +138,36 @@ public enum DirectoryImport {
             let organisation = OrganisationID(organisationText)
             if !organisations.contains(organisation) { problem(.organisation, "'\(cell(.organisation))' is not an organisation in the directory") }
 
-            // Who the row is: the person with that email, else with that id, else someone new.
-            let current = byEmail[email.lowercased()] ?? (cell(.id).isEmpty ? nil : byID[PersonID(cell(.id))])
-            var id = current?.id
-            if id == nil {
-                let given = cell(.id)
-                if !given.isEmpty {
-                    if PersonID.isWellFormed(given) {
-                        id = PersonID(given)
-                    } else {
-                        problem(.id, "'\(given)' is not a directory id (1-64 of a-z, 0-9, '.', '-', '_')")
-                    }
+            // Who the row is: the person with that email; else the person with the row's id (its
+            // id column, or the id its email gives) if they have no email yet (a directory seeded
+            // from a file); else someone new.
+            var current = byEmail[email.lowercased()]
+            var id: PersonID?
+            let given = cell(.id)
+            if !given.isEmpty {
+                if PersonID.isWellFormed(given) {
+                    id = PersonID(given)
                 } else {
-                    id = Directory.suggestedID(name: name, email: email)
-                    if id == nil { problem(.id, "no directory id can be made from the email or name; add an id column") }
+                    problem(.id, "'\(given)' is not a directory id (1-64 of a-z, 0-9, '.', '-', '_')")
                 }
-                if let id, let other = byID[id] {
+            } else if current == nil {
+                id = Directory.suggestedID(name: name, email: email)
+                if id == nil { problem(.id, "no directory id can be made from the email or name; add an id column") }
+            }
+            if let matched = current, let id, matched.id != id {
+                problem(.id, "\(email) belongs to \(matched.id) in the directory, not \(id)")
+            }
+            if current == nil, let wanted = id, let other = byID[wanted] {
+                if other.email == nil {
+                    current = other
+                } else {
                     problem(
                         .id,
-                        "\(id) already belongs to \(other.name)\(other.email.map { " (\($0))" } ?? ""); give this person another id in an id column")
+                        "\(wanted) already belongs to \(other.name)\(other.email.map { " (\($0))" } ?? ""); give this person another id in an id column"
+                    )
                 }
             }
+            id = current?.id ?? id
             if let id {
                 if let earlier = seenIDs[id] { problem(.id, "\(id) is also on row \(earlier)") }
                 seenIDs[id] = row

@@ -50,6 +50,22 @@ import Testing
         #expect(nothing.changes.isEmpty && nothing.unchanged == 1)
     }
 
+    @Test("a person the directory holds without an email is matched by id and given the file's email")
+    func matchingByID() throws {
+        var seeded = grace
+        seeded.email = nil
+        let text =
+            "name,email,role,team,organisation\nGrace Okafor,grace.okafor@sunderland.gov.example,social-worker,west.social-care,sunderland-council\n"
+        let plan = try DirectoryImport.plan(csv: text, existing: [seeded], teams: teams, organisations: organisations)
+        #expect(plan.changes == [.changePerson(.init(id: "grace.okafor", email: "grace.okafor@sunderland.gov.example"))])
+        // Someone else, with an email of their own, under that id: a row error, not a merge.
+        let other =
+            "name,email,role,team,organisation,id\nGrace Okafor,g.okafor@sunderland.gov.example,social-worker,,sunderland-council,grace.okafor\n"
+        #expect(throws: DirectoryImport.Refusal.self) {
+            try DirectoryImport.plan(csv: other, existing: [grace], teams: teams, organisations: organisations)
+        }
+    }
+
     @Test("any bad row refuses the whole file, and every bad row is named with its field")
     func badRows() {
         let text = """
