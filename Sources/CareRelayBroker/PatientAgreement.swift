@@ -19,6 +19,11 @@ extension BrokerCore {
         /// agreement in force already covers it (a patient referred to the same team again), so
         /// repeated referrals do not pile up directives that say the same thing.
         let message: NewMessage?
+
+        /// What the referral's consent decisions must count beyond the registry: the new
+        /// directive, or nothing when the agreement in force is already in the registry (counting
+        /// it twice would decide the same, only slower).
+        var unrecorded: [ConsentDirective] { message == nil ? [] : [directive] }
     }
 
     /// The agreement a referral carries, or nil: not agreed, the policy records none, or the

@@ -324,7 +324,7 @@ extension BrokerCore {
         let agreement = patientAgreement(to: header, body: content.body, referral: id, actor: actor, now: now)
         let decisions = try decide(
             addressing.recipients, message: id, kind: header.kind, envelope: envelope, body: content.body, actor: actor,
-            patient: addressing.patient, now: now, agreed: agreement.map { [$0.directive] } ?? [])
+            patient: addressing.patient, now: now, agreed: agreement?.unrecorded ?? [])
         if header.kind == .referral {
             try Self.requireSomeoneToReceive(decisions.deliveries, header: header, agreement: agreement, body: content.body)
         }

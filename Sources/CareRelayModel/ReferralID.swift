@@ -17,9 +17,17 @@ public enum ReferralID {
         return make(using: &generator)
     }
 
+    /// The eleven random symbols are the top 55 bits of one 64-bit draw, five bits each (a
+    /// draw from the system's generator is a system call: one per id, not one per symbol).
     public static func make(using generator: inout some RandomNumberGenerator) -> String {
-        let payload = (0..<11).map { _ in Int.random(in: 0..<32, using: &generator) }
-        return written(payload + [check(payload)])
+        var bits = generator.next() >> 9
+        var values = [Int](repeating: 0, count: 12)
+        for index in (0..<11).reversed() {
+            values[index] = Int(bits & 31)
+            bits >>= 5
+        }
+        values[11] = check(values[..<11])
+        return written(values)
     }
 
     /// Why `text` is not a referral id, or the id as the broker wrote it: any case, spaces or
@@ -67,7 +75,7 @@ public enum ReferralID {
 
     /// Luhn mod N over the values, from the right, doubling every second starting with the
     /// rightmost payload value: catches every single substitution.
-    static func check(_ payload: [Int]) -> Int {
+    static func check(_ payload: some BidirectionalCollection<Int>) -> Int {
         var factor = 2
         var sum = 0
         for value in payload.reversed() {
@@ -79,7 +87,17 @@ public enum ReferralID {
     }
 
     private static func written(_ values: [Int]) -> String {
-        let symbols = values.map { Character(Unicode.Scalar(alphabet[$0])) }
-        return String(symbols[0..<4]) + "-" + String(symbols[4..<8]) + "-" + String(symbols[8..<12])
+        String(unsafeUninitializedCapacity: 14) { buffer in
+            var at = 0
+            for (index, value) in values.enumerated() {
+                if index == 4 || index == 8 {
+                    buffer[at] = UInt8(ascii: "-")
+                    at += 1
+                }
+                buffer[at] = alphabet[value]
+                at += 1
+            }
+            return at
+        }
     }
 }

@@ -27,6 +27,10 @@ public final class SQLiteStore: MessageStore {
         config.prepareDatabase { db in
             // FULL: the WAL is synced at every commit, so "accepted" means on disk.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // 32 MiB of pages (SQLite's default is 2 MiB): referral ids are random, so each
+            // referral inserts into its indexes (message id, referral, audit by message) at
+            // random places, and a small cache reads most of those pages back from the file.
+            try db.execute(sql: "PRAGMA cache_size = -32768")
         }
         db = try DatabaseQueue(path: path, configuration: config)
         try Self.migrator.migrate(db)
