@@ -69,29 +69,6 @@ public struct ReferralRecord: Sendable, Equatable, Codable {
         updatedAt = try c.decode(Date.self, forKey: .updatedAt)
         history = try c.decodeIfPresent([ReferralStep].self, forKey: .history) ?? []
     }
-
-    /// As the synthesised encoding writes it, key for key; the lists are written through
-    /// nested containers, which costs far less than encoding an array as a value (the broker
-    /// saves a record with every referral, its lists mostly empty).
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(messageID, forKey: .messageID)
-        try c.encode(referrer, forKey: .referrer)
-        try c.encodeIfPresent(team, forKey: .team)
-        try c.encodeIfPresent(patient, forKey: .patient)
-        try c.encode(status, forKey: .status)
-        try c.encodeIfPresent(takenBy, forKey: .takenBy)
-        try c.encodeIfPresent(takenAt, forKey: .takenAt)
-        try c.encodeIfPresent(owner, forKey: .owner)
-        try c.encodeIfPresent(allocatedTo, forKey: .allocatedTo)
-        var passes = c.nestedUnkeyedContainer(forKey: .passedBy)
-        for person in passedBy { try passes.encode(person) }
-        try c.encodeIfPresent(deadline, forKey: .deadline)
-        try c.encodeIfPresent(escalatedAt, forKey: .escalatedAt)
-        try c.encode(updatedAt, forKey: .updatedAt)
-        var steps = c.nestedUnkeyedContainer(forKey: .history)
-        for step in history { try steps.encode(step) }
-    }
 }
 
 /// One step of a referral's life as the broker stored it: what, by whom, when (the broker's
