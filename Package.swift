@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // libzmq's headers live in /usr/include; naming pkgConfig here would pull in
@@ -58,6 +59,21 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Notifications leaving CareRelay: SMTP (STARTTLS, AUTH), an SMS gateway's HTTP API and
+        // signed webhooks, sent from the store's outbox. Knows nothing of the broker.
+        .target(
+            name: "CareRelayNotify",
+            dependencies: [
+                "CareRelayModel", "CareRelayStore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "CareRelayBroker",
             dependencies: [
@@ -86,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "carerelay-broker",
             dependencies: [
-                "CareRelayBroker", "CareRelayOperations", "CareRelayStore", "CareRelayPostgres", "ZeroMQ",
+                "CareRelayBroker", "CareRelayOperations", "CareRelayNotify", "CareRelayStore", "CareRelayPostgres", "ZeroMQ",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -136,6 +152,8 @@ let package = Package(
                 "CareRelayFuzzing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Test and soak support: broker processes, a freezing proxy, raw sockets, and the
+        // loopback mail and HTTP servers with throw-away certificates.
         .target(name: "CareRelayHarness", dependencies: ["ZeroMQ"]),
         .executableTarget(
             name: "carerelay-soak",
@@ -150,6 +168,8 @@ let package = Package(
         .testTarget(name: "CareRelayProtocolTests", dependencies: ["CareRelayProtocol", "CareRelayFuzzing"]),
         .testTarget(name: "CareRelayPolicyTests", dependencies: ["CareRelayPolicy"]),
         .testTarget(
+            name: "CareRelayNotifyTests", dependencies: ["CareRelayNotify", "CareRelayHarness", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(
             name: "CareRelayStoreTests",
             dependencies: [
                 "CareRelayStore", "CareRelayPostgres", "CareRelayHarness", .product(name: "GRDB", package: "GRDB.swift"),
@@ -158,7 +178,8 @@ let package = Package(
             name: "CareRelayBrokerTests",
             dependencies: [
                 "CareRelayBroker", "CareRelayClient", "CareRelayCodes", "CareRelayHarness", "CareRelayFuzzing", "CareRelayOperations",
-                "CareRelayStore", "CareRelayPostgres",
+                "CareRelayStore", "CareRelayPostgres", "CareRelayNotify",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

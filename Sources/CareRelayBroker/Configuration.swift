@@ -43,6 +43,11 @@ public struct BrokerConfiguration: Sendable {
     public var refusalLimits = RefusalLimits()
     /// How long an enrolment code works unless its issuer says otherwise (`enrol.issue`).
     public var enrolmentHours = 48
+    /// The channels the site has set up for notifications (the `--notifications` file); nil
+    /// plans none.
+    public var notifications: NotificationSite?
+    /// Called on the loop after notifications were stored, to wake whoever sends them.
+    public var notificationsQueued: (@Sendable () -> Void)?
 
     public init(
         endpoint: String = "tcp://127.0.0.1:5570", storePath: String, store: (any StoreProvider)? = nil, publicKey: String, secretKey: String,

@@ -140,6 +140,10 @@ extension BrokerCore {
             return .now(try json(try issueEnrolmentCode(try EnrolmentIssue(params: params), by: person)))
         case .enrol:
             return .now(try json(try enrolledAlready(try EnrolmentRequest(params: params), person: person)))
+        case .notify:
+            return .now(try json(try notificationChoices(try NotifyQuery(params: params), person: person)))
+        case .notifySet:
+            return .now(try json(try setNotificationChoices(try NotifySet(params: params), person: person)))
         }
     }
 

@@ -161,25 +161,27 @@ extension BrokerCore {
             let id = MessageID.make(at: now)
             record.history.append(ReferralStep(event, message: id, at: now))
             let body = event.encode()
-            batch.append(
-                NewMessage(
-                    id: id, key: "escalate-\(record.messageID)", kind: .referralEvent, sender: BrokerCore.brokerIdentity,
-                    envelope: envelope.encoded(), patient: record.patient, correlation: record.messageID, body: body,
-                    bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
-                    deliveries: recipients.map { PlannedDelivery(recipient: $0, decision: .deliver, rule: "referral-escalation") },
-                    // Several brokers may escalate at once: one stores it (the key is the same),
-                    // and none escalates a referral someone took meanwhile.
-                    referral: record, referralExpectedStatus: .sent, careTeamLinks: [],
-                    audit: [
-                        AuditEntry(
-                            at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .escalate, patient: record.patient?.digits,
-                            message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")
-                    ]))
+            var escalation = NewMessage(
+                id: id, key: "escalate-\(record.messageID)", kind: .referralEvent, sender: BrokerCore.brokerIdentity,
+                envelope: envelope.encoded(), patient: record.patient, correlation: record.messageID, body: body,
+                bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
+                deliveries: recipients.map { PlannedDelivery(recipient: $0, decision: .deliver, rule: "referral-escalation") },
+                // Several brokers may escalate at once: one stores it (the key is the same),
+                // and none escalates a referral someone took meanwhile.
+                referral: record, referralExpectedStatus: .sent, careTeamLinks: [],
+                audit: [
+                    AuditEntry(
+                        at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .escalate, patient: record.patient?.digits,
+                        message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")
+                ])
+            escalation.notifications = overdueNotifications(record, coordinator: coordinator, message: id, now: now)
+            batch.append(escalation)
             sessions.wake(recipients)
         }
         let outcomes: [StoreOutcome]
         do {
             outcomes = batch.isEmpty ? [] : try store.accept(batch, confirming: [], at: now)
+            if batch.contains(where: { !$0.notifications.isEmpty }) { configuration.notificationsQueued?() }
             nextDeadline = try store.nextReferralDeadline()
         } catch {
             logger.error("could not record escalations; will retry", metadata: ["error": "\(error)"])
@@ -212,8 +214,9 @@ extension BrokerCore {
                 key: key, kind: .notice, to: [.person(coordinator)],
                 patient: patient, priority: .urgent, correlation: messageID),
             fromName: "CareRelay")
-        let message = NewMessage(
-            id: MessageID.make(at: now), key: key, kind: .notice,
+        let id = MessageID.make(at: now)
+        var message = NewMessage(
+            id: id, key: key, kind: .notice,
             sender: BrokerCore.brokerIdentity, envelope: envelope.encoded(), patient: patient, correlation: messageID,
             body: body, bodyHash: Array(SHA256.hash(data: body)), acceptedAt: now,
             deliveries: [PlannedDelivery(recipient: coordinator, decision: .deliver, rule: "R9-break-glass")],
@@ -223,9 +226,11 @@ extension BrokerCore {
                     at: now, actor: BrokerCore.brokerIdentity.rawValue, action: .override, patient: patient.digits,
                     message: messageID, recipient: coordinator.rawValue, decision: "notify-coordinator", rule: "R9-break-glass")
             ])
+        message.notifications = breakGlassNotifications(coordinator: coordinator, by: person, message: id, now: now)
         do {
             _ = try store.accept([message], confirming: [], at: now)
             sessions.wake(coordinator)
+            if !message.notifications.isEmpty { configuration.notificationsQueued?() }
         } catch {
             logger.error("could not store the override notice", metadata: ["error": "\(error)"])
         }

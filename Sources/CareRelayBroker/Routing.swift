@@ -108,6 +108,7 @@ extension BrokerCore {
             }
             vitals.store(healthy: true)
             applyConfirmations(allConfirmations)
+            if routed.contains(where: { !$0.message.notifications.isEmpty }) { configuration.notificationsQueued?() }
         } catch {
             vitals.store(healthy: false, error: "\(error)")
             // Nothing of this batch is acknowledged: the senders retry with the same keys.
@@ -334,12 +335,14 @@ extension BrokerCore {
                     at: now, actor: pending.person.id.rawValue, action: .accept, patient: addressing.patient?.digits, message: id,
                     detail: header.onBehalfOf.map { "\(header.kind.rawValue) on behalf of \($0)" } ?? header.kind.rawValue)
             ] + decisions.audit
-        let message = NewMessage(
+        var message = NewMessage(
             id: id, key: header.key, kind: header.kind, sender: actor.id, envelope: envelope.encoded(),
             patient: addressing.patient, correlation: header.correlation, body: pending.body,
             bodyHash: fingerprint, acceptedAt: now,
             deliveries: decisions.deliveries, referral: addressing.referral, referralExpectedStatus: addressing.expectedStatus,
             careTeamLinks: addressing.careTeamLinks, audit: audit)
+        message.notifications = notifications(
+            for: content.body, id: id, header: header, deliveries: decisions.deliveries, referral: addressing.referral, actor: actor, now: now)
         var routed = RoutedSend(
             pending: pending, message: message, envelope: envelope,
             outcomes: mayListRecipients(to: header.to, sender: actor) ? decisions.deliveries.map { Self.outcome(for: $0) } : [],

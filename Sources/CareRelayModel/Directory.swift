@@ -42,6 +42,12 @@ public struct Directory: Sendable, Equatable, Codable {
         /// Whether any member may decline a referral for the team; otherwise only its
         /// co-ordinator may (a member may still pass one).
         public var membersMayDecline: Bool?
+        /// The team's own mailbox (an intake inbox several people read): told of new
+        /// referrals and urgent check-ins for the team, never of what is in them.
+        public var email: String?
+        /// The name of a webhook endpoint in the site's notification settings (which hold its
+        /// address and signing secret): the team's own system is told what the mailbox is.
+        public var webhook: String?
 
         /// `hours`, read (`validate` has checked that it reads).
         public var serviceHours: ServiceHours? { hours.flatMap { try? ServiceHours(parsing: $0) } }
@@ -49,7 +55,7 @@ public struct Directory: Sendable, Equatable, Codable {
         public init(
             id: TeamID, name: String, kind: Kind = .service, locality: LocalityID, organisation: OrganisationID? = nil,
             coordinator: PersonID? = nil, hours: String? = nil, fallback: [String]? = nil, responseTargets: ResponseTargets? = nil,
-            membersMayDecline: Bool? = nil
+            membersMayDecline: Bool? = nil, email: String? = nil, webhook: String? = nil
         ) {
             self.id = id
             self.name = name
@@ -61,6 +67,8 @@ public struct Directory: Sendable, Equatable, Codable {
             self.fallback = fallback
             self.responseTargets = responseTargets
             self.membersMayDecline = membersMayDecline
+            self.email = email
+            self.webhook = webhook
         }
     }
 
@@ -81,10 +89,15 @@ public struct Directory: Sendable, Equatable, Codable {
         /// For an administrator: the organisations and localities whose people and teams they
         /// may change. Nil means their own organisation.
         public var administers: [AdministrationScope]?
+        /// A mobile number for notifications by SMS (`07700 900123` or `+44 7700 900123`).
+        public var phone: String?
+        /// What reaches them outside CareRelay and how; nil takes the defaults.
+        public var notify: NotificationChoices?
 
         public init(
             id: PersonID, name: String, roles: [Role], organisation: OrganisationID? = nil,
-            teams: [TeamID], key: String?, email: String? = nil, actsFor: [PersonID]? = nil, administers: [AdministrationScope]? = nil
+            teams: [TeamID], key: String?, email: String? = nil, actsFor: [PersonID]? = nil, administers: [AdministrationScope]? = nil,
+            phone: String? = nil, notify: NotificationChoices? = nil
         ) {
             self.id = id
             self.name = name
@@ -95,6 +108,8 @@ public struct Directory: Sendable, Equatable, Codable {
             self.email = email
             self.actsFor = actsFor
             self.administers = administers
+            self.phone = phone
+            self.notify = notify
         }
     }
 
@@ -148,6 +163,12 @@ public struct Directory: Sendable, Equatable, Codable {
             if let email = p.email, PatientDetails.ContactPoint.emailProblem(email) != nil {
                 throw .malformed("person '\(p.id)': email '\(email)' is not an email address")
             }
+            if let phone = p.phone, MobileNumber(phone) == nil {
+                throw .malformed("person '\(p.id)': phone '\(phone)' is not a UK mobile number like 07700 900123")
+            }
+            if let digest = p.notify?.digest, p.notify?.digestMinute == nil {
+                throw .malformed("person '\(p.id)': notify digest '\(digest)' is not a time like 07:30")
+            }
         }
         let localityIDs = Set(localities.map(\.id)), teamIDs = Set(teams.map(\.id))
         let personIDs = Set(people.map(\.id)), organisationIDs = Set(organisations.map(\.id))
@@ -157,6 +178,12 @@ public struct Directory: Sendable, Equatable, Codable {
             if let o = t.organisation, !organisationIDs.contains(o) { throw .unknownReference("organisation '\(o)' of team '\(t.id)'") }
             if let hours = t.hours {
                 do { _ = try ServiceHours(parsing: hours) } catch { throw .malformed("team '\(t.id)': hours \(error.description)") }
+            }
+            if let email = t.email, PatientDetails.ContactPoint.emailProblem(email) != nil {
+                throw .malformed("team '\(t.id)': email '\(email)' is not an email address")
+            }
+            if let webhook = t.webhook, !PersonID.isWellFormed(webhook) {
+                throw .malformed("team '\(t.id)': webhook '\(webhook)' must name an endpoint: 1-64 of a-z, 0-9, '.', '-', '_'")
             }
         }
         for p in people {

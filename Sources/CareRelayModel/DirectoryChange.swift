@@ -62,11 +62,14 @@ public enum DirectoryChange: Sendable, Equatable, Codable {
         public var organisation: OrganisationID?
         public var teams: [TeamID]?
         public var email: String?
+        /// A mobile number for notifications by SMS.
+        public var phone: String?
 
         public init(
             id: PersonID, name: String? = nil, roles: [Role]? = nil, organisation: OrganisationID? = nil, teams: [TeamID]? = nil,
-            email: String? = nil
+            email: String? = nil, phone: String? = nil
         ) {
+            self.phone = phone
             self.id = id
             self.name = name
             self.roles = roles
@@ -76,7 +79,7 @@ public enum DirectoryChange: Sendable, Equatable, Codable {
         }
 
         /// Whether it changes nothing.
-        public var isEmpty: Bool { name == nil && roles == nil && organisation == nil && teams == nil && email == nil }
+        public var isEmpty: Bool { name == nil && roles == nil && organisation == nil && teams == nil && email == nil && phone == nil }
     }
 
     public struct TeamChange: Sendable, Equatable, Codable {
@@ -88,11 +91,17 @@ public enum DirectoryChange: Sendable, Equatable, Codable {
         public var hours: String?
         public var fallback: [String]?
         public var membersMayDecline: Bool?
+        /// The team's own mailbox, told of new referrals and urgent check-ins.
+        public var email: String?
+        /// A webhook endpoint named in the site's notification settings.
+        public var webhook: String?
 
         public init(
             id: TeamID, name: String? = nil, locality: LocalityID? = nil, organisation: OrganisationID? = nil, coordinator: PersonID? = nil,
-            hours: String? = nil, fallback: [String]? = nil, membersMayDecline: Bool? = nil
+            hours: String? = nil, fallback: [String]? = nil, membersMayDecline: Bool? = nil, email: String? = nil, webhook: String? = nil
         ) {
+            self.email = email
+            self.webhook = webhook
             self.id = id
             self.name = name
             self.locality = locality
@@ -105,7 +114,7 @@ public enum DirectoryChange: Sendable, Equatable, Codable {
 
         public var isEmpty: Bool {
             name == nil && locality == nil && organisation == nil && coordinator == nil && hours == nil && fallback == nil
-                && membersMayDecline == nil
+                && membersMayDecline == nil && email == nil && webhook == nil
         }
     }
 
@@ -132,7 +141,7 @@ public enum DirectoryChange: Sendable, Equatable, Codable {
                 + [
                     c.name.map { " name \($0)" }, c.roles.map { " roles \($0.map(\.rawValue).joined(separator: ", "))" },
                     c.teams.map { " teams \($0.isEmpty ? "none" : $0.map(\.rawValue).joined(separator: ", "))" },
-                    c.organisation.map { " organisation \($0)" }, c.email.map { " email \($0)" },
+                    c.organisation.map { " organisation \($0)" }, c.email.map { " email \($0)" }, c.phone.map { " mobile \($0)" },
                 ].compactMap { $0 }.joined(separator: ";")
         case .removePerson(let id): "remove person \(id)"
         case .addTeam(let t): "add team \(t.id) (\(t.name)), locality \(t.locality)"
@@ -142,7 +151,8 @@ public enum DirectoryChange: Sendable, Equatable, Codable {
                     c.name.map { " name \($0)" }, c.locality.map { " locality \($0)" }, c.organisation.map { " organisation \($0)" },
                     c.coordinator.map { " co-ordinator \($0)" }, c.hours.map { " hours \($0)" },
                     c.fallback.map { " out of hours \($0.joined(separator: ", "))" },
-                    c.membersMayDecline.map { " members may decline: \($0 ? "yes" : "no")" },
+                    c.membersMayDecline.map { " members may decline: \($0 ? "yes" : "no")" }, c.email.map { " mailbox \($0)" },
+                    c.webhook.map { " webhook \($0)" },
                 ].compactMap { $0 }.joined(separator: ";")
         case .setKey(let id, let key): key == nil ? "revoke the key of \(id)" : "set the key of \(id)"
         }
@@ -261,6 +271,7 @@ extension Directory {
                 }
                 people[index].email = email
             }
+            if let phone = change.phone { people[index].phone = phone }
         case .removePerson(let id):
             let index = try personIndex(id)
             if let team = teams.first(where: { $0.coordinator == id }) {
@@ -286,6 +297,8 @@ extension Directory {
             if let hours = change.hours { teams[index].hours = hours }
             if let fallback = change.fallback { teams[index].fallback = fallback }
             if let decline = change.membersMayDecline { teams[index].membersMayDecline = decline }
+            if let email = change.email { teams[index].email = email }
+            if let webhook = change.webhook { teams[index].webhook = webhook }
         case .setKey(let id, let key):
             people[try personIndex(id)].key = key
         }

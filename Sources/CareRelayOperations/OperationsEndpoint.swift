@@ -116,7 +116,7 @@ private final class StoreGauges: Sendable {
     /// Each team's intake gauge, made when the team first appears. Held for the whole of
     /// `update`, so two scrapes at once set the gauges one after the other.
     private let intake = Mutex<[String: Gauge]>([:])
-    private let undelivered, oldest, overdue, storeBytes, uptime, ready, auditRows: Gauge
+    private let undelivered, oldest, overdue, storeBytes, uptime, ready, auditRows, notificationsWaiting, notificationsFailed: Gauge
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -128,6 +128,10 @@ private final class StoreGauges: Sendable {
         uptime = registry.makeGauge(name: "carerelay_uptime_seconds", help: "Seconds since the broker started")
         ready = registry.makeGauge(name: "carerelay_ready", help: "1 when the broker accepts new messages, else 0")
         auditRows = registry.makeGauge(name: "carerelay_audit_rows", help: "Lines in the audit trail")
+        notificationsWaiting = registry.makeGauge(
+            name: "carerelay_notifications_waiting", help: "Notifications (email, SMS, webhook) queued and not yet sent, digests included")
+        notificationsFailed = registry.makeGauge(
+            name: "carerelay_notifications_failed", help: "Notifications that every retry failed to send")
     }
 
     func update(_ report: BrokerStatusReport, ready isReady: Bool, now: Date) {
@@ -140,6 +144,8 @@ private final class StoreGauges: Sendable {
             uptime.set(to: Double(report.uptimeSeconds))
             ready.set(to: isReady ? 1 : 0)
             auditRows.set(to: Double(store.auditRows))
+            notificationsWaiting.set(to: Double(store.notificationsWaiting))
+            notificationsFailed.set(to: Double(store.notificationsFailed))
             // A team whose intake emptied reads 0, not its last figure.
             for team in Set(intake.keys).union(store.intakeWaiting.keys) {
                 let gauge =

@@ -250,6 +250,13 @@ public struct AccessPolicy: Sendable {
     }
 
     /// `audit.verify` says only whether the chain is intact and how long it is.
+    /// `notify` and `notify.set` (rule 14): a person's own notification choices, or those of
+    /// someone a gateway acts for.
+    public func mayChooseNotifications(for person: PersonID, asker: Directory.Person) -> Decision {
+        person == asker.id || asker.actsAsGateway(for: person)
+            ? .allow : .refuse("you may see and choose only your own notifications (administrators change contact details in the directory)")
+    }
+
     public func mayVerifyAudit(asker: Directory.Person) -> Decision {
         asker.roles.contains(.administrator) || asker.roles.contains(.careCoordinator)
             ? .allow : .refuse("only administrators and care co-ordinators may verify the audit trail")

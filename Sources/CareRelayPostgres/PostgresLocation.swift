@@ -114,6 +114,7 @@ public struct PostgresStoreProvider: StoreProvider {
     public func open() throws -> any MessageStore { try PostgresStore(location) }
     public func openStatisticsReader() throws -> any StoreStatisticsReader { try PostgresReader(location) }
     public func openReader() throws -> any StoreReader { try PostgresReader(location) }
+    public func openOutbox() throws -> any NotificationOutbox { try PostgresOutbox(location) }
     public var description: String { "PostgreSQL \(location)" }
 }
 
@@ -204,7 +205,9 @@ enum PostgresStatistics {
                 """
                 SELECT COUNT(*) FROM referral WHERE escalated IN (0, 1) AND status = 'sent' AND deadline <= \(now.timeIntervalSince1970)
                 """),
-            auditRows: try number("SELECT seq FROM audit_head"))
+            auditRows: try number("SELECT seq FROM audit_head"),
+            notificationsWaiting: try number("SELECT COUNT(*) FROM notification WHERE state = 'queued'"),
+            notificationsFailed: try number("SELECT COUNT(*) FROM notification WHERE state = 'failed'"))
     }
 }
 

@@ -129,6 +129,35 @@ extension PostgresStore {
                 "CREATE INDEX enrolment_code_person ON enrolment_code(person)",
             ]
         ),
+        // The outbox of emails, texts and webhook calls, written with the message causing each.
+        (
+            "v4",
+            [
+                """
+                CREATE TABLE notification (
+                    id TEXT PRIMARY KEY,
+                    message TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    channel TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    urgent BOOLEAN NOT NULL,
+                    subject TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    link TEXT,
+                    created_at DOUBLE PRECISION NOT NULL,
+                    due_at DOUBLE PRECISION NOT NULL,
+                    digest BOOLEAN NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'queued',
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    claimed_until DOUBLE PRECISION,
+                    sent_at DOUBLE PRECISION
+                )
+                """,
+                "CREATE INDEX notification_due ON notification(state, due_at)",
+            ]
+        ),
     ]
 
     static func migrate(_ connection: PostgresConnection, logger: Logger) throws {

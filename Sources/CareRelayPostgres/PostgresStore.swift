@@ -293,6 +293,7 @@ public final class PostgresStore: MessageStore {
             let outcomes = try plan.outcomes(storedAs: try insertMessagesAndDeliveries(stored))
             try saveReferrals(stored.compactMap(\.referral))
             try linkCareTeams(stored)
+            try queueNotifications(stored.flatMap(\.notifications))
             try finish(audit: stored.flatMap(\.audit), after: head, countingMessages: stored.count, notifying: Self.changes(storing: stored))
             return outcomes
         }
@@ -422,6 +423,22 @@ public final class PostgresStore: MessageStore {
             """
             INSERT INTO care_team (patient, member, added_by, added_at)
             SELECT * FROM unnest(\(columns.patient)::text[], \(columns.member)::text[], \(columns.by)::text[], \(columns.at)::float8[])
+            ON CONFLICT DO NOTHING
+            """)
+    }
+
+    private func queueNotifications(_ notifications: [NotificationRecord]) throws {
+        guard !notifications.isEmpty else { return }
+        let n = notifications
+        try run(
+            """
+            INSERT INTO notification (id, message, recipient, channel, address, event, urgent, subject, body, link, created_at, due_at, digest)
+            SELECT id, message, recipient, channel, address, event, urgent, subject, body, NULLIF(link, ''), created_at, due_at, digest
+            FROM unnest(\(n.map(\.id))::text[], \(n.map(\.message))::text[], \(n.map(\.recipient))::text[], \(n.map(\.channel.rawValue))::text[],
+                        \(n.map(\.address))::text[], \(n.map(\.event.rawValue))::text[], \(n.map(\.urgent))::bool[], \(n.map(\.subject))::text[],
+                        \(n.map(\.text))::text[], \(n.map { $0.link ?? "" })::text[], \(n.map(\.createdAt.timeIntervalSince1970))::float8[],
+                        \(n.map(\.dueAt.timeIntervalSince1970))::float8[], \(n.map(\.digest))::bool[])
+                AS t(id, message, recipient, channel, address, event, urgent, subject, body, link, created_at, due_at, digest)
             ON CONFLICT DO NOTHING
             """)
     }

@@ -14,6 +14,8 @@ public enum QueryName: String, Sendable, Codable, CaseIterable {
     case enrolIssue = "enrol.issue"
     case enrol
     case worklist
+    case notify
+    case notifySet = "notify.set"
 
     /// The name a QUERY header carries, or `404 invalid-header` listing the known ones.
     public init(query: String) throws(ProtocolError) {

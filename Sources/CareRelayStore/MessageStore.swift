@@ -120,6 +120,9 @@ public protocol StoreProvider: Sendable, CustomStringConvertible {
     /// A reader of records and the audit trail on a connection of its own, for the thread
     /// that opens it.
     func openReader() throws -> any StoreReader
+    /// The notification outbox on a writing connection of its own, for the sender beside
+    /// the loop (the broker's store must have been opened first: it builds the tables).
+    func openOutbox() throws -> any NotificationOutbox
 }
 
 /// Operators' figures, costing what waits, not the store's history. The broker's store is
@@ -134,6 +137,7 @@ public struct SQLiteStoreProvider: StoreProvider {
     public func open() throws -> any MessageStore { try SQLiteStore(path: path) }
     public func openStatisticsReader() throws -> any StoreStatisticsReader { try StoreInspector(path: path) }
     public func openReader() throws -> any StoreReader { try StoreInspector(path: path) }
+    public func openOutbox() throws -> any NotificationOutbox { try SQLiteOutbox(path: path) }
     public var description: String { "SQLite \(path)" }
 }
 

@@ -25,6 +25,9 @@ public struct NewMessage: Sendable {
     /// has a legitimate relationship.
     public var careTeamLinks: [CareTeamMember]
     public var audit: [AuditEntry]
+    /// Emails, texts and webhook calls this message causes, queued in the same transaction:
+    /// none is sent before the message is stored, and none is lost if the broker stops.
+    public var notifications: [NotificationRecord] = []
 
     public init(
         id: String, key: String, kind: MessageKind, sender: PersonID, envelope: [UInt8],

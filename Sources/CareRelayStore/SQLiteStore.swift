@@ -174,6 +174,11 @@ public final class SQLiteStore: MessageStore {
                     CREATE INDEX enrolment_code_person ON enrolment_code(person);
                     """)
         }
+        migrator.registerMigration("v6-notifications") { db in
+            // The outbox of emails, texts and webhook calls (NotificationOutbox), written with
+            // the message that causes each.
+            try db.execute(sql: NotificationColumns.sqliteTable)
+        }
         return migrator
     }
 
@@ -233,6 +238,10 @@ public final class SQLiteStore: MessageStore {
                 }
                 for entry in message.audit {
                     head = try Self.append(entry, after: head, db)
+                }
+                for notification in message.notifications {
+                    try db.cachedStatement(sql: NotificationColumns.sqliteInsert).execute(
+                        arguments: StatementArguments(NotificationColumns.values(notification)))
                 }
                 sequences.append(seq)
             }

@@ -12,6 +12,10 @@ public enum StoreSchema {
         "audit": ["seq", "at_ms", "actor", "action", "patient", "message", "recipient", "decision", "rule", "detail", "hash"],
         "directory": ["only_row", "revision", "document", "changed_at"],
         "enrolment_code": ["hash", "person", "issued_by", "issued_at", "expires_at", "used_at"],
+        "notification": [
+            "id", "message", "recipient", "channel", "address", "event", "urgent", "subject", "body", "link", "created_at", "due_at", "digest",
+            "state", "attempts", "last_error", "claimed_until", "sent_at",
+        ],
     ]
 
     /// Tables only PostgreSQL has, and why: several brokers write to one database there.

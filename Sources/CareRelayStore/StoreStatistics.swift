@@ -37,7 +37,15 @@ extension StoreStatistics {
                 sql: """
                     SELECT COUNT(*) FROM referral WHERE escalated IN (0, 1) AND status = 'sent' AND deadline <= ?
                     """, arguments: [now.timeIntervalSince1970]) ?? 0,
-            auditRows: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM audit") ?? 0)
+            auditRows: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM audit") ?? 0,
+            notificationsWaiting: try notifications(in: "queued", db),
+            notificationsFailed: try notifications(in: "failed", db))
+    }
+
+    /// Zero for a store older than the notification table, read before a broker migrates it.
+    private static func notifications(in state: String, _ db: Database) throws -> Int64 {
+        guard try db.tableExists("notification") else { return 0 }
+        return try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM notification WHERE state = ?", arguments: [state]) ?? 0
     }
 
     private static func fileBytes(_ path: String) -> Int64 {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CareRelayBroker
+import CareRelayNotify
 import CareRelayOperations
 import CareRelayPostgres
 import CareRelayStore
@@ -66,6 +67,12 @@ struct Serve: ParsableCommand {
 
     @Option(help: "A consent policy file (YAML). Default: the documented defaults in Protocols/consent-policy.md.")
     var policy: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "A notification settings file (YAML): the mail relay, SMS gateway and webhooks that tell people of new work. Default: none are sent.",
+            discussion: "See docs/operations.md, Notifications.", valueName: "file"))
+    var notifications: String?
 
     @Option(help: "How often clients must show they are alive, in milliseconds.")
     var heartbeat = 5_000
@@ -138,6 +145,20 @@ struct Serve: ParsableCommand {
             metricsFactory: OperationsEndpoint.metricsFactory(for: registry),
             security: insecureDevelopment ? .insecureDevelopment : .curve)
         configuration.receiveQueueMessages = receiveQueue
+        var sender: NotificationSender?
+        if let notifications {
+            let settings = try NotificationSettings.load(path: notifications)
+            configuration.notifications = settings.site
+            var options = NotificationSender.Options()
+            options.retry = settings.retry
+            options.lease = settings.lease
+            let outbox: @Sendable () throws -> any NotificationOutbox = { [storeProvider] in try storeProvider.openOutbox() }
+            let made = NotificationSender(
+                openOutbox: outbox, transports: settings.transports, options: options, logger: Logger(label: "carerelay.notify"),
+                metrics: configuration.metricsFactory)
+            configuration.notificationsQueued = { made.wake() }
+            sender = made
+        }
         let server: BrokerServer
         do {
             server = try BrokerServer.start(configuration: configuration, directory: index, logger: logger)
@@ -189,6 +210,8 @@ struct Serve: ParsableCommand {
             FileHandle.standardError.write(Data("carerelay-broker: \(error)\n".utf8))
             throw ExitCode(2)
         }
+        // The broker has opened (and migrated) the store: the outbox is there.
+        sender?.start()
         // Written unbuffered: scripts and tests wait for this line to know the broker is up.
         FileHandle.standardOutput.write(
             Data(
@@ -198,6 +221,7 @@ struct Serve: ParsableCommand {
 
                 """.utf8))
         server.wait()
+        sender?.stop()
         operationsService?.stop()
         withExtendedLifetime((hup, stops)) {}
     }

@@ -135,6 +135,8 @@ import Testing
                 case "directory": return query("directory", [:])
                 case "audit.verify": return query("audit.verify", [:])
                 case "own audit": return query("audit", ["person": asker.rawValue])
+                case "notify": return query("notify", [:])
+                case "notify.set for carer.ellis": return query("notify.set", ["for": "carer.ellis", "digest": "off"])
                 default: throw Problem("unknown column \(column)")
                 }
             default: break

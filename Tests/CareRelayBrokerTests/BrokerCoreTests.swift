@@ -27,8 +27,10 @@ final class CoreHarness {
     /// The core's store, which a test can make fail (see `FailingStore`).
     let store: FailingStore
 
-    init() throws {
-        system = try CareSystem()
+    convenience init() throws { try self.init(system: CareSystem()) }
+
+    init(system: CareSystem) throws {
+        self.system = system
         store = FailingStore(try system.store.open())
         var logger = Logger(label: "carerelay.test-core")
         logger.logLevel = .critical

@@ -37,7 +37,10 @@ final class CareSystem {
     let folder: URL
     let brokerKeys: CurveKeyPair
     let keys: [PersonID: CurveKeyPair]
-    let directory: DirectoryIndex
+    /// Replaceable before `start` (a test may give people email addresses).
+    var directory: DirectoryIndex
+    /// What the site has set up for notifications; nil plans none.
+    var notifications: NotificationSite?
     let clock = TestClock()
     var server: BrokerServer?
     /// Set before `start` to have the broker count into a Prometheus registry.
@@ -137,6 +140,7 @@ final class CareSystem {
             secretKey: brokerKeys.secretKey, maxBodyBytes: 256 * 1024, heartbeatMilliseconds: heartbeat,
             responseTargets: responseTargets, consentPolicyYAML: consentPolicyYAML, clock: { clock.now() })
         if let metricsRegistry { configuration.metricsFactory = OperationsEndpoint.metricsFactory(for: metricsRegistry) }
+        configuration.notifications = notifications
         return configuration
     }
 

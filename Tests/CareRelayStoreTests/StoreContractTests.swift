@@ -16,16 +16,19 @@ import Testing
         static let postgresServer = ProcessInfo.processInfo.environment["CARERELAY_TEST_POSTGRES"].flatMap { try? PostgresLocation(url: $0) }
 
         /// A new, empty store of this kind.
-        func open() throws -> any MessageStore {
+        func open() throws -> any MessageStore { try provider().open() }
+
+        /// Where a new, empty store of this kind is: open it before anything else.
+        func provider() throws -> any StoreProvider {
             switch self {
             case .sqlite:
-                return try SQLiteStore(
+                return SQLiteStoreProvider(
                     path: FileManager.default.temporaryDirectory
                         .appendingPathComponent("contract-\(UUID().uuidString).sqlite").path)
             case .postgres:
                 let server = try #require(Self.postgresServer)
-                return try PostgresStore(
-                    server.creatingDatabase(
+                return PostgresStoreProvider(
+                    try server.creatingDatabase(
                         "carerelay_contract_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")))
             }
         }

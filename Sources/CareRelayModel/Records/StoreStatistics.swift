@@ -17,10 +17,17 @@ public struct StoreStatistics: Sendable, Equatable, Codable {
     /// Referrals still untaken past their response target.
     public var overdueReferrals: Int64
     public var auditRows: Int64
+    /// Notifications (email, SMS, webhook) queued and not yet taken by their channel,
+    /// digests included.
+    public var notificationsWaiting: Int64
+    /// Notifications that every retry failed to send: someone was not told.
+    public var notificationsFailed: Int64
     public init(
         storeBytes: Int64, messages: Int64, undelivered: Int64, oldestUndeliveredAcceptedAt: Date?, intakeWaiting: [String: Int64],
-        overdueReferrals: Int64, auditRows: Int64
+        overdueReferrals: Int64, auditRows: Int64, notificationsWaiting: Int64 = 0, notificationsFailed: Int64 = 0
     ) {
+        self.notificationsWaiting = notificationsWaiting
+        self.notificationsFailed = notificationsFailed
         self.storeBytes = storeBytes
         self.messages = messages
         self.undelivered = undelivered

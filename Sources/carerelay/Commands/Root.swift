@@ -28,7 +28,7 @@ struct Carerelay: ParsableCommand {
         subcommands: [
             EnrolCommand.self, Keys.self, ConfigCommand.self, Status.self, ReferralCommand.self, MDTCommand.self, CarePlanCommand.self,
             ConsentCommand.self, CareTeamCommand.self, CarerCommand.self, CheckInCommand.self, DirectoryCommand.self, Watch.self, AuditCommand.self,
-            AdminCommand.self,
+            AdminCommand.self, NotifyCommand.self,
         ])
 }
 
@@ -238,5 +238,8 @@ struct Status: ParsableCommand {
         let intake = store.intakeWaiting.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         Console.out("Referrals waiting at team intakes: \(intake.isEmpty ? "none" : intake.joined(separator: ", ")).")
         Console.out("Referrals past their response target: \(store.overdueReferrals).")
+        Console.out(
+            "Notifications waiting to be sent: \(store.notificationsWaiting)"
+                + (store.notificationsFailed > 0 ? "; FAILED after every retry: \(store.notificationsFailed) (see the broker's log)." : "."))
     }
 }
