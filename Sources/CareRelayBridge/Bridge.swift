@@ -120,6 +120,8 @@ public struct Bridge: Sendable {
         router.post("/people/:nhs/check-in") { request, context in try await checkIn(request, context: context) }
         router.get("/people/:nhs/check-ins") { request, context in try await checkInsPage(request, context: context) }
         router.get("/people/:nhs/events") { request, context in try await events(request, context: context) }
+        router.get("/on-call/:chain/:token") { request, context in try await onCallPage(request, context: context) }
+        router.post("/on-call/:chain/:token") { request, context in try await acknowledgeOnCall(request, context: context) }
         return router
     }
 

@@ -4,6 +4,7 @@ enum Templates {
     static let all: [String: String] = [
         "layout": layout, "signIn": signIn, "home": home, "person": person, "checkIn": checkIn,
         "checkInSent": checkInSent, "checkIns": checkIns, "problem": problem, "liveUpdate": liveUpdate,
+        "onCall": onCall,
     ]
 
     static let layout = """
@@ -260,6 +261,21 @@ enum Templates {
           {{^hasReaders}}<p class="meta">Not read yet.</p>{{/hasReaders}}
         </section>
         {{/checkIns}}
+        """
+
+    /// An on-call link: the button, then the thanks. Nothing about the patient either way.
+    static let onCall = """
+        <h1>{{heading}}</h1>
+        {{#asking}}
+        <p>Urgent work for your team is waiting and nobody has said they have it yet. If you are taking it, say so here and nobody else on call will be called.</p>
+        <form method="post" action="{{action}}">
+          <button type="submit">I have it</button>
+        </form>
+        <p>Then open it in CareRelay.</p>
+        {{/asking}}
+        {{#done}}
+        <p>Open it in CareRelay to act on it. The message you were sent names it; from the command line: <code>{{command}}</code> shows where it stands.</p>
+        {{/done}}
         """
 
     static let problem = """

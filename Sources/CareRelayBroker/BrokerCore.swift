@@ -85,6 +85,8 @@ final class BrokerCore {
     /// Patients' care teams, read from the store once and dropped when they change.
     var careTeams: [NHSNumber: [CareTeamMember]] = [:]
     var nextDeadline: Date?
+    /// When the next on-call chain moves on.
+    var nextOnCall: Date?
     var lastSweep = Date.distantPast
     private(set) var stopping = false
     /// Where an operator's import arrives, and where the ZAP handler reads the directory served.
@@ -135,6 +137,7 @@ final class BrokerCore {
         refusals = RefusalBudget(limits: configuration.refusalLimits)
         sessions.actFor(directory.directory)
         nextDeadline = try store.nextReferralDeadline()
+        nextOnCall = try store.nextOnCallDeadline()
         // After a restart every unconfirmed delivery is due again: each person's mailbox is
         // read from the start when their first session says HELLO (no scan needed here).
     }
@@ -145,7 +148,7 @@ final class BrokerCore {
     func timerDelay() -> Int {
         if !sessions.waiting.isEmpty { return 0 }
         var delay = 1_000
-        if let deadline = nextDeadline {
+        for deadline in [nextDeadline, nextOnCall].compactMap({ $0 }) {
             delay = min(delay, max(0, Int(deadline.timeIntervalSince(configuration.clock()) * 1000) + 1))
         }
         return delay
@@ -242,6 +245,9 @@ final class BrokerCore {
         if consentChanged { refreshConsent() }
         if referralsChanged, let next = try? store.nextReferralDeadline() {
             nextDeadline = min(nextDeadline ?? next, next)
+        }
+        if referralsChanged, let next = try? store.nextOnCallDeadline() {
+            nextOnCall = min(nextOnCall ?? next, next)
         }
     }
 
@@ -529,6 +535,9 @@ final class BrokerCore {
         }
         if let deadline = nextDeadline, deadline <= now {
             escalateOverdueReferrals(now: now)
+        }
+        if let deadline = nextOnCall, deadline <= now {
+            advanceOnCall(now: now)
         }
     }
 

@@ -61,12 +61,12 @@ extension BrokerCore {
                 NotificationTrigger(event: .checkInAcknowledged, message: id, people: carers(among: reached), urgent: false, detail: actor.name))
         default: break
         }
-        return plan(triggers, at: now)
+        return planNotifications(triggers, at: now)
     }
 
     /// The co-ordinator (and the team's mailbox) told of a referral past its response target.
     func overdueNotifications(_ record: ReferralRecord, coordinator: PersonID?, message: String, now: Date) -> [NotificationRecord] {
-        plan(
+        planNotifications(
             [
                 NotificationTrigger(
                     event: .referralOverdue, message: message, people: coordinator.map { [$0] } ?? [], teams: record.team.map { [$0] } ?? [],
@@ -77,12 +77,12 @@ extension BrokerCore {
     /// The co-ordinator told that someone broke glass to a patient of their team.
     func breakGlassNotifications(coordinator: PersonID, by person: Directory.Person, message: String, now: Date) -> [NotificationRecord] {
         let team = directory.directory.teams.first { $0.coordinator == coordinator }?.id
-        return plan(
+        return planNotifications(
             [NotificationTrigger(event: .breakGlass, message: message, people: [coordinator], urgent: true, team: team, detail: person.name)],
             at: now)
     }
 
-    private func plan(_ triggers: [NotificationTrigger], at now: Date) -> [NotificationRecord] {
+    func planNotifications(_ triggers: [NotificationTrigger], at now: Date) -> [NotificationRecord] {
         guard let site = configuration.notifications, !triggers.isEmpty else { return [] }
         let planner = NotificationPlanner(site: site, directory: directory)
         return triggers.flatMap { planner.plan($0, at: now) }

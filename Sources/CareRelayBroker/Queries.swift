@@ -144,6 +144,8 @@ extension BrokerCore {
             return .now(try json(try notificationChoices(try NotifyQuery(params: params), person: person)))
         case .notifySet:
             return .now(try json(try setNotificationChoices(try NotifySet(params: params), person: person)))
+        case .onCallAck:
+            return .now(try json(try onCallAcknowledgement(try OnCallAcknowledge(params: params), person: person)))
         }
     }
 

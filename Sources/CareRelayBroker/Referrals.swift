@@ -175,6 +175,11 @@ extension BrokerCore {
                         message: record.messageID, recipient: coordinator?.rawValue, rule: "response-target")
                 ])
             escalation.notifications = overdueNotifications(record, coordinator: coordinator, message: id, now: now)
+            // The team's on-call rota is told in turn until someone takes it or says they have it.
+            let onCall = startOnCall(message: record.messageID, teams: record.team.map { [$0] } ?? [], reason: .overdueReferral, now: now)
+            escalation.onCall = onCall.chains
+            escalation.notifications += onCall.notifications
+            escalation.audit += onCall.audit
             batch.append(escalation)
             sessions.wake(recipients)
         }

@@ -27,6 +27,9 @@ struct RoutedSend {
     /// declining, ...) or acknowledging a check-in confirms the actor's own copy of it, so
     /// tracking shows it received.
     var confirmsOwnCopy: [String] = []
+    /// The check-in or referral whose on-call chains this message ends once stored (an
+    /// acknowledgement of the check-in; the referral accepted or allocated).
+    var endsOnCall: String?
     /// Messages stored with this one, in the same transaction: the consent a referral's
     /// patient agreement records (`PatientAgreement`), the revocations a consent change calls
     /// for (`Revocations`).
@@ -281,6 +284,12 @@ extension BrokerCore {
         if let deadline = item.message.referral?.deadline, item.message.referral?.status == .sent {
             nextDeadline = min(nextDeadline ?? deadline, deadline)
         }
+        if let ended = item.endsOnCall {
+            let how = item.message.kind == .referralEvent ? "took the referral" : "acknowledged the check-in"
+            do { try acknowledgeOnCall(message: ended, by: item.message.sender, how: how, now: now) } catch {
+                logger.error("could not end an on-call chain", metadata: ["message": "\(ended)", "error": "\(error)"])
+            }
+        }
         for notice in item.overrideNotices {
             notifyOverride(
                 coordinator: notice.coordinator, patient: notice.patient, messageID: item.message.id,
@@ -343,6 +352,14 @@ extension BrokerCore {
             careTeamLinks: addressing.careTeamLinks, audit: audit)
         message.notifications = notifications(
             for: content.body, id: id, header: header, deliveries: decisions.deliveries, referral: addressing.referral, actor: actor, now: now)
+        if case .carerCheckIn(let checkIn) = content.body, checkIn.urgency == .urgent {
+            let withheld = Set(decisions.deliveries.filter { $0.decision == .withheld }.map(\.recipient))
+            let onCall = startOnCall(
+                message: id, teams: onCallTeams(for: header, patient: addressing.patient), reason: .urgentCheckIn, excluding: withheld, now: now)
+            message.onCall = onCall.chains
+            message.notifications += onCall.notifications
+            message.audit += onCall.audit
+        }
         var routed = RoutedSend(
             pending: pending, message: message, envelope: envelope,
             outcomes: mayListRecipients(to: header.to, sender: actor) ? decisions.deliveries.map { Self.outcome(for: $0) } : [],
@@ -351,8 +368,17 @@ extension BrokerCore {
         if case .consent(let change) = content.body {
             routed.companions += try revocations(after: change, recordedIn: id, by: actor, now: now)
         }
-        if case .referralEvent(let event) = content.body { routed.confirmsOwnCopy = [event.referral] }
-        if case .checkInAcknowledgement(let acknowledgement) = content.body { routed.confirmsOwnCopy = [acknowledgement.checkIn] }
+        if case .referralEvent(let event) = content.body {
+            routed.confirmsOwnCopy = [event.referral]
+            switch event.change {
+            case .accepted, .allocated: routed.endsOnCall = event.referral
+            default: break
+            }
+        }
+        if case .checkInAcknowledgement(let acknowledgement) = content.body {
+            routed.confirmsOwnCopy = [acknowledgement.checkIn]
+            routed.endsOnCall = acknowledgement.checkIn
+        }
         return .routed(routed)
     }
 

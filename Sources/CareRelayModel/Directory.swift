@@ -48,6 +48,14 @@ public struct Directory: Sendable, Equatable, Codable {
         /// The name of a webhook endpoint in the site's notification settings (which hold its
         /// address and signing secret): the team's own system is told what the mailbox is.
         public var webhook: String?
+        /// Who is told of urgent work nobody has picked up, one after another, within `hours`
+        /// (OnCallChain).
+        public var onCall: [PersonID]?
+        /// The same outside `hours`.
+        public var onCallOutOfHours: [PersonID]?
+        /// How long each person on call has to acknowledge before the next is told ("15m",
+        /// "30s"); 15 minutes if not set.
+        public var escalateAfter: String?
 
         /// `hours`, read (`validate` has checked that it reads).
         public var serviceHours: ServiceHours? { hours.flatMap { try? ServiceHours(parsing: $0) } }
@@ -55,8 +63,12 @@ public struct Directory: Sendable, Equatable, Codable {
         public init(
             id: TeamID, name: String, kind: Kind = .service, locality: LocalityID, organisation: OrganisationID? = nil,
             coordinator: PersonID? = nil, hours: String? = nil, fallback: [String]? = nil, responseTargets: ResponseTargets? = nil,
-            membersMayDecline: Bool? = nil, email: String? = nil, webhook: String? = nil
+            membersMayDecline: Bool? = nil, email: String? = nil, webhook: String? = nil, onCall: [PersonID]? = nil,
+            onCallOutOfHours: [PersonID]? = nil, escalateAfter: String? = nil
         ) {
+            self.onCall = onCall
+            self.onCallOutOfHours = onCallOutOfHours
+            self.escalateAfter = escalateAfter
             self.id = id
             self.name = name
             self.kind = kind
@@ -181,6 +193,12 @@ public struct Directory: Sendable, Equatable, Codable {
             }
             if let email = t.email, PatientDetails.ContactPoint.emailProblem(email) != nil {
                 throw .malformed("team '\(t.id)': email '\(email)' is not an email address")
+            }
+            for p in (t.onCall ?? []) + (t.onCallOutOfHours ?? []) where !personIDs.contains(p) {
+                throw .unknownReference("person '\(p)' on call for team '\(t.id)'")
+            }
+            if let after = t.escalateAfter, OnCallChain.seconds(after) == nil {
+                throw .malformed("team '\(t.id)': escalateAfter '\(after)' is not a time like 15m or 30s")
             }
             if let webhook = t.webhook, !PersonID.isWellFormed(webhook) {
                 throw .malformed("team '\(t.id)': webhook '\(webhook)' must name an endpoint: 1-64 of a-z, 0-9, '.', '-', '_'")

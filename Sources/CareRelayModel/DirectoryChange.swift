@@ -95,11 +95,18 @@ public enum DirectoryChange: Sendable, Equatable, Codable {
         public var email: String?
         /// A webhook endpoint named in the site's notification settings.
         public var webhook: String?
+        public var onCall: [PersonID]?
+        public var onCallOutOfHours: [PersonID]?
+        public var escalateAfter: String?
 
         public init(
             id: TeamID, name: String? = nil, locality: LocalityID? = nil, organisation: OrganisationID? = nil, coordinator: PersonID? = nil,
-            hours: String? = nil, fallback: [String]? = nil, membersMayDecline: Bool? = nil, email: String? = nil, webhook: String? = nil
+            hours: String? = nil, fallback: [String]? = nil, membersMayDecline: Bool? = nil, email: String? = nil, webhook: String? = nil,
+            onCall: [PersonID]? = nil, onCallOutOfHours: [PersonID]? = nil, escalateAfter: String? = nil
         ) {
+            self.onCall = onCall
+            self.onCallOutOfHours = onCallOutOfHours
+            self.escalateAfter = escalateAfter
             self.email = email
             self.webhook = webhook
             self.id = id
@@ -114,7 +121,7 @@ public enum DirectoryChange: Sendable, Equatable, Codable {
 
         public var isEmpty: Bool {
             name == nil && locality == nil && organisation == nil && coordinator == nil && hours == nil && fallback == nil
-                && membersMayDecline == nil && email == nil && webhook == nil
+                && membersMayDecline == nil && email == nil && webhook == nil && onCall == nil && onCallOutOfHours == nil && escalateAfter == nil
         }
     }
 
@@ -152,7 +159,9 @@ public enum DirectoryChange: Sendable, Equatable, Codable {
                     c.coordinator.map { " co-ordinator \($0)" }, c.hours.map { " hours \($0)" },
                     c.fallback.map { " out of hours \($0.joined(separator: ", "))" },
                     c.membersMayDecline.map { " members may decline: \($0 ? "yes" : "no")" }, c.email.map { " mailbox \($0)" },
-                    c.webhook.map { " webhook \($0)" },
+                    c.webhook.map { " webhook \($0)" }, c.onCall.map { " on call \($0.map(\.rawValue).joined(separator: ", "))" },
+                    c.onCallOutOfHours.map { " on call out of hours \($0.map(\.rawValue).joined(separator: ", "))" },
+                    c.escalateAfter.map { " escalate after \($0)" },
                 ].compactMap { $0 }.joined(separator: ";")
         case .setKey(let id, let key): key == nil ? "revoke the key of \(id)" : "set the key of \(id)"
         }
@@ -282,6 +291,11 @@ extension Directory {
             for other in people.indices where people[other].actsFor?.contains(id) == true {
                 people[other].actsFor?.removeAll { $0 == id }
             }
+            // Someone who has left is no longer on call.
+            for team in teams.indices {
+                teams[team].onCall?.removeAll { $0 == id }
+                teams[team].onCallOutOfHours?.removeAll { $0 == id }
+            }
         case .addTeam(let team):
             guard !teams.contains(where: { $0.id == team.id }) else {
                 throw DirectoryChangeError(index: nil, "team '\(team.id)' is already in the directory (to change it, use team.change)")
@@ -299,6 +313,9 @@ extension Directory {
             if let decline = change.membersMayDecline { teams[index].membersMayDecline = decline }
             if let email = change.email { teams[index].email = email }
             if let webhook = change.webhook { teams[index].webhook = webhook }
+            if let onCall = change.onCall { teams[index].onCall = onCall }
+            if let onCall = change.onCallOutOfHours { teams[index].onCallOutOfHours = onCall }
+            if let after = change.escalateAfter { teams[index].escalateAfter = after }
         case .setKey(let id, let key):
             people[try personIndex(id)].key = key
         }

@@ -257,6 +257,13 @@ public struct AccessPolicy: Sendable {
             ? .allow : .refuse("you may see and choose only your own notifications (administrators change contact details in the directory)")
     }
 
+    /// `oncall.ack` (rule 15): someone on the chain's rota, a member of its team or its
+    /// co-ordinator. (A gateway with the link sent to someone acts as them.)
+    public func mayAcknowledgeOnCall(rota: [PersonID], team: Directory.Team?, asker: Directory.Person) -> Decision {
+        if rota.contains(asker.id) || team.map({ asker.teams.contains($0.id) || $0.coordinator == asker.id }) == true { return .allow }
+        return .conceal
+    }
+
     public func mayVerifyAudit(asker: Directory.Person) -> Decision {
         asker.roles.contains(.administrator) || asker.roles.contains(.careCoordinator)
             ? .allow : .refuse("only administrators and care co-ordinators may verify the audit trail")

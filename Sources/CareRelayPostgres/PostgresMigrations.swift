@@ -158,6 +158,24 @@ extension PostgresStore {
                 "CREATE INDEX notification_due ON notification(state, due_at)",
             ]
         ),
+        // On-call chains for urgent work nobody has picked up.
+        (
+            "v5",
+            [
+                """
+                CREATE TABLE oncall (
+                    id TEXT PRIMARY KEY,
+                    message TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    next_at DOUBLE PRECISION,
+                    told INTEGER NOT NULL,
+                    document BYTEA NOT NULL
+                )
+                """,
+                "CREATE INDEX oncall_due ON oncall(state, next_at)",
+                "CREATE INDEX oncall_message ON oncall(message)",
+            ]
+        ),
     ]
 
     static func migrate(_ connection: PostgresConnection, logger: Logger) throws {

@@ -294,6 +294,7 @@ public final class PostgresStore: MessageStore {
             try saveReferrals(stored.compactMap(\.referral))
             try linkCareTeams(stored)
             try queueNotifications(stored.flatMap(\.notifications))
+            try startOnCall(stored.flatMap(\.onCall))
             try finish(audit: stored.flatMap(\.audit), after: head, countingMessages: stored.count, notifying: Self.changes(storing: stored))
             return outcomes
         }
@@ -308,7 +309,8 @@ public final class PostgresStore: MessageStore {
             }
             if message.kind == .consent { changes.append(.consent) }
             if let patient = message.patient, !message.careTeamLinks.isEmpty { changes.append(.careTeam(patient)) }
-            if message.referral != nil { changes.append(.referral) }
+            // On-call chains have deadlines too: another broker moves them on if this one stops.
+            if message.referral != nil || !message.onCall.isEmpty { changes.append(.referral) }
         }
         return changes
     }
@@ -425,6 +427,18 @@ public final class PostgresStore: MessageStore {
             SELECT * FROM unnest(\(columns.patient)::text[], \(columns.member)::text[], \(columns.by)::text[], \(columns.at)::float8[])
             ON CONFLICT DO NOTHING
             """)
+    }
+
+    private func startOnCall(_ chains: [OnCallChain]) throws {
+        for chain in chains {
+            try run(
+                """
+                INSERT INTO oncall (id, message, state, next_at, told, document)
+                VALUES (\(chain.id), \(chain.message), \(chain.state.rawValue), \(chain.nextAt?.timeIntervalSince1970), \(chain.told),
+                        \(ByteBuffer(bytes: try JSONEncoder().encode(chain))))
+                ON CONFLICT DO NOTHING
+                """)
+        }
     }
 
     private func queueNotifications(_ notifications: [NotificationRecord]) throws {
@@ -740,6 +754,53 @@ public final class PostgresStore: MessageStore {
     public func appendAudit(_ entries: [AuditEntry]) throws {
         guard !entries.isEmpty else { return }
         try transaction { try finish(audit: entries, after: try lockAuditHead(), notifying: []) }
+    }
+
+    // MARK: On-call chains
+
+    public func dueOnCallChains(at now: Date) throws -> [OnCallChain] {
+        try chains(
+            run(
+                """
+                SELECT document FROM oncall WHERE state = 'open' AND next_at <= \(now.timeIntervalSince1970) ORDER BY next_at LIMIT 500
+                """))
+    }
+
+    public func nextOnCallDeadline() throws -> Date? {
+        try run("SELECT MIN(next_at) FROM oncall WHERE state = 'open'").first.flatMap { try $0.decode(Double?.self) }
+            .map(Date.init(timeIntervalSince1970:))
+    }
+
+    public func onCallChains(message: String) throws -> [OnCallChain] {
+        try chains(run("SELECT document FROM oncall WHERE message = \(message) ORDER BY id"))
+    }
+
+    public func onCallChain(id: String) throws -> OnCallChain? {
+        try chains(run("SELECT document FROM oncall WHERE id = \(id)")).first
+    }
+
+    public func saveOnCall(_ chain: OnCallChain, expectingTold told: Int, notifications: [NotificationRecord], audit: [AuditEntry]) throws -> Bool {
+        let document = ByteBuffer(bytes: try JSONEncoder().encode(chain))
+        return try transaction {
+            let head = try lockAuditHead()
+            let moved = try run(
+                """
+                UPDATE oncall SET state = \(chain.state.rawValue), next_at = \(chain.nextAt?.timeIntervalSince1970), told = \(chain.told),
+                    document = \(document)
+                WHERE id = \(chain.id) AND state = 'open' AND told = \(told) RETURNING id
+                """)
+            guard moved.first != nil else { return false }
+            try queueNotifications(notifications)
+            try finish(audit: audit, after: head, notifying: [.referral])
+            return true
+        }
+    }
+
+    private func chains(_ rows: PostgresQueryResult) throws -> [OnCallChain] {
+        try rows.map { row in
+            var buffer = try row.decode(ByteBuffer.self)
+            return try JSONDecoder().decode(OnCallChain.self, from: Data(buffer.readBytes(length: buffer.readableBytes) ?? []))
+        }
     }
 
     public func audit(_ filter: AuditFilter) throws -> [AuditRow] {

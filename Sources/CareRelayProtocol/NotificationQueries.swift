@@ -179,3 +179,67 @@ public struct NotificationChoicesView: Codable, Sendable, Equatable {
         digest = choices?.digest
     }
 }
+
+/// `oncall.ack`: "I have it": ends the on-call chains about a message (CRP.md section 13.2).
+/// `id` is the check-in's or referral's id, or one chain's id (`ID.TEAM`); `token`, the
+/// secret of the link a notification carried, which the carer bridge presents for whoever
+/// followed it.
+public struct OnCallAcknowledge: QueryRequest {
+    public typealias Answer = OnCallAcknowledged
+    public var id: String
+    public var token: String?
+
+    public init(id: String, token: String? = nil) {
+        self.id = id
+        self.token = token
+    }
+
+    public init(params: [String: String]) throws(ProtocolError) {
+        guard let id = params["id"], !id.isEmpty, id.utf8.count <= 200 else {
+            throw ProtocolError(.invalidHeader, "params.id: name the check-in or referral (or the chain) to acknowledge")
+        }
+        self.id = id
+        token = params["token"]
+    }
+
+    /// The message the chains are about.
+    public var message: String { id.split(separator: ".", maxSplits: 1).first.map(String.init) ?? id }
+    /// One chain, when `id` names one.
+    public var chain: String? { id.contains(".") ? id : nil }
+
+    public var name: QueryName { .onCallAck }
+    public var params: [String: String] {
+        var params = ["id": id]
+        params["token"] = token
+        return params
+    }
+}
+
+/// The answer to `oncall.ack`: each chain about the message, as it now stands.
+public struct OnCallAcknowledged: Codable, Sendable, Equatable {
+    public struct Chain: Codable, Sendable, Equatable {
+        public var team: TeamID
+        /// `open`, `acknowledged` or `exhausted`.
+        public var state: String
+        public var acknowledgedBy: PersonID?
+        public var acknowledgedAt: Date?
+        /// Who had been told, in order.
+        public var told: [PersonID]
+
+        public init(team: TeamID, state: String, acknowledgedBy: PersonID?, acknowledgedAt: Date?, told: [PersonID]) {
+            self.team = team
+            self.state = state
+            self.acknowledgedBy = acknowledgedBy
+            self.acknowledgedAt = acknowledgedAt
+            self.told = told
+        }
+    }
+
+    public var message: String
+    public var chains: [Chain]
+
+    public init(message: String, chains: [Chain]) {
+        self.message = message
+        self.chains = chains
+    }
+}

@@ -16,6 +16,7 @@ public enum QueryName: String, Sendable, Codable, CaseIterable {
     case worklist
     case notify
     case notifySet = "notify.set"
+    case onCallAck = "oncall.ack"
 
     /// The name a QUERY header carries, or `404 invalid-header` listing the known ones.
     public init(query: String) throws(ProtocolError) {

@@ -20,7 +20,7 @@ import Synchronization
 /// - Message sequence numbers grow in commit order, so a mailbox read "after" the highest
 ///   sequence already handed out never skips a message committed later.
 /// - The audit trail is one hash chain, however many brokers write to it.
-public protocol MessageStore: MessageLog, ReferralBook, CareTeamRegister, ConsentLog, AuditTrail, DirectoryRegister, AnyObject {
+public protocol MessageStore: MessageLog, ReferralBook, CareTeamRegister, ConsentLog, AuditTrail, DirectoryRegister, OnCallRegister, AnyObject {
     /// Operators' figures, costing what waits, not the store's history.
     func statistics(at now: Date) throws -> StoreStatistics
     /// Changes other brokers made that this one must act on; nil for a store with one writer.

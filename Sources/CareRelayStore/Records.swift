@@ -28,6 +28,9 @@ public struct NewMessage: Sendable {
     /// Emails, texts and webhook calls this message causes, queued in the same transaction:
     /// none is sent before the message is stored, and none is lost if the broker stops.
     public var notifications: [NotificationRecord] = []
+    /// On-call chains this message starts (an urgent check-in, an escalated referral), whose
+    /// first notifications are among `notifications`.
+    public var onCall: [OnCallChain] = []
 
     public init(
         id: String, key: String, kind: MessageKind, sender: PersonID, envelope: [UInt8],

@@ -179,6 +179,10 @@ public final class SQLiteStore: MessageStore {
             // the message that causes each.
             try db.execute(sql: NotificationColumns.sqliteTable)
         }
+        migrator.registerMigration("v7-oncall") { db in
+            // On-call chains for urgent work nobody has picked up (OnCallRegister).
+            try db.execute(sql: OnCallColumns.sqliteTable)
+        }
         return migrator
     }
 
@@ -243,6 +247,7 @@ public final class SQLiteStore: MessageStore {
                     try db.cachedStatement(sql: NotificationColumns.sqliteInsert).execute(
                         arguments: StatementArguments(NotificationColumns.values(notification)))
                 }
+                try Self.startOnCall(message.onCall, db)
                 sequences.append(seq)
             }
             return try plan.outcomes(storedAs: sequences)
@@ -669,6 +674,19 @@ public final class SQLiteStore: MessageStore {
     public var sharedChanges: SharedChanges? { nil }
 
     // MARK: Audit trail
+
+    /// One synced transaction whose audit lines are appended if `body` says it changed
+    /// something.
+    func writingAudit(_ audit: [AuditEntry], _ body: (Database) throws -> Bool) throws -> Bool {
+        var head = auditHead
+        let changed = try db.write { db -> Bool in
+            guard try body(db) else { return false }
+            for entry in audit { head = try Self.append(entry, after: head, db) }
+            return true
+        }
+        if changed { auditHead = head }
+        return changed
+    }
 
     public func appendAudit(_ entries: [AuditEntry]) throws {
         guard !entries.isEmpty else { return }

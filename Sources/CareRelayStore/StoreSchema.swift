@@ -16,6 +16,7 @@ public enum StoreSchema {
             "id", "message", "recipient", "channel", "address", "event", "urgent", "subject", "body", "link", "created_at", "due_at", "digest",
             "state", "attempts", "last_error", "claimed_until", "sent_at",
         ],
+        "oncall": ["id", "message", "state", "next_at", "told", "document"],
     ]
 
     /// Tables only PostgreSQL has, and why: several brokers write to one database there.

@@ -109,7 +109,10 @@ struct SampleSystem: ParsableCommand {
                     hours: "mon-fri 08:30-17:00",
                     fallback: ["\(l.name) district nurses: 0191 555 0100", "Out-of-hours social care: 0191 555 0200", "Emergency: 999"],
                     // As Torbay's single point of access: an urgent referral within the hour.
-                    responseTargets: ResponseTargets(urgent: try ResponseTime(parsing: "1h"))),
+                    responseTargets: ResponseTargets(urgent: try ResponseTime(parsing: "1h")),
+                    // Urgent work nobody has picked up: the social workers in turn, then out of
+                    // hours the co-ordinator.
+                    onCall: l.socialWorkers.map { PersonID($0.0) }, onCallOutOfHours: [PersonID(l.coordinator.0)], escalateAfter: "15m"),
                 .init(id: mdt, name: "\(l.name) Wednesday MDT", kind: .mdt, locality: locality, coordinator: PersonID(l.chair.0)),
                 .init(id: voluntary, name: "Age UK Sunderland, \(l.name)", locality: locality),
             ]
@@ -129,7 +132,12 @@ struct SampleSystem: ParsableCommand {
         let directory = Directory(
             organisations: [.init(id: "sunderland-ccg", name: "Sunderland Clinical Commissioning Group")],
             localities: Self.localities.map { .init(id: LocalityID($0.id), name: $0.name) },
-            teams: teams, people: people)
+            // Every team belongs to the commissioning organisation, whose service desk administers them.
+            teams: teams.map { team in
+                var team = team
+                team.organisation = "sunderland-ccg"
+                return team
+            }, people: people)
         _ = try DirectoryIndex(directory)
         try DirectoryFile.encode(directory).write(toFile: "\(folder)/directory.yaml", atomically: true, encoding: .utf8)
 

@@ -562,3 +562,26 @@ import Testing
         }
     }
 }
+
+/// The link in an on-call notification.
+@Suite struct OnCallLinkTests {
+    @Test func theLinkAsksFirstThenAcknowledgesWithItsSecret() async throws {
+        let fixture = try RouteFixture()
+        let path = "/on-call/m1.west.social-care/\(FakeLink.onCallToken)"
+        try await fixture.app.test(.router) { client in
+            let visitor = Visitor(client)
+            // Opening it (as a mail scanner would) acknowledges nothing.
+            let page = try await visitor.get(path)
+            #expect(page.status == .ok)
+            #expect(page.text.contains("I have it"))
+            #expect(fixture.link.asked.isEmpty)
+            let done = try await visitor.post(path, [])
+            #expect(done.status == .ok)
+            #expect(done.text.contains("nobody else will be called"))
+            #expect(fixture.link.asked.map(\.params) == [["id": "m1.west.social-care", "token": FakeLink.onCallToken]])
+            let wrong = try await visitor.post("/on-call/m1.west.social-care/guessed", [])
+            #expect(wrong.status == .notFound)
+            #expect(wrong.text.contains("This link does not work"))
+        }
+    }
+}

@@ -45,10 +45,26 @@ final class FakeLink: BrokerLink, @unchecked Sendable {
         return Accepted(key: header.key, id: "m-test-\(n)", duplicate: false, recipients: [], req: header.req)
     }
 
+    private var _asked: [(String, [String: String])] = []
+    /// The queries asked other than `directory`.
+    var asked: [(name: String, params: [String: String])] { lock.withLock { _asked.map { ($0.0, $0.1) } } }
+
     func query(_ name: String, _ params: [String: String]) async throws -> [UInt8] {
+        if name == "oncall.ack" {
+            lock.withLock { _asked.append((name, params)) }
+            // As the broker answers: only the link's own secret works.
+            guard params["token"] == Self.onCallToken else {
+                throw ClientError.rejected(ProtocolError(.unknownMessage, "oncall.ack: nothing on call is yours to acknowledge"))
+            }
+            return Array(
+                #"{"message":"m1","chains":[{"team":"west.social-care","state":"acknowledged","acknowledgedBy":"sw.okafor","told":["sw.okafor"]}]}"#
+                    .utf8)
+        }
         guard name == "directory" else { throw GatewayError.notConnected("no such query in the fake") }
         return Array(Self.directory.utf8)
     }
+
+    static let onCallToken = "kP3vQ9xZ1mN8bT2cR7yW4g"
 
     static let directory = """
         {"people":[{"id":"coord.patel","name":"Priya Patel","roles":["care-coordinator"],"teams":["west.social-care"]},

@@ -174,6 +174,13 @@ final class FailingStore: MessageStore {
         try inner.referrals(to: teams, orPerson: person, statuses: statuses, limit: limit)
     }
     func referral(id: String) throws -> ReferralRecord? { try inner.referral(id: id) }
+    func dueOnCallChains(at now: Date) throws -> [OnCallChain] { try inner.dueOnCallChains(at: now) }
+    func nextOnCallDeadline() throws -> Date? { try inner.nextOnCallDeadline() }
+    func onCallChains(message: String) throws -> [OnCallChain] { try inner.onCallChains(message: message) }
+    func onCallChain(id: String) throws -> OnCallChain? { try inner.onCallChain(id: id) }
+    func saveOnCall(_ chain: OnCallChain, expectingTold told: Int, notifications: [NotificationRecord], audit: [AuditEntry]) throws -> Bool {
+        try inner.saveOnCall(chain, expectingTold: told, notifications: notifications, audit: audit)
+    }
     func overdueReferrals(at now: Date) throws -> [ReferralRecord] { try inner.overdueReferrals(at: now) }
     func link(patient: NHSNumber, member: CareTeamMember, by actor: PersonID, at now: Date) throws {
         try inner.link(patient: patient, member: member, by: actor, at: now)

@@ -23,6 +23,9 @@ public enum NotificationEvent: String, Sendable, Hashable, Codable, CaseIterable
     case planShared = "plan.shared"
     /// For carers: someone read your check-in and answered.
     case checkInAcknowledged = "checkin.acknowledged"
+    /// You are on call and urgent work nobody has picked up is yours to acknowledge
+    /// (OnCallChain). Sent on every channel the person has, whatever they chose.
+    case onCall = "oncall"
 
     /// What a person who has not chosen receives, on every channel they have: what is theirs
     /// to act on. New referrals at the intake go to the co-ordinator, who allocates them, and
@@ -30,7 +33,7 @@ public enum NotificationEvent: String, Sendable, Hashable, Codable, CaseIterable
     public static func defaults(coordinator: Bool) -> Set<NotificationEvent> {
         var events: Set<NotificationEvent> = [
             .referralAllocated, .referralOverdue, .referralOutcome, .checkInUrgent, .breakGlass, .mdtAgenda, .planShared,
-            .checkInAcknowledged,
+            .checkInAcknowledged, .onCall,
         ]
         if coordinator { events.insert(.referralNew) }
         return events

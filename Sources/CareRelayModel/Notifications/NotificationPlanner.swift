@@ -15,7 +15,7 @@ public struct NotificationSite: Sendable, Equatable {
     public var timeZone: TimeZone
 
     public static let defaultSMSEvents: Set<NotificationEvent> = [
-        .checkInUrgent, .breakGlass, .referralAllocated, .referralOverdue, .planShared, .checkInAcknowledged,
+        .checkInUrgent, .breakGlass, .referralAllocated, .referralOverdue, .planShared, .checkInAcknowledged, .onCall,
     ]
 
     public init(
@@ -91,13 +91,22 @@ public struct NotificationTrigger: Sendable, Equatable {
     /// A referral's id, which people read over the phone: not about the patient.
     public var reference: String?
     /// "accepted" or "declined" for an outcome; who acted for a break-glass notice or an
-    /// acknowledgement (a professional's name).
+    /// acknowledgement (a professional's name); for `oncall`, the chain's reason.
     public var detail: String?
+    /// Where the notification's link points instead of the command (an on-call
+    /// acknowledgement link).
+    public var link: String?
+    /// Told apart from other notifications of the same event and message for the same person
+    /// (an on-call chain's step): part of the idempotency key.
+    public var occasion: String?
 
     public init(
         event: NotificationEvent, message: String, people: [PersonID], teams: [TeamID] = [], urgent: Bool, team: TeamID? = nil,
-        priority: Priority? = nil, respondBy: Date? = nil, reference: String? = nil, detail: String? = nil
+        priority: Priority? = nil, respondBy: Date? = nil, reference: String? = nil, detail: String? = nil, link: String? = nil,
+        occasion: String? = nil
     ) {
+        self.link = link
+        self.occasion = occasion
         self.event = event
         self.message = message
         self.people = people
@@ -127,7 +136,9 @@ public struct NotificationPlanner: Sendable {
         let words = NotificationWording(trigger: trigger, directory: directory, site: site, now: now)
         var records: [NotificationRecord] = []
         func add(_ recipient: String, _ channel: NotificationChannelKind, _ address: String, dueAt: Date = now, digest: Bool = false) {
-            let id = "\(trigger.message).\(trigger.event.rawValue).\(recipient.replacingOccurrences(of: ":", with: "-")).\(channel.rawValue)"
+            let occasion = trigger.occasion.map { ".\($0)" } ?? ""
+            let id =
+                "\(trigger.message).\(trigger.event.rawValue)\(occasion).\(recipient.replacingOccurrences(of: ":", with: "-")).\(channel.rawValue)"
             records.append(
                 NotificationRecord(
                     id: id, message: trigger.message, recipient: recipient, channel: channel, address: address, event: trigger.event,
@@ -139,7 +150,8 @@ public struct NotificationPlanner: Sendable {
             guard let person = directory.person(id) else { continue }
             let coordinator = directory.directory.teams.contains { $0.coordinator == id }
             let defaults = NotificationEvent.defaults(coordinator: coordinator)
-            let choices = person.notify ?? NotificationChoices()
+            // Someone on call is told on every channel they have: that is what on call means.
+            let choices = trigger.event == .onCall ? NotificationChoices() : person.notify ?? NotificationChoices()
             let byEmail = choices.email.map(Set.init) ?? defaults
             let bySMS = choices.sms.map(Set.init) ?? defaults
             // Not urgent, and the person takes those as a digest: one email a day, nothing else.

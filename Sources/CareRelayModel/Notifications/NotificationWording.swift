@@ -56,13 +56,25 @@ struct NotificationWording {
             subject = "A care plan you follow has changed"
             text = "A care plan you follow has been shared or changed. Read it on the carer page."
             command = ""
+        case .onCall:
+            let overdue = trigger.detail == OnCallChain.Reason.overdueReferral.rawValue
+            subject =
+                overdue
+                ? "On call: a referral for \(teamName) is past its response target"
+                : "On call: a carer check-in marked urgent for \(teamName) is waiting"
+            text =
+                "You are on call for \(teamName). "
+                + (overdue ? "A referral is past its response target" : "A carer has sent a check-in marked urgent")
+                + " and nobody has acknowledged it yet. If you have it, acknowledge it and nobody else will be called: "
+                + "carerelay oncall ack \(trigger.reference ?? "ID")"
+            command = "carerelay oncall ack \(trigger.reference ?? "ID")"
         case .checkInAcknowledged:
             subject = "Your check-in was read"
             text = "\(trigger.detail ?? "Someone in the care team") has read your check-in" + " and replied. See it on the carer page."
             command = ""
         }
         let forCarers = trigger.event == .planShared || trigger.event == .checkInAcknowledged
-        link = forCarers ? site.bridgeAddress : (command.isEmpty ? nil : command)
+        link = trigger.link ?? (forCarers ? site.bridgeAddress : (command.isEmpty ? nil : command))
     }
 
     /// "14:30" today, "Wed 2 Dec 14:30" on another day, in the site's time zone.

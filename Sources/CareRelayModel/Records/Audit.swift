@@ -9,6 +9,8 @@ public struct AuditEntry: Sendable, Equatable, Codable {
         /// The directory changed (a person or team added, changed or removed, a key set or
         /// revoked), or an enrolment code was issued or used.
         case directory
+        /// Someone on call was told of urgent work, or acknowledged it (OnCallChain).
+        case onCall = "on-call"
     }
     public var at: Date
     public var actor: String

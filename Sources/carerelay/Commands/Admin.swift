@@ -119,13 +119,14 @@ struct AdminCommand: ParsableCommand {
             @Option(help: "Their roles, all of them; repeat for several.") var role: [String] = []
             @Option(help: "Their new work email.") var email: String?
             @Option(help: "Their new organisation's id.") var organisation: String?
+            @Option(help: "Their mobile number for notifications by SMS.") var phone: String?
             @Flag(help: "Show what would change; save nothing.") var dryRun = false
 
             func run() throws {
                 let change = DirectoryChange.PersonChange(
                     id: try AdminCommand.id(id, "person"), name: name, roles: role.isEmpty ? nil : try AdminCommand.roles(role),
-                    organisation: try organisation.map { try AdminCommand.id($0, "--organisation") }, email: email)
-                guard !change.isEmpty else { throw Failure.usage("say what to change: --name, --role, --email or --organisation") }
+                    organisation: try organisation.map { try AdminCommand.id($0, "--organisation") }, email: email, phone: phone)
+                guard !change.isEmpty else { throw Failure.usage("say what to change: --name, --role, --email, --organisation or --phone") }
                 try AdminCommand.apply([.changePerson(change)], dryRun: dryRun, globals: globals)
             }
         }
@@ -202,21 +203,36 @@ struct AdminCommand: ParsableCommand {
 
         struct Change: ParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Change a team's name, co-ordinator, hours or out-of-hours contacts.",
-                discussion: "Example:\n  carerelay admin team change west.social-care --coordinator sw.okafor")
+                abstract: "Change a team's name, co-ordinator, hours, out-of-hours contacts, mailbox or on-call rota.",
+                discussion: """
+                    Examples:
+                      carerelay admin team change west.social-care --coordinator sw.okafor
+                      carerelay admin team change west.social-care --on-call sw.okafor --on-call sw.lee --escalate-after 15m
+                    """)
             @OptionGroup var globals: Globals
             @Argument(help: "The team's directory id.") var id: String
             @Option(help: "Its new name.") var name: String?
             @Option(help: "Its new co-ordinator's directory id.") var coordinator: String?
             @Option(help: "When it answers, e.g. \"mon-fri 08:00-18:00\".") var hours: String?
             @Option(help: "An out-of-hours contact, in order; repeat for several (all of them).") var fallback: [String] = []
+            @Option(help: "The team's own mailbox, told of new referrals and urgent check-ins.") var email: String?
+            @Option(help: "Who is on call within its hours, in order; repeat for several (all of them).") var onCall: [String] = []
+            @Option(help: "Who is on call outside its hours, in order; repeat for several (all of them).") var onCallOutOfHours: [String] = []
+            @Option(help: "How long each on call has to acknowledge before the next is told (15m, 30s).") var escalateAfter: String?
             @Flag(help: "Show what would change; save nothing.") var dryRun = false
 
             func run() throws {
                 let change = DirectoryChange.TeamChange(
                     id: try AdminCommand.id(id, "team"), name: name, coordinator: try coordinator.map { try AdminCommand.id($0, "--coordinator") },
-                    hours: hours, fallback: fallback.isEmpty ? nil : fallback)
-                guard !change.isEmpty else { throw Failure.usage("say what to change: --name, --coordinator, --hours or --fallback") }
+                    hours: hours, fallback: fallback.isEmpty ? nil : fallback, email: email,
+                    onCall: onCall.isEmpty ? nil : try onCall.map { try AdminCommand.id($0, "--on-call") },
+                    onCallOutOfHours: onCallOutOfHours.isEmpty ? nil : try onCallOutOfHours.map { try AdminCommand.id($0, "--on-call-out-of-hours") },
+                    escalateAfter: escalateAfter)
+                guard !change.isEmpty else {
+                    throw Failure.usage(
+                        "say what to change: --name, --coordinator, --hours, --fallback, --email, --on-call, --on-call-out-of-hours or --escalate-after"
+                    )
+                }
                 try AdminCommand.apply([.changeTeam(change)], dryRun: dryRun, globals: globals)
             }
         }

@@ -90,3 +90,48 @@ struct NotifyCommand: ParsableCommand {
         }
     }
 }
+
+struct OnCallCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "oncall",
+        abstract: "Say you have urgent work you were called about, so nobody else on call is called.",
+        subcommands: [Acknowledge.self])
+
+    struct Acknowledge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ack",
+            abstract: "Acknowledge an urgent check-in or overdue referral you were called about as on call.",
+            discussion: """
+                The notification names the id. Acknowledging the check-in (checkin acknowledge) \
+                or taking the referral also ends the calling.
+
+                Example:
+                  carerelay oncall ack m9x2k7q1-4hd8s0a2
+                """)
+        @OptionGroup var globals: Globals
+
+        @Argument(help: "The check-in's or referral's id, as the notification gives it.")
+        var id: String
+
+        func run() throws {
+            let client = try globals.connect()
+            let request = OnCallAcknowledge(id: id)
+            let answer = try brokerCall { () throws(ClientError) in try client.query(request) }
+            if globals.json {
+                Console.json(answer)
+                return
+            }
+            for chain in answer.chains {
+                let who = chain.acknowledgedBy.map { $0.rawValue } ?? "nobody"
+                switch chain.state {
+                case "acknowledged":
+                    Console.out(
+                        "On call for \(chain.team): acknowledged by \(who); nobody else will be called (told: \(chain.told.map(\.rawValue).joined(separator: ", ")))."
+                    )
+                default:
+                    Console.out("On call for \(chain.team): \(chain.state) (told: \(chain.told.map(\.rawValue).joined(separator: ", "))).")
+                }
+            }
+        }
+    }
+}

@@ -28,7 +28,7 @@ struct Carerelay: ParsableCommand {
         subcommands: [
             EnrolCommand.self, Keys.self, ConfigCommand.self, Status.self, ReferralCommand.self, MDTCommand.self, CarePlanCommand.self,
             ConsentCommand.self, CareTeamCommand.self, CarerCommand.self, CheckInCommand.self, DirectoryCommand.self, Watch.self, AuditCommand.self,
-            AdminCommand.self, NotifyCommand.self,
+            AdminCommand.self, NotifyCommand.self, OnCallCommand.self,
         ])
 }
 
