@@ -31,6 +31,15 @@ extension BrokerCore {
                     event: .referralNew, message: id, people: reached, teams: team.map { [$0] } ?? [],
                     urgent: body.priority == .emergency || body.priority == .urgent, team: team, priority: body.priority,
                     respondBy: referral?.deadline, reference: id))
+            // A reminder when three quarters of the response time has gone, cancelled if
+            // someone takes it first (`NewMessage.cancelsReminders`).
+            if let deadline = referral?.deadline {
+                triggers.append(
+                    NotificationTrigger(
+                        event: .referralDueSoon, message: id, people: reached, teams: team.map { [$0] } ?? [],
+                        urgent: body.priority == .emergency || body.priority == .urgent, team: team, priority: body.priority, respondBy: deadline,
+                        reference: id, notBefore: now.addingTimeInterval(deadline.timeIntervalSince(now) * 0.75)))
+            }
         case .referralEvent(let event):
             guard let record = referral else { break }
             let soon = record.deadline.map { $0.timeIntervalSince(now) <= 4 * 3_600 } ?? false
@@ -54,6 +63,7 @@ extension BrokerCore {
                     event: .checkInUrgent, message: id, people: reached, teams: addressedTeams, urgent: true, team: addressedTeams.first))
         case .mdtAgenda(let agenda):
             triggers.append(NotificationTrigger(event: .mdtAgenda, message: id, people: reached, urgent: false, team: agenda.team))
+            triggers += actionReminders(agenda, message: id, reached: Set(reached), now: now)
         case .carePlanShare:
             triggers.append(NotificationTrigger(event: .planShared, message: id, people: carers(among: reached), urgent: false))
         case .checkInAcknowledgement:
@@ -62,6 +72,29 @@ extension BrokerCore {
         default: break
         }
         return planNotifications(triggers, at: now)
+    }
+
+    /// A reminder at 08:00 on the day each agreed action is due, for its owner if the agenda
+    /// reached them. Keyed by the meeting, so the agenda's next version cancels them and plans
+    /// its own (`NewMessage.cancelsReminders`).
+    private func actionReminders(_ agenda: MDTAgenda, message: String, reached: Set<PersonID>, now: Date) -> [NotificationTrigger] {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = configuration.notifications?.timeZone ?? ServiceHours.siteTimeZone
+        var reminders: [NotificationTrigger] = []
+        for (itemIndex, entry) in agenda.items.enumerated() {
+            for (actionIndex, action) in (entry.item?.outcome?.actions ?? []).enumerated() where reached.contains(action.owner) {
+                // "2026-12-03": eight o'clock that morning, site time.
+                let parts = (action.due?.text ?? "").split(separator: "-").compactMap { Int($0) }
+                guard parts.count == 3,
+                    let morning = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2], hour: 8)), morning > now
+                else { continue }
+                reminders.append(
+                    NotificationTrigger(
+                        event: .mdtActionDue, message: agenda.meeting.rawValue, people: [action.owner], urgent: false, team: agenda.team,
+                        occasion: "\(message).\(itemIndex).\(actionIndex)", notBefore: morning))
+            }
+        }
+        return reminders
     }
 
     /// The co-ordinator (and the team's mailbox) told of a referral past its response target.

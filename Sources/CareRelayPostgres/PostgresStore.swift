@@ -293,6 +293,15 @@ public final class PostgresStore: MessageStore {
             let outcomes = try plan.outcomes(storedAs: try insertMessagesAndDeliveries(stored))
             try saveReferrals(stored.compactMap(\.referral))
             try linkCareTeams(stored)
+            // Reminders made moot first: a new agenda version plans its reminders again.
+            let moot = stored.flatMap(\.cancelsReminders)
+            if !moot.isEmpty {
+                try run(
+                    """
+                    UPDATE notification SET state = 'cancelled'
+                    WHERE message = ANY(\(moot)::text[]) AND state = 'queued' AND event = ANY(\(NotificationColumns.cancelEvents)::text[])
+                    """)
+            }
             try queueNotifications(stored.flatMap(\.notifications))
             try startOnCall(stored.flatMap(\.onCall))
             try finish(audit: stored.flatMap(\.audit), after: head, countingMessages: stored.count, notifying: Self.changes(storing: stored))

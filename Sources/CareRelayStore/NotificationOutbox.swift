@@ -70,6 +70,12 @@ public enum NotificationColumns {
     static let sqliteInsert =
         "INSERT OR IGNORE INTO notification (\(written.joined(separator: ", "))) VALUES (\(written.map { _ in "?" }.joined(separator: ", ")))"
 
+    /// Reminders that no longer apply: the referral was taken (or declined, or withdrawn), or
+    /// the meeting's agenda was published again (its actions are planned again from it).
+    public static let cancelEvents = [NotificationEvent.referralDueSoon.rawValue, NotificationEvent.mdtActionDue.rawValue]
+    static let sqliteCancel =
+        "UPDATE notification SET state = 'cancelled' WHERE message = ? AND state = 'queued' AND event IN ('\(cancelEvents.joined(separator: "', '"))')"
+
     /// The values of `written`, in order.
     static func values(_ n: NotificationRecord) -> [(any DatabaseValueConvertible)?] {
         [

@@ -31,6 +31,9 @@ public struct NewMessage: Sendable {
     /// On-call chains this message starts (an urgent check-in, an escalated referral), whose
     /// first notifications are among `notifications`.
     public var onCall: [OnCallChain] = []
+    /// Referrals whose reminders still queued (`referral.due-soon`) this message makes moot:
+    /// someone took, declined or withdrew them.
+    public var cancelsReminders: [String] = []
 
     public init(
         id: String, key: String, kind: MessageKind, sender: PersonID, envelope: [UInt8],

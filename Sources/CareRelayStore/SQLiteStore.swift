@@ -243,6 +243,10 @@ public final class SQLiteStore: MessageStore {
                 for entry in message.audit {
                     head = try Self.append(entry, after: head, db)
                 }
+                // Reminders made moot first: a new agenda version plans its reminders again.
+                for subject in message.cancelsReminders {
+                    try db.execute(sql: NotificationColumns.sqliteCancel, arguments: [subject])
+                }
                 for notification in message.notifications {
                     try db.cachedStatement(sql: NotificationColumns.sqliteInsert).execute(
                         arguments: StatementArguments(NotificationColumns.values(notification)))

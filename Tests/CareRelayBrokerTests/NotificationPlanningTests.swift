@@ -67,7 +67,7 @@ import Testing
         let gp = try harness.connect("gp.khan")
         let referral = try #require(
             harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(priority: .urgent))?.accepted)
-        let queued = try Self.queued(harness)
+        let queued = try Self.queued(harness).filter { $0.event == .referralNew }
         let emails = Set(queued.filter { $0.channel == .email }.map(\.address))
         // sw.okafor has made no choice: the defaults leave intake arrivals to the co-ordinator.
         #expect(emails == ["coord.patel@care.example", "sw.lee@care.example", "west-intake@care.example"])
@@ -78,6 +78,67 @@ import Testing
         #expect(queued.first?.text.contains("Reference \(referral.id)") == true)
         #expect(queued.first?.link == "carerelay referral inbox --team west.social-care")
         Self.expectNoPatientInformation(queued)
+    }
+
+    @Test("a reminder is queued for when three quarters of the response time has gone, and cancelled when someone takes the referral")
+    func dueSoonReminder() throws {
+        let harness = try Self.harness()
+        let gp = try harness.connect("gp.khan", receive: false)
+        let now = harness.system.clock.now()
+        let first = try #require(
+            harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(priority: .urgent))?.accepted)
+        let second = try #require(
+            harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(priority: .urgent))?.accepted)
+        // Taken before its reminder is due: the reminder is cancelled.
+        let okafor = try harness.connect("sw.okafor", receive: false)
+        _ = try #require(
+            harness.send(
+                okafor, .referralEvent, to: [], correlation: first.id, body: try Bodies.event("accepted", referral: first.id, by: "sw.okafor"))?
+                .accepted)
+        let reminders = try Self.queued(harness).filter { $0.event == .referralDueSoon }
+        #expect(Set(reminders.map(\.message)) == [second.id], "the first was taken, so its reminder went")
+        #expect(Set(reminders.map(\.recipient)) == ["person:coord.patel", "team:west.social-care"])
+        let target = try #require(harness.system.configuration.responseTargets[.urgent])
+        for reminder in reminders {
+            #expect(abs(reminder.dueAt.timeIntervalSince(now) - target * 0.75) < 5)
+            #expect(reminder.subject.hasPrefix("An urgent referral for West social care intake is due by "))
+        }
+        Self.expectNoPatientInformation(reminders)
+    }
+
+    @Test("an action agreed at an MDT is a reminder at 08:00 on its day for its owner; the agenda's next version replaces it")
+    func mdtActionReminder() throws {
+        let harness = try Self.harness()
+        let chair = try harness.connect("mdt.jones", receive: false)
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = ServiceHours.siteTimeZone
+        func day(_ offset: Int) throws -> (text: String, morning: Date) {
+            let date = try #require(calendar.date(byAdding: .day, value: offset, to: harness.system.clock.now()))
+            let parts = calendar.dateComponents([.year, .month, .day], from: date)
+            let text = String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+            return (text, try #require(calendar.date(from: DateComponents(year: parts.year, month: parts.month, day: parts.day, hour: 8))))
+        }
+        func publish(version: Int, due: String) throws {
+            var agenda = try #require(try JSONSerialization.jsonObject(with: Data(try Bodies.agenda(items: [robson]))) as? [String: Any])
+            var items = try #require(agenda["items"] as? [[String: Any]])
+            items[0]["outcome"] = [
+                "decision": "Agreed", "actions": [["description": "Arrange the second call", "owner": "coord.patel", "due": due]],
+            ]
+            agenda["items"] = items
+            agenda["version"] = version
+            _ = try #require(harness.send(chair, .mdtAgenda, to: [.mdt("west.mdt")], body: try Bodies.json(agenda))?.accepted)
+        }
+        let first = try day(2), second = try day(3)
+        try publish(version: 1, due: first.text)
+        // Held for a year by the helper: look at the store's own rows instead.
+        let outbox = try harness.system.store.openOutbox()
+        let planned = try outbox.claimNotifications(dueBy: first.morning, limit: 100, lease: 1).map(\.record).filter { $0.event == .mdtActionDue }
+        #expect(planned.map(\.recipient) == ["person:coord.patel"])
+        #expect(planned.first?.dueAt == first.morning)
+        #expect(planned.first?.subject == "An MDT action of yours is due today")
+        try publish(version: 2, due: second.text)
+        let later = try outbox.claimNotifications(dueBy: second.morning, limit: 100, lease: 3_600).map(\.record).filter { $0.event == .mdtActionDue }
+        #expect(later.map(\.dueAt) == [second.morning], "the first version's reminder was cancelled")
     }
 
     @Test("a member the patient objected to is not told of her referral either")
@@ -154,7 +215,7 @@ import Testing
             harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(priority: .routine))?.accepted)
         _ = try #require(
             harness.send(gp, .referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(priority: .emergency))?.accepted)
-        let patel = try Self.queued(harness).filter { $0.recipient == "person:coord.patel" }
+        let patel = try Self.queued(harness).filter { $0.recipient == "person:coord.patel" && $0.event == .referralNew }
         #expect(patel.count == 2)
         let routine = try #require(patel.first { !$0.urgent })
         let emergency = try #require(patel.first { $0.urgent })

@@ -9,6 +9,9 @@ public enum NotificationEvent: String, Sendable, Hashable, Codable, CaseIterable
     case referralNew = "referral.new"
     /// A referral was allocated to you.
     case referralAllocated = "referral.allocated"
+    /// A referral waiting for your team has a quarter of its response time left and nobody
+    /// has taken it (cancelled if someone does first).
+    case referralDueSoon = "referral.due-soon"
     /// A referral waiting for your team is past its response target.
     case referralOverdue = "referral.overdue"
     /// A referral you sent was accepted or declined.
@@ -19,6 +22,8 @@ public enum NotificationEvent: String, Sendable, Hashable, Codable, CaseIterable
     case breakGlass = "break-glass"
     /// An MDT agenda for a meeting you attend.
     case mdtAgenda = "mdt.agenda"
+    /// An action agreed at an MDT meeting is yours and due today (sent at 08:00 on the day).
+    case mdtActionDue = "mdt.action-due"
     /// For carers: a new or changed care plan to read on the carer page.
     case planShared = "plan.shared"
     /// For carers: someone read your check-in and answered.
@@ -32,10 +37,10 @@ public enum NotificationEvent: String, Sendable, Hashable, Codable, CaseIterable
     /// to the team's own mailbox; a member asks for them by choosing `referral.new`.
     public static func defaults(coordinator: Bool) -> Set<NotificationEvent> {
         var events: Set<NotificationEvent> = [
-            .referralAllocated, .referralOverdue, .referralOutcome, .checkInUrgent, .breakGlass, .mdtAgenda, .planShared,
+            .referralAllocated, .referralOverdue, .referralOutcome, .checkInUrgent, .breakGlass, .mdtAgenda, .mdtActionDue, .planShared,
             .checkInAcknowledged, .onCall,
         ]
-        if coordinator { events.insert(.referralNew) }
+        if coordinator { events.formUnion([.referralNew, .referralDueSoon]) }
         return events
     }
 }

@@ -96,6 +96,8 @@ public struct NotificationTrigger: Sendable, Equatable {
     /// Where the notification's link points instead of the command (an on-call
     /// acknowledgement link).
     public var link: String?
+    /// Not to be sent before this (a reminder); nil for at once.
+    public var notBefore: Date?
     /// Told apart from other notifications of the same event and message for the same person
     /// (an on-call chain's step): part of the idempotency key.
     public var occasion: String?
@@ -103,8 +105,9 @@ public struct NotificationTrigger: Sendable, Equatable {
     public init(
         event: NotificationEvent, message: String, people: [PersonID], teams: [TeamID] = [], urgent: Bool, team: TeamID? = nil,
         priority: Priority? = nil, respondBy: Date? = nil, reference: String? = nil, detail: String? = nil, link: String? = nil,
-        occasion: String? = nil
+        occasion: String? = nil, notBefore: Date? = nil
     ) {
+        self.notBefore = notBefore
         self.link = link
         self.occasion = occasion
         self.event = event
@@ -133,9 +136,11 @@ public struct NotificationPlanner: Sendable {
 
     public func plan(_ trigger: NotificationTrigger, at now: Date) -> [NotificationRecord] {
         guard !site.channels.isEmpty else { return [] }
-        let words = NotificationWording(trigger: trigger, directory: directory, site: site, now: now)
+        // A reminder's words are read when it is sent: "by 14:30" is today then.
+        let start = max(now, trigger.notBefore ?? now)
+        let words = NotificationWording(trigger: trigger, directory: directory, site: site, now: start)
         var records: [NotificationRecord] = []
-        func add(_ recipient: String, _ channel: NotificationChannelKind, _ address: String, dueAt: Date = now, digest: Bool = false) {
+        func add(_ recipient: String, _ channel: NotificationChannelKind, _ address: String, dueAt: Date = start, digest: Bool = false) {
             let occasion = trigger.occasion.map { ".\($0)" } ?? ""
             let id =
                 "\(trigger.message).\(trigger.event.rawValue)\(occasion).\(recipient.replacingOccurrences(of: ":", with: "-")).\(channel.rawValue)"
@@ -157,7 +162,7 @@ public struct NotificationPlanner: Sendable {
             // Not urgent, and the person takes those as a digest: one email a day, nothing else.
             if !trigger.urgent, let minute = choices.digestMinute, let email = person.email, site.channels.contains(.email) {
                 if byEmail.contains(trigger.event) || bySMS.contains(trigger.event) {
-                    add("person:\(id)", .email, email, dueAt: Self.next(minute: minute, after: now, in: site.timeZone), digest: true)
+                    add("person:\(id)", .email, email, dueAt: Self.next(minute: minute, after: start, in: site.timeZone), digest: true)
                 }
                 continue
             }

@@ -27,6 +27,10 @@ struct NotificationWording {
             subject = "A \(priority.map { "\($0) " } ?? "")referral was allocated to you" + (by.map { ", respond by \($0)" } ?? "")
             text = "A referral for \(teamName) was allocated to you.\(respond)\(reference)"
             command = "carerelay referral show \(trigger.reference ?? "ID")"
+        case .referralDueSoon:
+            subject = "\(capitalArticle) referral for \(teamName) is due" + (by.map { " by \($0)" } ?? " soon") + " and nobody has taken it"
+            text = "\(capitalArticle) referral for \(teamName) has not been taken yet.\(respond)\(reference)"
+            command = "carerelay referral inbox" + (trigger.team.map { " --team \($0)" } ?? "")
         case .referralOverdue:
             subject = "\(capitalArticle) referral for \(teamName) is past its response target"
             text =
@@ -52,6 +56,10 @@ struct NotificationWording {
             subject = "An MDT agenda for \(teamName)"
             text = "An agenda for a meeting of \(teamName) that you attend has been published."
             command = "carerelay mdt list"
+        case .mdtActionDue:
+            subject = "An MDT action of yours is due today"
+            text = "An action agreed at a meeting of \(teamName) is yours and due today."
+            command = "carerelay mdt actions --mine"
         case .planShared:
             subject = "A care plan you follow has changed"
             text = "A care plan you follow has been shared or changed. Read it on the carer page."
