@@ -352,7 +352,7 @@ extension BrokerCore {
             careTeamLinks: addressing.careTeamLinks, audit: audit)
         message.notifications = notifications(
             for: content.body, id: id, header: header, deliveries: decisions.deliveries, referral: addressing.referral, actor: actor, now: now)
-        if case .mdtAgenda(let agenda) = content.body { message.cancelsReminders = [agenda.meeting.rawValue] }
+        if case .mdtAgenda(let agenda) = content.body, configuration.notifications != nil { message.cancelsReminders = [agenda.meeting.rawValue] }
         if case .carerCheckIn(let checkIn) = content.body, checkIn.urgency == .urgent {
             let withheld = Set(decisions.deliveries.filter { $0.decision == .withheld }.map(\.recipient))
             let onCall = startOnCall(
@@ -372,7 +372,9 @@ extension BrokerCore {
         if case .referralEvent(let event) = content.body {
             routed.confirmsOwnCopy = [event.referral]
             switch event.change {
-            case .accepted, .allocated, .declined, .withdrawn, .completed: routed.message.cancelsReminders = [event.referral]
+            case .accepted, .allocated, .declined, .withdrawn,
+                .completed where configuration.notifications != nil:
+                routed.message.cancelsReminders = [event.referral]
             default: break
             }
             switch event.change {

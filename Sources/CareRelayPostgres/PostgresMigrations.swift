@@ -176,6 +176,8 @@ extension PostgresStore {
                 "CREATE INDEX oncall_message ON oncall(message)",
             ]
         ),
+        // Reminders are cancelled by the message they are about, when a referral is taken.
+        ("v6", ["CREATE INDEX notification_message ON notification(message)"]),
     ]
 
     static func migrate(_ connection: PostgresConnection, logger: Logger) throws {

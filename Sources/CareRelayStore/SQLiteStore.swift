@@ -183,6 +183,10 @@ public final class SQLiteStore: MessageStore {
             // On-call chains for urgent work nobody has picked up (OnCallRegister).
             try db.execute(sql: OnCallColumns.sqliteTable)
         }
+        migrator.registerMigration("v8-notification-message") { db in
+            // Reminders are cancelled by the message they are about, when a referral is taken.
+            try db.execute(sql: "CREATE INDEX notification_message ON notification(message)")
+        }
         return migrator
     }
 

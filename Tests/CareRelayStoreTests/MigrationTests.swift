@@ -36,7 +36,10 @@ import Testing
         defer { try? reopened.close() }
         let applied = try reopened.read { db in try SQLiteStore.migrator.appliedIdentifiers(db) }
         #expect(
-            applied == ["v1", "v2-pending-deliveries", "v3-consent-records", "v4-referral-team", "v5-directory", "v6-notifications", "v7-oncall"])
+            applied == [
+                "v1", "v2-pending-deliveries", "v3-consent-records", "v4-referral-team", "v5-directory", "v6-notifications", "v7-oncall",
+                "v8-notification-message",
+            ])
         let indexes = try reopened.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index'") }
         #expect(indexes.contains("delivery_pending"))
         #expect(indexes.contains("message_consent"))
