@@ -41,7 +41,8 @@ import Testing
     /// The settings file: email to `smtpPort` (STARTTLS required, AUTH), SMS and the webhook to
     /// `httpPort` when given.
     static func settings(
-        in folder: URL, smtpPort: Int, httpPort: Int?, certificates: TestCertificates, smsKey: String = notifyKey, lease: String = "30s"
+        in folder: URL, smtpPort: Int, httpPort: Int?, certificates: TestCertificates, smsKey: String = notifyKey, lease: String = "30s",
+        timeout: String = "5s"
     ) throws -> String {
         try "s3cret-relay-password".write(to: folder.appendingPathComponent("smtp-password"), atomically: true, encoding: .utf8)
         try smsKey.write(to: folder.appendingPathComponent("notify-key"), atomically: true, encoding: .utf8)
@@ -55,7 +56,7 @@ import Testing
               passwordFile: smtp-password
               from: "CareRelay <carerelay@care.example>"
               trustRoots: \(certificates.caCertificate)
-              timeout: 5s
+              timeout: \(timeout)
             retry: [1s, 1s]
             lease: \(lease)
 
@@ -210,11 +211,15 @@ import Testing
         // A relay that takes the connection and never answers: the send is in progress when
         // the broker is killed.
         let silent = try SilentListener()
-        let hanging = try Self.settings(in: folder, smtpPort: silent.port, httpPort: nil, certificates: certificates, lease: "2s")
+        let hanging = try Self.settings(in: folder, smtpPort: silent.port, httpPort: nil, certificates: certificates, lease: "2s", timeout: "60s")
         var broker = try BrokerProcess(system: system, port: port, extraArguments: ["--notifications", hanging])
         let gp = try system.client("gp.khan", receive: false, endpoint: broker.endpoint)
         let referral = try gp.send(.referral, to: [.team("west.social-care")], patient: ellis, body: try Bodies.referral(priority: .urgent))
         #expect(silent.waitForConnection(timeout: 20), "the broker began sending")
+        // The relay hangs; routing does not wait for it.
+        let started = ContinuousClock.now
+        _ = try gp.send(.referral, to: [.team("east.social-care")], patient: ellis, body: try Bodies.referral(team: "east.social-care"))
+        #expect(ContinuousClock.now - started < .seconds(30), "accepted while the relay still hangs (its time-out is a minute)")
         broker.kill()
 
         let smtp = try await Self.smtpServer(in: folder, certificates)
