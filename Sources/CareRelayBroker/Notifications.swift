@@ -16,12 +16,6 @@ extension BrokerCore {
     ) -> [NotificationRecord] {
         guard configuration.notifications != nil else { return [] }
         let reached = deliveries.filter { $0.decision != .withheld }.map(\.recipient)
-        let addressedTeams = header.to.compactMap { address -> TeamID? in
-            switch address {
-            case .team(let team), .role(let team, _): team
-            default: nil
-            }
-        }
         var triggers: [NotificationTrigger] = []
         switch body {
         case .referral(let body):
@@ -58,9 +52,10 @@ extension BrokerCore {
             default: break
             }
         case .carerCheckIn(let checkIn) where checkIn.urgency == .urgent:
+            // The teams whose rota is called are the teams whose mailbox is told.
+            let teams = onCallTeams(for: header, patient: header.patient)
             triggers.append(
-                NotificationTrigger(
-                    event: .checkInUrgent, message: id, people: reached, teams: addressedTeams, urgent: true, team: addressedTeams.first))
+                NotificationTrigger(event: .checkInUrgent, message: id, people: reached, teams: teams, urgent: true, team: teams.first))
         case .mdtAgenda(let agenda):
             triggers.append(NotificationTrigger(event: .mdtAgenda, message: id, people: reached, urgent: false, team: agenda.team))
             triggers += actionReminders(agenda, message: id, reached: Set(reached), now: now)

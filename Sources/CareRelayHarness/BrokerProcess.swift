@@ -50,14 +50,25 @@ public final class BrokerProcess {
         }
         // Keep reading the broker's logs so a full pipe can never stall it; keep them if asked.
         let log = logFile.flatMap { path -> FileHandle? in
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             let handle = FileHandle(forWritingAtPath: path)
             handle?.seekToEndOfFile()
             return handle
         }
-        errors.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            log?.write(data)
+        // A blocking read on a thread of its own, until the broker's end closes: not a
+        // readabilityHandler, whose dispatch source, torn down with the pipe, can crash
+        // libdispatch on Linux (swift-corelibs-foundation #5507).
+        let fd = errors.fileHandleForReading.fileDescriptor
+        let pipe = errors
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 16_384)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                log?.write(Data(buffer[0..<n]))
+            }
+            withExtendedLifetime(pipe) {}
         }
     }
 
@@ -73,7 +84,6 @@ public final class BrokerProcess {
     public func kill() {
         Foundation.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        errors.fileHandleForReading.readabilityHandler = nil
     }
 
     /// SIGTERM, then waits for the exit; returns the exit status. A broker still running after
@@ -93,7 +103,6 @@ public final class BrokerProcess {
             Foundation.kill(process.processIdentifier, SIGKILL)
             exited.wait()
         }
-        errors.fileHandleForReading.readabilityHandler = nil
         return process.terminationStatus
     }
 

@@ -26,8 +26,8 @@ public final class LoopbackServer: @unchecked Sendable {
         let name = UUID().uuidString.prefix(8)
         out = folder.appendingPathComponent("\(script)-\(name).jsonl")
         stderr = folder.appendingPathComponent("\(script)-\(name).stderr")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: stderr.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
         let stdout = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments =

@@ -174,6 +174,16 @@ import Testing
         Self.expectNoPatientInformation(queued)
     }
 
+    @Test("an urgent check-in sent to the co-ordinator, as the carer bridge sends them, is told to her team's mailbox too")
+    func checkInToTheCoordinator() throws {
+        let harness = try Self.harness()
+        let carer = try harness.connect("carer.ellis", receive: false)
+        _ = try #require(harness.send(carer, .carerCheckIn, to: [.person("coord.patel")], patient: ellis, body: try Bodies.checkIn())?.accepted)
+        let queued = try Self.queued(harness)
+        #expect(Set(queued.map(\.address)) == ["coord.patel@care.example", "west-intake@care.example"])
+        #expect(queued.first { $0.address == "west-intake@care.example" }?.subject == "A carer check-in marked urgent for West social care intake")
+    }
+
     @Test("allocation tells the allocatee; acceptance tells the referrer; neither tells the one who acted")
     func allocationAndOutcome() throws {
         let harness = try Self.harness()
