@@ -47,6 +47,6 @@ extension BrokerCore {
 
     private func view(_ person: Directory.Person) -> NotificationChoicesView {
         NotificationChoicesView(
-            person, coordinator: directory.directory.teams.contains { $0.coordinator == person.id }, site: configuration.notifications)
+            person, coordinator: !directory.teams(coordinatedBy: person.id).isEmpty, site: configuration.notifications)
     }
 }

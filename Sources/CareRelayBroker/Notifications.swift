@@ -104,7 +104,7 @@ extension BrokerCore {
 
     /// The co-ordinator told that someone broke glass to a patient of their team.
     func breakGlassNotifications(coordinator: PersonID, by person: Directory.Person, message: String, now: Date) -> [NotificationRecord] {
-        let team = directory.directory.teams.first { $0.coordinator == coordinator }?.id
+        let team = directory.teams(coordinatedBy: coordinator).first
         return planNotifications(
             [NotificationTrigger(event: .breakGlass, message: message, people: [coordinator], urgent: true, team: team, detail: person.name)],
             at: now)

@@ -49,7 +49,7 @@ extension BrokerCore {
                     if case .team(let team) = member { teams.append(team) }
                 }
             case .person(let person):
-                teams += directory.directory.teams.filter { $0.coordinator == person }.map(\.id)
+                teams += directory.teams(coordinatedBy: person)
             default: continue
             }
         }

@@ -371,20 +371,22 @@ extension BrokerCore {
         }
         if case .referralEvent(let event) = content.body {
             routed.confirmsOwnCopy = [event.referral]
-            switch event.change {
-            case .accepted, .allocated, .declined, .withdrawn,
-                .completed where configuration.notifications != nil:
-                routed.message.cancelsReminders = [event.referral]
-            default: break
-            }
-            switch event.change {
-            case .accepted, .allocated: routed.endsOnCall = event.referral
-            default: break
+            // Reminders and on-call chains exist only where the site sends notifications: no
+            // store work otherwise.
+            if configuration.notifications != nil {
+                switch event.change {
+                case .accepted, .allocated:
+                    routed.message.cancelsReminders = [event.referral]
+                    routed.endsOnCall = event.referral
+                case .declined, .withdrawn, .completed:
+                    routed.message.cancelsReminders = [event.referral]
+                default: break
+                }
             }
         }
         if case .checkInAcknowledgement(let acknowledgement) = content.body {
             routed.confirmsOwnCopy = [acknowledgement.checkIn]
-            routed.endsOnCall = acknowledgement.checkIn
+            if configuration.notifications != nil { routed.endsOnCall = acknowledgement.checkIn }
         }
         return .routed(routed)
     }

@@ -228,6 +228,8 @@ public struct DirectoryIndex: Sendable {
     public let peopleByKey: [String: Directory.Person]
     public let teamsByID: [TeamID: Directory.Team]
     public let membersByTeam: [TeamID: [PersonID]]
+    /// The teams each person co-ordinates.
+    public let teamsCoordinated: [PersonID: [TeamID]]
 
     public init(_ directory: Directory) throws(Directory.ValidationError) {
         try directory.validate()
@@ -240,6 +242,9 @@ public struct DirectoryIndex: Sendable {
             for team in person.teams { members[team, default: []].append(person.id) }
         }
         membersByTeam = members
+        var coordinated: [PersonID: [TeamID]] = [:]
+        for team in directory.teams { if let coordinator = team.coordinator { coordinated[coordinator, default: []].append(team.id) } }
+        teamsCoordinated = coordinated
     }
 
     /// Nobody: what a broker serves before it has read its store's directory.
@@ -252,4 +257,5 @@ public struct DirectoryIndex: Sendable {
     public func person(_ id: PersonID) -> Directory.Person? { peopleByID[id] }
     public func team(_ id: TeamID) -> Directory.Team? { teamsByID[id] }
     public func members(of team: TeamID) -> [PersonID] { membersByTeam[team] ?? [] }
+    public func teams(coordinatedBy person: PersonID) -> [TeamID] { teamsCoordinated[person] ?? [] }
 }

@@ -149,12 +149,9 @@ public struct NotificationSettings: Sendable {
         return NotificationSettings(site: site, transports: transports, retry: retry, lease: lease)
     }
 
-    /// "30s", "2m", "1h" in seconds.
+    /// "30s", "2m", "1h" in seconds, read as the directory reads `escalateAfter`.
     static func delay(_ text: String) throws -> TimeInterval {
-        let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3_600]
-        guard let unit = text.last.flatMap({ units[$0] }), let count = Double(text.dropLast()), count > 0 else {
-            throw Problem("'\(text)' is not a time like 30s, 2m or 1h")
-        }
-        return count * unit
+        guard let seconds = OnCallChain.seconds(text) else { throw Problem("'\(text)' is not a time like 30s, 2m or 1h") }
+        return seconds
     }
 }

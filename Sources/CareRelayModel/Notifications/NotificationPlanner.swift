@@ -153,8 +153,7 @@ public struct NotificationPlanner: Sendable {
         var seen = Set<PersonID>()
         for id in trigger.people where seen.insert(id).inserted {
             guard let person = directory.person(id) else { continue }
-            let coordinator = directory.directory.teams.contains { $0.coordinator == id }
-            let defaults = NotificationEvent.defaults(coordinator: coordinator)
+            let defaults = NotificationEvent.defaults(coordinator: !directory.teams(coordinatedBy: id).isEmpty)
             // Someone on call is told on every channel they have: that is what on call means.
             let choices = trigger.event == .onCall ? NotificationChoices() : person.notify ?? NotificationChoices()
             let byEmail = choices.email.map(Set.init) ?? defaults
